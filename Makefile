@@ -1,0 +1,28 @@
+# sqs_ingest: PGXS build
+MODULE_big = sqs_ingest
+OBJS = \
+	sqs_ingest.o \
+	src/drain.o \
+	src/mask.o \
+	src/pipeline.o \
+	src/record.o \
+	src/sink.o \
+	src/sqs_client.o \
+	src/stats.o \
+	src/worker.o
+
+EXTENSION = sqs_ingest
+DATA = sqs_ingest--1.0.sql
+PGFILEDESC = "sqs_ingest - ingest JSON login events from Amazon SQS"
+
+REGRESS = mask app_version mapping privileges
+REGRESS_OPTS = --load-extension=pgcrypto
+TAP_TESTS = 1
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lcurl -lcrypto
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

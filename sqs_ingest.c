@@ -1,0 +1,414 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqs_ingest.c
+ *	  Entry point of sqs_ingest: configuration and SQL-callable functions.
+ *
+ * sqs_ingest moves JSON login events from an Amazon SQS queue into a
+ * table, masking the IP address and device id on the way, from inside
+ * PostgreSQL: background workers consume continuously, and
+ * sqs_ingest_drain() drains on demand.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "access/htup_details.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "src/drain.h"
+#include "src/mask.h"
+#include "src/record.h"
+#include "src/sink.h"
+#include "src/sqs_client.h"
+#include "src/sqs_ingest.h"
+#include "src/stats.h"
+#include "src/worker.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *sqs_ingest_queue_url = NULL;
+char	   *sqs_ingest_endpoint = NULL;
+char	   *sqs_ingest_region = NULL;
+char	   *sqs_ingest_access_key_id = NULL;
+char	   *sqs_ingest_secret_access_key = NULL;
+char	   *sqs_ingest_session_token = NULL;
+char	   *sqs_ingest_mask_key = NULL;
+int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
+char	   *sqs_ingest_target_table = NULL;
+char	   *sqs_ingest_database = NULL;
+int			sqs_ingest_workers = 1;
+int			sqs_ingest_visibility_timeout = 30;
+int			sqs_ingest_wait_time_seconds = 20;
+int			sqs_ingest_drain_wait_time_seconds = 1;
+int			sqs_ingest_max_inflight = 32;
+int			sqs_ingest_batch_size = 1000;
+int			sqs_ingest_batch_timeout_ms = 100;
+int			sqs_ingest_connect_timeout_ms = 5000;
+int			sqs_ingest_request_timeout_ms = 10000;
+int			sqs_ingest_processed_retention = 14 * 24 * 60;
+int			sqs_ingest_retry_interval = 60;
+
+static const struct config_enum_entry mask_algorithm_options[] = {
+	{"hmac-sha256", MASK_HMAC_SHA256, false},
+	{"sha256", MASK_SHA256, false},
+	{NULL, 0, false}
+};
+
+PG_FUNCTION_INFO_V1(sqs_ingest_drain);
+PG_FUNCTION_INFO_V1(sqs_ingest_mask);
+PG_FUNCTION_INFO_V1(sqs_ingest_preview);
+PG_FUNCTION_INFO_V1(sqs_ingest_version_number);
+PG_FUNCTION_INFO_V1(sqs_ingest_stats);
+PG_FUNCTION_INFO_V1(sqs_ingest_queue_depth);
+PG_FUNCTION_INFO_V1(sqs_ingest_prune_processed);
+
+/*
+ * Secrets are never shown, not even to superusers: SHOW and pg_settings
+ * say only whether one is set.
+ */
+static const char *
+show_secret(const char *value)
+{
+	return (value && value[0] != '\0') ? "(set)" : "";
+}
+
+static const char *
+show_secret_access_key(void)
+{
+	return show_secret(sqs_ingest_secret_access_key);
+}
+
+static const char *
+show_session_token(void)
+{
+	return show_secret(sqs_ingest_session_token);
+}
+
+static const char *
+show_mask_key(void)
+{
+	return show_secret(sqs_ingest_mask_key);
+}
+
+static const char *
+show_access_key_id(void)
+{
+	return show_secret(sqs_ingest_access_key_id);
+}
+
+static void
+define_secret(const char *name, const char *description, char **variable,
+			  GucShowHook show_hook)
+{
+	DefineCustomStringVariable(name, description,
+							   "Superuser only; never shown or logged by sqs_ingest.",
+							   variable, "", PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, show_hook);
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("sqs_ingest.queue_url",
+							   "URL of the SQS queue to ingest from.",
+							   NULL, &sqs_ingest_queue_url, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.endpoint",
+							   "SQS API endpoint; empty means scheme://host[:port] of the queue URL.",
+							   NULL, &sqs_ingest_endpoint, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.region",
+							   "AWS region requests are signed for.",
+							   NULL, &sqs_ingest_region, "us-east-1",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	define_secret("sqs_ingest.access_key_id",
+				  "AWS access key id; empty means the server's AWS_ACCESS_KEY_ID.",
+				  &sqs_ingest_access_key_id, show_access_key_id);
+	define_secret("sqs_ingest.secret_access_key",
+				  "AWS secret access key; empty means the server's AWS_SECRET_ACCESS_KEY.",
+				  &sqs_ingest_secret_access_key, show_secret_access_key);
+	define_secret("sqs_ingest.session_token",
+				  "AWS session token for temporary credentials.",
+				  &sqs_ingest_session_token, show_session_token);
+	define_secret("sqs_ingest.mask_key",
+				  "Secret key of the HMAC that masks IP addresses and device ids.",
+				  &sqs_ingest_mask_key, show_mask_key);
+	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
+							 "How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed).",
+							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",
+							 &sqs_ingest_mask_algorithm, MASK_HMAC_SHA256,
+							 mask_algorithm_options, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.target_table",
+							   "Table the login events are inserted into.",
+							   NULL, &sqs_ingest_target_table, "public.user_logins",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.database",
+							   "Database the background workers connect to.",
+							   NULL, &sqs_ingest_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.workers",
+							"Number of background workers consuming the queue.",
+							"Takes effect only when sqs_ingest is in shared_preload_libraries.",
+							&sqs_ingest_workers, 1, 0, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
+							"How long a received message stays hidden from other consumers.",
+							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.wait_time_seconds",
+							"Long-poll wait of the background workers' receives.",
+							NULL, &sqs_ingest_wait_time_seconds, 20, 0, 20,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.drain_wait_time_seconds",
+							"Long-poll wait of sqs_ingest_drain()'s receives.",
+							"A short poll can come back empty while messages remain, so a drain decides that the queue is empty only after a long poll.",
+							&sqs_ingest_drain_wait_time_seconds, 1, 0, 20,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_inflight",
+							"Concurrent receive requests of one worker or drain.",
+							NULL, &sqs_ingest_max_inflight, 32, 1,
+							SQS_INGEST_MAX_INFLIGHT_CAP,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.batch_size",
+							"Messages stored per transaction at most.",
+							NULL, &sqs_ingest_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.batch_timeout",
+							"How long a worker lets a partial batch wait before storing it.",
+							NULL, &sqs_ingest_batch_timeout_ms, 100, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.connect_timeout",
+							"Timeout for connecting to SQS.",
+							NULL, &sqs_ingest_connect_timeout_ms, 5000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.request_timeout",
+							"Timeout of an SQS request, beyond the long-poll wait of a receive.",
+							NULL, &sqs_ingest_request_timeout_ms, 10000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.processed_retention",
+							"How long message ids are kept in the ledger; 0 keeps them forever.",
+							"SQS keeps a message 14 days at most; an id older than the queue's retention cannot be delivered again.",
+							&sqs_ingest_processed_retention, 14 * 24 * 60, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.retry_interval",
+							"Longest wait of a worker between attempts after a failure.",
+							NULL, &sqs_ingest_retry_interval, 60, 1, 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("sqs_ingest");
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(ERROR,
+				(errmsg("could not initialise libcurl")));
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		stats_request_shmem();
+		worker_register_all();
+	}
+}
+
+/* the function's result tuple from its values */
+static Datum
+result_tuple(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+static void
+require_utf8(void)
+{
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sqs_ingest requires a UTF8 database"),
+				 errdetail("SQS message bodies are Unicode text.")));
+}
+
+/*
+ * sqs_ingest_drain(max_messages bigint DEFAULT NULL)
+ *		RETURNS TABLE(received, inserted, duplicates, dead_lettered)
+ */
+Datum
+sqs_ingest_drain(PG_FUNCTION_ARGS)
+{
+	int64		max_messages = PG_ARGISNULL(0) ? -1 : PG_GETARG_INT64(0);
+	BatchCounts totals;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	if (!PG_ARGISNULL(0) && max_messages < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages must not be negative")));
+	require_utf8();
+
+	if (max_messages == 0)
+		memset(&totals, 0, sizeof(totals));
+	else
+	{
+		/* fail before receiving anything if masking cannot work */
+		mask_prepare();
+		drain_run(max_messages, &totals);
+	}
+
+	values[0] = Int64GetDatum(totals.received);
+	values[1] = Int64GetDatum(totals.inserted);
+	values[2] = Int64GetDatum(totals.duplicates);
+	values[3] = Int64GetDatum(totals.dead_lettered);
+	return result_tuple(fcinfo, values, nulls);
+}
+
+/* sqs_ingest_mask(value text) RETURNS text: the mask the pipeline applies */
+Datum
+sqs_ingest_mask(PG_FUNCTION_ARGS)
+{
+	text	   *value = PG_GETARG_TEXT_PP(0);
+	char		hex[MASK_HEX_LEN + 1];
+
+	mask_prepare();
+	mask_value(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), hex);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, MASK_HEX_LEN));
+}
+
+/*
+ * sqs_ingest_preview(body text, sent_at timestamptz)
+ *		RETURNS TABLE(user_id, device_type, masked_ip, masked_device_id,
+ *					  locale, app_version, create_date, error) (all text)
+ *
+ * What the pipeline would insert for a message body, against the current
+ * target table, or why it would be a dead letter.  Nothing is stored.
+ */
+Datum
+sqs_ingest_preview(PG_FUNCTION_ARGS)
+{
+	text	   *body = PG_GETARG_TEXT_PP(0);
+	TimestampTz sent_at = PG_GETARG_TIMESTAMPTZ(1);
+	TargetTable target;
+	Datum		row[TC_COUNT];
+	bool		row_nulls[TC_COUNT];
+	Datum		values[TC_COUNT + 1];
+	bool		nulls[TC_COUNT + 1];
+	char	   *error;
+	int64		sent_ms;
+
+	require_utf8();
+	mask_prepare();
+	sink_lookup_target(&target, AccessShareLock);
+
+	sent_ms = sent_at / 1000 +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	error = record_map(&target, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
+					   sent_ms, row, row_nulls);
+	for (int i = 0; i < TC_COUNT; i++)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		nulls[i] = error != NULL || row_nulls[i];
+		if (nulls[i])
+			continue;
+		getTypeOutputInfo(target.col[i].basetypid, &outfunc, &isvarlena);
+		values[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, row[i]));
+	}
+	nulls[TC_COUNT] = error == NULL;
+	values[TC_COUNT] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	return result_tuple(fcinfo, values, nulls);
+}
+
+/*
+ * sqs_ingest_version_number(version text) RETURNS integer
+ *
+ * The integer a version string is stored as: M*1000000 + m*1000 + p.
+ */
+Datum
+sqs_ingest_version_number(PG_FUNCTION_ARGS)
+{
+	text	   *version = PG_GETARG_TEXT_PP(0);
+	int64		result;
+
+	if (!record_parse_app_version(VARDATA_ANY(version), VARSIZE_ANY_EXHDR(version),
+								  &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid app version: \"%s\"", text_to_cstring(version)),
+				 errdetail("A version is M.m or M.m.p, each part a number from 0 to 999.")));
+	PG_RETURN_INT32((int32) result);
+}
+
+/* sqs_ingest_stats(): one row per worker and running drain */
+Datum
+sqs_ingest_stats(PG_FUNCTION_ARGS)
+{
+	return stats_srf(fcinfo);
+}
+
+/*
+ * sqs_ingest_queue_depth()
+ *		RETURNS TABLE(visible bigint, not_visible bigint, delayed bigint)
+ *
+ * SQS's approximate message counts of the configured queue.
+ */
+Datum
+sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
+{
+	SqsConfig  *config = sqs_config_from_gucs();
+	SqsClient  *client = sqs_client_create(config);
+	SqsResult  *result = NULL;
+	Datum		values[3];
+	bool		nulls[3];
+
+	sqs_start_get_attributes(client);
+	while (result == NULL)
+		result = sqs_next_result(client, -1);
+	sqs_client_destroy(client);
+	if (result->error)
+		sqs_report_error(result->error, ERROR);
+
+	for (int i = 0; i < 3; i++)
+	{
+		nulls[i] = result->attributes[i] < 0;
+		values[i] = Int64GetDatum(result->attributes[i]);
+	}
+	return result_tuple(fcinfo, values, nulls);
+}
+
+/*
+ * sqs_ingest_prune_processed() RETURNS bigint
+ *
+ * Prune the ledger now to sqs_ingest.processed_retention; the first worker
+ * does it hourly.
+ */
+Datum
+sqs_ingest_prune_processed(PG_FUNCTION_ARGS)
+{
+	int64		pruned = 0;
+
+	if (sqs_ingest_processed_retention > 0)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		pruned = sink_prune_ledger(sqs_ingest_processed_retention);
+		SPI_finish();
+	}
+	PG_RETURN_INT64(pruned);
+}

@@ -1,0 +1,157 @@
+/*-------------------------------------------------------------------------
+ *
+ * mask.c
+ *	  HMAC-SHA256 (or plain SHA-256) masking through OpenSSL.
+ *
+ * The output is byte-identical to pgcrypto's
+ * encode(hmac(value, key, 'sha256'), 'hex') and
+ * encode(digest(value, 'sha256'), 'hex'), so an analyst holding the key
+ * can look a known value up.  The keyed MAC context is built once per key
+ * and reused for every value: re-initialising it with a NULL key keeps the
+ * key schedule and avoids rehashing the key for each message.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "mask.h"
+#include "sqs_ingest.h"
+
+/* MAC context keyed with the current mask key, rebuilt when the key changes */
+static EVP_MAC_CTX *mac_ctx = NULL;
+static EVP_MAC *mac = NULL;
+static char *mac_key = NULL;	/* malloc'd copy of the key mac_ctx holds */
+static MaskAlgorithm prepared_algorithm;
+static bool prepared = false;
+
+static void
+report_openssl_failure(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("could not %s for masking", what)));
+}
+
+/* release the keyed context; the copy of the key is wiped first */
+static void
+release_mac(void)
+{
+	if (mac_ctx)
+		EVP_MAC_CTX_free(mac_ctx);
+	mac_ctx = NULL;
+	if (mac_key)
+	{
+		explicit_bzero(mac_key, strlen(mac_key));
+		free(mac_key);
+	}
+	mac_key = NULL;
+}
+
+/*
+ * Check the masking configuration and make the masking state match it.
+ *
+ * Called before each batch, so that a reload of sqs_ingest.mask_key takes
+ * effect at the next batch.  Refuses to run HMAC without a key: an unkeyed
+ * hash of an IPv4 address is reversed by enumerating 2^32 values, which is
+ * why the unkeyed algorithm must be chosen explicitly.
+ */
+void
+mask_prepare(void)
+{
+	MaskAlgorithm algorithm = (MaskAlgorithm) sqs_ingest_mask_algorithm;
+	const char *key = sqs_ingest_mask_key ? sqs_ingest_mask_key : "";
+
+	if (algorithm == MASK_SHA256)
+	{
+		release_mac();
+		prepared_algorithm = algorithm;
+		prepared = true;
+		return;
+	}
+
+	if (key[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sqs_ingest.mask_key is not set"),
+				 errdetail("sqs_ingest.mask_algorithm is \"hmac-sha256\", which needs a secret key."),
+				 errhint("Set sqs_ingest.mask_key in postgresql.conf (superuser only). "
+						 "An unkeyed hash of an IP address can be reversed by enumerating all addresses.")));
+
+	if (prepared && prepared_algorithm == algorithm && mac_key &&
+		strcmp(mac_key, key) == 0)
+		return;
+
+	release_mac();
+	if (mac == NULL)
+	{
+		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		if (mac == NULL)
+			report_openssl_failure("load HMAC");
+	}
+	mac_key = strdup(key);
+	if (mac_key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	mac_ctx = EVP_MAC_CTX_new(mac);
+	if (mac_ctx == NULL)
+		report_openssl_failure("allocate an HMAC context");
+	{
+		OSSL_PARAM	params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+													 "SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (!EVP_MAC_init(mac_ctx, (const unsigned char *) mac_key,
+						  strlen(mac_key), params))
+		{
+			release_mac();
+			report_openssl_failure("initialise HMAC-SHA256");
+		}
+	}
+	prepared_algorithm = algorithm;
+	prepared = true;
+}
+
+/*
+ * Mask one value into out, which must have room for MASK_HEX_LEN + 1 bytes.
+ * mask_prepare() must have succeeded first.
+ */
+void
+mask_value(const char *value, int len, char *out)
+{
+	static const char hexdigits[] = "0123456789abcdef";
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	Assert(prepared);
+	if (prepared_algorithm == MASK_HMAC_SHA256)
+	{
+		size_t		outlen = 0;
+
+		if (!EVP_MAC_init(mac_ctx, NULL, 0, NULL) ||
+			!EVP_MAC_update(mac_ctx, (const unsigned char *) value, len) ||
+			!EVP_MAC_final(mac_ctx, digest, &outlen, sizeof(digest)) ||
+			outlen != sizeof(digest))
+			report_openssl_failure("compute HMAC-SHA256");
+	}
+	else
+	{
+		unsigned int outlen = 0;
+
+		if (!EVP_Digest(value, len, digest, &outlen, EVP_sha256(), NULL) ||
+			outlen != sizeof(digest))
+			report_openssl_failure("compute SHA-256");
+	}
+
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+	{
+		out[2 * i] = hexdigits[digest[i] >> 4];
+		out[2 * i + 1] = hexdigits[digest[i] & 0x0f];
+	}
+	out[MASK_HEX_LEN] = '\0';
+}

@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * mask.h
+ *	  Masking of personal data (IP address, device id).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_MASK_H
+#define SQS_INGEST_MASK_H
+
+/* a mask is 64 lowercase hex characters */
+#define MASK_HEX_LEN 64
+
+extern void mask_prepare(void);
+extern void mask_value(const char *value, int len, char *out);
+
+#endif							/* SQS_INGEST_MASK_H */

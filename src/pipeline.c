@@ -1,0 +1,354 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.c
+ *	  Keep receives in flight, gather their messages into batches, and send
+ *	  the deletes of stored batches, on one SQS client.
+ *
+ * The pipeline never opens a transaction: pipeline_wait() only talks to
+ * SQS, and pipeline_store() runs in whatever transaction the caller has
+ * open.  The caller commits, and only then queues the batch's deletes, so
+ * a message leaves SQS only once its row, dead letter or ledger entry is
+ * durable.  The worker and sqs_ingest_drain() differ only in when they
+ * commit and what they do between batches.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "mask.h"
+#include "pipeline.h"
+#include "stats.h"
+
+/* messages a DeleteMessageBatch call carries at most */
+#define DELETE_BATCH_MAX 10
+
+/* messages a ReceiveMessage call returns at most */
+#define RECEIVE_BATCH_MAX 10
+
+Pipeline *
+pipeline_create(SqsConfig *config, const PipelineOptions *options,
+				struct IngestSlot *slot)
+{
+	Pipeline   *pipeline = palloc0(sizeof(Pipeline));
+
+	pipeline->config = config;
+	pipeline->options = *options;
+	pipeline->slot = slot;
+	pipeline->client = sqs_client_create(config);
+	pipeline->batch_context = AllocSetContextCreate(CurrentMemoryContext,
+													"sqs_ingest batch",
+													ALLOCSET_DEFAULT_SIZES);
+	pipeline->delete_context = AllocSetContextCreate(CurrentMemoryContext,
+													 "sqs_ingest deletes",
+													 ALLOCSET_DEFAULT_SIZES);
+	pipeline->receiving = true;
+	return pipeline;
+}
+
+void
+pipeline_destroy(Pipeline *pipeline)
+{
+	sqs_client_destroy(pipeline->client);
+	MemoryContextDelete(pipeline->batch_context);
+	MemoryContextDelete(pipeline->delete_context);
+	pfree(pipeline);
+}
+
+/* start as many receives as the limits allow */
+static void
+issue_receives(Pipeline *pipeline)
+{
+	const PipelineOptions *options = &pipeline->options;
+
+	while (pipeline->receiving &&
+		   sqs_inflight(pipeline->client, SQS_RECEIVE) < pipeline->config->max_inflight)
+	{
+		int			want = RECEIVE_BATCH_MAX;
+
+		if (options->stop_when_empty && pipeline->saw_empty)
+			break;
+		if (options->max_messages >= 0)
+		{
+			int64		left = options->max_messages - pipeline->received - pipeline->reserved;
+
+			if (left <= 0)
+				break;
+			want = (int) Min(left, RECEIVE_BATCH_MAX);
+		}
+		/* do not let unstored messages pile up beyond two batches */
+		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
+			break;
+		sqs_start_receive(pipeline->client, want, options->wait_time_seconds);
+		pipeline->reserved += want;
+	}
+}
+
+/* start deletes for queued receipt handles, as connections allow */
+static void
+issue_deletes(Pipeline *pipeline)
+{
+	int			start = 0;
+
+	while (pipeline->ndelete_queue - start > 0 &&
+		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) < pipeline->config->max_inflight)
+	{
+		int			n = Min(pipeline->ndelete_queue - start, DELETE_BATCH_MAX);
+
+		sqs_start_delete(pipeline->client, pipeline->delete_queue + start, n);
+		start += n;
+	}
+	if (start == 0)
+		return;
+	pipeline->ndelete_queue -= start;
+	if (pipeline->ndelete_queue > 0)
+		memmove(pipeline->delete_queue, pipeline->delete_queue + start,
+				sizeof(char *) * pipeline->ndelete_queue);
+	else
+	{
+		/* the request bodies hold copies: the handles can go */
+		MemoryContextReset(pipeline->delete_context);
+		pipeline->delete_queue = NULL;
+		pipeline->delete_queue_capacity = 0;
+	}
+}
+
+static void
+append_messages(Pipeline *pipeline, SqsResult *result)
+{
+	if (result->nmessages == 0)
+		return;
+	if (pipeline->nbatch + result->nmessages > pipeline->batch_capacity)
+	{
+		int			capacity = Max(pipeline->batch_capacity * 2,
+								   pipeline->nbatch + result->nmessages);
+
+		capacity = Max(capacity, 64);
+		pipeline->batch = pipeline->batch ?
+			repalloc(pipeline->batch, sizeof(SqsMessage) * capacity) :
+			MemoryContextAlloc(pipeline->batch_context, sizeof(SqsMessage) * capacity);
+		pipeline->batch_capacity = capacity;
+	}
+	if (pipeline->nbatch == 0)
+		pipeline->batch_started = GetCurrentTimestamp();
+	memcpy(pipeline->batch + pipeline->nbatch, result->messages,
+		   sizeof(SqsMessage) * result->nmessages);
+	pipeline->nbatch += result->nmessages;
+}
+
+static void
+handle_delete_result(Pipeline *pipeline, SqsResult *result)
+{
+	int			failed = result->error ? result->requested : result->nfailed;
+
+	pipeline->deleted += result->requested - failed;
+	pipeline->delete_failures += failed;
+	stats_count_deletes(pipeline->slot, result->requested - failed, failed);
+	if (failed == 0)
+		return;
+
+	/* the messages come back after the visibility timeout, as duplicates */
+	if (result->error)
+		ereport(pipeline->options.delete_log_level,
+				(errcode(result->error->sqlerrcode),
+				 errmsg("could not delete %d stored messages from SQS: %s",
+						failed, result->error->message),
+				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
+	else
+		ereport(pipeline->options.delete_log_level,
+				(errmsg("could not delete %d of %d stored messages from SQS: %s",
+						failed, result->requested,
+						result->failure ? result->failure : "unknown error"),
+				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
+}
+
+/* has the drain received all it will? */
+static bool
+finished_receiving(Pipeline *pipeline)
+{
+	const PipelineOptions *options = &pipeline->options;
+
+	if (!options->stop_when_empty ||
+		sqs_inflight(pipeline->client, SQS_RECEIVE) > 0)
+		return false;
+	return pipeline->saw_empty ||
+		(options->max_messages >= 0 && pipeline->received >= options->max_messages);
+}
+
+/*
+ * Drive the client until there is something for the caller to do: a batch
+ * to store, the drain's end, a failed receive, or (after timeout_ms, or
+ * when the latch is set) nothing at all.
+ */
+PipelineEvent
+pipeline_wait(Pipeline *pipeline, long timeout_ms)
+{
+	TimestampTz deadline = timeout_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	for (;;)
+	{
+		long		wait_ms = -1;
+		SqsResult  *result;
+		MemoryContext old;
+
+		issue_deletes(pipeline);
+		issue_receives(pipeline);
+
+		if (pipeline->nbatch >= pipeline->options.batch_size)
+			return PIPELINE_BATCH_READY;
+		if (finished_receiving(pipeline))
+			return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
+
+		if (pipeline->nbatch > 0)
+		{
+			TimestampTz due = TimestampTzPlusMilliseconds(pipeline->batch_started,
+														  pipeline->options.batch_timeout_ms);
+
+			wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
+			if (wait_ms <= 0)
+				return PIPELINE_BATCH_READY;
+		}
+		if (timeout_ms >= 0)
+		{
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+			if (left <= 0)
+				return PIPELINE_IDLE;
+			wait_ms = wait_ms < 0 ? left : Min(wait_ms, left);
+		}
+
+		/* results, and the bodies they point into, belong to the batch */
+		old = MemoryContextSwitchTo(pipeline->batch_context);
+		result = sqs_next_result(pipeline->client, wait_ms);
+		MemoryContextSwitchTo(old);
+
+		if (result == NULL)
+		{
+			/* a filling batch may be due: the top of the loop decides */
+			if (pipeline->nbatch > 0)
+				continue;
+			return PIPELINE_IDLE;
+		}
+
+		switch (result->action)
+		{
+			case SQS_RECEIVE:
+				pipeline->reserved -= result->requested;
+				if (result->error)
+				{
+					pipeline->error = result->error;
+					return PIPELINE_FAILED;
+				}
+				if (result->nmessages == 0)
+					pipeline->saw_empty = true;
+				pipeline->received += result->nmessages;
+				stats_count_received(pipeline->slot, result->nmessages);
+				append_messages(pipeline, result);
+				break;
+			case SQS_DELETE_BATCH:
+				handle_delete_result(pipeline, result);
+				break;
+			case SQS_GET_ATTRIBUTES:
+				break;
+		}
+		if (pipeline->nbatch == 0)
+			MemoryContextReset(pipeline->batch_context);
+	}
+}
+
+/*
+ * Store the current batch in the caller's transaction.  The caller commits
+ * and then calls pipeline_queue_batch_deletes(), or hands the handles to
+ * whatever deletes them after its commit.
+ */
+void
+pipeline_store(Pipeline *pipeline, BatchCounts *counts)
+{
+	MemoryContext old = MemoryContextSwitchTo(pipeline->batch_context);
+
+	stats_set_state(pipeline->slot, INGEST_STORING);
+	mask_prepare();
+	sink_store_batch(pipeline->batch, pipeline->nbatch,
+					 pipeline->config->queue_url, counts);
+	stats_count_batch(pipeline->slot, counts);
+	MemoryContextSwitchTo(old);
+}
+
+/* queue receipt handles for deletion; they are copied */
+void
+pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles, int count)
+{
+	if (count == 0)
+		return;
+	if (pipeline->ndelete_queue + count > pipeline->delete_queue_capacity)
+	{
+		int			capacity = Max(pipeline->delete_queue_capacity * 2,
+								   pipeline->ndelete_queue + count);
+
+		pipeline->delete_queue = pipeline->delete_queue ?
+			repalloc(pipeline->delete_queue, sizeof(char *) * capacity) :
+			MemoryContextAlloc(pipeline->delete_context, sizeof(char *) * capacity);
+		pipeline->delete_queue_capacity = capacity;
+	}
+	for (int i = 0; i < count; i++)
+		pipeline->delete_queue[pipeline->ndelete_queue++] =
+			MemoryContextStrdup(pipeline->delete_context, receipt_handles[i]);
+}
+
+/* queue the deletes of the batch just committed */
+void
+pipeline_queue_batch_deletes(Pipeline *pipeline)
+{
+	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nbatch, 1));
+
+	for (int i = 0; i < pipeline->nbatch; i++)
+		handles[i] = pipeline->batch[i].receipt_handle;
+	pipeline_queue_deletes(pipeline, handles, pipeline->nbatch);
+	pfree(handles);
+}
+
+/* forget the current batch and the memory of the results behind it */
+void
+pipeline_reset_batch(Pipeline *pipeline)
+{
+	pipeline->batch = NULL;
+	pipeline->nbatch = 0;
+	pipeline->batch_capacity = 0;
+	MemoryContextReset(pipeline->batch_context);
+}
+
+/* wait until every queued delete has been sent and answered */
+void
+pipeline_flush_deletes(Pipeline *pipeline)
+{
+	stats_set_state(pipeline->slot, INGEST_DELETING);
+	while (pipeline->ndelete_queue > 0 ||
+		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) > 0)
+	{
+		SqsResult  *result;
+		MemoryContext old;
+
+		issue_deletes(pipeline);
+		old = MemoryContextSwitchTo(pipeline->batch_context);
+		result = sqs_next_result(pipeline->client, -1);
+		MemoryContextSwitchTo(old);
+		if (result == NULL)
+			continue;
+		if (result->action == SQS_DELETE_BATCH)
+			handle_delete_result(pipeline, result);
+		else if (result->action == SQS_RECEIVE)
+		{
+			/* a receive still in flight: its messages are kept for a batch */
+			pipeline->reserved -= result->requested;
+			if (result->error == NULL)
+			{
+				pipeline->received += result->nmessages;
+				stats_count_received(pipeline->slot, result->nmessages);
+				append_messages(pipeline, result);
+			}
+		}
+	}
+}

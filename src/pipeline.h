@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.h
+ *	  The receive -> store -> delete pipeline shared by the background
+ *	  worker and sqs_ingest_drain().
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_PIPELINE_H
+#define SQS_INGEST_PIPELINE_H
+
+#include "sink.h"
+#include "sqs_client.h"
+
+struct IngestSlot;
+
+typedef struct PipelineOptions
+{
+	int			wait_time_seconds;	/* long poll of each receive */
+	bool		stop_when_empty;	/* finish once a receive comes back empty */
+	int64		max_messages;	/* receive at most this many; -1 = no limit */
+	int			batch_size;		/* store when this many are waiting */
+	int			batch_timeout_ms;	/* or when the oldest waited this long */
+	int			delete_log_level;	/* level of delete failure reports */
+} PipelineOptions;
+
+typedef enum PipelineEvent
+{
+	PIPELINE_BATCH_READY,		/* store the batch now */
+	PIPELINE_IDLE,				/* timeout or latch: look at your flags */
+	PIPELINE_DONE,				/* stop_when_empty and nothing left */
+	PIPELINE_FAILED				/* a receive failed: see pipeline->error */
+} PipelineEvent;
+
+typedef struct Pipeline
+{
+	SqsConfig  *config;
+	PipelineOptions options;
+	SqsClient  *client;
+	struct IngestSlot *slot;	/* shared statistics, or NULL */
+
+	/* the batch being filled; its memory is reset once it is handed off */
+	MemoryContext batch_context;
+	SqsMessage *batch;
+	int			nbatch;
+	int			batch_capacity;
+	TimestampTz batch_started;
+
+	bool		receiving;		/* false while backing off */
+	int			reserved;		/* messages asked for by receives in flight */
+	int64		received;
+	bool		saw_empty;
+	SqsError   *error;
+
+	/* receipt handles of stored messages, waiting for a delete slot */
+	MemoryContext delete_context;
+	char	  **delete_queue;
+	int			ndelete_queue;
+	int			delete_queue_capacity;
+	int64		deleted;
+	int64		delete_failures;
+} Pipeline;
+
+extern Pipeline *pipeline_create(SqsConfig *config, const PipelineOptions *options,
+								 struct IngestSlot *slot);
+extern void pipeline_destroy(Pipeline *pipeline);
+extern PipelineEvent pipeline_wait(Pipeline *pipeline, long timeout_ms);
+extern void pipeline_store(Pipeline *pipeline, BatchCounts *counts);
+extern void pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles,
+								   int count);
+extern void pipeline_queue_batch_deletes(Pipeline *pipeline);
+extern void pipeline_reset_batch(Pipeline *pipeline);
+extern void pipeline_flush_deletes(Pipeline *pipeline);
+
+#endif							/* SQS_INGEST_PIPELINE_H */

@@ -1,0 +1,1180 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqs_client.c
+ *	  Asynchronous Amazon SQS client: AWS JSON 1.0 requests over a libcurl
+ *	  multi handle, signed with libcurl's SigV4, waited on through a
+ *	  PostgreSQL WaitEventSet.
+ *
+ * Many requests are in flight at once (receives long-polling while the
+ * deletes of the previous batch go out), over kept-alive connections.
+ * Waiting goes through a WaitEventSet holding the process latch and
+ * libcurl's sockets, so a signal (SIGTERM, SIGHUP, query cancel) is seen at
+ * once even in the middle of a 20-second long poll.
+ *
+ * libcurl tells which sockets it wants watched through callbacks.  The
+ * callbacks only record what changed, in arrays allocated up front: they
+ * run inside libcurl, where an ereport() would longjmp across C frames that
+ * are not ours.  The WaitEventSet is brought up to date just before each
+ * wait: ModifyWaitEvent() when a known socket changes interest, a rebuild
+ * only when a socket is opened or closed, which kept-alive connections make
+ * rare.  Sockets are opened and closed through our own callbacks so that a
+ * descriptor number reused by a new connection can never be mistaken for
+ * an old one still registered in the set.
+ *
+ * Responses are parsed with jsonb_in; strings such as message bodies are
+ * used in place inside the parsed jsonb, without another copy.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/jsonapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "sqs_client.h"
+#include "sqs_ingest.h"
+
+/* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
+#define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
+
+#define NUM_ACTIONS 3
+#define NUM_DEPTH_ATTRIBUTES 3
+
+static const char *const action_names[NUM_ACTIONS] = {
+	"ReceiveMessage", "DeleteMessageBatch", "GetQueueAttributes"
+};
+
+static const char *const queue_depth_attributes[NUM_DEPTH_ATTRIBUTES] = {
+	"ApproximateNumberOfMessages",
+	"ApproximateNumberOfMessagesNotVisible",
+	"ApproximateNumberOfMessagesDelayed"
+};
+
+/* one request in flight or completed */
+typedef struct SqsRequest
+{
+	struct SqsRequest *next;
+	SqsAction	action;
+	int			requested;
+	CURL	   *easy;
+	char	   *body;			/* request body; libcurl reads it in place */
+	char	   *response;		/* malloc'd: filled inside libcurl */
+	size_t		response_len;
+	size_t		response_cap;
+	bool		response_too_big;
+	CURLcode	curl_result;
+	long		http_status;
+	char		curl_error[CURL_ERROR_SIZE];
+} SqsRequest;
+
+/* a socket libcurl uses */
+typedef struct SqsSocket
+{
+	curl_socket_t fd;
+	int			curl_what;		/* CURL_POLL_*, CURL_POLL_REMOVE = unwatched */
+	bool		ours;			/* opened by open_socket(), closed by close_socket() */
+	bool		changed;		/* curl_what changed since the set was updated */
+	int			pos;			/* position in the wait event set, or -1 */
+} SqsSocket;
+
+struct SqsClient
+{
+	MemoryContext context;
+	SqsConfig	config;
+	CURLM	   *multi;
+	struct curl_slist *headers[NUM_ACTIONS];
+	char	   *sigv4;
+	char	   *credentials_user;
+	char	   *credentials_password;
+
+	SqsRequest *inflight;		/* list of requests libcurl is running */
+	int			ninflight[NUM_ACTIONS];
+	SqsRequest *done_head;		/* completed, oldest first */
+	SqsRequest *done_tail;
+
+	/* sockets, kept in step by the libcurl callbacks */
+	SqsSocket  *sockets;
+	int			nsockets;
+	int			max_sockets;
+	bool		sockets_dirty;	/* set needs rebuilding */
+	bool		sockets_overflow;
+
+	long		timer_ms;		/* libcurl's timeout, -1 = none */
+	WaitEventSet *wait_set;
+	WaitEvent  *occurred;
+	int			max_occurred;
+	bool		destroyed;
+	MemoryContextCallback cleanup;
+};
+
+/*
+ * Snapshot the connection GUCs.  Credentials come from the superuser-only
+ * GUCs, else from the server's AWS_* environment, like the AWS SDKs.
+ */
+SqsConfig *
+sqs_config_from_gucs(void)
+{
+	SqsConfig  *config = palloc0(sizeof(SqsConfig));
+	const char *queue_url = sqs_ingest_queue_url ? sqs_ingest_queue_url : "";
+	const char *access_key = sqs_ingest_access_key_id;
+	const char *secret_key = sqs_ingest_secret_access_key;
+	const char *token = sqs_ingest_session_token;
+
+	if (queue_url[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sqs_ingest.queue_url is not set"),
+				 errhint("Set sqs_ingest.queue_url to the queue's URL, for example https://sqs.us-east-1.amazonaws.com/123456789012/login-queue.")));
+	if (strncmp(queue_url, "http://", 7) != 0 &&
+		strncmp(queue_url, "https://", 8) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sqs_ingest.queue_url must start with http:// or https://")));
+
+	config->queue_url = pstrdup(queue_url);
+	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
+	{
+		size_t		len = strlen(sqs_ingest_endpoint);
+
+		if (strncmp(sqs_ingest_endpoint, "http://", 7) != 0 &&
+			strncmp(sqs_ingest_endpoint, "https://", 8) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sqs_ingest.endpoint must start with http:// or https://")));
+		config->endpoint = psprintf("%s%s", sqs_ingest_endpoint,
+									sqs_ingest_endpoint[len - 1] == '/' ? "" : "/");
+	}
+	else
+	{
+		/* scheme://host[:port]/ of the queue URL */
+		const char *host = strstr(queue_url, "://") + 3;
+		const char *slash = strchr(host, '/');
+		int			len = slash ? (int) (slash - queue_url) : (int) strlen(queue_url);
+
+		config->endpoint = psprintf("%.*s/", len, queue_url);
+	}
+
+	if (access_key == NULL || access_key[0] == '\0')
+	{
+		access_key = getenv("AWS_ACCESS_KEY_ID");
+		secret_key = getenv("AWS_SECRET_ACCESS_KEY");
+		token = getenv("AWS_SESSION_TOKEN");
+	}
+	if (access_key == NULL || access_key[0] == '\0' ||
+		secret_key == NULL || secret_key[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("no AWS credentials for sqs_ingest"),
+				 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+
+	config->access_key_id = pstrdup(access_key);
+	config->secret_access_key = pstrdup(secret_key);
+	config->session_token = (token && token[0] != '\0') ? pstrdup(token) : NULL;
+	config->region = pstrdup(sqs_ingest_region && sqs_ingest_region[0] ?
+							 sqs_ingest_region : "us-east-1");
+	config->visibility_timeout = sqs_ingest_visibility_timeout;
+	config->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
+	config->request_timeout_ms = sqs_ingest_request_timeout_ms;
+	config->max_inflight = Min(sqs_ingest_max_inflight, SQS_INGEST_MAX_INFLIGHT_CAP);
+	return config;
+}
+
+/* ---------------------------------------------------------------------
+ * libcurl callbacks: no palloc, no ereport
+ * ---------------------------------------------------------------------
+ */
+
+static size_t
+write_response(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	SqsRequest *request = userdata;
+	size_t		n = size * nmemb;
+
+	if (request->response_len + n + 1 > request->response_cap)
+	{
+		size_t		cap = Max(request->response_cap * 2, 8192);
+		char	   *grown;
+
+		while (cap < request->response_len + n + 1)
+			cap *= 2;
+		if (cap > MAX_RESPONSE_BYTES)
+		{
+			request->response_too_big = true;
+			return 0;			/* aborts the transfer */
+		}
+		grown = realloc(request->response, cap);
+		if (grown == NULL)
+			return 0;
+		request->response = grown;
+		request->response_cap = cap;
+	}
+	memcpy(request->response + request->response_len, data, n);
+	request->response_len += n;
+	request->response[request->response_len] = '\0';
+	return n;
+}
+
+static SqsSocket *
+find_socket(SqsClient *client, curl_socket_t fd)
+{
+	for (int i = 0; i < client->nsockets; i++)
+		if (client->sockets[i].fd == fd)
+			return &client->sockets[i];
+	return NULL;
+}
+
+static SqsSocket *
+add_socket(SqsClient *client, curl_socket_t fd, bool ours)
+{
+	SqsSocket  *sock;
+
+	if (client->nsockets >= client->max_sockets)
+	{
+		client->sockets_overflow = true;
+		return NULL;
+	}
+	sock = &client->sockets[client->nsockets++];
+	sock->fd = fd;
+	sock->curl_what = CURL_POLL_REMOVE;
+	sock->ours = ours;
+	sock->changed = false;
+	sock->pos = -1;
+	client->sockets_dirty = true;
+	return sock;
+}
+
+static void
+forget_socket(SqsClient *client, SqsSocket *sock)
+{
+	*sock = client->sockets[--client->nsockets];
+	client->sockets_dirty = true;
+}
+
+static curl_socket_t
+open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	SqsClient  *client = clientp;
+	curl_socket_t fd;
+
+	if (client->nsockets >= client->max_sockets)
+	{
+		client->sockets_overflow = true;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd != CURL_SOCKET_BAD)
+		add_socket(client, fd, true);
+	return fd;
+}
+
+static int
+close_socket(void *clientp, curl_socket_t fd)
+{
+	SqsClient  *client = clientp;
+	SqsSocket  *sock = find_socket(client, fd);
+
+	if (sock)
+		forget_socket(client, sock);
+	return close(fd);
+}
+
+static int
+watch_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	SqsClient  *client = userp;
+	SqsSocket  *sock = find_socket(client, fd);
+
+	if (sock == NULL)
+	{
+		if (what == CURL_POLL_REMOVE)
+			return 0;
+		/* a socket libcurl made itself, such as its resolver's wakeup pipe */
+		sock = add_socket(client, fd, false);
+		if (sock == NULL)
+			return -1;
+	}
+	if (what == CURL_POLL_REMOVE && !sock->ours)
+	{
+		/* we will not hear when it is closed: drop it now */
+		forget_socket(client, sock);
+		return 0;
+	}
+	if (sock->curl_what != what)
+	{
+		sock->curl_what = what;
+		sock->changed = true;
+	}
+	return 0;
+}
+
+static int
+set_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	SqsClient  *client = userp;
+
+	client->timer_ms = timeout_ms;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * client lifetime
+ * ---------------------------------------------------------------------
+ */
+
+static void
+free_request(SqsRequest *request)
+{
+	if (request->easy)
+		curl_easy_cleanup(request->easy);
+	free(request->response);
+	pfree(request->body);
+	pfree(request);
+}
+
+static void
+release_client(SqsClient *client)
+{
+	if (client->destroyed)
+		return;
+	client->destroyed = true;
+
+	while (client->inflight)
+	{
+		SqsRequest *request = client->inflight;
+
+		client->inflight = request->next;
+		curl_multi_remove_handle(client->multi, request->easy);
+		free_request(request);
+	}
+	while (client->done_head)
+	{
+		SqsRequest *request = client->done_head;
+
+		client->done_head = request->next;
+		free_request(request);
+	}
+	/* closes pooled connections through close_socket(), so before the rest */
+	if (client->multi)
+		curl_multi_cleanup(client->multi);
+	client->multi = NULL;
+	for (int i = 0; i < NUM_ACTIONS; i++)
+		curl_slist_free_all(client->headers[i]);
+	if (client->wait_set)
+		FreeWaitEventSet(client->wait_set);
+	client->wait_set = NULL;
+	if (client->config.secret_access_key)
+		explicit_bzero(client->config.secret_access_key,
+					   strlen(client->config.secret_access_key));
+	if (client->credentials_password)
+		explicit_bzero(client->credentials_password,
+					   strlen(client->credentials_password));
+}
+
+/* runs when the client's memory context goes, including on error cleanup */
+static void
+client_context_gone(void *arg)
+{
+	release_client((SqsClient *) arg);
+}
+
+static struct curl_slist *
+make_headers(SqsAction action, const char *session_token)
+{
+	struct curl_slist *headers = NULL;
+	struct curl_slist *next;
+	char		target[64];
+
+	snprintf(target, sizeof(target), "X-Amz-Target: AmazonSQS.%s",
+			 action_names[action]);
+	headers = curl_slist_append(headers, "Content-Type: application/x-amz-json-1.0");
+	if (headers && (next = curl_slist_append(headers, target)) != NULL)
+		headers = next;
+	else
+		headers = NULL;
+	if (headers && session_token)
+	{
+		char	   *line = psprintf("X-Amz-Security-Token: %s", session_token);
+
+		next = curl_slist_append(headers, line);
+		explicit_bzero(line, strlen(line));
+		pfree(line);
+		if (next == NULL)
+		{
+			curl_slist_free_all(headers);
+			headers = NULL;
+		}
+	}
+	if (headers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return headers;
+}
+
+/*
+ * Create a client for the given configuration in a child of the current
+ * memory context.  Deleting that context (including on error) releases
+ * every libcurl resource.
+ */
+SqsClient *
+sqs_client_create(const SqsConfig *config)
+{
+	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
+												  "sqs_ingest client",
+												  ALLOCSET_DEFAULT_SIZES);
+	SqsClient  *client = MemoryContextAllocZero(context, sizeof(SqsClient));
+	MemoryContext old = MemoryContextSwitchTo(context);
+	int			connections = Max(config->max_inflight, 1) * 2;
+
+	client->context = context;
+	client->config = *config;
+	client->config.queue_url = pstrdup(config->queue_url);
+	client->config.endpoint = pstrdup(config->endpoint);
+	client->config.region = pstrdup(config->region);
+	client->config.access_key_id = pstrdup(config->access_key_id);
+	client->config.secret_access_key = pstrdup(config->secret_access_key);
+	client->config.session_token = config->session_token ?
+		pstrdup(config->session_token) : NULL;
+	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
+	client->timer_ms = -1;
+
+	/* room for every connection plus libcurl's own descriptors */
+	client->max_sockets = connections + 16;
+	client->sockets = palloc0(sizeof(SqsSocket) * client->max_sockets);
+	client->max_occurred = client->max_sockets + 2;
+	client->occurred = palloc0(sizeof(WaitEvent) * client->max_occurred);
+	client->sockets_dirty = true;
+
+	client->cleanup.func = client_context_gone;
+	client->cleanup.arg = client;
+	MemoryContextRegisterResetCallback(context, &client->cleanup);
+
+	for (int i = 0; i < NUM_ACTIONS; i++)
+		client->headers[i] = make_headers((SqsAction) i, client->config.session_token);
+
+	client->multi = curl_multi_init();
+	if (client->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION, watch_socket);
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, set_timer);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+	/* a hard cap on descriptors whatever the number of requests queued */
+	curl_multi_setopt(client->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) connections);
+	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS, (long) connections);
+
+	MemoryContextSwitchTo(old);
+	return client;
+}
+
+void
+sqs_client_destroy(SqsClient *client)
+{
+	MemoryContextDelete(client->context);
+}
+
+/* ---------------------------------------------------------------------
+ * starting requests
+ * ---------------------------------------------------------------------
+ */
+
+static void
+start_request(SqsClient *client, SqsAction action, StringInfo body, int requested,
+			  long timeout_ms)
+{
+	SqsRequest *request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
+	CURL	   *easy;
+	CURLMcode	mrc;
+
+	request->action = action;
+	request->requested = requested;
+	request->body = MemoryContextStrdup(client->context, body->data);
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+	{
+		pfree(request->body);
+		pfree(request);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+	}
+	request->easy = easy;
+
+	curl_easy_setopt(easy, CURLOPT_URL, client->config.endpoint);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, client->headers[action]);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) body->len);
+	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, client->sigv4);
+	curl_easy_setopt(easy, CURLOPT_USERNAME, client->config.access_key_id);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, client->config.secret_access_key);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_response);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, request);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, request->curl_error);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, request);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, client);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, client);
+
+	mrc = curl_multi_add_handle(client->multi, easy);
+	if (mrc != CURLM_OK)
+	{
+		free_request(request);
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not start an SQS request: %s", curl_multi_strerror(mrc))));
+	}
+	request->next = client->inflight;
+	client->inflight = request;
+	client->ninflight[action]++;
+}
+
+static void
+append_queue_url(SqsClient *client, StringInfo body)
+{
+	appendStringInfoString(body, "{\"QueueUrl\":");
+	escape_json(body, client->config.queue_url);
+}
+
+/*
+ * Start a ReceiveMessage long poll for up to max_messages (1..10) messages,
+ * asking for the attributes the mapping uses.
+ */
+void
+sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds)
+{
+	StringInfoData body;
+
+	Assert(max_messages >= 1 && max_messages <= 10);
+	initStringInfo(&body);
+	append_queue_url(client, &body);
+	appendStringInfo(&body,
+					 ",\"MaxNumberOfMessages\":%d,\"VisibilityTimeout\":%d,\"WaitTimeSeconds\":%d"
+					 ",\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]"
+					 ",\"MessageSystemAttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]}",
+					 max_messages, client->config.visibility_timeout, wait_seconds);
+	start_request(client, SQS_RECEIVE, &body, max_messages,
+				  wait_seconds * 1000L + client->config.request_timeout_ms);
+	pfree(body.data);
+}
+
+/* Start a DeleteMessageBatch for 1..10 receipt handles. */
+void
+sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
+{
+	StringInfoData body;
+
+	Assert(count >= 1 && count <= 10);
+	initStringInfo(&body);
+	append_queue_url(client, &body);
+	appendStringInfoString(&body, ",\"Entries\":[");
+	for (int i = 0; i < count; i++)
+	{
+		appendStringInfo(&body, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
+						 i > 0 ? "," : "", i);
+		escape_json(&body, receipt_handles[i]);
+		appendStringInfoChar(&body, '}');
+	}
+	appendStringInfoString(&body, "]}");
+	start_request(client, SQS_DELETE_BATCH, &body, count,
+				  client->config.request_timeout_ms);
+	pfree(body.data);
+}
+
+/* Start a GetQueueAttributes for the approximate message counts. */
+void
+sqs_start_get_attributes(SqsClient *client)
+{
+	StringInfoData body;
+
+	initStringInfo(&body);
+	append_queue_url(client, &body);
+	appendStringInfoString(&body, ",\"AttributeNames\":[");
+	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
+		appendStringInfo(&body, "%s\"%s\"", i > 0 ? "," : "",
+						 queue_depth_attributes[i]);
+	appendStringInfoString(&body, "]}");
+	start_request(client, SQS_GET_ATTRIBUTES, &body, 0,
+				  client->config.request_timeout_ms);
+	pfree(body.data);
+}
+
+int
+sqs_inflight(SqsClient *client, SqsAction action)
+{
+	return client->ninflight[action];
+}
+
+/* ---------------------------------------------------------------------
+ * waiting
+ * ---------------------------------------------------------------------
+ */
+
+static uint32
+wait_events_for(int curl_what)
+{
+	switch (curl_what)
+	{
+		case CURL_POLL_IN:
+			return WL_SOCKET_READABLE;
+		case CURL_POLL_OUT:
+			return WL_SOCKET_WRITEABLE;
+		case CURL_POLL_INOUT:
+			return WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
+		default:
+
+			/*
+			 * An idle kept-alive connection: only its closing can make it
+			 * ready, and then it is dropped from the set (see wait_once).
+			 */
+			return WL_SOCKET_READABLE;
+	}
+}
+
+/* bring the wait event set in line with what libcurl wants watched */
+static void
+update_wait_set(SqsClient *client)
+{
+	if (client->sockets_overflow)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("sqs_ingest opened more sockets than it allows (%d)",
+						client->max_sockets)));
+
+	if (!client->sockets_dirty)
+	{
+		for (int i = 0; i < client->nsockets; i++)
+		{
+			SqsSocket  *sock = &client->sockets[i];
+
+			if (!sock->changed)
+				continue;
+			if (sock->pos < 0)
+			{
+				/* not in the set yet: only a rebuild can add it */
+				client->sockets_dirty = true;
+				break;
+			}
+			ModifyWaitEvent(client->wait_set, sock->pos,
+							wait_events_for(sock->curl_what), NULL);
+			sock->changed = false;
+		}
+	}
+	if (!client->sockets_dirty)
+		return;
+
+	if (client->wait_set)
+		FreeWaitEventSet(client->wait_set);
+	client->wait_set = NULL;
+	client->wait_set = CreateWaitEventSet(client->context, client->nsockets + 2);
+	AddWaitEventToSet(client->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(client->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < client->nsockets; i++)
+	{
+		SqsSocket  *sock = &client->sockets[i];
+
+		sock->changed = false;
+		sock->pos = -1;
+		if (sock->curl_what == CURL_POLL_REMOVE)
+			continue;			/* idle: added back when libcurl uses it */
+		sock->pos = AddWaitEventToSet(client->wait_set,
+									  wait_events_for(sock->curl_what),
+									  sock->fd, NULL, NULL);
+	}
+	client->sockets_dirty = false;
+}
+
+/* move every transfer libcurl has finished to the completed list */
+static void
+collect_completed(SqsClient *client)
+{
+	CURLMsg    *msg;
+	int			pending;
+
+	while ((msg = curl_multi_info_read(client->multi, &pending)) != NULL)
+	{
+		SqsRequest *request = NULL;
+		SqsRequest **link;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &request);
+		request->curl_result = msg->data.result;
+		curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
+		curl_multi_remove_handle(client->multi, request->easy);
+		curl_easy_cleanup(request->easy);
+		request->easy = NULL;
+
+		for (link = &client->inflight; *link != request; link = &(*link)->next)
+			;
+		*link = request->next;
+		client->ninflight[request->action]--;
+
+		request->next = NULL;
+		if (client->done_tail)
+			client->done_tail->next = request;
+		else
+			client->done_head = request;
+		client->done_tail = request;
+	}
+}
+
+static void
+socket_action(SqsClient *client, curl_socket_t fd, int mask)
+{
+	int			running;
+	CURLMcode	mrc = curl_multi_socket_action(client->multi, fd, mask, &running);
+
+	if (mrc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("libcurl failed: %s", curl_multi_strerror(mrc))));
+}
+
+/*
+ * Wait once, at most timeout_ms, for sockets, libcurl's timer or the latch,
+ * and let libcurl act on what happened.  Returns true if the latch was set.
+ */
+static bool
+wait_once(SqsClient *client, long timeout_ms)
+{
+	int			nevents;
+	bool		latch_set = false;
+
+	/* libcurl asked to be called at once */
+	if (client->timer_ms == 0)
+	{
+		client->timer_ms = -1;
+		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
+		collect_completed(client);
+		return false;
+	}
+
+	update_wait_set(client);
+	if (client->timer_ms > 0 && (timeout_ms < 0 || client->timer_ms < timeout_ms))
+		timeout_ms = client->timer_ms;
+
+	nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
+							   client->max_occurred, PG_WAIT_EXTENSION);
+	if (nevents == 0)
+	{
+		client->timer_ms = -1;
+		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
+	}
+	for (int i = 0; i < nevents; i++)
+	{
+		WaitEvent  *event = &client->occurred[i];
+		int			mask = 0;
+		SqsSocket  *sock;
+
+		if (event->events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			latch_set = true;
+			continue;
+		}
+		sock = find_socket(client, event->fd);
+		if (sock == NULL || sock->pos != event->pos)
+			continue;			/* closed by an earlier action of this loop */
+		if (sock->curl_what == CURL_POLL_REMOVE)
+		{
+			/* an idle connection closed by the server: stop watching it */
+			client->sockets_dirty = true;
+			continue;
+		}
+		if (event->events & WL_SOCKET_READABLE)
+			mask |= CURL_CSELECT_IN;
+		if (event->events & WL_SOCKET_WRITEABLE)
+			mask |= CURL_CSELECT_OUT;
+		socket_action(client, event->fd, mask);
+	}
+	collect_completed(client);
+	return latch_set;
+}
+
+/* ---------------------------------------------------------------------
+ * responses
+ * ---------------------------------------------------------------------
+ */
+
+static bool
+get_string(JsonbContainer *container, const char *key, char **str, int *len)
+{
+	JsonbValue	value;
+
+	if (getKeyJsonValueFromContainer(container, key, strlen(key), &value) == NULL ||
+		value.type != jbvString)
+		return false;
+	*str = value.val.string.val;
+	*len = value.val.string.len;
+	return true;
+}
+
+static char *
+get_cstring(JsonbContainer *container, const char *key)
+{
+	char	   *str;
+	int			len;
+
+	return get_string(container, key, &str, &len) ? pnstrdup(str, len) : NULL;
+}
+
+static bool
+get_container(JsonbContainer *container, const char *key, JsonbContainer **result)
+{
+	JsonbValue	value;
+
+	if (getKeyJsonValueFromContainer(container, key, strlen(key), &value) == NULL ||
+		value.type != jbvBinary)
+		return false;
+	*result = value.val.binary.data;
+	return true;
+}
+
+static int64
+get_int64_string(JsonbContainer *container, const char *key, int64 missing)
+{
+	char	   *str = get_cstring(container, key);
+	char	   *end;
+	int64		result;
+
+	if (str == NULL)
+		return missing;
+	errno = 0;
+	result = strtoi64(str, &end, 10);
+	if (errno != 0 || *end != '\0' || end == str)
+		return missing;
+	return result;
+}
+
+static JsonbContainer *
+parse_json_response(SqsRequest *request)
+{
+	Datum		jsonb;
+
+	/* message bodies are stored as text: reject bytes that are not UTF-8 */
+	pg_verify_mbstr(PG_UTF8, request->response, request->response_len, false);
+	jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(request->response));
+	return &DatumGetJsonbP(jsonb)->root;
+}
+
+/* classify an AWS error code (the part of __type after any '#') */
+static void
+classify_aws_error(SqsError *error)
+{
+	const char *type = error->aws_type ? error->aws_type : "";
+
+	error->transient = error->http_status >= 500 || error->http_status == 429;
+	error->sqlerrcode = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+
+	if (strstr(type, "QueueDoesNotExist") || strstr(type, "NonExistentQueue"))
+	{
+		error->transient = false;
+		error->sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+		error->hint = "Check sqs_ingest.queue_url and sqs_ingest.region: the queue must exist in that region and account.";
+	}
+	else if (strstr(type, "Signature") || strstr(type, "ClientToken") ||
+			 strstr(type, "UnrecognizedClient") ||
+			 strstr(type, "MissingAuthenticationToken") ||
+			 strstr(type, "ExpiredToken") || strstr(type, "InvalidSecurity"))
+	{
+		error->transient = false;
+		error->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+		error->hint = "Check sqs_ingest.access_key_id, sqs_ingest.secret_access_key, sqs_ingest.session_token and sqs_ingest.region (or the server's AWS_* environment).";
+	}
+	else if (strstr(type, "AccessDenied"))
+	{
+		error->transient = false;
+		error->sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		error->hint = "Grant the credentials sqs:ReceiveMessage, sqs:DeleteMessage and sqs:GetQueueAttributes on the queue.";
+	}
+	else if (strstr(type, "Throttl") || strstr(type, "RequestThrottled") ||
+			 strstr(type, "OverLimit") || strstr(type, "ServiceUnavailable") ||
+			 strstr(type, "InternalError") || strstr(type, "InternalFailure"))
+	{
+		error->transient = true;
+		error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+		if (strstr(type, "Throttl") || strstr(type, "OverLimit"))
+			error->hint = "Lower sqs_ingest.max_inflight or raise the account's SQS quotas.";
+	}
+	else if (error->transient)
+		error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+}
+
+/* build the error of a failed request, or NULL if it succeeded */
+static SqsError *
+request_error(SqsRequest *request)
+{
+	SqsError   *error;
+
+	if (request->curl_result == CURLE_OK && request->http_status == 200)
+		return NULL;
+
+	error = palloc0(sizeof(SqsError));
+	error->action = action_names[request->action];
+	error->http_status = request->http_status;
+
+	if (request->curl_result != CURLE_OK)
+	{
+		CURLcode	rc = request->curl_result;
+
+		error->message = psprintf("%s",
+								  request->response_too_big ? "response too large" :
+								  request->curl_error[0] ? request->curl_error :
+								  curl_easy_strerror(rc));
+		switch (rc)
+		{
+			case CURLE_UNSUPPORTED_PROTOCOL:
+			case CURLE_URL_MALFORMAT:
+			case CURLE_PEER_FAILED_VERIFICATION:
+			case CURLE_SSL_CACERT_BADFILE:
+			case CURLE_SSL_CERTPROBLEM:
+				error->transient = false;
+				error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
+				error->hint = "Check sqs_ingest.queue_url and sqs_ingest.endpoint; TLS peers are always verified.";
+				break;
+			default:
+				error->transient = true;
+				error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+				break;
+		}
+		return error;
+	}
+
+	/* an AWS error: {"__type": "...#Code", "message": "..."} when JSON */
+	if (request->response_len > 0)
+	{
+		JsonLexContext *lex = makeJsonLexContextCstringLen(request->response,
+														   request->response_len,
+														   PG_UTF8, false);
+
+		if (pg_verify_mbstr(PG_UTF8, request->response, request->response_len, true) &&
+			pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS)
+		{
+			JsonbContainer *root = parse_json_response(request);
+
+			if (JsonContainerIsObject(root))
+			{
+				char	   *type = get_cstring(root, "__type");
+
+				if (type == NULL)
+					type = get_cstring(root, "code");
+				if (type && strchr(type, '#'))
+					type = pstrdup(strchr(type, '#') + 1);
+				error->aws_type = type;
+				error->message = get_cstring(root, "message");
+				if (error->message == NULL)
+					error->message = get_cstring(root, "Message");
+			}
+		}
+	}
+	if (error->message == NULL)
+		error->message = psprintf("HTTP status %ld", request->http_status);
+	classify_aws_error(error);
+	return error;
+}
+
+static void
+parse_receive(SqsRequest *request, SqsResult *result)
+{
+	JsonbContainer *root = parse_json_response(request);
+	JsonbContainer *messages;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n;
+
+	if (!JsonContainerIsObject(root) || !get_container(root, "Messages", &messages))
+		return;					/* no message */
+	if (!JsonContainerIsArray(messages))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("unexpected ReceiveMessage response: \"Messages\" is not an array")));
+
+	n = JsonContainerSize(messages);
+	result->messages = palloc0(sizeof(SqsMessage) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *element = getIthJsonbValueFromContainer(messages, i);
+		SqsMessage *message = &result->messages[result->nmessages];
+		JsonbContainer *object;
+		JsonbContainer *attributes;
+
+		if (element == NULL || element->type != jbvBinary ||
+			!JsonContainerIsObject(element->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("unexpected ReceiveMessage response: a message is not an object")));
+		object = element->val.binary.data;
+		message->message_id = get_cstring(object, "MessageId");
+		message->receipt_handle = get_cstring(object, "ReceiptHandle");
+		if (message->message_id == NULL || message->receipt_handle == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("unexpected ReceiveMessage response: a message lacks MessageId or ReceiptHandle")));
+		if (!get_string(object, "Body", &message->body, &message->body_len))
+		{
+			message->body = "";
+			message->body_len = 0;
+		}
+		message->sent_timestamp_ms = -1;
+		message->receive_count = 0;
+		if (get_container(object, "Attributes", &attributes) &&
+			JsonContainerIsObject(attributes))
+		{
+			message->sent_timestamp_ms = get_int64_string(attributes, "SentTimestamp", -1);
+			message->receive_count = (int32) get_int64_string(attributes,
+															  "ApproximateReceiveCount", 0);
+		}
+		message->received_at = now;
+		result->nmessages++;
+	}
+}
+
+static void
+parse_delete(SqsRequest *request, SqsResult *result)
+{
+	JsonbContainer *root = parse_json_response(request);
+	JsonbContainer *failed;
+
+	if (!JsonContainerIsObject(root) || !get_container(root, "Failed", &failed) ||
+		!JsonContainerIsArray(failed))
+		return;
+	result->nfailed = JsonContainerSize(failed);
+	if (result->nfailed > 0)
+	{
+		JsonbValue *first = getIthJsonbValueFromContainer(failed, 0);
+
+		if (first && first->type == jbvBinary &&
+			JsonContainerIsObject(first->val.binary.data))
+		{
+			char	   *code = get_cstring(first->val.binary.data, "Code");
+			char	   *message = get_cstring(first->val.binary.data, "Message");
+
+			result->failure = psprintf("%s%s%s", code ? code : "unknown error",
+									   message ? ": " : "", message ? message : "");
+		}
+	}
+}
+
+static void
+parse_attributes(SqsRequest *request, SqsResult *result)
+{
+	JsonbContainer *root = parse_json_response(request);
+	JsonbContainer *attributes;
+
+	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
+		result->attributes[i] = -1;
+	if (!JsonContainerIsObject(root) || !get_container(root, "Attributes", &attributes) ||
+		!JsonContainerIsObject(attributes))
+		return;
+	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
+		result->attributes[i] = get_int64_string(attributes, queue_depth_attributes[i], -1);
+}
+
+/*
+ * Return the next completed request, parsed in the current memory context,
+ * waiting at most timeout_ms (-1: no limit) for one.  Returns NULL on
+ * timeout, or when the latch was set so that the caller can look at its
+ * flags (configuration reload).  Interrupts are serviced while waiting.
+ */
+SqsResult *
+sqs_next_result(SqsClient *client, long timeout_ms)
+{
+	TimestampTz deadline = timeout_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	SqsRequest *request;
+	SqsResult  *result;
+
+	while (client->done_head == NULL)
+	{
+		long		remaining = -1;
+
+		if (client->inflight == NULL && timeout_ms < 0)
+			return NULL;		/* nothing will ever complete */
+		if (timeout_ms >= 0)
+		{
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (remaining <= 0)
+				return NULL;
+		}
+		if (wait_once(client, remaining) && client->done_head == NULL)
+			return NULL;
+	}
+
+	request = client->done_head;
+	client->done_head = request->next;
+	if (client->done_head == NULL)
+		client->done_tail = NULL;
+
+	result = palloc0(sizeof(SqsResult));
+	result->action = request->action;
+	result->requested = request->requested;
+
+	PG_TRY();
+	{
+		result->error = request_error(request);
+		if (result->error == NULL)
+		{
+			switch (request->action)
+			{
+				case SQS_RECEIVE:
+					parse_receive(request, result);
+					break;
+				case SQS_DELETE_BATCH:
+					parse_delete(request, result);
+					break;
+				case SQS_GET_ATTRIBUTES:
+					parse_attributes(request, result);
+					break;
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		free_request(request);
+	}
+	PG_END_TRY();
+
+	return result;
+}
+
+/* ereport an SQS failure at the given level, with its AWS error code */
+void
+sqs_report_error(const SqsError *error, int elevel)
+{
+	ereport(elevel,
+			(errcode(error->sqlerrcode),
+			 errmsg("SQS %s failed: %s", error->action, error->message),
+			 error->aws_type ?
+			 errdetail("AWS error code: %s; HTTP status %ld.", error->aws_type,
+					   error->http_status) :
+			 error->http_status ?
+			 errdetail("HTTP status %ld.", error->http_status) : 0,
+			 error->hint ? errhint("%s", error->hint) : 0));
+}

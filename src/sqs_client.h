@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqs_client.h
+ *	  Asynchronous Amazon SQS client (AWS JSON 1.0 over libcurl multi).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_SQS_CLIENT_H
+#define SQS_INGEST_SQS_CLIENT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+/* everything a request needs, copied from the GUCs when a client starts */
+typedef struct SqsConfig
+{
+	char	   *queue_url;
+	char	   *endpoint;		/* scheme://host[:port]/ requests go to */
+	char	   *region;
+	char	   *access_key_id;
+	char	   *secret_access_key;
+	char	   *session_token;	/* NULL when none */
+	int			visibility_timeout; /* seconds */
+	int			connect_timeout_ms;
+	int			request_timeout_ms; /* beyond a receive's long poll */
+	int			max_inflight;	/* concurrent connections */
+} SqsConfig;
+
+typedef enum SqsAction
+{
+	SQS_RECEIVE,
+	SQS_DELETE_BATCH,
+	SQS_GET_ATTRIBUTES
+} SqsAction;
+
+typedef struct SqsMessage
+{
+	char	   *message_id;
+	char	   *receipt_handle;
+	char	   *body;			/* not NUL-terminated */
+	int			body_len;
+	int64		sent_timestamp_ms;	/* -1 if SQS did not say */
+	int32		receive_count;
+	TimestampTz received_at;
+} SqsMessage;
+
+typedef struct SqsError
+{
+	bool		transient;		/* worth retrying as is */
+	int			sqlerrcode;
+	const char *action;			/* "ReceiveMessage", ... */
+	char	   *aws_type;		/* AWS error code, or NULL */
+	char	   *message;
+	long		http_status;	/* 0 if no response */
+	const char *hint;
+} SqsError;
+
+/* a completed request */
+typedef struct SqsResult
+{
+	SqsAction	action;
+	SqsError   *error;			/* NULL on success */
+	int			requested;		/* messages asked for, or entries sent */
+	/* ReceiveMessage */
+	int			nmessages;
+	SqsMessage *messages;
+	/* DeleteMessageBatch */
+	int			nfailed;
+	char	   *failure;		/* first failed entry, for the log */
+	/* GetQueueAttributes: visible, not visible, delayed */
+	int64		attributes[3];
+} SqsResult;
+
+typedef struct SqsClient SqsClient;
+
+extern SqsConfig *sqs_config_from_gucs(void);
+extern SqsClient *sqs_client_create(const SqsConfig *config);
+extern void sqs_client_destroy(SqsClient *client);
+extern void sqs_start_receive(SqsClient *client, int max_messages,
+							  int wait_seconds);
+extern void sqs_start_delete(SqsClient *client, char **receipt_handles,
+							 int count);
+extern void sqs_start_get_attributes(SqsClient *client);
+extern int	sqs_inflight(SqsClient *client, SqsAction action);
+extern SqsResult *sqs_next_result(SqsClient *client, long timeout_ms);
+extern void sqs_report_error(const SqsError *error, int elevel);
+
+#endif							/* SQS_INGEST_SQS_CLIENT_H */

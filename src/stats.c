@@ -1,0 +1,350 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *	  Per-process counters in shared memory.
+ *
+ * One slot per background worker, and a few for backends running
+ * sqs_ingest_drain().  A slot holds only plain values, never a pointer
+ * into a process's memory, and is updated under its own spinlock once per
+ * batch or request, so readers always see a consistent row.  Without
+ * shared_preload_libraries there is no shared memory and every function
+ * here does nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "sqs_ingest.h"
+#include "stats.h"
+
+/* slots for concurrent drains; a drain beyond them runs unseen */
+#define DRAIN_SLOTS 16
+#define LAST_ERROR_LEN 256
+
+typedef enum SlotKind
+{
+	SLOT_FREE,
+	SLOT_WORKER,
+	SLOT_DRAIN
+} SlotKind;
+
+struct IngestSlot
+{
+	slock_t		mutex;
+	SlotKind	kind;
+	int			worker_index;
+	pid_t		pid;
+	IngestState state;
+	int64		received;
+	int64		inserted;
+	int64		duplicates;
+	int64		dead_lettered;
+	int64		deleted;
+	int64		delete_failures;
+	int64		sqs_errors;
+	int64		retries;
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+	TimestampTz last_error_at;
+	char		last_error[LAST_ERROR_LEN];
+};
+
+typedef struct IngestShared
+{
+	slock_t		mutex;			/* protects slot kinds */
+	int			nslots;
+	IngestSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} IngestShared;
+
+static IngestShared *shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static IngestSlot *my_slot = NULL;	/* released at process exit */
+
+static const char *const state_names[] = {
+	"starting", "polling", "storing", "deleting", "backing off", "idle", "stopped"
+};
+
+static int
+slot_count(void)
+{
+	return sqs_ingest_workers + DRAIN_SLOTS;
+}
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(IngestShared, slots),
+					mul_size(sizeof(IngestSlot), slot_count()));
+}
+
+static void
+request_shmem(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shared_size());
+}
+
+static void
+startup_shmem(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("sqs_ingest stats", shared_size(), &found);
+	if (!found)
+	{
+		memset(shared, 0, shared_size());
+		SpinLockInit(&shared->mutex);
+		shared->nslots = slot_count();
+		for (int i = 0; i < shared->nslots; i++)
+			SpinLockInit(&shared->slots[i].mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* called from _PG_init while preloading */
+void
+stats_request_shmem(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = request_shmem;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = startup_shmem;
+}
+
+static void
+release_at_exit(int code, Datum arg)
+{
+	stats_release_slot(my_slot);
+}
+
+static void
+claim(IngestSlot *slot, SlotKind kind, int worker_index)
+{
+	static bool exit_hook_registered = false;
+
+	SpinLockAcquire(&slot->mutex);
+	slot->kind = kind;
+	slot->worker_index = worker_index;
+	slot->pid = MyProcPid;
+	slot->state = INGEST_STARTING;
+	slot->started_at = GetCurrentTimestamp();
+	if (kind == SLOT_DRAIN)
+	{
+		/* a drain's counters are its own; a worker's survive its restarts */
+		slot->received = slot->inserted = slot->duplicates = 0;
+		slot->dead_lettered = slot->deleted = slot->delete_failures = 0;
+		slot->sqs_errors = slot->retries = 0;
+		slot->last_batch_at = slot->last_error_at = 0;
+		slot->last_error[0] = '\0';
+	}
+	SpinLockRelease(&slot->mutex);
+
+	my_slot = slot;
+	if (!exit_hook_registered)
+	{
+		before_shmem_exit(release_at_exit, (Datum) 0);
+		exit_hook_registered = true;
+	}
+}
+
+IngestSlot *
+stats_worker_slot(int worker_index)
+{
+	IngestSlot *slot;
+
+	if (shared == NULL || worker_index >= sqs_ingest_workers)
+		return NULL;
+	slot = &shared->slots[worker_index];
+	SpinLockAcquire(&shared->mutex);
+	slot->kind = SLOT_WORKER;
+	SpinLockRelease(&shared->mutex);
+	claim(slot, SLOT_WORKER, worker_index);
+	return slot;
+}
+
+IngestSlot *
+stats_drain_slot(void)
+{
+	IngestSlot *slot = NULL;
+
+	if (shared == NULL)
+		return NULL;
+	SpinLockAcquire(&shared->mutex);
+	for (int i = sqs_ingest_workers; i < shared->nslots; i++)
+	{
+		if (shared->slots[i].kind == SLOT_FREE)
+		{
+			slot = &shared->slots[i];
+			slot->kind = SLOT_DRAIN;
+			break;
+		}
+	}
+	SpinLockRelease(&shared->mutex);
+	if (slot)
+		claim(slot, SLOT_DRAIN, -1);
+	return slot;
+}
+
+/* a drain's slot is freed; a worker's stays, marked stopped */
+void
+stats_release_slot(IngestSlot *slot)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->state = INGEST_STOPPED;
+	slot->pid = 0;
+	SpinLockRelease(&slot->mutex);
+	if (slot->kind == SLOT_DRAIN)
+	{
+		SpinLockAcquire(&shared->mutex);
+		slot->kind = SLOT_FREE;
+		SpinLockRelease(&shared->mutex);
+	}
+	if (slot == my_slot)
+		my_slot = NULL;
+}
+
+void
+stats_set_state(IngestSlot *slot, IngestState state)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->state = state;
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+stats_count_received(IngestSlot *slot, int64 n)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->received += n;
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+stats_count_batch(IngestSlot *slot, const BatchCounts *counts)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->inserted += counts->inserted;
+	slot->duplicates += counts->duplicates;
+	slot->dead_lettered += counts->dead_lettered;
+	slot->last_batch_at = GetCurrentTimestamp();
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+stats_count_deletes(IngestSlot *slot, int64 deleted, int64 failed)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->deleted += deleted;
+	slot->delete_failures += failed;
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+stats_record_error(IngestSlot *slot, const char *message, bool from_sqs)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (from_sqs)
+		slot->sqs_errors++;
+	strlcpy(slot->last_error, message, LAST_ERROR_LEN);
+	slot->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+stats_count_retry(IngestSlot *slot)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->retries++;
+	SpinLockRelease(&slot->mutex);
+}
+
+static Datum
+timestamp_or_null(TimestampTz ts, bool *isnull)
+{
+	*isnull = (ts == 0);
+	return TimestampTzGetDatum(ts);
+}
+
+/* one row per worker slot and per running drain */
+Datum
+stats_srf(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (shared == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("sqs_ingest is not loaded through shared_preload_libraries, so no worker runs"),
+				 errhint("Add sqs_ingest to shared_preload_libraries and restart the server.")));
+		return (Datum) 0;
+	}
+
+	for (int i = 0; i < shared->nslots; i++)
+	{
+		IngestSlot	copy;
+		Datum		values[17];
+		bool		nulls[17] = {0};
+		int			n = 0;
+
+		SpinLockAcquire(&shared->slots[i].mutex);
+		memcpy(&copy, &shared->slots[i], sizeof(IngestSlot));
+		SpinLockRelease(&shared->slots[i].mutex);
+		if (copy.kind == SLOT_FREE)
+			continue;
+
+		values[n++] = CStringGetTextDatum(copy.kind == SLOT_WORKER ? "worker" : "drain");
+		nulls[n] = copy.kind != SLOT_WORKER;
+		values[n++] = Int32GetDatum(copy.worker_index);
+		nulls[n] = copy.pid == 0;
+		values[n++] = Int32GetDatum(copy.pid);
+		values[n++] = CStringGetTextDatum(state_names[copy.state]);
+		values[n++] = Int64GetDatum(copy.received);
+		values[n++] = Int64GetDatum(copy.inserted);
+		values[n++] = Int64GetDatum(copy.duplicates);
+		values[n++] = Int64GetDatum(copy.dead_lettered);
+		values[n++] = Int64GetDatum(copy.deleted);
+		values[n++] = Int64GetDatum(copy.delete_failures);
+		values[n++] = Int64GetDatum(copy.sqs_errors);
+		values[n++] = Int64GetDatum(copy.retries);
+		nulls[n] = copy.last_error[0] == '\0';
+		values[n++] = CStringGetTextDatum(copy.last_error);
+		values[n] = timestamp_or_null(copy.last_error_at, &nulls[n]);
+		n++;
+		values[n] = timestamp_or_null(copy.last_batch_at, &nulls[n]);
+		n++;
+		values[n] = timestamp_or_null(copy.started_at, &nulls[n]);
+		n++;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
