@@ -109,6 +109,24 @@ show_access_key_id(void)
 	return show_secret(sqs_ingest_access_key_id);
 }
 
+/*
+ * Worker settings of a library that was not preloaded say that they do
+ * nothing, and why.
+ */
+static const char *
+show_workers_inactive(void)
+{
+	return psprintf("%d (inactive: sqs_ingest is not in shared_preload_libraries)",
+					sqs_ingest_workers);
+}
+
+static const char *
+show_database_inactive(void)
+{
+	return psprintf("%s (inactive: sqs_ingest is not in shared_preload_libraries)",
+					sqs_ingest_database);
+}
+
 static void
 define_secret(const char *name, const char *description, char **variable,
 			  GucShowHook show_hook)
@@ -116,13 +134,18 @@ define_secret(const char *name, const char *description, char **variable,
 	DefineCustomStringVariable(name, description,
 							   "Superuser only; never shown or logged by sqs_ingest.",
 							   variable, "", PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, show_hook);
 }
 
 void
 _PG_init(void)
 {
+	bool		preloaded = process_shared_preload_libraries_in_progress;
+
+	/* postmaster-level settings can only be created while preloading */
+	GucContext	worker_context = preloaded ? PGC_POSTMASTER : PGC_SIGHUP;
+
 	DefineCustomStringVariable("sqs_ingest.queue_url",
 							   "URL of the SQS queue to ingest from.",
 							   NULL, &sqs_ingest_queue_url, "",
@@ -158,13 +181,16 @@ _PG_init(void)
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.database",
 							   "Database the background workers connect to.",
-							   NULL, &sqs_ingest_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   "Takes effect only when sqs_ingest is in shared_preload_libraries.",
+							   &sqs_ingest_database, "postgres",
+							   worker_context, 0, NULL, NULL,
+							   preloaded ? NULL : show_database_inactive);
 	DefineCustomIntVariable("sqs_ingest.workers",
 							"Number of background workers consuming the queue.",
 							"Takes effect only when sqs_ingest is in shared_preload_libraries.",
 							&sqs_ingest_workers, 1, 0, 64,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							worker_context, 0, NULL, NULL,
+							preloaded ? NULL : show_workers_inactive);
 	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
 							"How long a received message stays hidden from other consumers.",
 							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
@@ -215,7 +241,7 @@ _PG_init(void)
 		ereport(ERROR,
 				(errmsg("could not initialise libcurl")));
 
-	if (process_shared_preload_libraries_in_progress)
+	if (preloaded)
 	{
 		stats_request_shmem();
 		worker_register_all();

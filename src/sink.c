@@ -50,13 +50,16 @@ static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
 
 static void
-target_error(const char *relname, const char *message, const char *detail)
+target_error(const char *relname, const char *message, const char *detail,
+			 bool missing)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_TABLE),
+			(errcode(missing ? ERRCODE_UNDEFINED_TABLE : ERRCODE_WRONG_OBJECT_TYPE),
 			 errmsg("sqs_ingest target table %s %s", relname, message),
 			 detail ? errdetail("%s", detail) : 0,
-			 errhint("Create it, for example: " TARGET_DDL, relname)));
+			 missing ?
+			 errhint("Create it, for example: " TARGET_DDL, relname) :
+			 errhint("sqs_ingest expects a table like: " TARGET_DDL, relname)));
 }
 
 /* kind of a column's base type, or -1 if unusable for that column */
@@ -106,10 +109,10 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 	rv = makeRangeVarFromNameList(names);
 	relid = RangeVarGetRelid(rv, lockmode, true);
 	if (!OidIsValid(relid))
-		target_error(relname, "does not exist", NULL);
+		target_error(relname, "does not exist", NULL, true);
 	relkind = get_rel_relkind(relid);
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		target_error(relname, "is not a table", NULL);
+		target_error(relname, "is not a table", NULL, false);
 
 	memset(target, 0, sizeof(*target));
 	target->relid = relid;
@@ -126,7 +129,7 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 		if (attnum == InvalidAttrNumber || attnum < 0)
 			target_error(target->qualified_name,
 						 psprintf("has no column \"%s\"", target_column_names[i]),
-						 NULL);
+						 NULL, false);
 		get_atttypetypmodcoll(relid, attnum, &col->typid, &col->basetypmod, &collation);
 		col->basetypid = getBaseTypeAndTypmod(col->typid, &col->basetypmod);
 		kind = column_kind((TargetColumnId) i, col->basetypid);
@@ -138,7 +141,7 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 						 "app_version must be integer, bigint, numeric or text-like." :
 						 i == TC_CREATE_DATE ?
 						 "create_date must be date, timestamp, timestamptz or text-like." :
-						 "This column must be text, varchar or char.");
+						 "This column must be text, varchar or char.", false);
 		col->kind = (ColumnKind) kind;
 		col->max_chars = -1;
 		if (col->kind == CK_TEXT && col->basetypid != TEXTOID && col->basetypmod >= VARHDRSZ)
@@ -149,7 +152,7 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 						 psprintf("has column \"%s\" too short for a mask",
 								  target_column_names[i]),
 						 psprintf("A mask is %d characters; the column allows %d.",
-								  MASK_HEX_LEN, col->max_chars));
+								  MASK_HEX_LEN, col->max_chars), false);
 	}
 }
 
