@@ -18,6 +18,7 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "utils/memutils.h"
 
 #include "drain.h"
@@ -89,7 +90,8 @@ send_group(PendingDeletes *group, PendingDeletes *end, MemoryContext context)
 
 		pipeline->receiving = false;
 		for (PendingDeletes *entry = group; entry != end; entry = entry->next)
-			pipeline_queue_deletes(pipeline, entry->handles, entry->count);
+			pipeline_queue_deletes(pipeline, entry->handles, entry->count,
+								   InvalidXLogRecPtr);
 		pipeline_flush_deletes(pipeline);
 	}
 	PG_CATCH();
@@ -150,7 +152,11 @@ drain_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			pending = NULL;
 			if (list)
+			{
+				/* with synchronous_commit off the commit may not be on disk */
+				XLogFlush(XactLastCommitEnd);
 				send_committed_deletes(list);
+			}
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:

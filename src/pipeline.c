@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -27,6 +28,22 @@
 
 /* messages a ReceiveMessage call returns at most */
 #define RECEIVE_BATCH_MAX 10
+
+/*
+ * How long a delete waits for the WAL writer to flush the commit that
+ * stored its message before the pipeline flushes it itself, and how often
+ * it looks meanwhile.
+ */
+#define DELETE_FLUSH_WAIT_MS 50
+#define DELETE_FLUSH_POLL_MS 10
+
+/* a receipt handle waiting to be deleted */
+typedef struct PendingDelete
+{
+	char	   *receipt_handle;
+	XLogRecPtr	durable_at;		/* WAL position that must be on disk first */
+	TimestampTz queued_at;
+} PendingDelete;
 
 Pipeline *
 pipeline_create(SqsConfig *config, const PipelineOptions *options,
@@ -86,26 +103,52 @@ issue_receives(Pipeline *pipeline)
 	}
 }
 
-/* start deletes for queued receipt handles, as connections allow */
+/* is the head of the delete queue waiting for a WAL flush? */
+static bool
+deletes_wait_for_flush(Pipeline *pipeline)
+{
+	return pipeline->ndelete_queue > 0 &&
+		pipeline->delete_queue[0].durable_at > GetFlushRecPtr(NULL);
+}
+
+/*
+ * Start deletes for queued receipt handles whose commit is on disk, as
+ * connections allow.  A commit the WAL writer has not flushed after a
+ * short while is flushed here: by then the receives are in flight, so the
+ * wait costs no throughput.
+ */
 static void
 issue_deletes(Pipeline *pipeline)
 {
+	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
 	int			start = 0;
 
 	while (pipeline->ndelete_queue - start > 0 &&
 		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) < pipeline->config->max_inflight)
 	{
-		int			n = Min(pipeline->ndelete_queue - start, DELETE_BATCH_MAX);
+		PendingDelete *head = &pipeline->delete_queue[start];
+		char	   *handles[DELETE_BATCH_MAX];
+		int			n = 0;
 
-		sqs_start_delete(pipeline->client, pipeline->delete_queue + start, n);
-		start += n;
+		if (head->durable_at > flushed)
+		{
+			if (!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
+											DELETE_FLUSH_WAIT_MS))
+				break;
+			XLogFlush(head->durable_at);
+			flushed = GetFlushRecPtr(NULL);
+		}
+		while (n < DELETE_BATCH_MAX && start < pipeline->ndelete_queue &&
+			   pipeline->delete_queue[start].durable_at <= flushed)
+			handles[n++] = pipeline->delete_queue[start++].receipt_handle;
+		sqs_start_delete(pipeline->client, handles, n);
 	}
 	if (start == 0)
 		return;
 	pipeline->ndelete_queue -= start;
 	if (pipeline->ndelete_queue > 0)
 		memmove(pipeline->delete_queue, pipeline->delete_queue + start,
-				sizeof(char *) * pipeline->ndelete_queue);
+				sizeof(PendingDelete) * pipeline->ndelete_queue);
 	else
 	{
 		/* the request bodies hold copies: the handles can go */
@@ -219,6 +262,8 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 				return PIPELINE_IDLE;
 			wait_ms = wait_ms < 0 ? left : Min(wait_ms, left);
 		}
+		if (deletes_wait_for_flush(pipeline))
+			wait_ms = wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
 
 		/* results, and the bodies they point into, belong to the batch */
 		old = MemoryContextSwitchTo(pipeline->batch_context);
@@ -227,8 +272,8 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		if (result == NULL)
 		{
-			/* a filling batch may be due: the top of the loop decides */
-			if (pipeline->nbatch > 0)
+			/* a filling batch or a delete may be due: the loop decides */
+			if (pipeline->nbatch > 0 || deletes_wait_for_flush(pipeline))
 				continue;
 			return PIPELINE_IDLE;
 		}
@@ -277,10 +322,17 @@ pipeline_store(Pipeline *pipeline, BatchCounts *counts)
 	MemoryContextSwitchTo(old);
 }
 
-/* queue receipt handles for deletion; they are copied */
+/*
+ * Queue receipt handles for deletion once WAL is flushed up to durable_at
+ * (the end of the commit that stored them; InvalidXLogRecPtr if it is on
+ * disk already).  The handles are copied.
+ */
 void
-pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles, int count)
+pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
+					   XLogRecPtr durable_at)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	if (count == 0)
 		return;
 	if (pipeline->ndelete_queue + count > pipeline->delete_queue_capacity)
@@ -289,24 +341,30 @@ pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles, int count)
 								   pipeline->ndelete_queue + count);
 
 		pipeline->delete_queue = pipeline->delete_queue ?
-			repalloc(pipeline->delete_queue, sizeof(char *) * capacity) :
-			MemoryContextAlloc(pipeline->delete_context, sizeof(char *) * capacity);
+			repalloc(pipeline->delete_queue, sizeof(PendingDelete) * capacity) :
+			MemoryContextAlloc(pipeline->delete_context, sizeof(PendingDelete) * capacity);
 		pipeline->delete_queue_capacity = capacity;
 	}
 	for (int i = 0; i < count; i++)
-		pipeline->delete_queue[pipeline->ndelete_queue++] =
-			MemoryContextStrdup(pipeline->delete_context, receipt_handles[i]);
+	{
+		PendingDelete *entry = &pipeline->delete_queue[pipeline->ndelete_queue++];
+
+		entry->receipt_handle = MemoryContextStrdup(pipeline->delete_context,
+													receipt_handles[i]);
+		entry->durable_at = durable_at;
+		entry->queued_at = now;
+	}
 }
 
 /* queue the deletes of the batch just committed */
 void
-pipeline_queue_batch_deletes(Pipeline *pipeline)
+pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at)
 {
 	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nbatch, 1));
 
 	for (int i = 0; i < pipeline->nbatch; i++)
 		handles[i] = pipeline->batch[i].receipt_handle;
-	pipeline_queue_deletes(pipeline, handles, pipeline->nbatch);
+	pipeline_queue_deletes(pipeline, handles, pipeline->nbatch, durable_at);
 	pfree(handles);
 }
 
@@ -325,6 +383,8 @@ void
 pipeline_flush_deletes(Pipeline *pipeline)
 {
 	stats_set_state(pipeline->slot, INGEST_DELETING);
+	if (pipeline->ndelete_queue > 0)
+		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
 	while (pipeline->ndelete_queue > 0 ||
 		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) > 0)
 	{

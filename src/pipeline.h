@@ -9,6 +9,7 @@
 #ifndef SQS_INGEST_PIPELINE_H
 #define SQS_INGEST_PIPELINE_H
 
+#include "access/xlogdefs.h"
 #include "sink.h"
 #include "sqs_client.h"
 
@@ -52,9 +53,12 @@ typedef struct Pipeline
 	bool		saw_empty;
 	SqsError   *error;
 
-	/* receipt handles of stored messages, waiting for a delete slot */
+	/*
+	 * Receipt handles of stored messages, each waiting until the commit that
+	 * stored it is flushed to disk, then for a free connection.
+	 */
 	MemoryContext delete_context;
-	char	  **delete_queue;
+	struct PendingDelete *delete_queue;
 	int			ndelete_queue;
 	int			delete_queue_capacity;
 	int64		deleted;
@@ -67,8 +71,8 @@ extern void pipeline_destroy(Pipeline *pipeline);
 extern PipelineEvent pipeline_wait(Pipeline *pipeline, long timeout_ms);
 extern void pipeline_store(Pipeline *pipeline, BatchCounts *counts);
 extern void pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles,
-								   int count);
-extern void pipeline_queue_batch_deletes(Pipeline *pipeline);
+								   int count, XLogRecPtr durable_at);
+extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at);
 extern void pipeline_reset_batch(Pipeline *pipeline);
 extern void pipeline_flush_deletes(Pipeline *pipeline);
 

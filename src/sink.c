@@ -47,6 +47,7 @@
 static SPIPlanPtr insert_plan = NULL;
 static TargetTable insert_plan_target;
 static SPIPlanPtr ledger_plan = NULL;
+static SPIPlanPtr ledger_all_new_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
 
 static void
@@ -225,6 +226,16 @@ prepare_plans(const TargetTable *target)
 								   1, argtypes);
 	}
 
+	if (ledger_all_new_plan == NULL)
+	{
+		Oid			argtypes[1] = {TEXTARRAYOID};
+
+		/* the happy path: no id seen before, a unique violation if wrong */
+		ledger_all_new_plan = prepare_kept("INSERT INTO sqs_ingest.processed (message_id, processed_at) "
+										   "SELECT m, now() FROM unnest($1) AS m",
+										   1, argtypes);
+	}
+
 	if (dead_letter_plan == NULL)
 	{
 		Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
@@ -254,40 +265,83 @@ make_array(Oid elemtype, Datum *elems, bool *nulls, int count)
 											  typlen, typbyval, typalign));
 }
 
-/* rows of the batch in column-major order */
-typedef struct RowSet
+/* one message of the batch, as the sink sees it */
+typedef struct BatchItem
 {
-	int			count;
-	Datum	   *values[TC_COUNT];
-	bool	   *nulls[TC_COUNT];
-} RowSet;
+	SqsMessage *message;
+	char	   *error;			/* dead-letter reason, or NULL for a row */
+	int			row;			/* index in the row arrays, if a row */
+} BatchItem;
 
-typedef struct InsertArgs
+/* everything needed to store a batch, built before any statement runs */
+typedef struct Batch
 {
 	const TargetTable *target;
-	RowSet	   *rows;
+	int			count;			/* distinct messages */
+	BatchItem  *items;
+	Datum		ids;			/* text[] of the items' message ids */
+	/* rows in column-major order */
+	int			nrows;
+	Datum	   *values[TC_COUNT];
+	bool	   *nulls[TC_COUNT];
+	/* rows chosen for the next insert_rows() */
 	int			first;
-	int			count;
-} InsertArgs;
+	int			nchosen;
+	int		   *chosen;			/* or NULL: rows first .. first + nchosen */
+} Batch;
 
+/* insert the chosen rows with one execution of the prepared insert */
 static void
 insert_rows(void *arg)
 {
-	InsertArgs *args = arg;
+	Batch	   *batch = arg;
 	Datum		params[TC_COUNT];
 	int			rc;
 
 	for (int c = 0; c < TC_COUNT; c++)
-		params[c] = make_array(args->target->col[c].basetypid,
-							   args->rows->values[c] + args->first,
-							   args->rows->nulls[c] + args->first, args->count);
+	{
+		Datum	   *values = batch->values[c] + batch->first;
+		bool	   *nulls = batch->nulls[c] + batch->first;
+
+		if (batch->chosen)
+		{
+			values = palloc(sizeof(Datum) * Max(batch->nchosen, 1));
+			nulls = palloc(sizeof(bool) * Max(batch->nchosen, 1));
+			for (int i = 0; i < batch->nchosen; i++)
+			{
+				values[i] = batch->values[c][batch->chosen[i]];
+				nulls[i] = batch->nulls[c][batch->chosen[i]];
+			}
+		}
+		params[c] = make_array(batch->target->col[c].basetypid, values, nulls,
+							   batch->nchosen);
+	}
 	rc = SPI_execute_plan(insert_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "insert into the target table failed: %s",
 			 SPI_result_code_string(rc));
 }
 
-/* is this an error about the row itself, rather than about the database? */
+/* the happy path: every message is new and every row is accepted */
+static void
+store_all_new(void *arg)
+{
+	Batch	   *batch = arg;
+	int			rc;
+
+	rc = SPI_execute_plan(ledger_all_new_plan, &batch->ids, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
+	if (batch->nrows > 0)
+	{
+		batch->chosen = NULL;
+		batch->first = 0;
+		batch->nchosen = batch->nrows;
+		insert_rows(batch);
+	}
+}
+
+/* is this an error about the data, rather than about the database? */
 static bool
 is_row_error(int sqlerrcode)
 {
@@ -301,7 +355,7 @@ is_row_error(int sqlerrcode)
 
 /*
  * Run fn in a subtransaction.  Returns NULL if it succeeded, or the error
- * if it failed on a row; any other error is re-thrown after rollback.
+ * if it failed on the data; any other error is re-thrown after rollback.
  */
 static ErrorData *
 run_isolated(void (*fn) (void *), void *arg)
@@ -334,33 +388,11 @@ run_isolated(void (*fn) (void *), void *arg)
 	return error;
 }
 
-/* dead letters accumulated for the batch */
-typedef struct DeadLetters
+static char *
+describe_row_error(ErrorData *error)
 {
-	int			count;
-	Datum	   *message_id;
-	Datum	   *body;
-	Datum	   *error;
-	Datum	   *received_at;
-	Datum	   *sent_at;
-	bool	   *sent_at_null;
-	Datum	   *receive_count;
-} DeadLetters;
-
-static void
-add_dead_letter(DeadLetters *dl, const SqsMessage *m, const char *error)
-{
-	int			i = dl->count++;
-
-	dl->message_id[i] = CStringGetTextDatum(m->message_id);
-	dl->body[i] = PointerGetDatum(cstring_to_text_with_len(m->body, m->body_len));
-	dl->error[i] = CStringGetTextDatum(error);
-	dl->received_at[i] = TimestampTzGetDatum(m->received_at);
-	dl->sent_at_null[i] = m->sent_timestamp_ms < 0;
-	dl->sent_at[i] = TimestampTzGetDatum(dl->sent_at_null[i] ? 0 :
-										 time_t_to_timestamptz(m->sent_timestamp_ms / 1000) +
-										 (m->sent_timestamp_ms % 1000) * 1000);
-	dl->receive_count[i] = Int32GetDatum(m->receive_count);
+	return psprintf("target table rejected the row: %s%s%s", error->message,
+					error->detail ? " " : "", error->detail ? error->detail : "");
 }
 
 /*
@@ -376,13 +408,6 @@ sent_or_received_ms(const SqsMessage *m)
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }
 
-static char *
-describe_row_error(ErrorData *error)
-{
-	return psprintf("target table rejected the row: %s%s%s", error->message,
-					error->detail ? " " : "", error->detail ? error->detail : "");
-}
-
 static int
 compare_message_ids(const void *a, const void *b)
 {
@@ -393,36 +418,64 @@ compare_message_ids(const void *a, const void *b)
 }
 
 /*
- * Ledger the batch; returns how many are new and sets is_new[i] for them.
- * A message id seen twice in the same batch (redelivered while the batch
- * was filling) counts once.
+ * Build the batch: one item per distinct message id (SQS may deliver a
+ * message twice in one batch when its visibility timeout ran out while the
+ * batch filled), each mapped to a row or a dead-letter reason.
  */
-static int
-ledger_batch(SqsMessage *messages, int count, bool *is_new)
+static void
+build_batch(Batch *batch, const TargetTable *target, SqsMessage *messages, int count)
 {
 	SqsMessage **sorted = palloc(sizeof(SqsMessage *) * count);
 	Datum	   *ids = palloc(sizeof(Datum) * count);
-	int		   *positions = palloc(sizeof(int) * count);
-	int			nids = 0;
-	int			rc;
-	Datum		param;
+
+	memset(batch, 0, sizeof(*batch));
+	batch->target = target;
+	batch->items = palloc(sizeof(BatchItem) * count);
+	for (int c = 0; c < TC_COUNT; c++)
+	{
+		batch->values[c] = palloc(sizeof(Datum) * count);
+		batch->nulls[c] = palloc(sizeof(bool) * count);
+	}
 
 	for (int i = 0; i < count; i++)
 		sorted[i] = &messages[i];
 	qsort(sorted, count, sizeof(SqsMessage *), compare_message_ids);
+
 	for (int i = 0; i < count; i++)
 	{
-		is_new[i] = false;
+		BatchItem  *item;
+		Datum		values[TC_COUNT];
+		bool		nulls[TC_COUNT];
+
 		if (i > 0 && strcmp(sorted[i]->message_id, sorted[i - 1]->message_id) == 0)
 			continue;
-		positions[nids] = sorted[i] - messages;
-		ids[nids++] = CStringGetTextDatum(sorted[i]->message_id);
+		item = &batch->items[batch->count];
+		ids[batch->count++] = CStringGetTextDatum(sorted[i]->message_id);
+		item->message = sorted[i];
+		item->row = -1;
+		item->error = record_map(target, item->message->body, item->message->body_len,
+								 sent_or_received_ms(item->message), values, nulls);
+		if (item->error)
+			continue;
+		item->row = batch->nrows++;
+		for (int c = 0; c < TC_COUNT; c++)
+		{
+			batch->values[c][item->row] = values[c];
+			batch->nulls[c][item->row] = nulls[c];
+		}
 	}
+	batch->ids = make_array(TEXTOID, ids, NULL, batch->count);
+}
 
-	param = make_array(TEXTOID, ids, NULL, nids);
-	rc = SPI_execute_plan(ledger_plan, &param, NULL, false, 0);
+/* which items are not in the ledger yet; enters them; returns how many */
+static int
+ledger_new_items(Batch *batch, bool *is_new)
+{
+	int			rc = SPI_execute_plan(ledger_plan, &batch->ids, NULL, false, 0);
+
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
+	memset(is_new, 0, sizeof(bool) * batch->count);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -430,25 +483,97 @@ ledger_batch(SqsMessage *messages, int count, bool *is_new)
 														   SPI_tuptable->tupdesc, 1,
 														   &isnull));
 
-		is_new[positions[position - 1]] = true;
+		is_new[position - 1] = true;
 	}
 	return (int) SPI_processed;
 }
 
+/*
+ * The careful path, after the happy path failed: find the duplicates, then
+ * the rejected rows.  Fills the reason of each new item that is not a row.
+ */
 static void
-insert_dead_letters(DeadLetters *dl, const char *queue_url)
+store_carefully(Batch *batch, bool *is_new, BatchCounts *counts)
 {
+	int			nnew = ledger_new_items(batch, is_new);
+
+	counts->duplicates += batch->count - nnew;
+
+	batch->chosen = palloc(sizeof(int) * Max(batch->count, 1));
+	batch->nchosen = 0;
+	for (int i = 0; i < batch->count; i++)
+		if (is_new[i] && batch->items[i].row >= 0)
+			batch->chosen[batch->nchosen++] = batch->items[i].row;
+	if (batch->nchosen == 0)
+		return;
+
+	if (run_isolated(insert_rows, batch) == NULL)
+	{
+		counts->inserted += batch->nchosen;
+		return;
+	}
+
+	/* some row was rejected: find which, one subtransaction each */
+	for (int i = 0; i < batch->count; i++)
+	{
+		BatchItem  *item = &batch->items[i];
+		ErrorData  *error;
+
+		if (!is_new[i] || item->row < 0)
+			continue;
+		batch->chosen[0] = item->row;
+		batch->nchosen = 1;
+		error = run_isolated(insert_rows, batch);
+		if (error == NULL)
+			counts->inserted++;
+		else
+		{
+			item->error = describe_row_error(error);
+			FreeErrorData(error);
+		}
+	}
+}
+
+static void
+insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
+{
+	int			n = 0;
+	Datum	   *message_id = palloc(sizeof(Datum) * batch->count);
+	Datum	   *body = palloc(sizeof(Datum) * batch->count);
+	Datum	   *error = palloc(sizeof(Datum) * batch->count);
+	Datum	   *received_at = palloc(sizeof(Datum) * batch->count);
+	Datum	   *sent_at = palloc(sizeof(Datum) * batch->count);
+	bool	   *sent_at_null = palloc(sizeof(bool) * batch->count);
+	Datum	   *receive_count = palloc(sizeof(Datum) * batch->count);
 	Datum		params[7];
 	int			rc;
 
-	if (dl->count == 0)
+	for (int i = 0; i < batch->count; i++)
+	{
+		SqsMessage *m = batch->items[i].message;
+
+		if (!is_new[i] || batch->items[i].error == NULL)
+			continue;
+		message_id[n] = CStringGetTextDatum(m->message_id);
+		body[n] = PointerGetDatum(cstring_to_text_with_len(m->body, m->body_len));
+		error[n] = CStringGetTextDatum(batch->items[i].error);
+		received_at[n] = TimestampTzGetDatum(m->received_at);
+		sent_at_null[n] = m->sent_timestamp_ms < 0;
+		sent_at[n] = TimestampTzGetDatum(sent_at_null[n] ? 0 :
+										 time_t_to_timestamptz(m->sent_timestamp_ms / 1000) +
+										 (m->sent_timestamp_ms % 1000) * 1000);
+		receive_count[n] = Int32GetDatum(m->receive_count);
+		n++;
+	}
+	if (n == 0)
 		return;
-	params[0] = make_array(TEXTOID, dl->message_id, NULL, dl->count);
-	params[1] = make_array(TEXTOID, dl->body, NULL, dl->count);
-	params[2] = make_array(TEXTOID, dl->error, NULL, dl->count);
-	params[3] = make_array(TIMESTAMPTZOID, dl->received_at, NULL, dl->count);
-	params[4] = make_array(TIMESTAMPTZOID, dl->sent_at, dl->sent_at_null, dl->count);
-	params[5] = make_array(INT4OID, dl->receive_count, NULL, dl->count);
+
+	params[0] = make_array(TEXTOID, message_id, NULL, n);
+	params[1] = make_array(TEXTOID, body, NULL, n);
+	params[2] = make_array(TEXTOID, error, NULL, n);
+	params[3] = make_array(TIMESTAMPTZOID, received_at, NULL, n);
+	params[4] = make_array(TIMESTAMPTZOID, sent_at, sent_at_null, n);
+	params[5] = make_array(INT4OID, receive_count, NULL, n);
 	params[6] = CStringGetTextDatum(queue_url);
 	rc = SPI_execute_plan(dead_letter_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -465,11 +590,8 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 				 BatchCounts *counts)
 {
 	TargetTable target;
-	bool	   *is_new = palloc(sizeof(bool) * count);
-	int		   *row_message = palloc(sizeof(int) * count);
-	RowSet		rows;
-	DeadLetters dl;
-	int			nnew;
+	Batch		batch;
+	bool	   *is_new;
 	int			rc;
 
 	memset(counts, 0, sizeof(*counts));
@@ -482,78 +604,22 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 
 	sink_lookup_target(&target, RowExclusiveLock);
 	prepare_plans(&target);
+	build_batch(&batch, &target, messages, count);
+	counts->duplicates = count - batch.count;
 
-	nnew = ledger_batch(messages, count, is_new);
-	counts->duplicates = count - nnew;
-
-	rows.count = 0;
-	for (int c = 0; c < TC_COUNT; c++)
+	is_new = palloc(sizeof(bool) * batch.count);
+	if (run_isolated(store_all_new, &batch) == NULL)
 	{
-		rows.values[c] = palloc(sizeof(Datum) * count);
-		rows.nulls[c] = palloc(sizeof(bool) * count);
+		memset(is_new, true, sizeof(bool) * batch.count);
+		counts->inserted = batch.nrows;
 	}
-	dl.count = 0;
-	dl.message_id = palloc(sizeof(Datum) * count);
-	dl.body = palloc(sizeof(Datum) * count);
-	dl.error = palloc(sizeof(Datum) * count);
-	dl.received_at = palloc(sizeof(Datum) * count);
-	dl.sent_at = palloc(sizeof(Datum) * count);
-	dl.sent_at_null = palloc(sizeof(bool) * count);
-	dl.receive_count = palloc(sizeof(Datum) * count);
+	else
+		store_carefully(&batch, is_new, counts);
 
-	for (int i = 0; i < count; i++)
-	{
-		Datum		values[TC_COUNT];
-		bool		nulls[TC_COUNT];
-		char	   *error;
-
-		if (!is_new[i])
-			continue;
-		error = record_map(&target, messages[i].body, messages[i].body_len,
-						   sent_or_received_ms(&messages[i]), values, nulls);
-		if (error)
-		{
-			add_dead_letter(&dl, &messages[i], error);
-			continue;
-		}
-		for (int c = 0; c < TC_COUNT; c++)
-		{
-			rows.values[c][rows.count] = values[c];
-			rows.nulls[c][rows.count] = nulls[c];
-		}
-		row_message[rows.count++] = i;
-	}
-
-	if (rows.count > 0)
-	{
-		InsertArgs	args = {&target, &rows, 0, rows.count};
-
-		if (run_isolated(insert_rows, &args) == NULL)
-			counts->inserted = rows.count;
-		else
-		{
-			/* some row was rejected: find which, one subtransaction each */
-			for (int r = 0; r < rows.count; r++)
-			{
-				ErrorData  *error;
-
-				args.first = r;
-				args.count = 1;
-				error = run_isolated(insert_rows, &args);
-				if (error == NULL)
-					counts->inserted++;
-				else
-				{
-					add_dead_letter(&dl, &messages[row_message[r]],
-									describe_row_error(error));
-					FreeErrorData(error);
-				}
-			}
-		}
-	}
-
-	insert_dead_letters(&dl, queue_url);
-	counts->dead_lettered = dl.count;
+	insert_dead_letters(&batch, is_new, queue_url);
+	for (int i = 0; i < batch.count; i++)
+		if (is_new[i] && batch.items[i].error)
+			counts->dead_lettered++;
 
 	SPI_finish();
 }

@@ -22,12 +22,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -147,7 +149,32 @@ store_batch(WorkerState *ws)
 {
 	BatchCounts counts;
 
+	/*
+	 * The commit need not wait for its WAL flush: the batch's deletes do
+	 * (see pipeline.c), so a crash before the flush leaves the messages in
+	 * SQS, to be stored again.  Meanwhile the worker goes on receiving.
+	 * Synchronous replication is left alone: a standby must have the rows
+	 * before SQS forgets them.
+	 */
+	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	pipeline_store(ws->pipeline, &counts);
+}
+
+/* store the current batch in a transaction, then queue its deletes */
+static void
+store_and_delete_batch(WorkerState *ws)
+{
+	int			count = ws->pipeline->nbatch;
+	TimestampTz start = GetCurrentTimestamp();
+
+	in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
+	pipeline_queue_batch_deletes(ws->pipeline, XactLastCommitEnd);
+	pipeline_reset_batch(ws->pipeline);
+	elog(DEBUG1, "sqs_ingest worker %d stored %d messages in %ld ms",
+		 ws->index, count,
+		 (long) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()));
 }
 
 static void
@@ -188,11 +215,7 @@ ensure_pipeline(WorkerState *ws)
 	{
 		/* store what was received under the old settings, then start anew */
 		if (ws->pipeline->nbatch > 0)
-		{
-			in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
-			pipeline_queue_batch_deletes(ws->pipeline);
-			pipeline_reset_batch(ws->pipeline);
-		}
+			store_and_delete_batch(ws);
 		pipeline_flush_deletes(ws->pipeline);
 		pipeline_destroy(ws->pipeline);
 		ws->pipeline = NULL;
@@ -260,9 +283,7 @@ run(WorkerState *ws)
 		switch (event)
 		{
 			case PIPELINE_BATCH_READY:
-				in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
-				pipeline_queue_batch_deletes(ws->pipeline);
-				pipeline_reset_batch(ws->pipeline);
+				store_and_delete_batch(ws);
 				note_recovery(ws);
 				break;
 			case PIPELINE_FAILED:
@@ -271,11 +292,7 @@ run(WorkerState *ws)
 
 					/* keep what was received before the failure */
 					if (ws->pipeline->nbatch > 0)
-					{
-						in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
-						pipeline_queue_batch_deletes(ws->pipeline);
-						pipeline_reset_batch(ws->pipeline);
-					}
+						store_and_delete_batch(ws);
 					stats_record_error(ws->slot, error->message, true);
 					sqs_report_error(error, ERROR);
 				}
