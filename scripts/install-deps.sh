@@ -1,0 +1,57 @@
+#!/bin/bash
+# Install what building and testing sqs_ingest needs on Debian 12, then the
+# pinned npm packages of the test harness. Safe to run again: it installs
+# only what is missing and runs apt-get update at most once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	postgresql-15             # server, and contrib (pgcrypto) on Debian 12
+	postgresql-client-15
+	postgresql-server-dev-15  # PGXS, headers, the Perl test modules
+	libcurl4-openssl-dev
+	libssl-dev
+	libipc-run-perl           # TAP tests
+	make
+	gcc
+	pkg-config
+	curl                      # the harness checks libcurl's SigV4 against the emulator
+)
+
+# Node 18 or later runs the SQS emulator; Debian 12's own nodejs is 18.
+node_major=0
+if command -v node >/dev/null 2>&1; then
+	node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+fi
+if [ "$node_major" -lt 18 ]; then
+	PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(npm)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# npm ci reinstalls from scratch each time: skip it when node_modules already
+# matches the lockfile.
+stamp=test/node_modules/.sqs-ingest-lock.sha256
+want=$(sha256sum test/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] ||
+	[ ! -f test/node_modules/local-aws-sqs/package.json ]; then
+	npm ci --prefix test --no-audit --no-fund
+	echo "$want" > "$stamp"
+fi

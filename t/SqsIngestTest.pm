@@ -1,0 +1,657 @@
+
+# Copyright (c) sqs_ingest contributors. PostgreSQL License.
+
+=pod
+
+=head1 NAME
+
+SqsIngestTest - test fixtures for sqs_ingest: SQS emulator, fault proxy, clusters
+
+=head1 SYNOPSIS
+
+  use lib 't';
+  use SqsIngestTest;
+
+  my $emu  = start_emulator();
+  my $url  = create_queue('logins');
+  send_json_array($url, sample_file());
+  my $node = new_node('main', queue_url => $url);
+  my $r    = drain($node);          # {received => .., inserted => .., ...}
+  my ($visible, $inflight, $delayed) = queue_depth($url);
+
+=head1 DESCRIPTION
+
+Starts the SQS emulator (F<test/sqs-emulator.js>) and the fault proxy
+(F<test/fault-proxy.js>) as background processes, drives F<test/sqs-tool.js>,
+and sets up clusters with the extension and the target table. Every process
+started here is stopped when the test script ends, whether it passed or not.
+
+=cut
+
+package SqsIngestTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use Cwd qw(abs_path);
+use Exporter 'import';
+use File::Basename qw(dirname);
+use HTTP::Tiny;
+use IPC::Run;
+use POSIX qw(WNOHANG);
+use JSON::PP;
+use Time::HiRes qw(usleep);
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  start_emulator start_proxy sqs_tool create_queue send_json_array
+  send_generated send_lines queue_depth wait_for_depth receive_messages
+  generate_events
+  new_node set_gucs drain drain_error repo_root sample_file sample_events
+  app_version_code rows_mismatch $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
+  $TARGET_TABLE_DDL);
+
+our $TEST_ACCESS_KEY_ID = $ENV{SQS_TEST_ACCESS_KEY_ID} // 'AKIDSQSINGESTTEST';
+our $TEST_SECRET_ACCESS_KEY =
+  $ENV{SQS_TEST_SECRET_ACCESS_KEY} // 'sqs-ingest-test-secret';
+our $TEST_MASK_KEY = 'test-mask-key';
+
+# The target table exactly as the contract (DESIGN.md) gives it.
+our $TARGET_TABLE_DDL = <<'SQL';
+CREATE TABLE public.user_logins(
+    user_id          varchar(128),
+    device_type      varchar(32),
+    masked_ip        varchar(256),
+    masked_device_id varchar(256),
+    locale           varchar(32),
+    app_version      integer,
+    create_date      date
+);
+SQL
+
+# Credentials must come only from what a test sets: an AWS_* variable in the
+# caller's environment would leak into the servers started here.
+delete $ENV{$_} for grep { /^AWS_/ } keys %ENV;
+$ENV{SQS_TEST_ACCESS_KEY_ID}     = $TEST_ACCESS_KEY_ID;
+$ENV{SQS_TEST_SECRET_ACCESS_KEY} = $TEST_SECRET_ACCESS_KEY;
+
+my $ROOT = dirname(dirname(abs_path(__FILE__)));
+my @live;                  # background processes still running
+my $default_emulator;      # the endpoint sqs_tool() talks to by default
+
+=pod
+
+=head1 FUNCTIONS
+
+=over
+
+=item repo_root()
+
+Absolute path of the repository.
+
+=item sample_file()
+
+Path of the real 100-event sample (F<../shared/data/fetch_sample_data.json>
+from the repository root; C<SQS_INGEST_SAMPLE> overrides it).
+
+=item sample_events()
+
+The sample, decoded: an array reference of hashes.
+
+=cut
+
+sub repo_root { return $ROOT; }
+
+sub sample_file
+{
+	my $f = $ENV{SQS_INGEST_SAMPLE}
+	  // "$ROOT/../shared/data/fetch_sample_data.json";
+	croak "sample data not found at $f" unless -r $f;
+	return $f;
+}
+
+sub sample_events
+{
+	return decode_json(slurp_file(sample_file()));
+}
+
+=pod
+
+=item app_version_code($text)
+
+The integer a version string maps to: "M.m.p" to M*1000000 + m*1000 + p,
+"M.m" to M*1000000 + m*1000. Undef for anything else.
+
+=cut
+
+sub app_version_code
+{
+	my ($v) = @_;
+	return undef
+	  unless defined $v && $v =~ /^([0-9]{1,3})\.([0-9]{1,3})(?:\.([0-9]{1,3}))?$/;
+	return $1 * 1000000 + $2 * 1000 + ($3 // 0);
+}
+
+# Run node on one of the scripts in test/, output to a log file, and wait
+# for its "READY <port>" line. Returns (pid, port, log).
+sub _start_node_process
+{
+	my ($kind, $script, @args) = @_;
+	my $log = "$PostgreSQL::Test::Utils::log_path/${kind}_"
+	  . time() . "_$$" . "_" . int(rand(1e6)) . ".log";
+	my @cmd = ('node', "$ROOT/test/$script", @args, '--exit-with-parent');
+	my $pid = fork();
+	croak "fork failed: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN,  '<',  '/dev/null') or POSIX::_exit(127);
+		open(STDOUT, '>',  $log)        or POSIX::_exit(127);
+		open(STDERR, '>&', \*STDOUT)    or POSIX::_exit(127);
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (1)
+	{
+		my $out = -e $log ? slurp_file($log) : '';
+		return ($pid, $1, $log) if $out =~ /^READY (\d+)$/m;
+		my $gone = waitpid($pid, WNOHANG) == $pid;
+		if ($gone || time() > $deadline)
+		{
+			_stop_node_process($pid) unless $gone;
+			croak "@cmd did not start: $out";
+		}
+		usleep(50_000);
+	}
+}
+
+# Stop a process started above: SIGTERM, then SIGKILL if it lingers.
+sub _stop_node_process
+{
+	my ($pid) = @_;
+	return unless $pid;
+	kill 'TERM', $pid;
+	for (1 .. 100)
+	{
+		return if waitpid($pid, WNOHANG) != 0;
+		usleep(50_000);
+	}
+	kill 'KILL', $pid;
+	waitpid($pid, 0);
+	return;
+}
+
+=pod
+
+=item start_emulator(%opts)
+
+Start the SQS emulator on a free port (or C<port =E<gt> N>); C<queues =E<gt> [...]>
+creates queues at start, C<session_token =E<gt> T> requires that token,
+C<default =E<gt> 0> leaves the current emulator the default one.
+Returns an object with C<endpoint>, C<port>, C<queue_url(NAME)>, C<stop>,
+C<start> (again on the same port; queues of C<queues> are recreated, others
+and all messages are gone). The last emulator started is the one the
+functions below talk to.
+
+=cut
+
+sub start_emulator
+{
+	my (%opts) = @_;
+	my $self = bless {
+		port => $opts{port} // PostgreSQL::Test::Cluster::get_free_port(),
+		queues => $opts{queues} // [],
+		session_token => $opts{session_token},
+	}, 'SqsIngestTest::Emulator';
+	$self->start;
+	$default_emulator = $self unless defined $opts{default} && !$opts{default};
+	return $self;
+}
+
+=pod
+
+=item start_proxy($target_endpoint)
+
+Start the fault proxy in front of C<$target_endpoint>. Returns an object
+with C<endpoint>, C<port>, C<set_fault(\%fault)>, C<clear_faults>,
+C<stats> (hash reference: action =E<gt> {forwarded, failed}),
+C<reset_stats>, C<stop>, C<start>.
+
+=cut
+
+sub start_proxy
+{
+	my ($target, %opts) = @_;
+	$target = $target->endpoint if ref $target;
+	my $self = bless {
+		port => $opts{port} // PostgreSQL::Test::Cluster::get_free_port(),
+		target => $target,
+	}, 'SqsIngestTest::Proxy';
+	$self->start;
+	return $self;
+}
+
+=pod
+
+=item sqs_tool(@args)
+
+Run F<test/sqs-tool.js> with C<@args> against the current emulator (unless
+C<@args> has its own C<--endpoint>). Returns its standard output; dies with
+its standard error if it fails.
+
+=cut
+
+sub sqs_tool
+{
+	my (@args) = @_;
+	unless (grep { $_ eq '--endpoint' } @args)
+	{
+		croak 'no emulator started' unless $default_emulator;
+		unshift @args, '--endpoint', $default_emulator->endpoint;
+	}
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ 'node', "$ROOT/test/sqs-tool.js", @args ],
+		'<', '/dev/null', '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	croak "sqs-tool @args failed: $err" unless $ok;
+	return $out;
+}
+
+=pod
+
+=item create_queue($name, visibility_timeout => S)
+
+Create a queue, return its URL.
+
+=item send_json_array($url, $file), send_lines($url, $file), send_generated($url, $n, $seed)
+
+Send messages (see F<test/sqs-tool.js>); return how many were sent.
+
+=item generate_events($n, $seed)
+
+The events C<send_generated> sends for the same C<$n> and C<$seed>.
+
+=item queue_depth($url)
+
+Returns (visible, in flight, delayed).
+
+=item wait_for_depth($url, $visible, $in_flight, $delayed)
+
+Poll until the queue depth is exactly that; false (with a diag) on timeout.
+
+=item receive_messages($url, max => N, visibility_timeout => S)
+
+Receive without deleting; returns the messages (array reference).
+
+=cut
+
+sub create_queue
+{
+	my ($name, %opts) = @_;
+	my @vt = defined $opts{visibility_timeout}
+	  ? ('--visibility-timeout', $opts{visibility_timeout}) : ();
+	my $url = sqs_tool('create-queue', $name, @vt);
+	chomp $url;
+	return $url;
+}
+
+sub _sent
+{
+	my ($out) = @_;
+	chomp $out;
+	croak "unexpected sqs-tool output: $out" unless $out =~ /^\d+$/;
+	return $out + 0;
+}
+
+sub send_json_array
+{
+	my ($url, $file) = @_;
+	return _sent(sqs_tool('send', $url, '--json-array', $file));
+}
+
+sub send_lines
+{
+	my ($url, $file) = @_;
+	return _sent(sqs_tool('send', $url, '--lines', $file));
+}
+
+sub send_generated
+{
+	my ($url, $n, $seed) = @_;
+	return _sent(
+		sqs_tool('send', $url, '--generate', $n, '--seed', $seed // 1));
+}
+
+sub generate_events
+{
+	my ($n, $seed) = @_;
+	return decode_json(sqs_tool('generate', $n, '--seed', $seed // 1));
+}
+
+sub queue_depth
+{
+	my ($url) = @_;
+	my $out = sqs_tool('depth', $url);
+	croak "unexpected depth output: $out"
+	  unless $out =~ /^(\d+) (\d+) (\d+)$/m;
+	return ($1 + 0, $2 + 0, $3 + 0);
+}
+
+sub wait_for_depth
+{
+	my ($url, @want) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my @got;
+	while (time() < $deadline)
+	{
+		@got = queue_depth($url);
+		return 1 if "@got" eq "@want";
+		usleep(200_000);
+	}
+	diag("queue depth still (@got), waited for (@want)");
+	return 0;
+}
+
+sub receive_messages
+{
+	my ($url, %opts) = @_;
+	my @args = ('receive', $url, '--max', $opts{max} // 10);
+	push @args, '--visibility-timeout', $opts{visibility_timeout}
+	  if defined $opts{visibility_timeout};
+	push @args, '--wait', $opts{wait} if defined $opts{wait};
+	return decode_json(sqs_tool(@args));
+}
+
+=pod
+
+=item new_node($name, %opts)
+
+Initialise (UTF8) and start a cluster, create pgcrypto, sqs_ingest and the
+target table, and set through ALTER SYSTEM: C<sqs_ingest.queue_url>
+(C<queue_url>), the test credentials (unless C<credentials =E<gt> 0>) and
+C<sqs_ingest.mask_key> = 'test-mask-key' (C<mask_key> overrides). Options:
+C<shared_preload =E<gt> 1> to load the library at start, C<conf =E<gt> TEXT>
+appended to postgresql.conf before start, C<settings =E<gt> {guc =E<gt> value}>
+more ALTER SYSTEM settings, C<create_table =E<gt> 0> to skip the table.
+With C<SQS_INGEST_TEST_PRELOAD=1> in the environment, nodes preload the
+library by default (with C<sqs_ingest.workers = 0>).
+
+=cut
+
+sub new_node
+{
+	my ($name, %opts) = @_;
+	# SQS_INGEST_TEST_PRELOAD=1 runs every test with the library preloaded
+	# (as in production), background workers off so they take nothing.
+	if ($ENV{SQS_INGEST_TEST_PRELOAD} && !exists $opts{shared_preload})
+	{
+		$opts{shared_preload} = 1;
+		$opts{conf} = "sqs_ingest.workers = 0\n" . ($opts{conf} // '');
+	}
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'sqs_ingest'\n")
+	  if $opts{shared_preload};
+	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
+	$node->start;
+
+	$node->safe_psql('postgres', 'CREATE EXTENSION pgcrypto');
+	$node->safe_psql('postgres', 'CREATE EXTENSION sqs_ingest');
+	$node->safe_psql('postgres', $TARGET_TABLE_DDL)
+	  unless defined $opts{create_table} && !$opts{create_table};
+
+	my %gucs;
+	$gucs{'sqs_ingest.queue_url'} = $opts{queue_url}
+	  if defined $opts{queue_url};
+	unless (defined $opts{credentials} && !$opts{credentials})
+	{
+		$gucs{'sqs_ingest.access_key_id'}     = $TEST_ACCESS_KEY_ID;
+		$gucs{'sqs_ingest.secret_access_key'} = $TEST_SECRET_ACCESS_KEY;
+	}
+	$gucs{'sqs_ingest.mask_key'} = $opts{mask_key} // $TEST_MASK_KEY;
+	%gucs = (%gucs, %{ $opts{settings} }) if $opts{settings};
+	set_gucs($node, \%gucs);
+	return $node;
+}
+
+=pod
+
+=item set_gucs($node, {name =E<gt> value, ...})
+
+ALTER SYSTEM SET each (undef: RESET), reload, and wait until new sessions
+see the change.
+
+=cut
+
+sub _literal
+{
+	my ($v) = @_;
+	$v =~ s/'/''/g;
+	return "'$v'";
+}
+
+sub set_gucs
+{
+	my ($node, $gucs) = @_;
+	# ALTER SYSTEM accepts only parameters the session knows: load the
+	# library so that its settings are defined.
+	my $sql = '';
+	$sql .= "LOAD 'sqs_ingest';\n" if grep { /^sqs_ingest\./ } keys %$gucs;
+	for my $name (sort keys %$gucs)
+	{
+		croak "bad setting name $name" unless $name =~ /^[a-z_][a-z0-9_.]*$/;
+		$sql .= defined $gucs->{$name}
+		  ? "ALTER SYSTEM SET $name = " . _literal($gucs->{$name}) . ";\n"
+		  : "ALTER SYSTEM RESET $name;\n";
+	}
+	$sql .= "SELECT pg_conf_load_time();\n";
+	my $before = $node->safe_psql('postgres', $sql);
+	$before = (split /\n/, $before)[-1];
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	# New sessions inherit the postmaster's configuration: once they see a
+	# newer load time, the settings above are in force.
+	$node->poll_query_until('postgres',
+		"SELECT pg_conf_load_time() > '$before'::timestamptz")
+	  or croak 'configuration reload was not seen';
+	return;
+}
+
+=pod
+
+=item drain($node, $max_messages, $sql_prefix)
+
+Run C<SELECT * FROM sqs_ingest_drain(...)> (dies on error); returns a hash
+reference with received, inserted, duplicates, dead_lettered.
+
+=item drain_error($node, $max_messages)
+
+Run the drain expecting it to fail; returns its stderr (with the ERROR,
+DETAIL and HINT lines), or undef if it succeeded.
+
+=cut
+
+sub _drain_sql
+{
+	my ($max) = @_;
+	my $arg = defined $max ? "$max" : '';
+	return "SELECT received, inserted, duplicates, dead_lettered "
+	  . "FROM sqs_ingest_drain($arg)";
+}
+
+sub drain
+{
+	my ($node, $max, $prefix) = @_;
+	my $out =
+	  $node->safe_psql('postgres', ($prefix // '') . _drain_sql($max));
+	my @f = split /\|/, (split /\n/, $out)[-1] // '';
+	croak "unexpected drain output: $out" unless @f == 4;
+	my %r;
+	@r{qw(received inserted duplicates dead_lettered)} = map { $_ + 0 } @f;
+	return \%r;
+}
+
+sub drain_error
+{
+	my ($node, $max) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', _drain_sql($max),
+		on_error_stop => 1);
+	return $ret == 0 ? undef : $err;
+}
+
+=pod
+
+=item rows_mismatch($node, \@events)
+
+Compare the target table with the rows the events should give (masks
+computed with pgcrypto and the test mask key, app_version with
+C<app_version_code>), restricted to the events' user ids. Returns the
+number of rows missing plus the number unexpected: 0 when they agree.
+
+=cut
+
+sub rows_mismatch
+{
+	my ($node, $events) = @_;
+	my @exp = map { { %$_, code => app_version_code($_->{app_version}) } } @$events;
+	my $json = JSON::PP->new->utf8->canonical->encode(\@exp);
+	croak 'dollar-quote tag inside data' if $json =~ /\$sqs_json\$/;
+	my $key = _literal($TEST_MASK_KEY);
+	return $node->safe_psql('postgres', <<"SQL") + 0;
+WITH exp AS (
+  SELECT e->>'user_id' AS user_id, e->>'device_type' AS device_type,
+         encode(hmac(e->>'ip', $key, 'sha256'), 'hex') AS masked_ip,
+         encode(hmac(e->>'device_id', $key, 'sha256'), 'hex') AS masked_device_id,
+         e->>'locale' AS locale, (e->>'code')::integer AS app_version
+  FROM jsonb_array_elements(\$sqs_json\$$json\$sqs_json\$::jsonb) AS e),
+act AS (
+  SELECT user_id::text, device_type::text, masked_ip::text, masked_device_id::text,
+         locale::text, app_version
+  FROM public.user_logins WHERE user_id IN (SELECT user_id FROM exp))
+SELECT (SELECT count(*) FROM (SELECT * FROM exp EXCEPT ALL SELECT * FROM act) AS missing)
+     + (SELECT count(*) FROM (SELECT * FROM act EXCEPT ALL SELECT * FROM exp) AS unexpected)
+SQL
+}
+
+=pod
+
+=back
+
+=cut
+
+# Stop whatever is still running when the script ends, pass or fail,
+# without changing its exit status.
+END
+{
+	my $exit = $?;
+	my @procs = reverse @live;    # stop() edits @live
+	for my $p (@procs)
+	{
+		$p->stop if $p->{pid};
+	}
+	$? = $exit;
+}
+
+package SqsIngestTest::Process;
+
+use Carp;
+
+sub port     { return $_[0]->{port}; }
+sub pid      { return $_[0]->{pid}; }
+sub logfile  { return $_[0]->{log}; }
+sub endpoint { return "http://127.0.0.1:$_[0]->{port}"; }
+
+sub stop
+{
+	my ($self) = @_;
+	SqsIngestTest::_stop_node_process($self->{pid});
+	$self->{pid} = undef;
+	@live = grep { $_ != $self } @live;
+	return;
+}
+
+sub _register
+{
+	my ($self, $pid, $port, $log) = @_;
+	if ($port != $self->{port})
+	{
+		SqsIngestTest::_stop_node_process($pid);
+		croak "started on port $port, wanted $self->{port}";
+	}
+	$self->{pid} = $pid;
+	$self->{log}     = $log;
+	push @live, $self;
+	return;
+}
+
+package SqsIngestTest::Emulator;
+
+our @ISA = ('SqsIngestTest::Process');
+
+sub queue_url
+{
+	my ($self, $name) = @_;
+	return $self->endpoint . "/000000000000/$name";
+}
+
+sub start
+{
+	my ($self) = @_;
+	my @args = ('--port', $self->{port}, '--host', '127.0.0.1');
+	push @args, map { ('--queue', $_) } @{ $self->{queues} };
+	push @args, '--session-token', $self->{session_token}
+	  if defined $self->{session_token};
+	$self->_register(
+		SqsIngestTest::_start_node_process('emulator', 'sqs-emulator.js', @args));
+	return $self;
+}
+
+package SqsIngestTest::Proxy;
+
+use Carp;
+use JSON::PP;
+
+our @ISA = ('SqsIngestTest::Process');
+
+sub start
+{
+	my ($self) = @_;
+	$self->_register(
+		SqsIngestTest::_start_node_process(
+			'proxy', 'fault-proxy.js',
+			'--listen', $self->{port},
+			'--host',   '127.0.0.1',
+			'--target', $self->{target}));
+	return $self;
+}
+
+sub _control
+{
+	my ($self, $method, $path, $doc) = @_;
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $res = $http->request($method, $self->endpoint . $path,
+		defined $doc
+		? {
+			content => encode_json($doc),
+			headers => { 'Content-Type' => 'application/json' }
+		  }
+		: {});
+	croak "fault proxy $method $path: $res->{status} $res->{content}"
+	  unless $res->{success};
+	return decode_json($res->{content});
+}
+
+sub set_fault
+{
+	my ($self, $fault) = @_;
+	return $self->_control('POST', '/__fault', $fault);
+}
+
+sub clear_faults { return $_[0]->set_fault({}); }
+sub stats        { return $_[0]->_control('GET', '/__fault/stats'); }
+sub reset_stats  { return $_[0]->_control('POST', '/__fault/stats/reset', {}); }
+
+1;

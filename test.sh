@@ -1,0 +1,182 @@
+#!/bin/bash
+# Build, install and test sqs_ingest: pg_regress (sql/, expected/) against a
+# throwaway server, then the TAP tests (t/*.pl), which start their own
+# clusters and SQS emulator. Run as root: it installs packages and the
+# extension, and runs the tests as the postgres user (the server refuses
+# root). The last line is "N passed, N failed", counting pg_regress tests
+# and TAP test files.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+cd "$ROOT"
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+SAMPLE_REL=../shared/data/fetch_sample_data.json
+
+passed=0
+failed=0
+
+finish() {
+	echo
+	echo "$passed passed, $failed failed"
+	if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
+		exit 1
+	fi
+	exit 0
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test.sh: run as root (it installs packages and the extension, then tests as postgres)" >&2
+	exit 1
+fi
+
+echo "=== dependencies"
+if ! ./scripts/install-deps.sh; then
+	echo "test.sh: installing dependencies failed" >&2
+	failed=$((failed + 1))
+	finish
+fi
+PGBIN=$("$PG_CONFIG" --bindir)
+
+echo "=== build and install"
+if [ ! -f Makefile ]; then
+	echo "test.sh: no Makefile" >&2
+	failed=$((failed + 1))
+	finish
+fi
+if ! make PG_CONFIG="$PG_CONFIG" || ! make PG_CONFIG="$PG_CONFIG" install; then
+	echo "test.sh: build failed" >&2
+	failed=$((failed + 1))
+	finish
+fi
+
+# The tests run as postgres and write tmp_check/, results/ and logs here.
+# Group write access rather than a chown: git refuses a work tree that
+# another user owns.
+WORK=$ROOT
+COPY=
+find "$ROOT" -path "$ROOT/.git" -prune -o -exec chgrp postgres {} + 2>/dev/null
+find "$ROOT" -path "$ROOT/.git" -prune -o -exec chmod g+rwX {} + 2>/dev/null
+if ! runuser -u postgres -- test -w "$ROOT" -a -r "$ROOT/Makefile"; then
+	# Not reachable by postgres (e.g. under a private home): test a copy.
+	WORK=$(mktemp -d /tmp/sqs_ingest_test.XXXXXX)
+	COPY=$WORK
+	tar -C "$ROOT" --exclude=.git -cf - . | tar -C "$WORK" -xf -
+	chown -R postgres: "$WORK"
+	echo "test.sh: $ROOT is not reachable by postgres, testing a copy in $WORK"
+fi
+
+# The sample lives outside the repository; hand the tests a readable copy if
+# postgres cannot reach it where it is.
+SAMPLE_ENV=()
+if [ -r "$ROOT/$SAMPLE_REL" ] && ! runuser -u postgres -- test -r "$WORK/$SAMPLE_REL"; then
+	mkdir -p "$WORK/tmp_sample"
+	cp "$ROOT/$SAMPLE_REL" "$WORK/tmp_sample/"
+	chown -R postgres: "$WORK/tmp_sample"
+	SAMPLE_ENV=(SQS_INGEST_SAMPLE="$WORK/tmp_sample/fetch_sample_data.json")
+fi
+
+as_postgres() {
+	runuser -u postgres -- env "${SAMPLE_ENV[@]}" "$@"
+}
+
+# A throwaway server for pg_regress, on a private socket directory.
+PGTMP=$(mktemp -d /tmp/sqs_ingest_regress.XXXXXX)
+chown postgres: "$PGTMP"
+cleanup() {
+	local status=$?
+	if [ -f "$PGTMP/data/postmaster.pid" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1
+	fi
+	rm -rf "$PGTMP"
+	# a copy that failed stays for its logs
+	if [ -n "$COPY" ] && [ "$status" -eq 0 ]; then
+		rm -rf "$COPY"
+	fi
+}
+trap cleanup EXIT
+
+REGRESS_PORT=${SQS_INGEST_REGRESS_PORT:-$(node -e '
+const s = require("net").createServer().listen(0, "127.0.0.1", () => {
+  console.log(s.address().port); s.close(); });')}
+
+echo "=== pg_regress"
+regress_log=$PGTMP/regress.out
+if ! as_postgres "$PGBIN/initdb" -D "$PGTMP/data" -A trust -U postgres --encoding=UTF8 --locale=C >"$PGTMP/initdb.log" 2>&1 ||
+	! as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w \
+		-o "-p $REGRESS_PORT -k $PGTMP -c listen_addresses=''" start >/dev/null; then
+	echo "test.sh: could not start a server for pg_regress" >&2
+	cat "$PGTMP/initdb.log" "$PGTMP/server.log" 2>/dev/null
+	failed=$((failed + 1))
+else
+	(cd "$WORK" && as_postgres PGHOST="$PGTMP" PGPORT="$REGRESS_PORT" \
+		make PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS=) 2>&1 | tee "$regress_log"
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -cE '\.\.\. +ok( |$)' "$regress_log" || true)
+	bad=$(grep -cE '\.\.\. +FAILED( |$)' "$regress_log" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "test.sh: pg_regress failed before running its tests" >&2
+		failed=$((failed + 1))
+	fi
+	if [ -f "$WORK/regression.diffs" ] && [ "$rc" -ne 0 ]; then
+		echo "=== regression.diffs"
+		cat "$WORK/regression.diffs"
+	fi
+	echo "pg_regress: $ok passed, $bad failed"
+	as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast stop >/dev/null 2>&1
+fi
+
+echo "=== TAP tests"
+tap_log=$PGTMP/tap.out
+shopt -s nullglob
+tap_files=("$WORK"/t/*.pl)
+shopt -u nullglob
+if [ ${#tap_files[@]} -eq 0 ]; then
+	echo "test.sh: no TAP tests in t/" >&2
+	failed=$((failed + 1))
+	finish
+fi
+(cd "$WORK" && as_postgres make PG_CONFIG="$PG_CONFIG" installcheck REGRESS= TAP_TESTS=1 \
+	PROVE_FLAGS="--timer") 2>&1 | tee "$tap_log"
+rc=${PIPESTATUS[0]}
+
+# prove prints "Files=N, Tests=M" and lists each failing file in its
+# summary as "t/x.pl (Wstat: W Tests: T Failed: F)" followed by details.
+files=$(sed -nE 's/^Files=([0-9]+), Tests=.*/\1/p' "$tap_log" | tail -1)
+tap_failed=$(awk '
+	/^Test Summary Report/ { in_summary = 1; next }
+	in_summary && /^t\/[^ ]+\.pl +\(Wstat:/ {
+		if (file != "" && bad) n++
+		file = $1; bad = 0
+		if (match($0, /Wstat: [0-9]+/) && substr($0, RSTART + 7, RLENGTH - 7) + 0 != 0) bad = 1
+		if (match($0, /Failed: [0-9]+/) && substr($0, RSTART + 8, RLENGTH - 8) + 0 != 0) bad = 1
+		next
+	}
+	in_summary && file != "" && /^  (Parse errors|Non-zero|Failed test)/ { bad = 1 }
+	/^Files=/ { if (file != "" && bad) n++; file = ""; in_summary = 0 }
+	END { print n + 0 }' "$tap_log")
+if [ -z "$files" ]; then
+	echo "test.sh: prove did not finish; counting every TAP test as failed" >&2
+	failed=$((failed + ${#tap_files[@]}))
+else
+	passed=$((passed + files - tap_failed))
+	failed=$((failed + tap_failed))
+	if [ "$rc" -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
+		failed=$((failed + 1))
+	fi
+	echo "TAP: $((files - tap_failed)) files passed, $tap_failed failed"
+fi
+if [ "$rc" -ne 0 ]; then
+	for f in "$WORK"/tmp_check/log/regress_log_*; do
+		[ -f "$f" ] || continue
+		if grep -q 'not ok' "$f"; then
+			echo "=== tail of $f"
+			tail -n 60 "$f"
+		fi
+	done
+fi
+
+finish

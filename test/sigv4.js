@@ -1,0 +1,249 @@
+'use strict';
+// AWS Signature Version 4 for the JSON protocol of SQS: sign() for the test
+// client, verify() for the emulator front. Only what SQS needs: header-based
+// signatures (no presigned URLs), unsigned-payload not accepted.
+
+const crypto = require('crypto');
+
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+const MAX_SKEW_MS = 15 * 60 * 1000; // AWS rejects requests dated more than 15 minutes off
+
+function sha256Hex(data) {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+function hmac(key, data) {
+  return crypto.createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+// RFC 3986 unreserved characters stay, everything else is %XX (upper case).
+function uriEncode(str, keepSlash) {
+  let out = '';
+  for (const byte of Buffer.from(str, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    if (/[A-Za-z0-9\-._~]/.test(c) || (keepSlash && c === '/')) out += c;
+    else out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+function safeDecode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch (e) {
+    return s;
+  }
+}
+
+// Path as AWS normalises it for every service but S3: each segment decoded
+// then encoded once.
+function normalizedPath(path) {
+  if (!path) return '/';
+  return path.split('/').map((seg) => uriEncode(safeDecode(seg), false)).join('/');
+}
+
+function canonicalQuery(query) {
+  if (!query) return '';
+  const pairs = query.split('&').filter((p) => p.length > 0).map((p) => {
+    const i = p.indexOf('=');
+    const k = i < 0 ? p : p.slice(0, i);
+    const v = i < 0 ? '' : p.slice(i + 1);
+    return [uriEncode(safeDecode(k.replace(/\+/g, ' ')), false),
+      uriEncode(safeDecode(v.replace(/\+/g, ' ')), false)];
+  });
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return pairs.map(([k, v]) => `${k}=${v}`).join('&');
+}
+
+function splitUrl(url) {
+  const q = url.indexOf('?');
+  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
+}
+
+// Lower-case name -> canonical value. Repeated headers are joined with ','
+// and runs of blanks collapse to one, as the SigV4 spec requires.
+function headerMap(rawHeaders, headers) {
+  const map = new Map();
+  const add = (name, value) => {
+    const k = String(name).toLowerCase();
+    const v = String(value).trim().replace(/\s+/g, ' ');
+    map.set(k, map.has(k) ? `${map.get(k)},${v}` : v);
+  };
+  if (Array.isArray(rawHeaders)) {
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) add(rawHeaders[i], rawHeaders[i + 1]);
+  } else if (headers) {
+    for (const [k, v] of Object.entries(headers)) {
+      if (Array.isArray(v)) v.forEach((x) => add(k, x));
+      else if (v !== undefined) add(k, v);
+    }
+  }
+  return map;
+}
+
+function signingKey(secret, date, region, service) {
+  const kDate = hmac('AWS4' + secret, date);
+  const kRegion = hmac(kDate, region);
+  const kService = hmac(kRegion, service);
+  return hmac(kService, 'aws4_request');
+}
+
+function canonicalRequest(method, path, query, hmap, signedHeaders, payloadHash) {
+  const canonHeaders = signedHeaders.map((h) => `${h}:${hmap.has(h) ? hmap.get(h) : ''}\n`).join('');
+  return [method.toUpperCase(), path, canonicalQuery(query), canonHeaders,
+    signedHeaders.join(';'), payloadHash].join('\n');
+}
+
+function stringToSign(amzDate, scope, canonical) {
+  return [ALGORITHM, amzDate, scope, sha256Hex(canonical)].join('\n');
+}
+
+function amzDateOf(d) {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+function parseAmzDate(s) {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s || '');
+  if (!m) return null;
+  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+}
+
+/*
+ * Sign a request. opts: {method, url (absolute), headers, body, accessKeyId,
+ * secretAccessKey, sessionToken, region, service, date}. Returns a new headers
+ * object carrying Host, X-Amz-Date, X-Amz-Security-Token and Authorization;
+ * every header passed in is signed.
+ */
+function sign(opts) {
+  const u = new URL(opts.url);
+  const region = opts.region || 'us-east-1';
+  const service = opts.service || 'sqs';
+  const body = opts.body === undefined ? '' : opts.body;
+  const amzDate = amzDateOf(opts.date || new Date());
+  const date = amzDate.slice(0, 8);
+
+  const headers = Object.assign({}, opts.headers || {});
+  headers.Host = u.host;
+  headers['X-Amz-Date'] = amzDate;
+  if (opts.sessionToken) headers['X-Amz-Security-Token'] = opts.sessionToken;
+
+  const hmap = headerMap(null, headers);
+  const signed = [...hmap.keys()].filter((h) => h !== 'authorization' && h !== 'content-length').sort();
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const canonical = canonicalRequest(opts.method || 'POST', normalizedPath(u.pathname),
+    u.search ? u.search.slice(1) : '', hmap, signed, sha256Hex(body));
+  const signature = crypto.createHmac('sha256', signingKey(opts.secretAccessKey, date, region, service))
+    .update(stringToSign(amzDate, scope, canonical)).digest('hex');
+  headers.Authorization = `${ALGORITHM} Credential=${opts.accessKeyId}/${scope}, ` +
+    `SignedHeaders=${signed.join(';')}, Signature=${signature}`;
+  return headers;
+}
+
+function fail(code, message) {
+  return { ok: false, code, message };
+}
+
+/*
+ * Check the signature of an incoming request. req needs method, url and
+ * rawHeaders (or headers); body is the raw body Buffer. opts: {accessKeyId,
+ * secretAccessKey, region, service, sessionToken (then required), now}.
+ * Returns {ok: true, accessKeyId} or {ok: false, code, message} where code is
+ * the AWS error code (MissingAuthenticationToken, IncompleteSignature,
+ * InvalidClientTokenId, SignatureDoesNotMatch).
+ */
+function verify(req, body, opts) {
+  const region = opts.region || 'us-east-1';
+  const service = opts.service || 'sqs';
+  const hmap = headerMap(req.rawHeaders, req.headers);
+  const auth = hmap.get('authorization');
+  if (!auth) return fail('MissingAuthenticationToken', 'Request is missing Authentication Token');
+
+  if (!auth.startsWith(ALGORITHM + ' ')) {
+    return fail('IncompleteSignature',
+      `Unsupported AWS 'algorithm': '${auth.split(' ')[0]}'. Supported value: ${ALGORITHM}`);
+  }
+  const params = {};
+  for (const part of auth.slice(ALGORITHM.length + 1).split(',')) {
+    const i = part.indexOf('=');
+    if (i > 0) params[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((k) => !params[k]);
+  if (missing.length) {
+    return fail('IncompleteSignature',
+      missing.map((k) => `Authorization header requires '${k}' parameter.`).join(' ') +
+      ` Authorization=${auth}`);
+  }
+
+  const cred = params.Credential.split('/');
+  if (cred.length !== 5 || cred[4] !== 'aws4_request') {
+    return fail('IncompleteSignature',
+      `Credential should be scoped to a valid region. Credential=${params.Credential}`);
+  }
+  const [akid, credDate, credRegion, credService] = cred;
+  if (akid !== opts.accessKeyId) {
+    return fail('InvalidClientTokenId', 'The security token included in the request is invalid.');
+  }
+  if (opts.sessionToken && hmap.get('x-amz-security-token') !== opts.sessionToken) {
+    return fail('InvalidClientTokenId', 'The security token included in the request is invalid.');
+  }
+
+  const amzDate = hmap.get('x-amz-date');
+  if (!amzDate) {
+    return fail('IncompleteSignature',
+      "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. " +
+      `Authorization=${auth}`);
+  }
+  const when = parseAmzDate(amzDate);
+  if (!when) {
+    return fail('IncompleteSignature', `Date must be in ISO-8601 'basic format'. Got '${amzDate}'.`);
+  }
+  const now = opts.now || new Date();
+  if (Math.abs(now.getTime() - when.getTime()) > MAX_SKEW_MS) {
+    return fail('SignatureDoesNotMatch',
+      `Signature expired: ${amzDate} is now earlier or later than ${amzDateOf(now)} (15 min skew allowed).`);
+  }
+  if (credDate !== amzDate.slice(0, 8)) {
+    return fail('SignatureDoesNotMatch',
+      `Credential should be scoped to a valid date, not '${credDate}'.`);
+  }
+  if (credRegion !== region) {
+    return fail('SignatureDoesNotMatch',
+      `Credential should be scoped to a valid region, not '${credRegion}'.`);
+  }
+  if (credService !== service) {
+    return fail('SignatureDoesNotMatch',
+      `Credential should be scoped to correct service: '${service}'.`);
+  }
+
+  const signed = params.SignedHeaders.split(';');
+  if (!signed.includes('host')) {
+    return fail('SignatureDoesNotMatch', "'Host' must be a 'SignedHeader' in the AWS Authorization.");
+  }
+  for (const h of signed) {
+    if (!hmap.has(h)) {
+      return fail('SignatureDoesNotMatch', `Header '${h}' is listed in SignedHeaders but absent.`);
+    }
+  }
+
+  const payloadHash = hmap.get('x-amz-content-sha256') || sha256Hex(body || Buffer.alloc(0));
+  const [rawPath, query] = splitUrl(req.url || '/');
+  const key = signingKey(opts.secretAccessKey, credDate, region, service);
+  const scope = cred.slice(1).join('/');
+  const given = Buffer.from(params.Signature, 'utf8');
+  // The path as sent (what curl signs) or AWS-normalised (what SDKs sign).
+  const paths = [rawPath || '/'];
+  const norm = normalizedPath(rawPath);
+  if (norm !== paths[0]) paths.push(norm);
+  for (const path of paths) {
+    const canonical = canonicalRequest(req.method || 'POST', path, query, hmap, signed, payloadHash);
+    const expect = Buffer.from(crypto.createHmac('sha256', key)
+      .update(stringToSign(amzDate, scope, canonical)).digest('hex'), 'utf8');
+    if (expect.length === given.length && crypto.timingSafeEqual(expect, given)) {
+      return { ok: true, accessKeyId: akid };
+    }
+  }
+  return fail('SignatureDoesNotMatch',
+    'The request signature we calculated does not match the signature you provided. ' +
+    'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.');
+}
+
+module.exports = { sign, verify, sha256Hex, uriEncode };

@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+'use strict';
+// SQS emulator for the tests: local-aws-sqs behind a front that checks every
+// request's SigV4 signature, as the real service does, and smooths the few
+// places where the emulator answers differently from SQS.
+//
+//   node test/sqs-emulator.js --port PORT [--host 127.0.0.1] [--queue NAME]...
+//                             [--session-token TOKEN] [--exit-with-parent]
+//
+// Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY.
+// Prints "READY <port>" once listening; exits on SIGTERM or SIGINT.
+
+const crypto = require('crypto');
+const http = require('http');
+const { Readable } = require('stream');
+const { createRequestHandler } = require('local-aws-sqs');
+const sigv4 = require('./sigv4');
+const { exitWithParent } = require('./lib/process');
+
+const ACCOUNT_ID = '000000000000';
+const REGION = 'us-east-1';
+const JSON_TYPE = 'application/x-amz-json-1.0';
+const MAX_BODY = 8 * 1024 * 1024; // a 1 MiB batch, JSON-escaped, fits with room
+
+function usage(msg) {
+  if (msg) process.stderr.write(`sqs-emulator: ${msg}\n`);
+  process.stderr.write('usage: sqs-emulator.js --port PORT [--host HOST] [--queue NAME]... ' +
+    '[--session-token TOKEN] [--exit-with-parent]\n');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { port: null, host: '127.0.0.1', queues: [], sessionToken: null, exitWithParent: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--port') o.port = Number(val());
+    else if (a === '--host') o.host = val();
+    else if (a === '--queue') o.queues.push(val());
+    else if (a === '--session-token') o.sessionToken = val();
+    else if (a === '--exit-with-parent') o.exitWithParent = true;
+    else usage(`unknown argument ${a}`);
+  }
+  if (o.port === null || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('--port is required');
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const creds = {
+  accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
+  secretAccessKey: process.env.SQS_TEST_SECRET_ACCESS_KEY || 'sqs-ingest-test-secret',
+  sessionToken: opts.sessionToken,
+  region: REGION,
+  service: 'sqs',
+};
+
+const { service, requestHandler } = createRequestHandler({
+  port: opts.port,
+  hostname: opts.host,
+  accountId: ACCOUNT_ID,
+  region: REGION,
+  queues: opts.queues.map((QueueName) => ({ QueueName })),
+  emulateQueueCreationLifecycle: false,
+});
+
+// Errors in the shape SQS uses for the JSON protocol.
+function sendError(res, status, code, type, message) {
+  const body = JSON.stringify({ __type: type, message });
+  res.writeHead(status, {
+    'Content-Type': JSON_TYPE,
+    'x-amzn-query-error': `${code};Sender`,
+    'x-amzn-requestid': crypto.randomUUID(),
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+const AUTH_TYPES = {
+  MissingAuthenticationToken: 'com.amazon.coral.service#MissingAuthenticationTokenException',
+  InvalidClientTokenId: 'com.amazon.coral.service#InvalidClientTokenId',
+  IncompleteSignature: 'com.amazon.coral.service#IncompleteSignatureException',
+  SignatureDoesNotMatch: 'com.amazon.coral.service#SignatureDoesNotMatch',
+};
+
+// Run one request through the emulator and collect its answer. The emulator
+// reads the body from the request stream itself, so it gets a replay of it.
+function callEmulator(req, body) {
+  return new Promise((resolve, reject) => {
+    const fakeReq = Readable.from(body.length ? [body] : []);
+    fakeReq.headers = Object.assign({}, req.headers);
+    // SQS accepts a charset parameter; the emulator compares the type exactly.
+    if ((fakeReq.headers['content-type'] || '').startsWith(JSON_TYPE)) fakeReq.headers['content-type'] = JSON_TYPE;
+    fakeReq.method = req.method;
+    fakeReq.url = req.url;
+    const out = {
+      statusCode: 200,
+      headers: {},
+      setHeader(k, v) { this.headers[k.toLowerCase()] = v; },
+      getHeader(k) { return this.headers[k.toLowerCase()]; },
+      end(chunk) {
+        resolve({ status: this.statusCode, headers: this.headers, body: chunk === undefined ? '' : String(chunk) });
+      },
+    };
+    Promise.resolve(requestHandler(fakeReq, out)).catch(reject);
+  });
+}
+
+function parseJson(buf) {
+  try {
+    const v = JSON.parse(buf.toString('utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+function queueOf(url) {
+  if (typeof url !== 'string') return null;
+  const name = url.split('/').filter(Boolean).pop();
+  return service.Queues.find((q) => q.QueueName === name) || null;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The emulator's long poll waits until it has MaxNumberOfMessages or the wait
+// expires; SQS answers as soon as messages are there. Poll with zero waits
+// instead, until something arrives, time is up or the client went away.
+async function longPollReceive(req, res, json, wait) {
+  const deadline = Date.now() + wait * 1000;
+  const short = Buffer.from(JSON.stringify(Object.assign({}, json, { WaitTimeSeconds: 0 })));
+  let gone = false;
+  res.on('close', () => { gone = true; });
+  for (;;) {
+    const r = await callEmulator(req, short);
+    const hasMessages = r.status === 200 && r.body.length > 2;
+    if (hasMessages || r.status !== 200 || gone || Date.now() + 60 >= deadline) return r;
+    await sleep(60);
+    if (gone) return r;
+  }
+}
+
+const STATS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'];
+
+async function handle(req, res, body) {
+  const target = String(req.headers['x-amz-target'] || '');
+  const action = target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : '';
+  let json = action ? parseJson(body) : null;
+  let fixCounts = false;
+  let dropNotVisible = false;
+
+  if (json && action === 'ReceiveMessage') {
+    // Newer SDKs name system attributes MessageSystemAttributeNames.
+    if (Array.isArray(json.MessageSystemAttributeNames)) {
+      json = Object.assign({}, json);
+      json.AttributeNames = [...new Set([...(json.AttributeNames || []), ...json.MessageSystemAttributeNames])];
+      delete json.MessageSystemAttributeNames;
+      body = Buffer.from(JSON.stringify(json));
+    }
+    const q = queueOf(json.QueueUrl);
+    const wait = json.WaitTimeSeconds !== undefined ? json.WaitTimeSeconds : q && q.ReceiveMessageWaitTimeSeconds;
+    if (q && Number.isInteger(wait) && wait > 0 && wait <= 20) {
+      return finish(res, action, await longPollReceive(req, res, json, wait), false, false);
+    }
+  } else if (json && action === 'PurgeQueue' && queueOf(json.QueueUrl)) {
+    // The emulator empties the queue 60 s later (the most SQS allows itself)
+    // and would then also drop messages sent meanwhile; tests want it now.
+    queueOf(json.QueueUrl).clearRecords();
+    return finish(res, action, { status: 200, headers: { 'content-type': JSON_TYPE }, body: '{}' }, false, false);
+  } else if (json && action === 'GetQueueAttributes' && Array.isArray(json.AttributeNames)) {
+    // The emulator counts in-flight messages in ApproximateNumberOfMessages;
+    // SQS counts only visible ones. Ask for the in-flight count to correct it.
+    const names = json.AttributeNames;
+    if (names.includes('All')) {
+      fixCounts = true;
+    } else if (names.includes(STATS[0])) {
+      fixCounts = true;
+      if (!names.includes(STATS[1])) {
+        dropNotVisible = true;
+        json = Object.assign({}, json, { AttributeNames: [...names, STATS[1]] });
+        body = Buffer.from(JSON.stringify(json));
+      }
+    }
+  }
+  return finish(res, action, await callEmulator(req, body), fixCounts, dropNotVisible);
+}
+
+function finish(res, action, r, fixCounts, dropNotVisible) {
+  let out = r.body;
+  if (r.status === 200 && action && out === '') {
+    out = '{}'; // SQS always answers the JSON protocol with a JSON document
+  } else if (r.status === 200 && fixCounts) {
+    const doc = parseJson(Buffer.from(out));
+    const a = doc && doc.Attributes;
+    if (a && a[STATS[0]] !== undefined && a[STATS[1]] !== undefined) {
+      a[STATS[0]] = String(Math.max(0, Number(a[STATS[0]]) - Number(a[STATS[1]])));
+      if (dropNotVisible) delete a[STATS[1]];
+      out = JSON.stringify(doc);
+    }
+  }
+  if (res.destroyed) return;
+  const headers = Object.assign({ 'x-amzn-requestid': crypto.randomUUID() }, r.headers,
+    { 'content-length': Buffer.byteLength(out) });
+  res.writeHead(r.status, headers);
+  res.end(out);
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  let size = 0;
+  let tooBig = false;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size > MAX_BODY) tooBig = true;
+    else chunks.push(c);
+  });
+  req.on('end', () => {
+    if (tooBig) {
+      sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
+      return;
+    }
+    const body = Buffer.concat(chunks);
+    const v = sigv4.verify(req, body, creds);
+    if (!v.ok) {
+      sendError(res, 403, v.code, AUTH_TYPES[v.code], v.message);
+      return;
+    }
+    handle(req, res, body).catch((err) => {
+      if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));
+      else res.destroy();
+    });
+  });
+});
+
+// Clients keep connections open between calls: idle longer than they do, so
+// a request never races the server closing its connection.
+server.keepAliveTimeout = 120 * 1000;
+server.headersTimeout = 121 * 1000;
+server.requestTimeout = 0;
+server.maxRequestsPerSocket = 0;
+server.on('clientError', (err, socket) => socket.destroy());
+
+server.listen(opts.port, opts.host, () => {
+  const port = server.address().port;
+  service.PORT = port; // queue URLs carry the real port when 0 was asked for
+  process.stdout.write(`READY ${port}\n`);
+});
+
+server.on('error', (err) => {
+  process.stderr.write(`sqs-emulator: ${err.message}\n`);
+  process.exit(1);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+if (opts.exitWithParent) exitWithParent(shutdown);
