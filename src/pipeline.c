@@ -287,7 +287,12 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 					pipeline->error = result->error;
 					return PIPELINE_FAILED;
 				}
-				if (result->nmessages == 0)
+				if (result->ncorrupt > 0)
+					ereport(pipeline->options.delete_log_level,
+							(errmsg("SQS returned %d messages whose body does not match its MD5",
+									result->ncorrupt),
+							 errdetail("They were left in the queue, which will deliver them again.")));
+				if (result->nmessages == 0 && result->ncorrupt == 0)
 					pipeline->saw_empty = true;
 				pipeline->received += result->nmessages;
 				stats_count_received(pipeline->slot, result->nmessages);

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "common/jsonapi.h"
+#include "common/md5.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -66,7 +68,7 @@ static const char *const queue_depth_attributes[NUM_DEPTH_ATTRIBUTES] = {
 /* one request in flight or completed */
 typedef struct SqsRequest
 {
-	struct SqsRequest *next;
+	dlist_node	node;			/* in the client's inflight or done list */
 	SqsAction	action;
 	int			requested;
 	CURL	   *easy;
@@ -100,10 +102,9 @@ struct SqsClient
 	char	   *credentials_user;
 	char	   *credentials_password;
 
-	SqsRequest *inflight;		/* list of requests libcurl is running */
+	dlist_head	inflight;		/* requests libcurl is running */
 	int			ninflight[NUM_ACTIONS];
-	SqsRequest *done_head;		/* completed, oldest first */
-	SqsRequest *done_tail;
+	dlist_head	done;			/* completed, oldest first */
 
 	/* sockets, kept in step by the libcurl callbacks */
 	SqsSocket  *sockets;
@@ -351,21 +352,17 @@ release_client(SqsClient *client)
 		return;
 	client->destroyed = true;
 
-	while (client->inflight)
+	while (!dlist_is_empty(&client->inflight))
 	{
-		SqsRequest *request = client->inflight;
+		SqsRequest *request = dlist_container(SqsRequest, node,
+											  dlist_pop_head_node(&client->inflight));
 
-		client->inflight = request->next;
 		curl_multi_remove_handle(client->multi, request->easy);
 		free_request(request);
 	}
-	while (client->done_head)
-	{
-		SqsRequest *request = client->done_head;
-
-		client->done_head = request->next;
-		free_request(request);
-	}
+	while (!dlist_is_empty(&client->done))
+		free_request(dlist_container(SqsRequest, node,
+									 dlist_pop_head_node(&client->done)));
 	/* closes pooled connections through close_socket(), so before the rest */
 	if (client->multi)
 		curl_multi_cleanup(client->multi);
@@ -450,6 +447,8 @@ sqs_client_create(const SqsConfig *config)
 		pstrdup(config->session_token) : NULL;
 	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
 	client->timer_ms = -1;
+	dlist_init(&client->inflight);
+	dlist_init(&client->done);
 
 	/* room for every connection plus libcurl's own descriptors */
 	client->max_sockets = connections + 16;
@@ -550,8 +549,7 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not start an SQS request: %s", curl_multi_strerror(mrc))));
 	}
-	request->next = client->inflight;
-	client->inflight = request;
+	dlist_push_tail(&client->inflight, &request->node);
 	client->ninflight[action]++;
 }
 
@@ -720,7 +718,6 @@ collect_completed(SqsClient *client)
 	while ((msg = curl_multi_info_read(client->multi, &pending)) != NULL)
 	{
 		SqsRequest *request = NULL;
-		SqsRequest **link;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -731,17 +728,9 @@ collect_completed(SqsClient *client)
 		curl_easy_cleanup(request->easy);
 		request->easy = NULL;
 
-		for (link = &client->inflight; *link != request; link = &(*link)->next)
-			;
-		*link = request->next;
+		dlist_delete(&request->node);
 		client->ninflight[request->action]--;
-
-		request->next = NULL;
-		if (client->done_tail)
-			client->done_tail->next = request;
-		else
-			client->done_head = request;
-		client->done_tail = request;
+		dlist_push_tail(&client->done, &request->node);
 	}
 }
 
@@ -1001,6 +990,24 @@ request_error(SqsRequest *request)
 	return error;
 }
 
+/* does the body match the MD5OfBody SQS computed when it was sent? */
+static bool
+body_matches_md5(JsonbContainer *object, const SqsMessage *message)
+{
+	char	   *expected;
+	int			expected_len;
+	char		actual[MD5_PASSWD_LEN + 1];
+	const char *errstr = NULL;
+
+	if (!get_string(object, "MD5OfBody", &expected, &expected_len))
+		return true;			/* nothing to check against */
+	if (!pg_md5_hash(message->body, message->body_len, actual, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not compute MD5 of a message body: %s", errstr)));
+	return expected_len == 32 && pg_strncasecmp(expected, actual, 32) == 0;
+}
+
 static void
 parse_receive(SqsRequest *request, SqsResult *result)
 {
@@ -1041,6 +1048,12 @@ parse_receive(SqsRequest *request, SqsResult *result)
 		{
 			message->body = "";
 			message->body_len = 0;
+		}
+		if (!body_matches_md5(object, message))
+		{
+			/* garbled on the way: leave it to SQS, which will send it again */
+			result->ncorrupt++;
+			continue;
 		}
 		message->sent_timestamp_ms = -1;
 		message->receive_count = 0;
@@ -1111,11 +1124,11 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	SqsRequest *request;
 	SqsResult  *result;
 
-	while (client->done_head == NULL)
+	while (dlist_is_empty(&client->done))
 	{
 		long		remaining = -1;
 
-		if (client->inflight == NULL && timeout_ms < 0)
+		if (dlist_is_empty(&client->inflight) && timeout_ms < 0)
 			return NULL;		/* nothing will ever complete */
 		if (timeout_ms >= 0)
 		{
@@ -1123,14 +1136,11 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 			if (remaining <= 0)
 				return NULL;
 		}
-		if (wait_once(client, remaining) && client->done_head == NULL)
+		if (wait_once(client, remaining) && dlist_is_empty(&client->done))
 			return NULL;
 	}
 
-	request = client->done_head;
-	client->done_head = request->next;
-	if (client->done_head == NULL)
-		client->done_tail = NULL;
+	request = dlist_container(SqsRequest, node, dlist_pop_head_node(&client->done));
 
 	result = palloc0(sizeof(SqsResult));
 	result->action = request->action;

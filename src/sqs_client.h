@@ -65,6 +65,7 @@ typedef struct SqsResult
 	/* ReceiveMessage */
 	int			nmessages;
 	SqsMessage *messages;
+	int			ncorrupt;		/* left out: body does not match its MD5 */
 	/* DeleteMessageBatch */
 	int			nfailed;
 	char	   *failure;		/* first failed entry, for the log */

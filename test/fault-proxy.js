@@ -14,7 +14,9 @@
 //                          "deleteFailure": null | "http500" | "failed-entries" | "reset",
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
 //                          "receiveFailure": null | "http500" | "reset",
-//                          "receiveFailureCount": N}
+//                          "receiveFailureCount": N,
+//                          "corruptBodies": N}          (garble the Body of the next N received
+//                                                        messages, leaving their MD5OfBody)
 //                         replaces the whole fault setting; {} clears it.
 //   GET  /__fault         the current setting
 //   GET  /__fault/stats   {"<Action>": {"forwarded": n, "failed": n}, ...}
@@ -63,9 +65,10 @@ let stats = {};
 
 function validateFault(f) {
   if (!f || typeof f !== 'object' || Array.isArray(f)) return 'fault setting must be a JSON object';
-  const known = ['delayMs', 'deleteFailure', 'deleteFailureCount', 'receiveFailure', 'receiveFailureCount'];
+  const known = ['delayMs', 'deleteFailure', 'deleteFailureCount', 'receiveFailure', 'receiveFailureCount',
+    'corruptBodies'];
   for (const k of Object.keys(f)) if (!known.includes(k)) return `unknown key ${k}`;
-  for (const k of ['delayMs', 'deleteFailureCount', 'receiveFailureCount']) {
+  for (const k of ['delayMs', 'deleteFailureCount', 'receiveFailureCount', 'corruptBodies']) {
     if (f[k] !== undefined && f[k] !== null && !(Number.isInteger(f[k]) && f[k] >= 0)) {
       return `${k} must be a non-negative integer`;
     }
@@ -81,7 +84,7 @@ function validateFault(f) {
 
 function count(action, what) {
   const a = action || '(none)';
-  if (!stats[a]) stats[a] = { forwarded: 0, failed: 0 };
+  if (!stats[a]) stats[a] = { forwarded: 0, failed: 0, corrupted: 0 };
   stats[a][what] += 1;
 }
 
@@ -152,6 +155,10 @@ function forward(action, req, res, body) {
     agent: upstreamAgent,
   }, (upRes) => {
     count(action, 'forwarded');
+    if (action === 'ReceiveMessage' && fault.corruptBodies > 0 && upRes.statusCode === 200) {
+      corruptBodies(upRes, res);
+      return;
+    }
     res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.rawHeaders);
     upRes.pipe(res);
     upRes.on('error', () => res.destroy());
@@ -170,6 +177,32 @@ function forward(action, req, res, body) {
     if (!res.writableFinished) up.destroy();
   });
   up.end(body);
+}
+
+// Change received bodies in transit, as a broken network path would; the
+// MD5OfBody that SQS computed stays as it was.
+function corruptBodies(upRes, res) {
+  const chunks = [];
+  upRes.on('data', (c) => chunks.push(c));
+  upRes.on('error', () => res.destroy());
+  upRes.on('end', () => {
+    let out = Buffer.concat(chunks);
+    try {
+      const doc = JSON.parse(out.toString('utf8'));
+      for (const m of doc.Messages || []) {
+        if (!(fault.corruptBodies > 0)) break;
+        m.Body = m.Body.replace(/.$/, (c) => (c === 'X' ? 'Y' : 'X'));
+        fault.corruptBodies -= 1;
+        count('ReceiveMessage', 'corrupted');
+      }
+      out = Buffer.from(JSON.stringify(doc));
+    } catch (e) {
+      // not JSON: pass it on untouched
+    }
+    const headers = Object.assign({}, upRes.headers, { 'content-length': out.length });
+    res.writeHead(upRes.statusCode, headers);
+    res.end(out);
+  });
 }
 
 function control(req, res, body) {
