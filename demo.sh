@@ -73,18 +73,8 @@ chmod 600 "$WORK/data/postgresql.conf"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 psql() { runuser -u postgres -- "$PGBIN/psql" -X -h "$WORK" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
-psql -q <<'SQL'
-CREATE EXTENSION sqs_ingest;
-CREATE TABLE user_logins(
-    user_id          varchar(128),
-    device_type      varchar(32),
-    masked_ip        varchar(256),
-    masked_device_id varchar(256),
-    locale           varchar(32),
-    app_version      integer,
-    create_date      date
-);
-SQL
+psql -q -c "CREATE EXTENSION sqs_ingest"
+psql -q -f - <examples/user_logins.sql
 
 say "pointing the worker at login-queue-live: ALTER SYSTEM + pg_reload_conf(), no restart"
 psql -q -c "ALTER SYSTEM SET sqs_ingest.queue_url = '$LIVE_QUEUE'" -c "SELECT pg_reload_conf()" >/dev/null

@@ -79,53 +79,32 @@ PG_FUNCTION_INFO_V1(sqs_ingest_prune_processed);
  * Secrets are never shown, not even to superusers: SHOW and pg_settings
  * say only whether one is set.
  */
-static const char *
-show_secret(const char *value)
-{
-	return (value && value[0] != '\0') ? "(set)" : "";
+#define SECRET_SHOW_HOOK(variable) \
+static const char * \
+show_##variable(void) \
+{ \
+	return (variable && variable[0] != '\0') ? "(set)" : ""; \
 }
 
-static const char *
-show_secret_access_key(void)
-{
-	return show_secret(sqs_ingest_secret_access_key);
-}
-
-static const char *
-show_session_token(void)
-{
-	return show_secret(sqs_ingest_session_token);
-}
-
-static const char *
-show_mask_key(void)
-{
-	return show_secret(sqs_ingest_mask_key);
-}
-
-static const char *
-show_access_key_id(void)
-{
-	return show_secret(sqs_ingest_access_key_id);
-}
+SECRET_SHOW_HOOK(sqs_ingest_access_key_id)
+SECRET_SHOW_HOOK(sqs_ingest_secret_access_key)
+SECRET_SHOW_HOOK(sqs_ingest_session_token)
+SECRET_SHOW_HOOK(sqs_ingest_mask_key)
 
 /*
  * Worker settings of a library that was not preloaded say that they do
  * nothing, and why.
  */
-static const char *
-show_workers_inactive(void)
-{
-	return psprintf("%d (inactive: sqs_ingest is not in shared_preload_libraries)",
-					sqs_ingest_workers);
+#define INACTIVE_SHOW_HOOK(variable, format) \
+static const char * \
+show_##variable##_inactive(void) \
+{ \
+	return psprintf(format " (inactive: sqs_ingest is not in shared_preload_libraries)", \
+					variable); \
 }
 
-static const char *
-show_database_inactive(void)
-{
-	return psprintf("%s (inactive: sqs_ingest is not in shared_preload_libraries)",
-					sqs_ingest_database);
-}
+INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
+INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
 
 static void
 define_secret(const char *name, const char *description, char **variable,
@@ -160,16 +139,16 @@ _PG_init(void)
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	define_secret("sqs_ingest.access_key_id",
 				  "AWS access key id; empty means the server's AWS_ACCESS_KEY_ID.",
-				  &sqs_ingest_access_key_id, show_access_key_id);
+				  &sqs_ingest_access_key_id, show_sqs_ingest_access_key_id);
 	define_secret("sqs_ingest.secret_access_key",
 				  "AWS secret access key; empty means the server's AWS_SECRET_ACCESS_KEY.",
-				  &sqs_ingest_secret_access_key, show_secret_access_key);
+				  &sqs_ingest_secret_access_key, show_sqs_ingest_secret_access_key);
 	define_secret("sqs_ingest.session_token",
 				  "AWS session token for temporary credentials.",
-				  &sqs_ingest_session_token, show_session_token);
+				  &sqs_ingest_session_token, show_sqs_ingest_session_token);
 	define_secret("sqs_ingest.mask_key",
 				  "Secret key of the HMAC that masks IP addresses and device ids.",
-				  &sqs_ingest_mask_key, show_mask_key);
+				  &sqs_ingest_mask_key, show_sqs_ingest_mask_key);
 	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
 							 "How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed).",
 							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",
@@ -184,13 +163,13 @@ _PG_init(void)
 							   "Takes effect only when sqs_ingest is in shared_preload_libraries.",
 							   &sqs_ingest_database, "postgres",
 							   worker_context, 0, NULL, NULL,
-							   preloaded ? NULL : show_database_inactive);
+							   preloaded ? NULL : show_sqs_ingest_database_inactive);
 	DefineCustomIntVariable("sqs_ingest.workers",
 							"Number of background workers consuming the queue.",
 							"Takes effect only when sqs_ingest is in shared_preload_libraries.",
 							&sqs_ingest_workers, 1, 0, 64,
 							worker_context, 0, NULL, NULL,
-							preloaded ? NULL : show_workers_inactive);
+							preloaded ? NULL : show_sqs_ingest_workers_inactive);
 	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
 							"How long a received message stays hidden from other consumers.",
 							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,

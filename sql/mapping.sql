@@ -10,15 +10,7 @@ SET DateStyle = ISO;
 -- no target table yet: the error says how to create it
 SELECT * FROM sqs_ingest_preview('{"user_id": "u"}');
 
-CREATE TABLE user_logins (
-    user_id          varchar(128),
-    device_type      varchar(32),
-    masked_ip        varchar(256),
-    masked_device_id varchar(256),
-    locale           varchar(32),
-    app_version      integer,
-    create_date      date
-);
+\i examples/user_logins.sql
 
 -- the first event of the real sample
 SELECT user_id, device_type, locale, app_version, create_date, error,

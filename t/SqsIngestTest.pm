@@ -61,17 +61,13 @@ our $TEST_SECRET_ACCESS_KEY =
 our $TEST_MASK_KEY = 'test-mask-key';
 
 # The target table exactly as the contract (DESIGN.md) gives it.
-our $TARGET_TABLE_DDL = <<'SQL';
-CREATE TABLE public.user_logins(
-    user_id          varchar(128),
-    device_type      varchar(32),
-    masked_ip        varchar(256),
-    masked_device_id varchar(256),
-    locale           varchar(32),
-    app_version      integer,
-    create_date      date
-);
-SQL
+our $TARGET_TABLE_DDL = do
+{
+	my $file = dirname(dirname(abs_path(__FILE__))) . '/examples/user_logins.sql';
+	open my $fh, '<', $file or die "cannot read $file: $!";
+	local $/;
+	<$fh>;
+};
 
 # Credentials must come only from what a test sets: an AWS_* variable in the
 # caller's environment would leak into the servers started here.

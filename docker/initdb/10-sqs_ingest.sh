@@ -28,15 +28,7 @@ quote() { printf "'%s'" "${1//\'/\'\'}"; }
 } >>"$PGDATA/postgresql.conf"
 chmod 600 "$PGDATA/postgresql.conf"
 
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "${SQS_INGEST_DATABASE:-$POSTGRES_DB}" <<'SQL'
-CREATE EXTENSION IF NOT EXISTS sqs_ingest;
-CREATE TABLE IF NOT EXISTS public.user_logins(
-    user_id          varchar(128),
-    device_type      varchar(32),
-    masked_ip        varchar(256),
-    masked_device_id varchar(256),
-    locale           varchar(32),
-    app_version      integer,
-    create_date      date
-);
-SQL
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" \
+	--dbname "${SQS_INGEST_DATABASE:-$POSTGRES_DB}" \
+	-c 'CREATE EXTENSION IF NOT EXISTS sqs_ingest' \
+	-f /usr/share/sqs_ingest/user_logins.sql
