@@ -287,6 +287,7 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 					pipeline->error = result->error;
 					return PIPELINE_FAILED;
 				}
+				pipeline->receives_ok++;
 				if (result->ncorrupt > 0)
 					ereport(pipeline->options.delete_log_level,
 							(errmsg("SQS returned %d messages whose body does not match its MD5",

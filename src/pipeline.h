@@ -50,6 +50,7 @@ typedef struct Pipeline
 	bool		receiving;		/* false while backing off */
 	int			reserved;		/* messages asked for by receives in flight */
 	int64		received;
+	int64		receives_ok;	/* receives answered without error */
 	bool		saw_empty;
 	SqsError   *error;
 

@@ -32,8 +32,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "common/jsonapi.h"
-#include "common/md5.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -990,22 +991,34 @@ request_error(SqsRequest *request)
 	return error;
 }
 
-/* does the body match the MD5OfBody SQS computed when it was sent? */
+/*
+ * Does the body match the MD5OfBody SQS computed when it was sent?  The
+ * digest is OpenSSL's, called directly: PostgreSQL's own MD5 wrapper needs a
+ * resource owner, which a worker has not between transactions.
+ */
 static bool
 body_matches_md5(JsonbContainer *object, const SqsMessage *message)
 {
+	static const char hexdigits[] = "0123456789abcdef";
 	char	   *expected;
 	int			expected_len;
-	char		actual[MD5_PASSWD_LEN + 1];
-	const char *errstr = NULL;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
 
 	if (!get_string(object, "MD5OfBody", &expected, &expected_len))
 		return true;			/* nothing to check against */
-	if (!pg_md5_hash(message->body, message->body_len, actual, &errstr))
+	if (!EVP_Digest(message->body, message->body_len, digest, &digest_len,
+					EVP_md5(), NULL) || digest_len != 16)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("could not compute MD5 of a message body: %s", errstr)));
-	return expected_len == 32 && pg_strncasecmp(expected, actual, 32) == 0;
+				 errmsg("could not compute the MD5 of a message body")));
+	if (expected_len != 32)
+		return false;
+	for (int i = 0; i < 16; i++)
+		if (pg_tolower((unsigned char) expected[2 * i]) != hexdigits[digest[i] >> 4] ||
+			pg_tolower((unsigned char) expected[2 * i + 1]) != hexdigits[digest[i] & 0x0f])
+			return false;
+	return true;
 }
 
 static void
@@ -1172,6 +1185,18 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	PG_END_TRY();
 
 	return result;
+}
+
+/* a copy of an error that outlives the memory of the result it came with */
+SqsError *
+sqs_copy_error(MemoryContext context, const SqsError *error)
+{
+	SqsError   *copy = MemoryContextAlloc(context, sizeof(SqsError));
+
+	*copy = *error;
+	copy->aws_type = error->aws_type ? MemoryContextStrdup(context, error->aws_type) : NULL;
+	copy->message = MemoryContextStrdup(context, error->message);
+	return copy;
 }
 
 /* ereport an SQS failure at the given level, with its AWS error code */

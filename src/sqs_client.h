@@ -85,6 +85,7 @@ extern void sqs_start_delete(SqsClient *client, char **receipt_handles,
 extern void sqs_start_get_attributes(SqsClient *client);
 extern int	sqs_inflight(SqsClient *client, SqsAction action);
 extern SqsResult *sqs_next_result(SqsClient *client, long timeout_ms);
+extern SqsError *sqs_copy_error(MemoryContext context, const SqsError *error);
 extern void sqs_report_error(const SqsError *error, int elevel);
 
 #endif							/* SQS_INGEST_SQS_CLIENT_H */

@@ -60,6 +60,8 @@ typedef struct WorkerState
 	Pipeline   *pipeline;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
+	bool		storing;		/* in a batch's transaction */
+	bool		failed_storing; /* the last failure was in one */
 	TimestampTz last_prune;
 } WorkerState;
 
@@ -162,6 +164,19 @@ store_batch(WorkerState *ws)
 	pipeline_store(ws->pipeline, &counts);
 }
 
+static void
+note_recovery(WorkerState *ws)
+{
+	if (ws->failures == 0)
+		return;
+	ereport(LOG,
+			(errmsg("sqs_ingest worker %d recovered after %d failed attempts",
+					ws->index, ws->failures)));
+	ws->failures = 0;
+	ws->logged_errcode = 0;
+	ws->failed_storing = false;
+}
+
 /* store the current batch in a transaction, then queue its deletes */
 static void
 store_and_delete_batch(WorkerState *ws)
@@ -169,7 +184,10 @@ store_and_delete_batch(WorkerState *ws)
 	int			count = ws->pipeline->nbatch;
 	TimestampTz start = GetCurrentTimestamp();
 
+	ws->storing = true;
 	in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
+	ws->storing = false;
+	note_recovery(ws);
 	pipeline_queue_batch_deletes(ws->pipeline, XactLastCommitEnd);
 	pipeline_reset_batch(ws->pipeline);
 	elog(DEBUG1, "sqs_ingest worker %d stored %d messages in %ld ms",
@@ -243,17 +261,6 @@ reload_if_asked(WorkerState *ws)
 	ensure_pipeline(ws);
 }
 
-static void
-note_recovery(WorkerState *ws)
-{
-	if (ws->failures == 0)
-		return;
-	ereport(LOG,
-			(errmsg("sqs_ingest worker %d recovered after %d failed attempts",
-					ws->index, ws->failures)));
-	ws->failures = 0;
-	ws->logged_errcode = 0;
-}
 
 /* the worker's normal life: returns only by error or process exit */
 static void
@@ -279,20 +286,27 @@ run(WorkerState *ws)
 		stats_set_state(ws->slot, INGEST_POLLING);
 		/* come back now and then for the ledger pruning */
 		event = pipeline_wait(ws->pipeline, 10 * 1000L);
+		/* SQS answers again; a database failure waits for a stored batch */
+		if (ws->pipeline->receives_ok > 0 && !ws->failed_storing)
+			note_recovery(ws);
 
 		switch (event)
 		{
 			case PIPELINE_BATCH_READY:
 				store_and_delete_batch(ws);
-				note_recovery(ws);
 				break;
 			case PIPELINE_FAILED:
 				{
-					SqsError   *error = ws->pipeline->error;
+					/* the error lives with the batch: keep a copy */
+					SqsError   *error = sqs_copy_error(ws->pipeline_context,
+													   ws->pipeline->error);
 
 					/* keep what was received before the failure */
 					if (ws->pipeline->nbatch > 0)
+					{
 						store_and_delete_batch(ws);
+						pipeline_flush_deletes(ws->pipeline);
+					}
 					stats_record_error(ws->slot, error->message, true);
 					sqs_report_error(error, ERROR);
 				}
@@ -423,6 +437,8 @@ sqs_ingest_worker_main(Datum main_arg)
 			/* drops the client and every message not stored */
 			MemoryContextDelete(ws.pipeline_context);
 			ws.pipeline = NULL;
+			ws.failed_storing = ws.storing;
+			ws.storing = false;
 			RESUME_INTERRUPTS();
 
 			back_off(&ws, error);
