@@ -26,3 +26,6 @@ SHLIB_LINK = -lcurl -lcrypto
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every module sees the shared structs: rebuild all when a header changes
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
