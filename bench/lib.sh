@@ -1,0 +1,216 @@
+# Shared by bench/run.sh and bench/rss_soak.sh: a throwaway Postgres cluster
+# run by the OS user postgres, the SQS emulator and the latency proxy, all on
+# loopback, and a cleanup that stops every one of them on exit.
+# Source it with ROOT set to the repository root.
+
+set -euo pipefail
+
+PGBIN=$(pg_config --bindir)
+SQS_TEST_ACCESS_KEY_ID=${SQS_TEST_ACCESS_KEY_ID:-AKIDSQSINGESTTEST}
+SQS_TEST_SECRET_ACCESS_KEY=${SQS_TEST_SECRET_ACCESS_KEY:-sqs-ingest-test-secret}
+export SQS_TEST_ACCESS_KEY_ID SQS_TEST_SECRET_ACCESS_KEY
+BENCH_MASK_KEY=${BENCH_MASK_KEY:-bench-mask-key}
+export BENCH_MASK_KEY
+PY=/usr/bin/python3
+
+BENCH_TMP=""
+PGDATA_DIR=""
+PGPORT_BENCH=""
+EMU_PID=""
+EMU_PORT=""
+PROXY_PID=""
+PROXY_PORT=""
+BENCH_OK=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Install what the harness needs, only when it is missing.
+ensure_packages() {
+	local missing=() p
+	for p in python3-boto3 python3-psycopg2 gnuplot-nox libcurl4-openssl-dev postgresql-server-dev-15; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+	local want have
+	want=$(node -e "console.log(require('$ROOT/test/package-lock.json').packages['node_modules/local-aws-sqs'].version)")
+	have=$(node -e "try{console.log(require('$ROOT/test/node_modules/local-aws-sqs/package.json').version)}catch(e){console.log('none')}")
+	if [ "$want" != "$have" ]; then
+		log "npm ci --prefix test"
+		npm ci --prefix "$ROOT/test" --no-audit --no-fund >/dev/null
+	fi
+}
+
+# Stop everything this script started; keep the logs' tails on failure.
+bench_cleanup() {
+	local rc=$?
+	set +e
+	if [ "$BENCH_OK" != 1 ] && [ -n "$BENCH_TMP" ]; then
+		for f in "$BENCH_TMP"/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- tail of $(basename "$f")" >&2
+			tail -n 25 "$f" >&2
+		done
+	fi
+	if [ -n "$PGDATA_DIR" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null 2>&1
+	fi
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null
+	[ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null
+	[ -n "$PROXY_PID" ] && wait "$PROXY_PID" 2>/dev/null
+	[ -n "$EMU_PID" ] && wait "$EMU_PID" 2>/dev/null
+	[ -n "$BENCH_TMP" ] && rm -rf "$BENCH_TMP"
+	exit $rc
+}
+
+bench_init() {
+	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sqs_ingest_bench.XXXXXX")
+	chown postgres: "$BENCH_TMP"
+	chmod 700 "$BENCH_TMP"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# Wait for "READY <port>" in a log file; prints the port.
+wait_ready() {
+	local file=$1 pid=$2 i
+	for i in $(seq 1 200); do
+		if grep -q '^READY ' "$file" 2>/dev/null; then
+			awk '/^READY /{print $2; exit}' "$file"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid exited before READY"; }
+		sleep 0.05
+	done
+	die "no READY from $file"
+}
+
+start_emulator() {
+	node "$ROOT/test/sqs-emulator.js" --port 0 --exit-with-parent >"$BENCH_TMP/emulator.log" 2>&1 &
+	EMU_PID=$!
+	EMU_PORT=$(wait_ready "$BENCH_TMP/emulator.log" "$EMU_PID")
+	log "emulator pid $EMU_PID on 127.0.0.1:$EMU_PORT"
+}
+
+start_proxy() {
+	node "$ROOT/test/fault-proxy.js" --listen 0 --target "http://127.0.0.1:$EMU_PORT" --exit-with-parent \
+		>"$BENCH_TMP/proxy.log" 2>&1 &
+	PROXY_PID=$!
+	PROXY_PORT=$(wait_ready "$BENCH_TMP/proxy.log" "$PROXY_PID")
+	log "fault proxy pid $PROXY_PID on 127.0.0.1:$PROXY_PORT"
+}
+
+set_proxy_delay() {
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		-d "{\"delayMs\": $1}" "http://127.0.0.1:$PROXY_PORT/__fault" >/dev/null
+}
+
+sqs_tool() {
+	node "$ROOT/test/sqs-tool.js" --endpoint "http://127.0.0.1:$EMU_PORT" "$@"
+}
+
+# A fresh queue holding N generated events (same seed every time).
+fresh_queue() {
+	local name=$1 n=$2 url depth
+	url=$(sqs_tool create-queue "$name" --visibility-timeout 60)
+	sqs_tool send "$url" --generate "$n" --seed 1 >/dev/null
+	depth=$(sqs_tool depth "$url")
+	[ "$depth" = "$n 0 0" ] || die "queue $name holds '$depth', expected '$n 0 0'"
+	echo "$url"
+}
+
+# CPU seconds (utime+stime) of a process so far; 0 when it is gone.
+proc_cpu() {
+	[ -r "/proc/$1/stat" ] || { echo 0; return; }
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+PSQL() {
+	psql -h "$BENCH_TMP" -p "$PGPORT_BENCH" -U postgres -d postgres -XAtq -v ON_ERROR_STOP=1 "$@"
+}
+
+bench_dsn() {
+	echo "host=$BENCH_TMP port=$PGPORT_BENCH user=postgres dbname=postgres"
+}
+
+# initdb + start. $1 = 1 to preload sqs_ingest.
+start_cluster() {
+	local preload=$1
+	PGDATA_DIR="$BENCH_TMP/data"
+	PGPORT_BENCH=$(free_port)
+	runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres --no-sync \
+		>"$BENCH_TMP/initdb.log" 2>&1 || die "initdb failed"
+	cat >>"$PGDATA_DIR/postgresql.conf" <<-EOF
+		listen_addresses = ''
+		port = $PGPORT_BENCH
+		unix_socket_directories = '$BENCH_TMP'
+		shared_buffers = 256MB
+		max_wal_size = 8GB
+		logging_collector = off
+	EOF
+	if [ "$preload" = 1 ]; then
+		cat >>"$PGDATA_DIR/postgresql.conf" <<-EOF
+			shared_preload_libraries = 'sqs_ingest'
+			sqs_ingest.workers = 0
+			sqs_ingest.database = 'postgres'
+			sqs_ingest.access_key_id = '$SQS_TEST_ACCESS_KEY_ID'
+			sqs_ingest.secret_access_key = '$SQS_TEST_SECRET_ACCESS_KEY'
+			sqs_ingest.mask_key = '$BENCH_MASK_KEY'
+		EOF
+	fi
+	pg_ctl_do start
+	PSQL <<-'EOF'
+		CREATE TABLE public.user_logins(
+		    user_id          varchar(128),
+		    device_type      varchar(32),
+		    masked_ip        varchar(256),
+		    masked_device_id varchar(256),
+		    locale           varchar(32),
+		    app_version      integer,
+		    create_date      date
+		);
+	EOF
+	if [ "$preload" = 1 ]; then
+		PSQL -c 'CREATE EXTENSION sqs_ingest'
+	fi
+	log "cluster on $BENCH_TMP port $PGPORT_BENCH (preload sqs_ingest: $preload)"
+}
+
+pg_ctl_do() {
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$BENCH_TMP/postgres.log" -w -t 60 "$@" \
+		>/dev/null || die "pg_ctl $* failed"
+}
+
+# ALTER SYSTEM for each NAME=VALUE, then reload (or restart with --restart).
+pg_set() {
+	local restart=0 kv
+	if [ "$1" = --restart ]; then restart=1; shift; fi
+	for kv in "$@"; do
+		PSQL -c "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'"
+	done
+	if [ $restart = 1 ]; then pg_ctl_do -m fast restart; else PSQL -c 'SELECT pg_reload_conf()' >/dev/null; fi
+}
+
+# Empty the target table and the extension's ledger between contenders.
+reset_tables() {
+	PSQL -c 'TRUNCATE public.user_logins'
+	if [ "${1:-0}" = 1 ]; then
+		PSQL -c 'TRUNCATE sqs_ingest.processed, sqs_ingest.dead_letters'
+	fi
+	PSQL -c 'VACUUM ANALYZE public.user_logins' -c 'CHECKPOINT'
+}
+
+machine_line() {
+	local cpu mem
+	cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+	mem=$(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+	echo "$(nproc) cores, $cpu, $mem RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), PostgreSQL $(pg_config --version | awk '{print $2}'), Node $(node --version)"
+}

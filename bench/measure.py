@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Timing, CPU and memory of the sqs_ingest worker and of sqs_ingest_drain().
+
+  measure.py worker --dsn DSN --expect N [--ready-file F]
+      Start it, wait for F to exist, then restart the cluster with
+      sqs_ingest.workers = 1 and a full queue. Finds the new worker and polls
+      its counters (sqs_ingest_stats) until N rows are inserted and N
+      messages deleted. The clock starts with the worker process (/proc
+      starttime); its CPU is the new process's whole utime+stime.
+  measure.py drain --dsn DSN --expect N [--chunk C]
+      Times SELECT * FROM sqs_ingest_drain(C), repeated in one fresh backend
+      (each call its own transaction) until N rows are stored.
+  measure.py rss --dsn DSN --expect N --interval S [--ready-file F]
+      Like worker, but samples the worker's VmRSS and RssAnon (its private
+      memory: VmRSS also counts the shared buffers it touched) every S
+      seconds until it has inserted N rows.
+
+Prints one JSON object on stdout.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import psycopg2
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid):
+    """(cpu seconds, start time in seconds since boot) of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime = 14, stime = 15, starttime = 22
+    return (int(fields[11]) + int(fields[12])) / HZ, int(fields[19]) / HZ
+
+
+def proc_status_kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def boottime():
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def connect(dsn):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    return conn
+
+
+def worker_stats(cur):
+    """[(pid, inserted, deleted)] of the background workers."""
+    cur.execute("SELECT pid, inserted, deleted FROM sqs_ingest_stats() "
+                "WHERE kind = 'worker' AND pid IS NOT NULL AND pid <> 0")
+    return cur.fetchall()
+
+
+def new_worker(dsn, not_before, timeout):
+    """(connection, pid, start) of a worker process started after not_before
+    (seconds since boot); keeps trying through the restart that starts it."""
+    deadline = time.monotonic() + timeout
+    conn = None
+    while time.monotonic() < deadline:
+        try:
+            if conn is None:
+                conn = connect(dsn)
+            for pid, _, _ in worker_stats(conn.cursor()):
+                try:
+                    _, start = proc_stat(pid)
+                except OSError:
+                    continue
+                if start >= not_before:
+                    return conn, pid, start
+        except psycopg2.Error:
+            conn = None
+        time.sleep(0.01)
+    raise SystemExit("measure: no new sqs_ingest worker appeared in %d s" % timeout)
+
+
+def start_polling(a):
+    # jiffies: starttime has a resolution of 1/HZ
+    not_before = boottime() - 2.0 / HZ
+    if a.ready_file:
+        open(a.ready_file, "w").close()
+    return new_worker(a.dsn, not_before, 120)
+
+
+def cmd_worker(a):
+    conn, pid, start = start_polling(a)
+    cur = conn.cursor()
+    deadline = time.monotonic() + a.max_seconds
+    t_rows = t_deleted = None
+    while t_deleted is None:
+        rows = worker_stats(cur)
+        inserted = sum(r[1] or 0 for r in rows)
+        deleted = sum(r[2] or 0 for r in rows)
+        now = boottime()
+        if t_rows is None and inserted >= a.expect:
+            t_rows = now
+        if t_rows is not None and deleted >= a.expect:
+            t_deleted = now
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("measure: %d inserted, %d deleted of %d before the deadline"
+                             % (inserted, deleted, a.expect))
+        time.sleep(a.poll)
+    # a new process: all of its CPU time is this work (and its start-up)
+    cpu, _ = proc_stat(pid)
+    hwm = proc_status_kb(pid, "VmHWM")
+    rss = proc_status_kb(pid, "VmRSS")
+    anon = proc_status_kb(pid, "RssAnon")
+    cur.execute("SELECT count(*) FROM public.user_logins")
+    n = cur.fetchone()[0]
+    if n != a.expect:
+        raise SystemExit("measure: user_logins holds %d rows, expected %d" % (n, a.expect))
+    secs, secs_rows = t_deleted - start, t_rows - start
+    print(json.dumps({
+        "pid": pid, "n": n, "seconds": round(secs, 3), "seconds_rows": round(secs_rows, 3),
+        "msgs_per_s": round(n / secs, 1), "msgs_per_s_rows": round(n / secs_rows, 1),
+        "cpu_s": round(cpu, 3), "cpu_per_1k": round(cpu * 1000 / n, 4),
+        "hwm_kb": hwm, "rss_kb": rss, "anon_kb": anon}))
+
+
+def cmd_drain(a):
+    conn = connect(a.dsn)
+    cur = conn.cursor()
+    cur.execute("SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+    cpu0, _ = proc_stat(pid)
+    totals = {}
+    calls = 0
+    t0 = time.monotonic()
+    # each call is its own transaction (autocommit): its deletes go at its commit
+    while totals.get("inserted", 0) < a.expect:
+        chunk = min(a.chunk, a.expect - totals.get("inserted", 0))
+        cur.execute("SELECT * FROM sqs_ingest_drain(%s)", (chunk,))
+        res = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+        calls += 1
+        for k, v in res.items():
+            totals[k] = totals.get(k, 0) + (v or 0)
+        if not res.get("received"):
+            break
+    secs = time.monotonic() - t0
+    cpu1, _ = proc_stat(pid)
+    hwm = proc_status_kb(pid, "VmHWM")
+    anon = proc_status_kb(pid, "RssAnon")
+    cur.execute("SELECT count(*) FROM public.user_logins")
+    n = cur.fetchone()[0]
+    print(json.dumps({
+        "pid": pid, "n": n, "drain": totals, "calls": calls, "chunk": a.chunk, "anon_kb": anon,
+        "seconds": round(secs, 3), "msgs_per_s": round(n / secs, 1), "cpu_s": round(cpu1 - cpu0, 3),
+        "cpu_per_1k": round((cpu1 - cpu0) * 1000 / max(n, 1), 4), "hwm_kb": hwm}))
+
+
+def cmd_rss(a):
+    conn, pid, start = start_polling(a)
+    cur = conn.cursor()
+    samples = []
+    deadline = time.monotonic() + a.max_seconds
+    while True:
+        n = sum(r[1] or 0 for r in worker_stats(cur))
+        rss = proc_status_kb(pid, "VmRSS")
+        anon = proc_status_kb(pid, "RssAnon")
+        samples.append((round(boottime() - start, 1), n, rss, anon))
+        print("t=%6.1fs rows=%d rss_kb=%d anon_kb=%d" % samples[-1], file=sys.stderr, flush=True)
+        if n >= a.expect:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("measure: only %d of %d rows before the deadline" % (n, a.expect))
+        time.sleep(a.interval)
+    cpu, _ = proc_stat(pid)
+    print(json.dumps({
+        "pid": pid, "n": n, "seconds": samples[-1][0], "samples": samples,
+        "first_rss_kb": samples[0][2], "last_rss_kb": samples[-1][2],
+        "peak_rss_kb": max(s[2] for s in samples), "hwm_kb": proc_status_kb(pid, "VmHWM"),
+        "first_anon_kb": samples[0][3], "last_anon_kb": samples[-1][3],
+        "peak_anon_kb": max(s[3] for s in samples),
+        "cpu_s": round(cpu, 3)}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["worker", "drain", "rss"])
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--expect", type=int, required=True)
+    ap.add_argument("--ready-file", help="created once polling can start (worker, rss)")
+    ap.add_argument("--poll", type=float, default=0.02)
+    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--chunk", type=int, default=10000, help="drain: max_messages of each call")
+    ap.add_argument("--max-seconds", type=float, default=1800)
+    a = ap.parse_args()
+    {"worker": cmd_worker, "drain": cmd_drain, "rss": cmd_rss}[a.what](a)
+
+
+if __name__ == "__main__":
+    main()
