@@ -167,17 +167,7 @@ start_cluster() {
 		EOF
 	fi
 	pg_ctl_do start
-	PSQL <<-'EOF'
-		CREATE TABLE public.user_logins(
-		    user_id          varchar(128),
-		    device_type      varchar(32),
-		    masked_ip        varchar(256),
-		    masked_device_id varchar(256),
-		    locale           varchar(32),
-		    app_version      integer,
-		    create_date      date
-		);
-	EOF
+	PSQL <"$ROOT/examples/user_logins.sql"
 	if [ "$preload" = 1 ]; then
 		PSQL -c 'CREATE EXTENSION sqs_ingest'
 	fi
