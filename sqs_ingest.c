@@ -314,16 +314,13 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	Datum		values[TC_COUNT + 1];
 	bool		nulls[TC_COUNT + 1];
 	char	   *error;
-	int64		sent_ms;
 
 	require_utf8();
 	mask_prepare();
 	sink_lookup_target(&target, AccessShareLock);
 
-	sent_ms = sent_at / 1000 +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 	error = record_map(&target, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
-					   sent_ms, row, row_nulls);
+					   record_unix_ms(sent_at), row, row_nulls);
 	for (int i = 0; i < TC_COUNT; i++)
 	{
 		Oid			outfunc;

@@ -40,21 +40,6 @@ typedef struct PendingDeletes
 static PendingDeletes *pending = NULL;
 static bool callbacks_registered = false;
 
-static SqsConfig *
-copy_config(const SqsConfig *config)
-{
-	SqsConfig  *copy = palloc(sizeof(SqsConfig));
-
-	*copy = *config;
-	copy->queue_url = pstrdup(config->queue_url);
-	copy->endpoint = pstrdup(config->endpoint);
-	copy->region = pstrdup(config->region);
-	copy->access_key_id = pstrdup(config->access_key_id);
-	copy->secret_access_key = pstrdup(config->secret_access_key);
-	copy->session_token = config->session_token ? pstrdup(config->session_token) : NULL;
-	return copy;
-}
-
 static void
 remember_batch(Pipeline *pipeline)
 {
@@ -65,7 +50,7 @@ remember_batch(Pipeline *pipeline)
 	entry->config = (pending && pending->config->queue_url &&
 					 strcmp(pending->config->queue_url, pipeline->config->queue_url) == 0 &&
 					 strcmp(pending->config->endpoint, pipeline->config->endpoint) == 0) ?
-		pending->config : copy_config(pipeline->config);
+		pending->config : sqs_config_copy(pipeline->config);
 	entry->count = pipeline->nbatch;
 	entry->handles = palloc(sizeof(char *) * Max(entry->count, 1));
 	for (int i = 0; i < entry->count; i++)

@@ -310,6 +310,21 @@ parse_iso_date(const char *str, int len, DateADT *result)
 	return true;
 }
 
+/* SQS speaks Unix milliseconds; PostgreSQL microseconds since 2000 */
+int64
+record_unix_ms(TimestampTz ts)
+{
+	return ts / 1000 +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+TimestampTz
+record_timestamptz(int64 unix_ms)
+{
+	return (unix_ms -
+			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
+}
+
 /* the UTC date of a Unix timestamp in milliseconds */
 static DateADT
 date_of_epoch_ms(int64 ms)

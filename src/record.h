@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 /* columns of the target table, in the order the insert lists them */
 typedef enum TargetColumnId
 {
@@ -61,5 +63,7 @@ extern const char *const target_column_names[TC_COUNT];
 extern char *record_map(const TargetTable *target, char *body, int len,
 						int64 sent_timestamp_ms, Datum *values, bool *nulls);
 extern bool record_parse_app_version(const char *str, int len, int64 *result);
+extern int64 record_unix_ms(TimestampTz ts);
+extern TimestampTz record_timestamptz(int64 unix_ms);
 
 #endif							/* SQS_INGEST_RECORD_H */

@@ -404,8 +404,7 @@ sent_or_received_ms(const SqsMessage *m)
 {
 	if (m->sent_timestamp_ms >= 0)
 		return m->sent_timestamp_ms;
-	return m->received_at / 1000 +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	return record_unix_ms(m->received_at);
 }
 
 static int
@@ -560,8 +559,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 		received_at[n] = TimestampTzGetDatum(m->received_at);
 		sent_at_null[n] = m->sent_timestamp_ms < 0;
 		sent_at[n] = TimestampTzGetDatum(sent_at_null[n] ? 0 :
-										 time_t_to_timestamptz(m->sent_timestamp_ms / 1000) +
-										 (m->sent_timestamp_ms % 1000) * 1000);
+										 record_timestamptz(m->sent_timestamp_ms));
 		receive_count[n] = Int32GetDatum(m->receive_count);
 		n++;
 	}

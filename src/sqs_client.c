@@ -194,6 +194,37 @@ sqs_config_from_gucs(void)
 	return config;
 }
 
+/* a copy of a configuration snapshot, in the current memory context */
+SqsConfig *
+sqs_config_copy(const SqsConfig *config)
+{
+	SqsConfig  *copy = palloc(sizeof(SqsConfig));
+
+	*copy = *config;
+	copy->queue_url = pstrdup(config->queue_url);
+	copy->endpoint = pstrdup(config->endpoint);
+	copy->region = pstrdup(config->region);
+	copy->access_key_id = pstrdup(config->access_key_id);
+	copy->secret_access_key = pstrdup(config->secret_access_key);
+	copy->session_token = config->session_token ? pstrdup(config->session_token) : NULL;
+	return copy;
+}
+
+/* free a configuration snapshot, wiping its secret first */
+void
+sqs_config_free(SqsConfig *config)
+{
+	explicit_bzero(config->secret_access_key, strlen(config->secret_access_key));
+	pfree(config->queue_url);
+	pfree(config->endpoint);
+	pfree(config->region);
+	pfree(config->access_key_id);
+	pfree(config->secret_access_key);
+	if (config->session_token)
+		pfree(config->session_token);
+	pfree(config);
+}
+
 /* ---------------------------------------------------------------------
  * libcurl callbacks: no palloc, no ereport
  * ---------------------------------------------------------------------
@@ -438,14 +469,7 @@ sqs_client_create(const SqsConfig *config)
 	int			connections = Max(config->max_inflight, 1) * 2;
 
 	client->context = context;
-	client->config = *config;
-	client->config.queue_url = pstrdup(config->queue_url);
-	client->config.endpoint = pstrdup(config->endpoint);
-	client->config.region = pstrdup(config->region);
-	client->config.access_key_id = pstrdup(config->access_key_id);
-	client->config.secret_access_key = pstrdup(config->secret_access_key);
-	client->config.session_token = config->session_token ?
-		pstrdup(config->session_token) : NULL;
+	client->config = *sqs_config_copy(config);
 	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
 	client->timer_ms = -1;
 	dlist_init(&client->inflight);

@@ -76,6 +76,8 @@ typedef struct SqsResult
 typedef struct SqsClient SqsClient;
 
 extern SqsConfig *sqs_config_from_gucs(void);
+extern SqsConfig *sqs_config_copy(const SqsConfig *config);
+extern void sqs_config_free(SqsConfig *config);
 extern SqsClient *sqs_client_create(const SqsConfig *config);
 extern void sqs_client_destroy(SqsClient *client);
 extern void sqs_start_receive(SqsClient *client, int max_messages,

@@ -169,10 +169,8 @@ stats_worker_slot(int worker_index)
 
 	if (shared == NULL || worker_index >= sqs_ingest_workers)
 		return NULL;
+	/* worker slots come first and are never handed to a drain */
 	slot = &shared->slots[worker_index];
-	SpinLockAcquire(&shared->mutex);
-	slot->kind = SLOT_WORKER;
-	SpinLockRelease(&shared->mutex);
 	claim(slot, SLOT_WORKER, worker_index);
 	return slot;
 }

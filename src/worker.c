@@ -225,6 +225,8 @@ ensure_pipeline(WorkerState *ws)
 
 	if (ws->pipeline && same_config(ws->pipeline->config, config))
 	{
+		/* a reload of tuning settings only: nothing to reconnect */
+		sqs_config_free(config);
 		ws->pipeline->options = worker_options();
 		return;
 	}
@@ -235,6 +237,7 @@ ensure_pipeline(WorkerState *ws)
 		if (ws->pipeline->nbatch > 0)
 			store_and_delete_batch(ws);
 		pipeline_flush_deletes(ws->pipeline);
+		sqs_config_free(ws->pipeline->config);
 		pipeline_destroy(ws->pipeline);
 		ws->pipeline = NULL;
 	}
