@@ -12,7 +12,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = sqs_ingest
-DATA = sqs_ingest--1.0.sql
+DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql
 PGFILEDESC = "sqs_ingest - ingest JSON login events from Amazon SQS"
 
 REGRESS = mask app_version mapping privileges
