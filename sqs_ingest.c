@@ -22,11 +22,13 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "src/drain.h"
+#include "src/mapping.h"
 #include "src/mask.h"
 #include "src/record.h"
 #include "src/sink.h"
@@ -70,6 +72,8 @@ static const struct config_enum_entry mask_algorithm_options[] = {
 PG_FUNCTION_INFO_V1(sqs_ingest_drain);
 PG_FUNCTION_INFO_V1(sqs_ingest_mask);
 PG_FUNCTION_INFO_V1(sqs_ingest_preview);
+PG_FUNCTION_INFO_V1(sqs_ingest_preview_mapping);
+PG_FUNCTION_INFO_V1(sqs_ingest_fetch_login_mapping);
 PG_FUNCTION_INFO_V1(sqs_ingest_version_number);
 PG_FUNCTION_INFO_V1(sqs_ingest_stats);
 PG_FUNCTION_INFO_V1(sqs_ingest_queue_depth);
@@ -335,6 +339,143 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	nulls[TC_COUNT] = error == NULL;
 	values[TC_COUNT] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	return result_tuple(fcinfo, values, nulls);
+}
+
+/* the string values of a jsonb object, as message attributes */
+static void
+preview_attributes(Jsonb *attributes, MappingMessage *message)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken token;
+	JsonbValue	v;
+	int			n;
+
+	if (attributes == NULL)
+		return;
+	if (!JsonContainerIsObject(&attributes->root) || JsonContainerIsScalar(&attributes->root))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attributes must be a JSON object from attribute name to string")));
+	n = JsonContainerSize(&attributes->root);
+	message->attribute_names = palloc(sizeof(char *) * Max(n, 1));
+	message->attribute_values = palloc(sizeof(char *) * Max(n, 1));
+	it = JsonbIteratorInit(&attributes->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *str;
+
+		if (token != WJB_KEY && token != WJB_VALUE)
+			continue;
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("attributes must be a JSON object from attribute name to string")));
+		str = pnstrdup(v.val.string.val, v.val.string.len);
+		if (token == WJB_KEY)
+			message->attribute_names[message->nattributes] = str;
+		else
+			message->attribute_values[message->nattributes++] = str;
+	}
+}
+
+/* a mapped row as a jsonb object from column name to text */
+static Jsonb *
+row_as_jsonb(const CompiledMapping *mapping, const MappedRows *rows, int row)
+{
+	JsonbParseState *state = NULL;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int c = 0; c < mapping->ncolumns; c++)
+	{
+		const MappingColumn *col = &mapping->columns[c];
+		JsonbValue	key;
+		JsonbValue	value;
+
+		key.type = jbvString;
+		key.val.string.val = col->name;
+		key.val.string.len = strlen(col->name);
+		pushJsonbValue(&state, WJB_KEY, &key);
+		if (rows->nulls[c][row])
+			value.type = jbvNull;
+		else
+		{
+			Oid			outfunc;
+			bool		isvarlena;
+
+			getTypeOutputInfo(col->basetypid, &outfunc, &isvarlena);
+			value.type = jbvString;
+			value.val.string.val = OidOutputFunctionCall(outfunc, rows->values[c][row]);
+			value.val.string.len = strlen(value.val.string.val);
+		}
+		pushJsonbValue(&state, WJB_VALUE, &value);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/*
+ * sqs_ingest_preview_mapping(body text, target regclass, mapping jsonb,
+ *							  options jsonb, sent_at timestamptz,
+ *							  attributes jsonb)
+ *		RETURNS TABLE(mapped jsonb, error text)
+ *
+ * The rows a message would become under a mapping (column name to the
+ * value's text), or the one reason it would be a dead letter.  Nothing is
+ * stored.
+ */
+Datum
+sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *body;
+	CompiledMapping *mapping;
+	MappingMessage message = {0};
+	MappedRows	rows;
+	char	   *error;
+	Datum		values[2];
+	bool		nulls[2] = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	require_utf8();
+	body = PG_GETARG_TEXT_PP(0);
+	mapping = mapping_compile(PG_GETARG_OID(1),
+							  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
+							  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	if (mapping->uses_mask)
+		mask_prepare();
+
+	message.message_id = "preview";
+	message.body = VARDATA_ANY(body);
+	message.body_len = VARSIZE_ANY_EXHDR(body);
+	message.sent_timestamp_ms = record_unix_ms(PG_ARGISNULL(4) ?
+											   GetCurrentTransactionStartTimestamp() :
+											   PG_GETARG_TIMESTAMPTZ(4));
+	message.receive_count = 1;
+	preview_attributes(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &message);
+
+	mapping_rows_init(&rows, mapping->ncolumns);
+	error = mapping_map(mapping, &message, &rows);
+	if (error)
+	{
+		nulls[0] = true;
+		values[1] = CStringGetTextDatum(error);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	nulls[1] = true;
+	for (int r = 0; r < rows.nrows; r++)
+	{
+		values[0] = JsonbPGetDatum(row_as_jsonb(mapping, &rows, r));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* sqs_ingest_fetch_login_mapping() RETURNS jsonb */
+Datum
+sqs_ingest_fetch_login_mapping(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(mapping_login());
 }
 
 /*

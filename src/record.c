@@ -210,6 +210,20 @@ could_nest_deeper_than(const char *body, int len, int limit)
 	return false;
 }
 
+/*
+ * Refuse JSON nested deeper than RECORD_MAX_JSON_DEPTH, whose parse could
+ * exhaust the stack; what names the document in the reason returned.
+ */
+char *
+record_check_depth(char *json, int len, const char *what)
+{
+	if (could_nest_deeper_than(json, len, RECORD_MAX_JSON_DEPTH) &&
+		json_max_depth(json, len) > RECORD_MAX_JSON_DEPTH)
+		return psprintf("%s nests JSON deeper than %d levels", what,
+						RECORD_MAX_JSON_DEPTH);
+	return NULL;
+}
+
 /* parse a body into its top-level fields; NULL or the reason it failed */
 static char *
 parse_event(char *body, int len, EventParseState *state)
@@ -217,15 +231,14 @@ parse_event(char *body, int len, EventParseState *state)
 	JsonSemAction sem = {0};
 	JsonLexContext *lex;
 	JsonParseErrorType rc;
+	char	   *error;
 
 	memset(state, 0, sizeof(*state));
 	state->current = -1;
 	state->top_type = EV_ABSENT;
 
-	if (could_nest_deeper_than(body, len, RECORD_MAX_JSON_DEPTH) &&
-		json_max_depth(body, len) > RECORD_MAX_JSON_DEPTH)
-		return psprintf("body nests JSON deeper than %d levels",
-						RECORD_MAX_JSON_DEPTH);
+	if ((error = record_check_depth(body, len, "body")) != NULL)
+		return error;
 
 	sem.semstate = state;
 	sem.object_start = event_object_start;
@@ -288,8 +301,8 @@ record_parse_app_version(const char *str, int len, int64 *result)
 }
 
 /* parse a strict ISO date YYYY-MM-DD into a DateADT */
-static bool
-parse_iso_date(const char *str, int len, DateADT *result)
+bool
+record_parse_iso_date(const char *str, int len, DateADT *result)
 {
 	int			year,
 				month,
@@ -326,14 +339,26 @@ record_timestamptz(int64 unix_ms)
 }
 
 /* the UTC date of a Unix timestamp in milliseconds */
-static DateADT
-date_of_epoch_ms(int64 ms)
+DateADT
+record_date_of_unix_ms(int64 ms)
 {
 	int64		days = ms / (SECS_PER_DAY * INT64CONST(1000));
 
 	if (ms < 0 && ms % (SECS_PER_DAY * INT64CONST(1000)) != 0)
 		days--;
 	return (DateADT) (days + UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
+}
+
+/* a date in ISO form YYYY-MM-DD, whatever DateStyle says */
+char *
+record_iso_date(DateADT date)
+{
+	int			year,
+				month,
+				day;
+
+	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	return psprintf("%04d-%02d-%02d", year, month, day);
 }
 
 static Datum
@@ -348,16 +373,7 @@ date_datum(ColumnKind kind, DateADT date)
 			/* midnight UTC of that date */
 			return TimestampGetDatum((Timestamp) date * USECS_PER_DAY);
 		default:
-			{
-				int			year,
-							month,
-							day;
-
-				/* ISO form whatever DateStyle says */
-				j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
-				return PointerGetDatum(cstring_to_text(psprintf("%04d-%02d-%02d",
-																year, month, day)));
-			}
+			return PointerGetDatum(cstring_to_text(record_iso_date(date)));
 	}
 }
 
@@ -506,12 +522,12 @@ record_map(const TargetTable *target, char *body, int len,
 			return error;
 		if (v->type == EV_STRING)
 		{
-			if (!parse_iso_date(v->str, v->len, &date))
+			if (!record_parse_iso_date(v->str, v->len, &date))
 				return psprintf("\"create_date\" \"%s\" is not a date of the form YYYY-MM-DD",
 								v->len > 64 ? psprintf("%.64s...", v->str) : v->str);
 		}
 		else
-			date = date_of_epoch_ms(sent_timestamp_ms);
+			date = record_date_of_unix_ms(sent_timestamp_ms);
 
 		nulls[TC_CREATE_DATE] = false;
 		values[TC_CREATE_DATE] = date_datum(col->kind, date);

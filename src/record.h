@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "utils/date.h"
 
 /* columns of the target table, in the order the insert lists them */
 typedef enum TargetColumnId
@@ -63,6 +64,10 @@ extern const char *const target_column_names[TC_COUNT];
 extern char *record_map(const TargetTable *target, char *body, int len,
 						int64 sent_timestamp_ms, Datum *values, bool *nulls);
 extern bool record_parse_app_version(const char *str, int len, int64 *result);
+extern bool record_parse_iso_date(const char *str, int len, DateADT *result);
+extern char *record_iso_date(DateADT date);
+extern DateADT record_date_of_unix_ms(int64 unix_ms);
+extern char *record_check_depth(char *json, int len, const char *what);
 extern int64 record_unix_ms(TimestampTz ts);
 extern TimestampTz record_timestamptz(int64 unix_ms);
 

@@ -1,0 +1,1748 @@
+/*-------------------------------------------------------------------------
+ *
+ * mapping.c
+ *	  The mapping language: which column of the target table gets what of
+ *	  a message, compiled once against the table, applied to each message.
+ *
+ * A mapping is a jsonb object from column name to rule (README, Mapping).
+ * Compiling it resolves every column (number, type, domain base type,
+ * typmod), looks up the input functions and parses every SQL/JSON path,
+ * so that nothing is looked up per message; any mistake is reported
+ * naming the column.
+ *
+ * Applying it never raises an error for a bad message: the result is the
+ * rows, or the reason the message is a dead letter.  The body is parsed by
+ * PostgreSQL's own JSON parser in its non-throwing form.  Paths that are
+ * member chains ($.a.b, the common case) are read in that same streaming
+ * pass, through a tree of the member names the mapping asks for; no jsonb
+ * is built for them.  Other paths, explode, and member chains that meet an
+ * array on the way (which lax mode unwraps) go through PostgreSQL's
+ * jsonpath executor on a jsonb built only then.
+ *
+ * Values become Datums through the column type's input function, except
+ * for text, varchar and ISO dates, which are built directly.  Built-in
+ * input functions report bad input by raising an error while holding no
+ * resource, so their errors are caught without a subtransaction; other
+ * input functions (extension types) run in one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/jsonapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "mapping.h"
+#include "mask.h"
+#include "record.h"
+
+/* the take-home's login events, in the mapping language */
+static const char login_mapping[] =
+"{\"user_id\": {\"path\": \"$.user_id\", \"type\": \"string\", \"required\": true},"
+" \"device_type\": {\"path\": \"$.device_type\", \"type\": \"string\"},"
+" \"masked_ip\": {\"path\": \"$.ip\", \"type\": \"string\", \"transform\": \"mask\"},"
+" \"masked_device_id\": {\"path\": \"$.device_id\", \"type\": \"string\", \"transform\": \"mask\"},"
+" \"locale\": {\"path\": \"$.locale\", \"type\": \"string\"},"
+" \"app_version\": {\"path\": \"$.app_version\", \"transform\": \"version_number\"},"
+" \"create_date\": {\"path\": \"$.create_date\", \"type\": \"string\","
+" \"else\": {\"message\": \"sent_date\"}}}";
+
+/* JSON type of a value, and the other things a rule can produce */
+typedef enum JsonKind
+{
+	JV_ABSENT,
+	JV_NULL,
+	JV_STRING,
+	JV_NUMBER,
+	JV_BOOLEAN,
+	JV_OBJECT,
+	JV_ARRAY,
+	JV_DATUM					/* a typed value of the message itself */
+} JsonKind;
+
+static const char *const kind_names[] = {
+	"absent", "null", "a string", "a number", "a boolean", "an object",
+	"an array", "a message field"
+};
+
+/* null is accepted whatever the type: it is a NULL */
+static const char *const type_keywords[] = {
+	NULL, NULL, "string", "number", "boolean", "object", "array", NULL
+};
+
+#define KIND_BIT(kind) (1 << (kind))
+
+typedef enum RuleSource
+{
+	SOURCE_PATH,
+	SOURCE_MESSAGE,
+	SOURCE_ATTRIBUTE
+} RuleSource;
+
+typedef enum MessageField
+{
+	FIELD_ID,
+	FIELD_SENT_AT,
+	FIELD_SENT_DATE,
+	FIELD_RECEIVE_COUNT,
+	FIELD_BODY,
+	FIELD_COUNT
+} MessageField;
+
+static const char *const field_names[FIELD_COUNT] = {
+	"id", "sent_at", "sent_date", "receive_count", "body"
+};
+
+typedef enum Transform
+{
+	TRANSFORM_NONE,
+	TRANSFORM_MASK,
+	TRANSFORM_VERSION_NUMBER
+} Transform;
+
+struct MappingRule
+{
+	RuleSource	source;
+	char	   *what;			/* how messages name the source: $.a.b, ... */
+	JsonPath   *path;
+	CaptureNode *node;			/* member chain read while parsing, or NULL */
+	MessageField field;
+	char	   *attribute;
+	Transform	transform;
+	int			types;			/* KIND_BITs accepted, 0 for any */
+	char	   *types_text;		/* "a string or a number" */
+	bool		required;
+	MappingRule *otherwise;
+};
+
+/* a member name the streaming pass looks for, under its parent's */
+struct CaptureNode
+{
+	char	   *key;
+	bool		wanted;			/* some rule reads exactly this chain */
+	int			capture;		/* its slot, or -1 */
+	int			first_capture;	/* slots of this subtree */
+	int			end_capture;
+	List	   *children;
+};
+
+/* what the streaming pass found for one member chain */
+typedef struct Captured
+{
+	JsonKind	kind;
+	char	   *str;			/* scalar text, or a container's JSON text */
+	int			len;
+	bool		unwrap;			/* an array on the way: lax mode unwraps it */
+} Captured;
+
+/* a value a rule produced */
+typedef struct MappingValue
+{
+	JsonKind	kind;
+	char	   *str;			/* not NUL-terminated */
+	int			len;
+	Datum		datum;			/* JV_DATUM */
+	Oid			datum_type;
+	const MappingRule *rule;
+} MappingValue;
+
+/* one message being mapped */
+typedef struct MapContext
+{
+	const CompiledMapping *mapping;
+	const MappingMessage *message;
+	const char *doc_name;		/* "body", or "SNS message" */
+	char	   *doc;
+	int			doc_len;
+	Captured   *slots;
+	Jsonb	   *doc_jsonb;		/* built on first need */
+	Jsonb	   *element;		/* explode: the element being mapped */
+} MapContext;
+
+/* SNS notifications: the two members read from the envelope */
+static CaptureNode *sns_root = NULL;
+
+#define SNS_TYPE 0
+#define SNS_MESSAGE 1
+
+
+/* ---------------------------------------------------------------------
+ * Calling functions that report bad data by raising an error
+ * ---------------------------------------------------------------------
+ */
+
+typedef Datum (*CatchingFunction) (void *arg);
+
+/*
+ * Errors that say nothing about the data: they are re-thrown, never turned
+ * into a dead letter.
+ */
+static bool
+is_process_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_INSUFFICIENT_RESOURCES ||
+		category == ERRCODE_OPERATOR_INTERVENTION ||
+		category == ERRCODE_SYSTEM_ERROR ||
+		category == ERRCODE_INTERNAL_ERROR ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+}
+
+/* run a built-in function; NULL, or the message of the error it raised */
+static char *
+call_builtin(CatchingFunction fn, void *arg, Datum *result)
+{
+	MemoryContext context = CurrentMemoryContext;
+	char	   *volatile error = NULL;
+
+	PG_TRY();
+	{
+		*result = fn(arg);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		if (is_process_error(edata->sqlerrcode))
+			PG_RE_THROW();
+		FlushErrorState();
+		error = edata->message;
+	}
+	PG_END_TRY();
+	return error;
+}
+
+/* run any function in a subtransaction; NULL, or the message of its error */
+static char *
+call_isolated(CatchingFunction fn, void *arg, Datum *result)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		*result = fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (is_process_error(edata->sqlerrcode))
+			ReThrowError(edata);
+		error = edata->message;
+	}
+	PG_END_TRY();
+	return error;
+}
+
+typedef struct InputCall
+{
+	const TypeInput *input;
+	char	   *str;
+} InputCall;
+
+static Datum
+input_function(void *arg)
+{
+	InputCall  *call = arg;
+
+	return InputFunctionCall((FmgrInfo *) &call->input->func, call->str,
+							 call->input->ioparam, call->input->typmod);
+}
+
+/* a value through a type's input function; NULL or the reason it failed */
+static char *
+call_input(const TypeInput *input, char *str, int len, Datum *result)
+{
+	InputCall	call = {input, pnstrdup(str, len)};
+
+	if (input->builtin)
+		return call_builtin(input_function, &call, result);
+	return call_isolated(input_function, &call, result);
+}
+
+typedef struct PathCall
+{
+	Jsonb	   *target;
+	JsonPath   *path;
+	Jsonb	   *vars;
+} PathCall;
+
+static Datum
+path_query_function(void *arg)
+{
+	PathCall   *call = arg;
+
+	return DirectFunctionCall4(jsonb_path_query_array,
+							   JsonbPGetDatum(call->target),
+							   PointerGetDatum(call->path),
+							   JsonbPGetDatum(call->vars),
+							   BoolGetDatum(true));
+}
+
+static Datum
+jsonb_input_function(void *arg)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) arg));
+}
+
+
+/* ---------------------------------------------------------------------
+ * Compiling
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct Member
+{
+	char	   *key;
+	JsonbValue	value;
+} Member;
+
+/* the members of a jsonb object, nested values as jbvBinary */
+static int
+object_members(JsonbContainer *container, Member **members)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbIteratorToken token;
+	JsonbValue	v;
+	int			n = 0;
+
+	*members = palloc(sizeof(Member) * Max(JsonContainerSize(container), 1));
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+			(*members)[n].key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (token == WJB_VALUE)
+			(*members)[n++].value = v;
+	}
+	return n;
+}
+
+static bool
+is_object(const JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+static char *
+jsonb_string(const JsonbValue *v)
+{
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static void pg_attribute_noreturn()
+rule_error(const MappingColumn *col, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid mapping for column \"%s\"", col->name),
+			 errdetail("%s", detail)));
+}
+
+/* a type's input function */
+static void
+lookup_input(TypeInput *input, Oid typid, int32 typmod)
+{
+	Oid			func;
+
+	getTypeInputInfo(typid, &func, &input->ioparam);
+	fmgr_info(func, &input->func);
+	input->typid = typid;
+	input->typmod = typmod;
+	input->builtin = func < FirstGenbkiObjectId;
+}
+
+static ColumnConversion
+conversion_of(Oid typid)
+{
+	switch (typid)
+	{
+		case TEXTOID:
+		case VARCHAROID:
+			return CONV_TEXT;
+		case INT4OID:
+			return CONV_INT4;
+		case INT8OID:
+			return CONV_INT8;
+		case NUMERICOID:
+			return CONV_NUMERIC;
+		case DATEOID:
+			return CONV_DATE;
+		case TIMESTAMPOID:
+			return CONV_TIMESTAMP;
+		case TIMESTAMPTZOID:
+			return CONV_TIMESTAMPTZ;
+		case JSONOID:
+		case JSONBOID:
+			return CONV_JSON;
+		default:
+			return OidIsValid(get_element_type(typid)) ? CONV_ARRAY : CONV_INPUT;
+	}
+}
+
+/* read a column's type from the catalog */
+static void
+resolve_column(MappingColumn *col, Form_pg_attribute att, const char *relname)
+{
+	col->name = pstrdup(NameStr(att->attname));
+	if (att->attgenerated != '\0')
+		rule_error(col, psprintf("Column \"%s\" of %s is a generated column.",
+								 col->name, relname));
+	if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+		rule_error(col, psprintf("Column \"%s\" of %s is an identity column GENERATED ALWAYS.",
+								 col->name, relname));
+	col->attnum = att->attnum;
+	col->typid = att->atttypid;
+	col->basetypmod = att->atttypmod;
+	col->basetypid = getBaseTypeAndTypmod(col->typid, &col->basetypmod);
+	col->conversion = conversion_of(col->basetypid);
+	col->max_chars = -1;
+	if (col->basetypid == VARCHAROID && col->basetypmod >= VARHDRSZ)
+		col->max_chars = col->basetypmod - VARHDRSZ;
+	lookup_input(&col->input, col->basetypid, col->basetypmod);
+	if (col->conversion == CONV_ARRAY)
+	{
+		Oid			elemtype = get_element_type(col->basetypid);
+
+		/* elements get the array's typmod, as array_in gives them */
+		lookup_input(&col->elem_input, elemtype, col->basetypmod);
+		col->elem_conversion = conversion_of(elemtype);
+		get_typlenbyvalalign(elemtype, &col->elem_len, &col->elem_byval,
+							 &col->elem_align);
+	}
+}
+
+static bool
+is_text_like(const MappingColumn *col)
+{
+	return col->conversion == CONV_TEXT || col->basetypid == BPCHAROID;
+}
+
+/* the node of a member chain in the capture tree, created as needed */
+static CaptureNode *
+capture_node(CaptureNode *root, List *keys)
+{
+	CaptureNode *node = root;
+	ListCell   *lc;
+
+	foreach(lc, keys)
+	{
+		char	   *key = lfirst(lc);
+		CaptureNode *child = NULL;
+		ListCell   *c;
+
+		foreach(c, node->children)
+		{
+			if (strcmp(((CaptureNode *) lfirst(c))->key, key) == 0)
+			{
+				child = lfirst(c);
+				break;
+			}
+		}
+		if (child == NULL)
+		{
+			child = palloc0(sizeof(CaptureNode));
+			child->key = key;
+			child->capture = -1;
+			node->children = lappend(node->children, child);
+		}
+		node = child;
+	}
+	return node;
+}
+
+/* the keys of a lax $.a.b..., or NIL if the path is anything else */
+static List *
+member_chain(JsonPath *path)
+{
+	JsonPathItem item;
+	JsonPathItem next;
+	List	   *keys = NIL;
+
+	if ((path->header & JSONPATH_LAX) == 0)
+		return NIL;
+	jspInit(&item, path);
+	if (item.type != jpiRoot)
+		return NIL;
+	while (jspGetNext(&item, &next))
+	{
+		int32		len;
+		char	   *key;
+
+		if (next.type != jpiKey)
+			return NIL;
+		key = jspGetString(&next, &len);
+		keys = lappend(keys, pnstrdup(key, len));
+		item = next;
+	}
+	return keys;
+}
+
+static Datum
+jsonpath_input_function(void *arg)
+{
+	return DirectFunctionCall1(jsonpath_in, CStringGetDatum((char *) arg));
+}
+
+/* parse an SQL/JSON path, an error naming the column if it is not one */
+static JsonPath *
+compile_path(const MappingColumn *col, char *text, const char *what)
+{
+	Datum		path;
+	char	   *error = call_builtin(jsonpath_input_function, text, &path);
+
+	if (error && col)
+		rule_error(col, psprintf("\"%s\" is not an SQL/JSON path: %s", text, error));
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: \"%s\" is not an SQL/JSON path", what, text),
+				 errdetail("%s", error)));
+	return DatumGetJsonPathP(path);
+}
+
+static void
+compile_types(MappingColumn *col, MappingRule *rule, const JsonbValue *v)
+{
+	JsonbValue *names;
+	int			n;
+	StringInfoData text;
+
+	if (v->type == jbvString)
+	{
+		names = (JsonbValue *) v;
+		n = 1;
+	}
+	else if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data) &&
+			 JsonContainerSize(v->val.binary.data) > 0)
+	{
+		n = JsonContainerSize(v->val.binary.data);
+		names = palloc(sizeof(JsonbValue) * n);
+		for (int i = 0; i < n; i++)
+			names[i] = *getIthJsonbValueFromContainer(v->val.binary.data, i);
+	}
+	else
+		rule_error(col, "\"type\" must be a JSON type name or an array of them.");
+
+	initStringInfo(&text);
+	for (int i = 0; i < n; i++)
+	{
+		int			kind = -1;
+
+		if (names[i].type == jbvString)
+			for (int k = JV_STRING; k <= JV_ARRAY; k++)
+				if ((int) strlen(type_keywords[k]) == names[i].val.string.len &&
+					strncmp(type_keywords[k], names[i].val.string.val,
+							names[i].val.string.len) == 0)
+					kind = k;
+		if (kind < 0)
+			rule_error(col, "\"type\" names one of string, number, boolean, object, array.");
+		rule->types |= KIND_BIT(kind);
+		appendStringInfo(&text, "%s%s", i == 0 ? "" : " or ", kind_names[kind]);
+	}
+	rule->types_text = text.data;
+}
+
+static MappingRule *compile_rule(CompiledMapping *mapping, MappingColumn *col,
+								 const JsonbValue *v, bool top);
+
+static void
+compile_transform(MappingColumn *col, MappingRule *rule, const JsonbValue *v)
+{
+	char	   *name = v->type == jbvString ? jsonb_string(v) : "";
+
+	if (strcmp(name, "mask") == 0)
+	{
+		if (!is_text_like(col))
+			rule_error(col, psprintf("A mask is text; the column is %s.",
+									 format_type_be(col->typid)));
+		if (col->max_chars >= 0 && col->max_chars < MASK_HEX_LEN)
+			rule_error(col, psprintf("A mask is %d characters; the column allows %d.",
+									 MASK_HEX_LEN, col->max_chars));
+		rule->transform = TRANSFORM_MASK;
+	}
+	else if (strcmp(name, "version_number") == 0)
+	{
+		if (col->conversion != CONV_INT4 && col->conversion != CONV_INT8 &&
+			col->conversion != CONV_NUMERIC && !is_text_like(col))
+			rule_error(col, psprintf("A version number goes into an integer, bigint, numeric or text column; the column is %s.",
+									 format_type_be(col->typid)));
+		rule->transform = TRANSFORM_VERSION_NUMBER;
+	}
+	else
+		rule_error(col, "\"transform\" is \"mask\" or \"version_number\".");
+}
+
+static void
+compile_source(CompiledMapping *mapping, MappingColumn *col, MappingRule *rule,
+			   const char *key, const JsonbValue *v)
+{
+	if (rule->what != NULL)
+		rule_error(col, "A rule has one of \"path\", \"message\", \"message_attribute\".");
+	if (v->type != jbvString || v->val.string.len == 0)
+		rule_error(col, psprintf("\"%s\" must be a non-empty string.", key));
+
+	if (strcmp(key, "path") == 0)
+	{
+		List	   *keys;
+
+		rule->source = SOURCE_PATH;
+		rule->what = jsonb_string(v);
+		rule->path = compile_path(col, rule->what, NULL);
+		keys = member_chain(rule->path);
+		/* elements of explode are jsonb anyway */
+		if (keys != NIL && mapping->explode == NULL)
+		{
+			rule->node = capture_node(mapping->captures, keys);
+			rule->node->wanted = true;
+		}
+		mapping->reads_body = true;
+	}
+	else if (strcmp(key, "message") == 0)
+	{
+		char	   *name = jsonb_string(v);
+
+		rule->source = SOURCE_MESSAGE;
+		rule->field = FIELD_COUNT;
+		for (int f = 0; f < FIELD_COUNT; f++)
+			if (strcmp(name, field_names[f]) == 0)
+				rule->field = f;
+		if (rule->field == FIELD_COUNT)
+			rule_error(col, "\"message\" is one of id, sent_at, sent_date, receive_count, body.");
+		rule->what = psprintf("message %s", name);
+	}
+	else
+	{
+		rule->source = SOURCE_ATTRIBUTE;
+		rule->attribute = jsonb_string(v);
+		rule->what = psprintf("message attribute \"%s\"", rule->attribute);
+		mapping->uses_attributes = true;
+	}
+}
+
+/* compile one rule (an object) of a column */
+static MappingRule *
+compile_rule(CompiledMapping *mapping, MappingColumn *col, const JsonbValue *v,
+			 bool top)
+{
+	MappingRule *rule = palloc0(sizeof(MappingRule));
+	Member	   *members;
+	int			n;
+	const JsonbValue *types = NULL;
+
+	if (!is_object(v))
+		rule_error(col, "A rule is a JSON object such as {\"path\": \"$.field\"}.");
+	n = object_members(v->val.binary.data, &members);
+	for (int i = 0; i < n; i++)
+	{
+		const char *key = members[i].key;
+		const JsonbValue *value = &members[i].value;
+
+		if (strcmp(key, "path") == 0 || strcmp(key, "message") == 0 ||
+			strcmp(key, "message_attribute") == 0)
+			compile_source(mapping, col, rule, key, value);
+		else if (strcmp(key, "transform") == 0)
+			compile_transform(col, rule, value);
+		else if (strcmp(key, "type") == 0)
+			types = value;
+		else if (strcmp(key, "required") == 0)
+		{
+			if (value->type != jbvBool)
+				rule_error(col, "\"required\" must be true or false.");
+			if (!top)
+				rule_error(col, "\"required\" belongs to the column's rule, not to an \"else\".");
+			rule->required = value->val.boolean;
+		}
+		else if (strcmp(key, "else") == 0)
+			rule->otherwise = compile_rule(mapping, col, value, false);
+		else
+			rule_error(col, psprintf("Unknown key \"%s\"; a rule has path, message, message_attribute, transform, type, required, else.",
+									 key));
+	}
+	if (rule->what == NULL)
+		rule_error(col, "A rule has one of \"path\", \"message\", \"message_attribute\".");
+	if (types)
+	{
+		if (rule->source != SOURCE_PATH)
+			rule_error(col, "\"type\" applies to a \"path\" rule.");
+		compile_types(col, rule, types);
+	}
+	if (rule->transform == TRANSFORM_MASK)
+		mapping->uses_mask = true;
+	return rule;
+}
+
+/* the rule of a column taken from the body member of the same name */
+static MappingRule *
+same_name_rule(CompiledMapping *mapping, MappingColumn *col)
+{
+	MappingRule *rule = palloc0(sizeof(MappingRule));
+	StringInfoData path;
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, "$.\"");
+	for (const char *c = col->name; *c; c++)
+	{
+		if (*c == '"' || *c == '\\')
+			appendStringInfoChar(&path, '\\');
+		appendStringInfoChar(&path, *c);
+	}
+	appendStringInfoChar(&path, '"');
+
+	rule->source = SOURCE_PATH;
+	rule->what = path.data;
+	rule->path = compile_path(col, path.data, NULL);
+	if (mapping->explode == NULL)
+	{
+		rule->node = capture_node(mapping->captures, list_make1(col->name));
+		rule->node->wanted = true;
+	}
+	mapping->reads_body = true;
+	return rule;
+}
+
+/* number the wanted nodes depth first, so a subtree's slots are contiguous */
+static void
+number_captures(CaptureNode *node, int *next, int depth, int *max_depth)
+{
+	ListCell   *lc;
+
+	*max_depth = Max(*max_depth, depth);
+	node->first_capture = *next;
+	node->capture = node->wanted ? (*next)++ : -1;
+	foreach(lc, node->children)
+		number_captures(lfirst(lc), next, depth + 1, max_depth);
+	node->end_capture = *next;
+}
+
+static int
+compare_attnums(const void *a, const void *b)
+{
+	return ((const MappingColumn *) a)->attnum - ((const MappingColumn *) b)->attnum;
+}
+
+/* read envelope and explode from a pipeline's options */
+static void
+compile_options(CompiledMapping *mapping, Jsonb *options)
+{
+	JsonbValue *v;
+
+	if (options == NULL || !JsonContainerIsObject(&options->root))
+		return;
+	v = getKeyJsonValueFromContainer(&options->root, "envelope", strlen("envelope"), NULL);
+	if (v && v->type != jbvNull)
+	{
+		if (v->type != jbvString || strcmp(jsonb_string(v), "sns") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid envelope option"),
+					 errdetail("The only envelope is \"sns\" (an SNS notification delivered to SQS)."),
+					 errhint("Leave it out for messages that are the data themselves.")));
+		mapping->envelope_sns = true;
+	}
+	v = getKeyJsonValueFromContainer(&options->root, "explode", strlen("explode"), NULL);
+	if (v && v->type != jbvNull)
+	{
+		if (v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid explode option"),
+					 errdetail("explode is an SQL/JSON path such as \"$.Records[*]\".")));
+		mapping->explode_text = jsonb_string(v);
+		mapping->explode = compile_path(NULL, mapping->explode_text, "explode option");
+	}
+}
+
+/*
+ * Compile a mapping (NULL: every column that has no default, from the body
+ * member of its name) with the envelope and explode options, against the
+ * table relid.  Errors name the column at fault.  Allocates in the current
+ * memory context.
+ */
+CompiledMapping *
+mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
+{
+	CompiledMapping *mapping = palloc0(sizeof(CompiledMapping));
+	Relation	rel;
+	TupleDesc	tupdesc;
+	const char *relname;
+	int			next = 0;
+	int			max_depth = 0;
+
+	rel = relation_open(relid, AccessShareLock);
+	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										 RelationGetRelationName(rel));
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target %s is not a table", relname)));
+	mapping->relid = relid;
+	mapping->qualified_name = pstrdup(relname);
+	mapping->captures = palloc0(sizeof(CaptureNode));
+	mapping->captures->capture = -1;
+	mapping->no_vars = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	compile_options(mapping, options);
+	tupdesc = RelationGetDescr(rel);
+
+	if (mapping_jsonb == NULL)
+	{
+		mapping->columns = palloc0(sizeof(MappingColumn) * Max(tupdesc->natts, 1));
+		for (int i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+			MappingColumn *col = &mapping->columns[mapping->ncolumns];
+
+			/* a column with a default, identity or generation keeps it */
+			if (att->attisdropped || att->atthasdef || att->attidentity != '\0' ||
+				att->attgenerated != '\0')
+				continue;
+			resolve_column(col, att, relname);
+			col->rule = same_name_rule(mapping, col);
+			mapping->ncolumns++;
+		}
+		if (mapping->ncolumns == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table %s has no column to fill from the body", relname),
+					 errdetail("Without a mapping, every column that has no default gets the body member of its name."),
+					 errhint("Give a mapping.")));
+	}
+	else
+	{
+		Member	   *members;
+		int			n;
+
+		if (!JsonContainerIsObject(&mapping_jsonb->root) ||
+			JsonContainerIsScalar(&mapping_jsonb->root))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a mapping is a JSON object from column name to rule")));
+		n = object_members(&mapping_jsonb->root, &members);
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a mapping names at least one column")));
+		mapping->columns = palloc0(sizeof(MappingColumn) * n);
+		for (int i = 0; i < n; i++)
+		{
+			MappingColumn *col = &mapping->columns[mapping->ncolumns++];
+			Form_pg_attribute att = NULL;
+
+			for (int a = 0; a < tupdesc->natts && att == NULL; a++)
+			{
+				Form_pg_attribute candidate = TupleDescAttr(tupdesc, a);
+
+				if (!candidate->attisdropped &&
+					strcmp(NameStr(candidate->attname), members[i].key) == 0)
+					att = candidate;
+			}
+			if (att == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("invalid mapping for column \"%s\"", members[i].key),
+						 errdetail("Table %s has no column \"%s\".", relname, members[i].key)));
+			resolve_column(col, att, relname);
+			col->rule = compile_rule(mapping, col, &members[i].value, true);
+		}
+		qsort(mapping->columns, mapping->ncolumns, sizeof(MappingColumn),
+			  compare_attnums);
+	}
+	relation_close(rel, NoLock);
+
+	number_captures(mapping->captures, &next, 0, &max_depth);
+	mapping->ncaptures = next;
+	mapping->capture_depth = max_depth;
+	return mapping;
+}
+
+/* sqs_ingest_fetch_login_mapping(): the login events' mapping */
+Jsonb *
+mapping_login(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(login_mapping)));
+}
+
+
+/* ---------------------------------------------------------------------
+ * Parsing: member chains read in one streaming pass
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct CaptureState
+{
+	JsonLexContext *lex;
+	Captured   *slots;
+	int			max_depth;		/* deepest level a wanted member lives at */
+	int			depth;			/* containers open around the position */
+	CaptureNode **containers;	/* [level]: node whose members are looked for */
+	int		   *open_slot;		/* [level]: slot of the container, or -1 */
+	CaptureNode *pending;		/* the member whose value comes next */
+	JsonKind	top_kind;
+} CaptureState;
+
+static void
+reset_slots(CaptureState *s, const CaptureNode *node)
+{
+	for (int i = node->first_capture; i < node->end_capture; i++)
+		memset(&s->slots[i], 0, sizeof(Captured));
+}
+
+static void
+capture_field_start(void *state, char *fname, bool isnull)
+{
+	CaptureState *s = state;
+	CaptureNode *container;
+	ListCell   *lc;
+
+	s->pending = NULL;
+	if (s->depth > s->max_depth || (container = s->containers[s->depth]) == NULL)
+		return;
+	foreach(lc, container->children)
+	{
+		CaptureNode *child = lfirst(lc);
+
+		if (strcmp(child->key, fname) == 0)
+		{
+			/* a repeated key replaces the earlier one, as in jsonb */
+			reset_slots(s, child);
+			s->pending = child;
+			return;
+		}
+	}
+}
+
+/* a container starts: record it for its member, look inside if need be */
+static void
+capture_container_start(CaptureState *s, JsonKind kind)
+{
+	CaptureNode *node = s->pending;
+	int			level = s->depth + 1;
+
+	s->pending = NULL;
+	if (s->depth == 0)
+		s->top_kind = kind;
+	if (level <= s->max_depth + 1)
+	{
+		s->containers[level] = NULL;
+		s->open_slot[level] = -1;
+		if (s->depth == 0 && kind == JV_OBJECT)
+			s->containers[level] = s->containers[0];
+		else if (node)
+		{
+			if (node->capture >= 0)
+			{
+				s->slots[node->capture].kind = kind;
+				s->slots[node->capture].str = s->lex->token_start;
+				s->open_slot[level] = node->capture;
+			}
+			if (kind == JV_OBJECT)
+				s->containers[level] = node;
+			else
+			{
+				/* lax mode looks into the array's elements: leave it to jsonpath */
+				for (int i = node->first_capture; i < node->end_capture; i++)
+					if (i != node->capture)
+						s->slots[i].unwrap = true;
+			}
+		}
+	}
+	s->depth++;
+}
+
+static void
+capture_object_start(void *state)
+{
+	capture_container_start(state, JV_OBJECT);
+}
+
+static void
+capture_array_start(void *state)
+{
+	capture_container_start(state, JV_ARRAY);
+}
+
+static void
+capture_container_end(void *state)
+{
+	CaptureState *s = state;
+
+	if (s->depth <= s->max_depth + 1 && s->open_slot[s->depth] >= 0)
+	{
+		Captured   *slot = &s->slots[s->open_slot[s->depth]];
+
+		slot->len = s->lex->prev_token_terminator - slot->str;
+	}
+	s->depth--;
+}
+
+static JsonKind
+scalar_kind(JsonTokenType tokentype)
+{
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			return JV_STRING;
+		case JSON_TOKEN_NUMBER:
+			return JV_NUMBER;
+		case JSON_TOKEN_NULL:
+			return JV_NULL;
+		default:
+			return JV_BOOLEAN;
+	}
+}
+
+static void
+capture_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	CaptureState *s = state;
+	CaptureNode *node = s->pending;
+
+	s->pending = NULL;
+	if (s->depth == 0)
+		s->top_kind = scalar_kind(tokentype);
+	else if (node && node->capture >= 0)
+	{
+		Captured   *slot = &s->slots[node->capture];
+
+		slot->kind = scalar_kind(tokentype);
+		slot->str = token;
+		slot->len = token ? strlen(token) : 0;
+	}
+}
+
+/*
+ * Parse a JSON document, reading the member chains of the tree under root
+ * into slots.  Returns NULL, or the reason the document is not JSON.
+ */
+static char *
+capture_parse(CaptureNode *root, int nslots, int max_depth, char *json, int len,
+			  const char *what, Captured **slots, JsonKind *top_kind)
+{
+	JsonSemAction sem = {0};
+	CaptureState s = {0};
+	JsonParseErrorType rc;
+	char	   *error;
+
+	if ((error = record_check_depth(json, len, what)) != NULL)
+		return error;
+
+	s.lex = makeJsonLexContextCstringLen(json, len, PG_UTF8, true);
+	s.slots = *slots = palloc0(sizeof(Captured) * Max(nslots, 1));
+	s.max_depth = max_depth;
+	s.containers = palloc0(sizeof(CaptureNode *) * (max_depth + 2));
+	s.open_slot = palloc(sizeof(int) * (max_depth + 2));
+	s.containers[0] = root;
+	s.top_kind = JV_ABSENT;
+
+	sem.semstate = &s;
+	sem.object_start = capture_object_start;
+	sem.object_end = capture_container_end;
+	sem.array_start = capture_array_start;
+	sem.array_end = capture_container_end;
+	sem.object_field_start = capture_field_start;
+	sem.scalar = capture_scalar;
+
+	rc = pg_parse_json(s.lex, &sem);
+	if (rc != JSON_SUCCESS)
+		return psprintf("%s is not valid JSON: %s", what, json_errdetail(rc, s.lex));
+	*top_kind = s.top_kind;
+	return NULL;
+}
+
+/* unwrap an SNS notification: the document is its Message */
+static char *
+unwrap_sns(MapContext *cx)
+{
+	Captured   *slots;
+	JsonKind	top;
+	char	   *error;
+
+	if (sns_root == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		CaptureNode *root = palloc0(sizeof(CaptureNode));
+		int			next = 0;
+		int			depth = 0;
+
+		capture_node(root, list_make1("Type"))->wanted = true;
+		capture_node(root, list_make1("Message"))->wanted = true;
+		number_captures(root, &next, 0, &depth);
+		sns_root = root;
+		MemoryContextSwitchTo(old);
+	}
+
+	error = capture_parse(sns_root, 2, 1, cx->message->body, cx->message->body_len,
+						  "body", &slots, &top);
+	if (error)
+		return error;
+	if (top != JV_OBJECT || slots[SNS_TYPE].kind != JV_STRING ||
+		strcmp(slots[SNS_TYPE].str, "Notification") != 0)
+		return pstrdup("body is not an SNS notification: it needs \"Type\": \"Notification\"");
+	if (slots[SNS_MESSAGE].kind != JV_STRING)
+		return psprintf("SNS notification's \"Message\" is %s, not a string",
+						kind_names[slots[SNS_MESSAGE].kind]);
+	cx->doc = slots[SNS_MESSAGE].str;
+	cx->doc_len = slots[SNS_MESSAGE].len;
+	cx->doc_name = "SNS message";
+	return NULL;
+}
+
+
+/* ---------------------------------------------------------------------
+ * Evaluating rules
+ * ---------------------------------------------------------------------
+ */
+
+/* a JsonbValue as a MappingValue */
+static void
+value_from_jsonb(const JsonbValue *jv, MappingValue *v)
+{
+	switch (jv->type)
+	{
+		case jbvNull:
+			v->kind = JV_NULL;
+			break;
+		case jbvString:
+			v->kind = JV_STRING;
+			v->str = jv->val.string.val;
+			v->len = jv->val.string.len;
+			break;
+		case jbvNumeric:
+			v->kind = JV_NUMBER;
+			v->str = DatumGetCString(DirectFunctionCall1(numeric_out,
+														 NumericGetDatum(jv->val.numeric)));
+			v->len = strlen(v->str);
+			break;
+		case jbvBool:
+			v->kind = JV_BOOLEAN;
+			v->str = jv->val.boolean ? "true" : "false";
+			v->len = strlen(v->str);
+			break;
+		case jbvBinary:
+			v->kind = JsonContainerIsObject(jv->val.binary.data) ? JV_OBJECT : JV_ARRAY;
+			v->str = JsonbToCString(NULL, jv->val.binary.data, jv->val.binary.len);
+			v->len = strlen(v->str);
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) jv->type);
+	}
+}
+
+/* the document as jsonb, built once */
+static char *
+document_jsonb(MapContext *cx)
+{
+	Datum		result;
+	char	   *error;
+
+	if (cx->doc_jsonb)
+		return NULL;
+	error = call_builtin(jsonb_input_function, pnstrdup(cx->doc, cx->doc_len), &result);
+	if (error)
+		return psprintf("%s cannot be read as jsonb: %s", cx->doc_name, error);
+	cx->doc_jsonb = DatumGetJsonbP(result);
+	return NULL;
+}
+
+/* the items a path finds, as a jsonb array */
+static char *
+path_items(const MapContext *cx, JsonPath *path, Jsonb *target, Jsonb **items)
+{
+	PathCall	call = {target, path, cx->mapping->no_vars};
+	Datum		result;
+	char	   *error = call_builtin(path_query_function, &call, &result);
+
+	if (error == NULL)
+		*items = DatumGetJsonbP(result);
+	return error;
+}
+
+/* the value of a path rule */
+static char *
+path_value(MapContext *cx, const MappingColumn *col, const MappingRule *rule,
+		   MappingValue *v)
+{
+	Jsonb	   *target;
+	Jsonb	   *items;
+	char	   *error;
+	int			n;
+
+	if (cx->element == NULL && rule->node && !cx->slots[rule->node->capture].unwrap)
+	{
+		Captured   *slot = &cx->slots[rule->node->capture];
+
+		v->kind = slot->kind;
+		v->str = slot->str;
+		v->len = slot->len;
+		return NULL;
+	}
+	if (cx->element)
+		target = cx->element;
+	else
+	{
+		if ((error = document_jsonb(cx)) != NULL)
+			return error;
+		target = cx->doc_jsonb;
+	}
+	if ((error = path_items(cx, rule->path, target, &items)) != NULL)
+		return psprintf("column \"%s\": %s: %s", col->name, rule->what, error);
+	n = JsonContainerSize(&items->root);
+	if (n == 1)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, 0);
+
+		/* an array column takes one array found as it is */
+		if (col->conversion != CONV_ARRAY ||
+			(item->type == jbvBinary && JsonContainerIsArray(item->val.binary.data)))
+		{
+			value_from_jsonb(item, v);
+			return NULL;
+		}
+	}
+	if (n > 1 && col->conversion != CONV_ARRAY)
+		return psprintf("column \"%s\": %s finds %d values, not one",
+						col->name, rule->what, n);
+	/* an array column takes the values found as its elements */
+	if (n > 0)
+	{
+		v->kind = JV_ARRAY;
+		v->str = JsonbToCString(NULL, &items->root, VARSIZE(items));
+		v->len = strlen(v->str);
+	}
+	return NULL;
+}
+
+static void
+message_value(const MapContext *cx, const MappingRule *rule, MappingValue *v)
+{
+	const MappingMessage *m = cx->message;
+
+	switch (rule->field)
+	{
+		case FIELD_ID:
+			v->kind = JV_STRING;
+			v->str = (char *) m->message_id;
+			v->len = strlen(m->message_id);
+			break;
+		case FIELD_BODY:
+			/* JSON text, whatever its type: kept whole */
+			v->kind = JV_OBJECT;
+			v->str = m->body;
+			v->len = m->body_len;
+			break;
+		case FIELD_SENT_AT:
+			v->kind = JV_DATUM;
+			v->datum = TimestampTzGetDatum(record_timestamptz(m->sent_timestamp_ms));
+			v->datum_type = TIMESTAMPTZOID;
+			break;
+		case FIELD_SENT_DATE:
+			v->kind = JV_DATUM;
+			v->datum = DateADTGetDatum(record_date_of_unix_ms(m->sent_timestamp_ms));
+			v->datum_type = DATEOID;
+			break;
+		case FIELD_RECEIVE_COUNT:
+			v->kind = JV_DATUM;
+			v->datum = Int32GetDatum(m->receive_count);
+			v->datum_type = INT4OID;
+			break;
+		case FIELD_COUNT:
+			elog(ERROR, "unexpected message field");
+	}
+}
+
+/* evaluate a rule and its else: a value (maybe absent or null) or an error */
+static char *
+eval_rule(MapContext *cx, const MappingColumn *col, const MappingRule *rule,
+		  MappingValue *v)
+{
+	char	   *error = NULL;
+
+	memset(v, 0, sizeof(*v));
+	v->rule = rule;
+	switch (rule->source)
+	{
+		case SOURCE_PATH:
+			error = path_value(cx, col, rule, v);
+			break;
+		case SOURCE_MESSAGE:
+			message_value(cx, rule, v);
+			break;
+		case SOURCE_ATTRIBUTE:
+			for (int i = 0; i < cx->message->nattributes; i++)
+				if (strcmp(cx->message->attribute_names[i], rule->attribute) == 0)
+				{
+					v->kind = JV_STRING;
+					v->str = cx->message->attribute_values[i];
+					v->len = strlen(v->str);
+				}
+			break;
+	}
+	if (error)
+		return error;
+	if ((v->kind == JV_ABSENT || v->kind == JV_NULL) && rule->otherwise)
+		return eval_rule(cx, col, rule->otherwise, v);
+	if (rule->types && v->kind != JV_ABSENT && v->kind != JV_NULL &&
+		!(rule->types & KIND_BIT(v->kind)))
+		return psprintf("column \"%s\": %s must be %s, not %s", col->name,
+						rule->what, rule->types_text, kind_names[v->kind]);
+	return NULL;
+}
+
+/* a value quoted for messages, cut short if long */
+static char *
+quoted(const MappingValue *v)
+{
+	if (v->len > 64)
+		return psprintf("\"%.*s...\"", pg_mbcliplen(v->str, v->len, 64), v->str);
+	return psprintf("\"%.*s\"", v->len, v->str);
+}
+
+static char *
+text_datum(const MappingColumn *col, const MappingValue *v, Datum *result)
+{
+	if (col->max_chars >= 0 && v->len > col->max_chars)
+	{
+		int			nchars = pg_mbstrlen_with_len(v->str, v->len);
+
+		if (nchars > col->max_chars)
+			return psprintf("column \"%s\": %s is %d characters long, the column allows %d",
+							col->name, v->rule->what, nchars, col->max_chars);
+	}
+	*result = PointerGetDatum(cstring_to_text_with_len(v->str, v->len));
+	return NULL;
+}
+
+/* the JSON text of a value, for a json or jsonb column */
+static char *
+json_text(const MappingValue *v, int *len)
+{
+	StringInfoData buf;
+
+	if (v->kind != JV_STRING)
+	{
+		*len = v->len;
+		return v->str;
+	}
+	initStringInfo(&buf);
+	escape_json(&buf, pnstrdup(v->str, v->len));
+	*len = buf.len;
+	return buf.data;
+}
+
+typedef struct ElementState
+{
+	JsonLexContext *lex;
+	int			depth;
+	int			n;
+	int			capacity;
+	MappingValue *elements;
+} ElementState;
+
+static MappingValue *
+next_element(ElementState *s, JsonKind kind)
+{
+	MappingValue *e;
+
+	if (s->n == s->capacity)
+	{
+		s->capacity *= 2;
+		s->elements = repalloc(s->elements, sizeof(MappingValue) * s->capacity);
+	}
+	e = &s->elements[s->n++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	return e;
+}
+
+static void
+element_container_start(ElementState *s, JsonKind kind)
+{
+	if (s->depth == 1)
+		next_element(s, kind)->str = s->lex->token_start;
+	s->depth++;
+}
+
+static void
+element_object_start(void *state)
+{
+	element_container_start(state, JV_OBJECT);
+}
+
+static void
+element_array_start(void *state)
+{
+	element_container_start(state, JV_ARRAY);
+}
+
+static void
+element_container_end(void *state)
+{
+	ElementState *s = state;
+
+	s->depth--;
+	if (s->depth == 1)
+	{
+		MappingValue *e = &s->elements[s->n - 1];
+
+		e->len = s->lex->prev_token_terminator - e->str;
+	}
+}
+
+static void
+element_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	ElementState *s = state;
+
+	if (s->depth == 1)
+	{
+		MappingValue *e = next_element(s, scalar_kind(tokentype));
+
+		e->str = token;
+		e->len = token ? strlen(token) : 0;
+	}
+}
+
+/* a JSON array into an array column, element by element */
+static char *
+array_datum(const MappingColumn *col, const MappingValue *v, Datum *result)
+{
+	JsonSemAction sem = {0};
+	ElementState s = {0};
+	Datum	   *values;
+	bool	   *nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	s.lex = makeJsonLexContextCstringLen(v->str, v->len, PG_UTF8, true);
+	s.capacity = 8;
+	s.elements = palloc(sizeof(MappingValue) * s.capacity);
+	sem.semstate = &s;
+	sem.object_start = element_object_start;
+	sem.object_end = element_container_end;
+	sem.array_start = element_array_start;
+	sem.array_end = element_container_end;
+	sem.scalar = element_scalar;
+	if (pg_parse_json(s.lex, &sem) != JSON_SUCCESS)
+		elog(ERROR, "array value is not valid JSON");
+
+	values = palloc(sizeof(Datum) * Max(s.n, 1));
+	nulls = palloc(sizeof(bool) * Max(s.n, 1));
+	for (int i = 0; i < s.n; i++)
+	{
+		MappingValue *e = &s.elements[i];
+		char	   *str = e->str;
+		int			len = e->len;
+		char	   *error;
+
+		nulls[i] = e->kind == JV_NULL;
+		if (nulls[i])
+			continue;
+		if (col->elem_conversion == CONV_JSON)
+			str = json_text(e, &len);
+		if ((error = call_input(&col->elem_input, str, len, &values[i])) != NULL)
+			return psprintf("column \"%s\": element %d of %s: %s", col->name, i + 1,
+							v->rule->what, error);
+	}
+	dims[0] = s.n;
+	*result = PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
+												 col->elem_input.typid,
+												 col->elem_len, col->elem_byval,
+												 col->elem_align));
+	return NULL;
+}
+
+/* a message field's own Datum, if the column takes it as it is */
+static bool
+datum_as_is(const MappingColumn *col, const MappingValue *v, Datum *result)
+{
+	if (v->datum_type == col->basetypid)
+	{
+		*result = v->datum;
+		return true;
+	}
+	if (v->datum_type == DATEOID &&
+		(col->conversion == CONV_TIMESTAMP || col->conversion == CONV_TIMESTAMPTZ))
+	{
+		/* midnight UTC of that date */
+		*result = TimestampGetDatum((Timestamp) DatumGetDateADT(v->datum) * USECS_PER_DAY);
+		return true;
+	}
+	return false;
+}
+
+/* turn a value into the column's Datum; NULL or the reason it cannot be */
+static char *
+convert(const MappingColumn *col, MappingValue *v, Datum *result)
+{
+	const MappingRule *rule = v->rule;
+	char	   *error;
+
+	if (v->kind == JV_DATUM)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		if (rule->transform == TRANSFORM_NONE && datum_as_is(col, v, result))
+			return NULL;
+		/* otherwise as text, dates in ISO form whatever DateStyle says */
+		if (v->datum_type == DATEOID)
+			v->str = record_iso_date(DatumGetDateADT(v->datum));
+		else
+		{
+			getTypeOutputInfo(v->datum_type, &outfunc, &isvarlena);
+			v->str = OidOutputFunctionCall(outfunc, v->datum);
+		}
+		v->kind = JV_STRING;
+		v->len = strlen(v->str);
+	}
+
+	if (rule->transform == TRANSFORM_MASK)
+	{
+		char	   *hex = palloc(MASK_HEX_LEN + 1);
+
+		if (v->kind == JV_OBJECT || v->kind == JV_ARRAY)
+			return psprintf("column \"%s\": %s is %s, which cannot be masked",
+							col->name, rule->what, kind_names[v->kind]);
+		mask_value(v->str, v->len, hex);
+		v->kind = JV_STRING;
+		v->str = hex;
+		v->len = MASK_HEX_LEN;
+	}
+	else if (rule->transform == TRANSFORM_VERSION_NUMBER)
+	{
+		int64		number;
+
+		if (v->kind != JV_STRING && v->kind != JV_NUMBER)
+			return psprintf("column \"%s\": %s must be a string or a number, not %s",
+							col->name, rule->what, kind_names[v->kind]);
+		/* a text column keeps the version as written */
+		if (!is_text_like(col))
+		{
+			if (!record_parse_app_version(v->str, v->len, &number))
+				return psprintf("column \"%s\": %s %s is not a version of the form M.m or M.m.p with parts 0 to 999",
+								col->name, rule->what, quoted(v));
+			if (col->conversion == CONV_INT4)
+				*result = Int32GetDatum((int32) number);
+			else if (col->conversion == CONV_INT8)
+				*result = Int64GetDatum(number);
+			else
+				*result = NumericGetDatum(int64_to_numeric(number));
+			return NULL;
+		}
+	}
+
+	switch (col->conversion)
+	{
+		case CONV_TEXT:
+			return text_datum(col, v, result);
+		case CONV_JSON:
+			{
+				int			len;
+				char	   *str = json_text(v, &len);
+
+				error = call_input(&col->input, str, len, result);
+				break;
+			}
+		case CONV_ARRAY:
+			if (v->kind == JV_ARRAY)
+				return array_datum(col, v, result);
+			error = call_input(&col->input, v->str, v->len, result);
+			break;
+		case CONV_DATE:
+			{
+				DateADT		date;
+
+				if (v->kind == JV_STRING && record_parse_iso_date(v->str, v->len, &date))
+				{
+					*result = DateADTGetDatum(date);
+					return NULL;
+				}
+			}
+			/* FALLTHROUGH */
+		default:
+			error = call_input(&col->input, v->str, v->len, result);
+			break;
+	}
+	if (error)
+		return psprintf("column \"%s\": %s: %s", col->name, rule->what, error);
+	return NULL;
+}
+
+/* room for one more row; returns its index */
+static int
+add_row(MappedRows *rows)
+{
+	if (rows->nrows == rows->capacity)
+	{
+		rows->capacity *= 2;
+		for (int c = 0; c < rows->ncolumns; c++)
+		{
+			rows->values[c] = repalloc(rows->values[c], sizeof(Datum) * rows->capacity);
+			rows->nulls[c] = repalloc(rows->nulls[c], sizeof(bool) * rows->capacity);
+		}
+	}
+	return rows->nrows++;
+}
+
+void
+mapping_rows_init(MappedRows *rows, int ncolumns)
+{
+	rows->ncolumns = ncolumns;
+	rows->nrows = 0;
+	rows->capacity = 16;
+	rows->values = palloc(sizeof(Datum *) * Max(ncolumns, 1));
+	rows->nulls = palloc(sizeof(bool *) * Max(ncolumns, 1));
+	for (int c = 0; c < ncolumns; c++)
+	{
+		rows->values[c] = palloc(sizeof(Datum) * rows->capacity);
+		rows->nulls[c] = palloc(sizeof(bool) * rows->capacity);
+	}
+}
+
+/* map one row: the document, or the current element of explode */
+static char *
+map_row(MapContext *cx, MappedRows *rows)
+{
+	const CompiledMapping *mapping = cx->mapping;
+	int			row = add_row(rows);
+
+	for (int c = 0; c < mapping->ncolumns; c++)
+	{
+		const MappingColumn *col = &mapping->columns[c];
+		MappingValue v;
+		char	   *error;
+
+		if ((error = eval_rule(cx, col, col->rule, &v)) != NULL)
+			return error;
+		if (col->rule->required &&
+			(v.kind == JV_ABSENT || v.kind == JV_NULL ||
+			 (v.kind == JV_STRING && v.len == 0)))
+			return psprintf("column \"%s\": %s is %s", col->name, v.rule->what,
+							v.kind == JV_ABSENT ? "missing" :
+							v.kind == JV_NULL ? "null" : "empty");
+		rows->nulls[c][row] = (v.kind == JV_ABSENT || v.kind == JV_NULL);
+		rows->values[c][row] = (Datum) 0;
+		if (!rows->nulls[c][row] &&
+			(error = convert(col, &v, &rows->values[c][row])) != NULL)
+			return error;
+	}
+	return NULL;
+}
+
+/* map each element explode finds: one row each */
+static char *
+map_exploded(MapContext *cx, MappedRows *rows)
+{
+	const CompiledMapping *mapping = cx->mapping;
+	Jsonb	   *items;
+	char	   *error;
+	int			nrows = 0;
+	int			nitems;
+
+	if ((error = document_jsonb(cx)) != NULL ||
+		(error = path_items(cx, mapping->explode, cx->doc_jsonb, &items)) != NULL)
+		return error;
+
+	nitems = JsonContainerSize(&items->root);
+	for (int i = 0; i < nitems; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, i);
+		bool		is_array = item->type == jbvBinary &&
+			JsonContainerIsArray(item->val.binary.data);
+		int			nelements = is_array ? JsonContainerSize(item->val.binary.data) : 1;
+
+		/* an array found is exploded too: $.Records works as $.Records[*] */
+		for (int e = 0; e < nelements; e++)
+		{
+			JsonbValue *element = is_array ?
+				getIthJsonbValueFromContainer(item->val.binary.data, e) : item;
+
+			cx->element = JsonbValueToJsonb(element);
+			if ((error = map_row(cx, rows)) != NULL)
+				return psprintf("element %d of %s: %s", nrows + 1,
+								mapping->explode_text, error);
+			nrows++;
+		}
+	}
+	if (nrows == 0)
+		return psprintf("%s finds no element in the %s", mapping->explode_text,
+						cx->doc_name);
+	return NULL;
+}
+
+/*
+ * Map one message to rows, appended to rows.  Returns NULL, or the reason
+ * the message is a dead letter (and then no row of it is kept).  The body
+ * must stay valid while the rows are used.  mask_prepare() must have been
+ * called if the mapping masks.
+ */
+char *
+mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+			MappedRows *rows)
+{
+	MapContext	cx = {0};
+	int			first_row = rows->nrows;
+	char	   *error = NULL;
+
+	cx.mapping = mapping;
+	cx.message = message;
+	cx.doc = message->body;
+	cx.doc_len = message->body_len;
+	cx.doc_name = "body";
+
+	if (mapping->envelope_sns)
+		error = unwrap_sns(&cx);
+	if (error == NULL && (mapping->reads_body || mapping->explode))
+	{
+		JsonKind	top;
+
+		error = capture_parse(mapping->captures, mapping->ncaptures,
+							  mapping->capture_depth, cx.doc, cx.doc_len,
+							  cx.doc_name, &cx.slots, &top);
+		if (error == NULL && mapping->explode == NULL && top != JV_OBJECT)
+			error = psprintf("%s is %s, not a JSON object", cx.doc_name,
+							 top == JV_ARRAY ? "a JSON array" :
+							 top == JV_STRING ? "a JSON string" :
+							 top == JV_NUMBER ? "a JSON number" :
+							 top == JV_NULL ? "JSON null" : "a JSON boolean");
+	}
+	if (error == NULL)
+		error = mapping->explode ? map_exploded(&cx, rows) : map_row(&cx, rows);
+	if (error)
+		rows->nrows = first_row;
+	return error;
+}

@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ *
+ * mapping.h
+ *	  The mapping language: a jsonb object from target column to rule,
+ *	  compiled once against the target table, then applied to messages.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_MAPPING_H
+#define SQS_INGEST_MAPPING_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+#include "utils/jsonpath.h"
+
+typedef struct MappingRule MappingRule;
+typedef struct CaptureNode CaptureNode;
+
+/* how a column's values are built */
+typedef enum ColumnConversion
+{
+	CONV_TEXT,					/* text, varchar: checked here, no input call */
+	CONV_INT4,
+	CONV_INT8,
+	CONV_NUMERIC,
+	CONV_DATE,					/* strict ISO dates without an input call */
+	CONV_TIMESTAMP,
+	CONV_TIMESTAMPTZ,
+	CONV_JSON,					/* json, jsonb: a value's JSON text */
+	CONV_ARRAY,					/* a JSON array, element by element */
+	CONV_INPUT					/* anything else: the type's input function */
+} ColumnConversion;
+
+/* a type's input function, looked up once */
+typedef struct TypeInput
+{
+	Oid			typid;
+	int32		typmod;
+	FmgrInfo	func;
+	Oid			ioparam;
+	bool		builtin;		/* internal C function: cannot leak resources */
+} TypeInput;
+
+typedef struct MappingColumn
+{
+	char	   *name;
+	AttrNumber	attnum;
+	Oid			typid;			/* declared type (may be a domain) */
+	Oid			basetypid;		/* type the values are built in */
+	int32		basetypmod;
+	ColumnConversion conversion;
+	int			max_chars;		/* length limit of a text column, or -1 */
+	TypeInput	input;
+	/* array columns: their elements */
+	ColumnConversion elem_conversion;
+	TypeInput	elem_input;
+	int16		elem_len;
+	bool		elem_byval;
+	char		elem_align;
+	MappingRule *rule;
+} MappingColumn;
+
+/* a mapping compiled against its target table's columns */
+typedef struct CompiledMapping
+{
+	Oid			relid;
+	char	   *qualified_name;
+	int			ncolumns;
+	MappingColumn *columns;
+	bool		envelope_sns;	/* unwrap an SNS notification first */
+	JsonPath   *explode;		/* one row per element found, or NULL */
+	char	   *explode_text;
+	bool		uses_mask;
+	bool		uses_attributes;
+	bool		reads_body;		/* some rule reads a path of the body */
+	/* member chains read in one streaming pass of the parser */
+	CaptureNode *captures;
+	int			ncaptures;
+	int			capture_depth;
+	Jsonb	   *no_vars;		/* the empty object jsonpath queries get */
+} CompiledMapping;
+
+/* a message as the mapping sees it */
+typedef struct MappingMessage
+{
+	const char *message_id;
+	char	   *body;			/* not NUL-terminated */
+	int			body_len;
+	int64		sent_timestamp_ms;
+	int32		receive_count;
+	int			nattributes;
+	char	  **attribute_names;
+	char	  **attribute_values;
+} MappingMessage;
+
+/* rows built by the mapping, column-major: values[column][row] */
+typedef struct MappedRows
+{
+	int			ncolumns;
+	int			nrows;
+	int			capacity;
+	Datum	  **values;
+	bool	  **nulls;
+} MappedRows;
+
+extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
+extern Jsonb *mapping_login(void);
+extern void mapping_rows_init(MappedRows *rows, int ncolumns);
+extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+						 MappedRows *rows);
+
+#endif							/* SQS_INGEST_MAPPING_H */
