@@ -2,6 +2,7 @@
 MODULE_big = sqs_ingest
 OBJS = \
 	sqs_ingest.o \
+	src/catalog.o \
 	src/drain.o \
 	src/mapping.o \
 	src/mask.o \
@@ -16,7 +17,7 @@ EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql
 PGFILEDESC = "sqs_ingest - ingest JSON login events from Amazon SQS"
 
-REGRESS = mask app_version mapping mapping_language privileges
+REGRESS = mask app_version mapping mapping_language pipelines privileges
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 

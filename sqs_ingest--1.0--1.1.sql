@@ -25,3 +25,58 @@ COMMENT ON FUNCTION sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, tim
 -- a preview masks with the secret key: not for PUBLIC
 REVOKE ALL ON FUNCTION sqs_ingest_fetch_login_mapping() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb) FROM PUBLIC;
+
+-- Pipelines: the catalog ----------------------------------------------------
+
+-- Each row is a pipeline: a queue, a target table, a mapping, options.  Only
+-- the functions below write it (as the table's owner); they check the
+-- mapping against the target and record who created the pipeline, whose
+-- rights its inserts never exceed.
+CREATE TABLE sqs_ingest.pipelines (
+    name       pg_catalog.text PRIMARY KEY,
+    queue_url  pg_catalog.text NOT NULL,
+    target     pg_catalog.text NOT NULL,
+    mapping    pg_catalog.jsonb,
+    options    pg_catalog.jsonb NOT NULL DEFAULT '{}',
+    owner      pg_catalog.regrole NOT NULL,
+    created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE sqs_ingest.pipelines IS
+    'pipelines: each moves one SQS queue into one table through its mapping; change with sqs_ingest_create/alter/drop_pipeline()';
+COMMENT ON COLUMN sqs_ingest.pipelines.target IS 'schema-qualified name of the target table';
+COMMENT ON COLUMN sqs_ingest.pipelines.mapping IS 'column -> rule; NULL: every column from the body member of its name';
+REVOKE ALL ON sqs_ingest.pipelines FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sqs_ingest.pipelines', '');
+
+CREATE FUNCTION sqs_ingest_create_pipeline(name pg_catalog.text, queue_url pg_catalog.text,
+                                           target pg_catalog.regclass,
+                                           mapping pg_catalog.jsonb DEFAULT NULL,
+                                           options pg_catalog.jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'sqs_ingest_create_pipeline'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb, jsonb) IS
+    'define a pipeline from an SQS queue into a table; errors on an invalid mapping, naming the column';
+
+CREATE FUNCTION sqs_ingest_alter_pipeline(name pg_catalog.text, queue_url pg_catalog.text DEFAULT NULL,
+                                          target pg_catalog.regclass DEFAULT NULL,
+                                          mapping pg_catalog.jsonb DEFAULT NULL,
+                                          options pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sqs_ingest_alter_pipeline'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_alter_pipeline(text, text, regclass, jsonb, jsonb) IS
+    'change a pipeline (NULL: unchanged; options are merged, an option set to null is reset)';
+
+CREATE FUNCTION sqs_ingest_drop_pipeline(name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sqs_ingest_drop_pipeline'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_drop_pipeline(text) IS
+    'remove a pipeline; its workers stop';
+
+-- defining pipelines moves data with the definer's rights: granted explicitly
+REVOKE ALL ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sqs_ingest_alter_pipeline(text, text, regclass, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sqs_ingest_drop_pipeline(text) FROM PUBLIC;

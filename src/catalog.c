@@ -1,0 +1,534 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  The pipeline catalog, sqs_ingest.pipelines, and the SQL functions
+ *	  that define, change and remove pipelines.
+ *
+ * A pipeline is checked whole before it is stored: its options, and its
+ * mapping compiled against its target table, so that a pipeline in the
+ * catalog can run as soon as its table exists.  The catalog records the
+ * role that created the pipeline; only that role (or a member of it, or a
+ * superuser) may change or drop it, and it must be able to insert into the
+ * target.  The catalog table itself is not granted to anyone: these
+ * functions read and write it as its owner, with every name qualified.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "catalog.h"
+#include "mapping.h"
+#include "sqs_ingest.h"
+
+PG_FUNCTION_INFO_V1(sqs_ingest_create_pipeline);
+PG_FUNCTION_INFO_V1(sqs_ingest_alter_pipeline);
+PG_FUNCTION_INFO_V1(sqs_ingest_drop_pipeline);
+
+/* longest pipeline name: it goes into worker names and log lines */
+#define PIPELINE_NAME_MAX 48
+
+/* the name of the settings-based pipeline */
+#define DEFAULT_PIPELINE "default"
+
+#define PIPELINE_COLUMNS "name, queue_url, target, mapping, options, owner, updated_at"
+
+/* an integer option: its key, bounds, and where it goes */
+typedef struct IntOption
+{
+	const char *key;
+	int			min;
+	int			max;
+	size_t		offset;
+} IntOption;
+
+static const IntOption int_options[] = {
+	{"workers", 0, 64, offsetof(PipelineSettings, workers)},
+	{"visibility_timeout", 1, 43200, offsetof(PipelineSettings, visibility_timeout)},
+	{"wait_time_seconds", 0, 20, offsetof(PipelineSettings, wait_time_seconds)},
+	{"batch_size", 1, 100000, offsetof(PipelineSettings, batch_size)},
+	{"max_inflight", 1, SQS_INGEST_MAX_INFLIGHT_CAP, offsetof(PipelineSettings, max_inflight)},
+};
+
+static void pg_attribute_noreturn()
+option_error(const char *key, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid pipeline option \"%s\"", key),
+			 errdetail("%s", detail)));
+}
+
+static bool
+is_http_url(const char *url)
+{
+	return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+}
+
+/* an integral JSON number within bounds */
+static int
+int_option(const IntOption *option, const JsonbValue *v)
+{
+	char	   *text;
+	char	   *end;
+	long		value;
+
+	if (v->type != jbvNumeric)
+		option_error(option->key, "It must be a number.");
+	text = DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(v->val.numeric)));
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (*end != '\0' || errno != 0 || value < option->min || value > option->max)
+		option_error(option->key, psprintf("It must be a whole number from %d to %d.",
+										   option->min, option->max));
+	return (int) value;
+}
+
+/*
+ * Check a pipeline's options and read them; envelope and explode are
+ * checked with the mapping (mapping_compile).  Errors name the option.
+ */
+void
+catalog_parse_options(Jsonb *options, PipelineSettings *settings)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken token;
+	JsonbValue	v;
+	char	   *key = NULL;
+
+	for (int i = 0; i < (int) lengthof(int_options); i++)
+		*(int *) ((char *) settings + int_options[i].offset) = -1;
+	settings->workers = 1;
+	settings->enabled = true;
+	settings->region = NULL;
+	settings->endpoint = NULL;
+	if (options == NULL)
+		return;
+	if (!JsonContainerIsObject(&options->root) || JsonContainerIsScalar(&options->root))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		known = false;
+
+		if (token == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (token != WJB_VALUE)
+			continue;
+		for (int i = 0; i < (int) lengthof(int_options); i++)
+			if (strcmp(key, int_options[i].key) == 0)
+			{
+				*(int *) ((char *) settings + int_options[i].offset) =
+					int_option(&int_options[i], &v);
+				known = true;
+			}
+		if (known || strcmp(key, "envelope") == 0 || strcmp(key, "explode") == 0)
+			continue;
+		if (strcmp(key, "enabled") == 0)
+		{
+			if (v.type != jbvBool)
+				option_error(key, "It must be true or false.");
+			settings->enabled = v.val.boolean;
+		}
+		else if (strcmp(key, "region") == 0)
+		{
+			if (v.type != jbvString || v.val.string.len == 0)
+				option_error(key, "It must be a region name such as \"eu-west-1\".");
+			settings->region = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		else if (strcmp(key, "endpoint") == 0)
+		{
+			if (v.type != jbvString)
+				option_error(key, "It must be a URL starting with http:// or https://.");
+			settings->endpoint = pnstrdup(v.val.string.val, v.val.string.len);
+			if (!is_http_url(settings->endpoint))
+				option_error(key, "It must be a URL starting with http:// or https://.");
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown pipeline option \"%s\"", key),
+					 errhint("The options are workers, enabled, envelope, explode, region, endpoint, visibility_timeout, wait_time_seconds, batch_size, max_inflight.")));
+	}
+}
+
+/* the owner of sqs_ingest.pipelines, who reads and writes it */
+static Oid
+catalog_owner(void)
+{
+	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "sqs_ingest.pipelines is missing");
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+typedef struct CatalogAccess
+{
+	Oid			saved_user;
+	int			saved_context;
+} CatalogAccess;
+
+/* become the catalog's owner for SPI statements on it */
+static void
+catalog_begin(CatalogAccess *access)
+{
+	Oid			owner = catalog_owner();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&access->saved_user, &access->saved_context);
+	SetUserIdAndSecContext(owner, access->saved_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+static void
+catalog_end(CatalogAccess *access)
+{
+	SetUserIdAndSecContext(access->saved_user, access->saved_context);
+	SPI_finish();
+}
+
+static PipelineDefinition *
+definition_from_tuple(HeapTuple tuple, TupleDesc tupdesc)
+{
+	PipelineDefinition *def = palloc0(sizeof(PipelineDefinition));
+	bool		isnull;
+	Datum		d;
+
+	def->name = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, 1, &isnull));
+	def->queue_url = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, 2, &isnull));
+	def->target = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, 3, &isnull));
+	d = SPI_getbinval(tuple, tupdesc, 4, &isnull);
+	def->mapping = isnull ? NULL : DatumGetJsonbPCopy(d);
+	def->options = DatumGetJsonbPCopy(SPI_getbinval(tuple, tupdesc, 5, &isnull));
+	def->owner = DatumGetObjectId(SPI_getbinval(tuple, tupdesc, 6, &isnull));
+	def->updated_at = DatumGetTimestampTz(SPI_getbinval(tuple, tupdesc, 7, &isnull));
+	catalog_parse_options(def->options, &def->settings);
+	return def;
+}
+
+/* read pipelines (all of them, or the one named) in the caller's context */
+static List *
+read_definitions(const char *name, bool for_update)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	CatalogAccess access;
+	List	   *result = NIL;
+	int			rc;
+
+	catalog_begin(&access);
+	if (name)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(name)};
+
+		rc = SPI_execute_with_args(psprintf("SELECT " PIPELINE_COLUMNS " FROM sqs_ingest.pipelines "
+											"WHERE name OPERATOR(pg_catalog.=) $1%s",
+											for_update ? " FOR UPDATE" : ""),
+								   1, argtypes, args, NULL, false, 0);
+	}
+	else
+		rc = SPI_execute("SELECT " PIPELINE_COLUMNS " FROM sqs_ingest.pipelines ORDER BY name",
+						 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read sqs_ingest.pipelines: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = lappend(result, definition_from_tuple(SPI_tuptable->vals[i],
+													   SPI_tuptable->tupdesc));
+		MemoryContextSwitchTo(old);
+	}
+	catalog_end(&access);
+	return result;
+}
+
+/* the pipeline of that name; an error if there is none */
+PipelineDefinition *
+catalog_get(const char *name)
+{
+	List	   *defs = read_definitions(name, false);
+
+	if (defs == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name)));
+	return linitial(defs);
+}
+
+/* the pipeline's target table, or InvalidOid if there is none of its name */
+Oid
+catalog_target_relid(const PipelineDefinition *def)
+{
+	List	   *names = textToQualifiedNameList(cstring_to_text(def->target));
+
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+}
+
+/* every pipeline, by name */
+List *
+catalog_list(void)
+{
+	return read_definitions(NULL, false);
+}
+
+static void
+check_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > PIPELINE_NAME_MAX ||
+		strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid pipeline name \"%s\"", name),
+				 errdetail("A pipeline name is 1 to %d letters, digits, \"_\" or \"-\".",
+						   PIPELINE_NAME_MAX)));
+	if (strcmp(name, DEFAULT_PIPELINE) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("pipeline name \"%s\" is reserved", name),
+				 errdetail("The pipeline \"default\" is the one the sqs_ingest.* settings define.")));
+}
+
+static void
+check_queue_url(const char *url)
+{
+	if (!is_http_url(url))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queue_url must start with http:// or https://"),
+				 errhint("Give the queue's URL, for example https://sqs.us-east-1.amazonaws.com/123456789012/orders.")));
+}
+
+/* the caller must be able to insert into the target it names */
+static char *
+check_target(Oid relid)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errdetail("A pipeline inserts with its owner's rights, who must be allowed to insert into its target.")));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* a pipeline as it will be stored, checked whole */
+static void
+check_definition(Oid relid, Jsonb *mapping, Jsonb *options)
+{
+	PipelineSettings settings;
+
+	catalog_parse_options(options, &settings);
+	(void) mapping_compile(relid, mapping, options);
+}
+
+static void
+write_definition(const char *sql, const char *name, const char *queue_url,
+				 const char *target, Jsonb *mapping, Jsonb *options)
+{
+	CatalogAccess access;
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, OIDOID};
+	Datum		args[6];
+	char		nulls[6] = "      ";
+	int			rc;
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(queue_url);
+	args[2] = CStringGetTextDatum(target);
+	args[3] = mapping ? JsonbPGetDatum(mapping) : (Datum) 0;
+	nulls[3] = mapping ? ' ' : 'n';
+	args[4] = JsonbPGetDatum(options);
+	args[5] = ObjectIdGetDatum(GetUserId());
+
+	catalog_begin(&access);
+	rc = SPI_execute_with_args(sql, 6, argtypes, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not write sqs_ingest.pipelines: %s", SPI_result_code_string(rc));
+	catalog_end(&access);
+}
+
+/*
+ * sqs_ingest_create_pipeline(name text, queue_url text, target regclass,
+ *							  mapping jsonb, options jsonb) RETURNS void
+ */
+Datum
+sqs_ingest_create_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *queue_url;
+	char	   *target;
+	Jsonb	   *mapping = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	Jsonb	   *options;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a pipeline needs a name, a queue_url and a target")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	queue_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	options = PG_ARGISNULL(4) ?
+		DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))) :
+		PG_GETARG_JSONB_P(4);
+
+	check_name(name);
+	check_queue_url(queue_url);
+	target = check_target(PG_GETARG_OID(2));
+	check_definition(PG_GETARG_OID(2), mapping, options);
+	if (read_definitions(name, true) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("pipeline \"%s\" already exists", name),
+				 errhint("Change it with sqs_ingest_alter_pipeline().")));
+
+	write_definition("INSERT INTO sqs_ingest.pipelines "
+					 "(name, queue_url, target, mapping, options, owner) "
+					 "VALUES ($1, $2, $3, $4, $5, $6)",
+					 name, queue_url, target, mapping, options);
+	PG_RETURN_VOID();
+}
+
+/* the pipeline of that name, locked, if the caller may change it */
+static PipelineDefinition *
+owned_definition(const char *name)
+{
+	List	   *defs = read_definitions(name, true);
+	PipelineDefinition *def;
+
+	if (defs == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name)));
+	def = linitial(defs);
+	if (!has_privs_of_role(GetUserId(), def->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of pipeline \"%s\"", name),
+				 errdetail("It belongs to role %s.", GetUserNameFromId(def->owner, true) ?
+						   GetUserNameFromId(def->owner, true) : "(dropped)")));
+	return def;
+}
+
+/*
+ * sqs_ingest_alter_pipeline(name text, queue_url text, target regclass,
+ *							 mapping jsonb, options jsonb) RETURNS void
+ *
+ * NULL leaves a part unchanged.  Options given are merged into the
+ * pipeline's; an option set to null returns to its default.
+ */
+Datum
+sqs_ingest_alter_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	PipelineDefinition *def;
+	Oid			relid;
+	Jsonb	   *options;
+	Jsonb	   *mapping;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	def = owned_definition(name);
+
+	if (!PG_ARGISNULL(1))
+	{
+		def->queue_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		check_queue_url(def->queue_url);
+	}
+	if (!PG_ARGISNULL(2))
+		relid = PG_GETARG_OID(2);
+	else
+	{
+		relid = catalog_target_relid(def);
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("target %s of pipeline \"%s\" does not exist", def->target, name),
+					 errdetail("The pipeline is checked against its target when it changes."),
+					 errhint("Create the table, or give the pipeline another target.")));
+	}
+	def->target = check_target(relid);
+	mapping = PG_ARGISNULL(3) ? def->mapping : PG_GETARG_JSONB_P(3);
+	options = def->options;
+	if (!PG_ARGISNULL(4))
+	{
+		Jsonb	   *merged;
+
+		/* merge, then drop the keys set to null */
+		merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+													JsonbPGetDatum(def->options),
+													PG_GETARG_DATUM(4)));
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls,
+													 JsonbPGetDatum(merged)));
+	}
+	check_definition(relid, mapping, options);
+
+	write_definition("UPDATE sqs_ingest.pipelines SET queue_url = $2, target = $3, "
+					 "mapping = $4, options = $5, updated_at = pg_catalog.now() "
+					 "WHERE name OPERATOR(pg_catalog.=) $1",
+					 name, def->queue_url, def->target, mapping, options);
+	PG_RETURN_VOID();
+}
+
+/* sqs_ingest_drop_pipeline(name text) RETURNS void */
+Datum
+sqs_ingest_drop_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	CatalogAccess access;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	(void) owned_definition(name);
+
+	args[0] = CStringGetTextDatum(name);
+	catalog_begin(&access);
+	rc = SPI_execute_with_args("DELETE FROM sqs_ingest.pipelines WHERE name OPERATOR(pg_catalog.=) $1",
+							   1, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "could not write sqs_ingest.pipelines: %s", SPI_result_code_string(rc));
+	catalog_end(&access);
+	PG_RETURN_VOID();
+}

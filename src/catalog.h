@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  The pipeline catalog, sqs_ingest.pipelines: definitions, their
+ *	  options, and the SQL functions that change them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_CATALOG_H
+#define SQS_INGEST_CATALOG_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+/* what a pipeline's options say; -1 or NULL: the sqs_ingest.* setting */
+typedef struct PipelineSettings
+{
+	int			workers;
+	bool		enabled;
+	char	   *region;
+	char	   *endpoint;
+	int			visibility_timeout;
+	int			wait_time_seconds;
+	int			batch_size;
+	int			max_inflight;
+} PipelineSettings;
+
+/* one row of sqs_ingest.pipelines */
+typedef struct PipelineDefinition
+{
+	char	   *name;
+	char	   *queue_url;
+	char	   *target;			/* schema-qualified table name */
+	Jsonb	   *mapping;		/* NULL: columns from members of their name */
+	Jsonb	   *options;
+	Oid			owner;
+	TimestampTz updated_at;
+	PipelineSettings settings;
+} PipelineDefinition;
+
+extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
+extern PipelineDefinition *catalog_get(const char *name);
+extern List *catalog_list(void);
+extern Oid	catalog_target_relid(const PipelineDefinition *def);
+
+#endif							/* SQS_INGEST_CATALOG_H */
