@@ -82,11 +82,13 @@ mask_prepare(void)
 				 errhint("Set sqs_ingest.mask_key in postgresql.conf (superuser only). "
 						 "An unkeyed hash of an IP address can be reversed by enumerating all addresses.")));
 
-	if (prepared && prepared_algorithm == algorithm && mac_key &&
+	if (prepared && prepared_algorithm == algorithm && mac_ctx &&
 		strcmp(mac_key, key) == 0)
 		return;
 
+	/* until the new context is complete, nothing may mask with the old one */
 	release_mac();
+	prepared = false;
 	if (mac == NULL)
 	{
 		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -100,7 +102,10 @@ mask_prepare(void)
 				 errmsg("out of memory")));
 	mac_ctx = EVP_MAC_CTX_new(mac);
 	if (mac_ctx == NULL)
+	{
+		release_mac();
 		report_openssl_failure("allocate an HMAC context");
+	}
 	{
 		OSSL_PARAM	params[2];
 
@@ -128,7 +133,8 @@ mask_value(const char *value, int len, char *out)
 	static const char hexdigits[] = "0123456789abcdef";
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 
-	Assert(prepared);
+	if (!prepared)
+		elog(ERROR, "masking used before mask_prepare() succeeded");
 	if (prepared_algorithm == MASK_HMAC_SHA256)
 	{
 		size_t		outlen = 0;

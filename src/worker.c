@@ -435,7 +435,8 @@ sqs_ingest_worker_main(Datum main_arg)
 			MemoryContextSwitchTo(worker_context);
 			error = CopyErrorData();
 			FlushErrorState();
-			AbortCurrentTransaction();
+			/* the error may come from a subtransaction of the sink */
+			AbortOutOfAnyTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			/* drops the client and every message not stored */
 			MemoryContextDelete(ws.pipeline_context);
