@@ -62,6 +62,7 @@ int			sqs_ingest_connect_timeout_ms = 5000;
 int			sqs_ingest_request_timeout_ms = 10000;
 int			sqs_ingest_processed_retention = 14 * 24 * 60;
 int			sqs_ingest_retry_interval = 60;
+int			sqs_ingest_max_receive_count = 10;
 
 static const struct config_enum_entry mask_algorithm_options[] = {
 	{"hmac-sha256", MASK_HMAC_SHA256, false},
@@ -217,6 +218,12 @@ _PG_init(void)
 							"Longest wait of a worker between attempts after a failure.",
 							NULL, &sqs_ingest_retry_interval, 60, 1, 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sqs_ingest.max_receive_count",
+							"Receives after which a message that is still in SQS becomes a dead letter; 0 means no limit.",
+							"A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever.",
+							&sqs_ingest_max_receive_count, 10, 0, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("sqs_ingest");
 

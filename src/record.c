@@ -27,6 +27,9 @@
 #include "mask.h"
 #include "record.h"
 
+/* longest excerpt of a value quoted in a dead-letter reason, in bytes */
+#define REASON_EXCERPT_BYTES 64
+
 const char *const target_column_names[TC_COUNT] = {
 	"user_id", "device_type", "masked_ip", "masked_device_id",
 	"locale", "app_version", "create_date"
@@ -338,6 +341,18 @@ record_timestamptz(int64 unix_ms)
 			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
 }
 
+/*
+ * Is a Unix timestamp in milliseconds within the range of timestamptz?  If
+ * so, record_timestamptz() cannot overflow, and the date of it (midnight)
+ * fits date, timestamp and timestamptz columns alike.
+ */
+bool
+record_unix_ms_in_range(int64 unix_ms)
+{
+	return unix_ms >= record_unix_ms(MIN_TIMESTAMP) &&
+		unix_ms < record_unix_ms(END_TIMESTAMP);
+}
+
 /* the UTC date of a Unix timestamp in milliseconds */
 DateADT
 record_date_of_unix_ms(int64 ms)
@@ -402,6 +417,20 @@ check_string(const EventValue *v, const char *field)
 		return NULL;
 	return psprintf("\"%s\" must be a string, not %s", field,
 					event_value_type_names[v->type]);
+}
+
+/*
+ * A value quoted in a dead-letter reason: whole if short, else its first
+ * REASON_EXCERPT_BYTES bytes cut on a character boundary, so that the
+ * reason stays valid text.
+ */
+static const char *
+excerpt(const EventValue *v)
+{
+	if (v->len <= REASON_EXCERPT_BYTES)
+		return v->str;
+	return psprintf("%.*s...", pg_mbcliplen(v->str, v->len, REASON_EXCERPT_BYTES),
+					v->str);
 }
 
 static Datum
@@ -502,7 +531,7 @@ record_map(const TargetTable *target, char *body, int len,
 			}
 			else if (!record_parse_app_version(v->str, v->len, &encoded))
 				return psprintf("\"app_version\" \"%s\" is not a version of the form M.m or M.m.p with parts 0 to 999",
-								v->len > 64 ? psprintf("%.64s...", v->str) : v->str);
+								excerpt(v));
 			else if (col->kind == CK_INT4)
 				values[TC_APP_VERSION] = Int32GetDatum((int32) encoded);
 			else if (col->kind == CK_INT8)
@@ -524,10 +553,13 @@ record_map(const TargetTable *target, char *body, int len,
 		{
 			if (!record_parse_iso_date(v->str, v->len, &date))
 				return psprintf("\"create_date\" \"%s\" is not a date of the form YYYY-MM-DD",
-								v->len > 64 ? psprintf("%.64s...", v->str) : v->str);
+								excerpt(v));
 		}
-		else
+		else if (record_unix_ms_in_range(sent_timestamp_ms))
 			date = record_date_of_unix_ms(sent_timestamp_ms);
+		else
+			return psprintf("no \"create_date\", and the SentTimestamp %lld is outside the range of dates",
+							(long long) sent_timestamp_ms);
 
 		nulls[TC_CREATE_DATE] = false;
 		values[TC_CREATE_DATE] = date_datum(col->kind, date);

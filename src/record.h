@@ -70,5 +70,6 @@ extern DateADT record_date_of_unix_ms(int64 unix_ms);
 extern char *record_check_depth(char *json, int len, const char *what);
 extern int64 record_unix_ms(TimestampTz ts);
 extern TimestampTz record_timestamptz(int64 unix_ms);
+extern bool record_unix_ms_in_range(int64 unix_ms);
 
 #endif							/* SQS_INGEST_RECORD_H */

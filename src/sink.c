@@ -9,10 +9,11 @@
  * inserted again.  Rows go in with one prepared INSERT ... SELECT FROM
  * unnest() over column arrays, so a batch of a thousand messages costs one
  * executor run.  That insert runs in one subtransaction: if the target
- * rejects a row (constraint, trigger, domain check), it is rolled back and
- * the rows are inserted one by one, each in its own subtransaction, so
- * that only the rejected rows become dead letters.  Errors that are not
- * about a row (table missing, disk full, permissions) fail the batch, and
+ * rejects a row (constraint, trigger, domain check, deferred constraint,
+ * whatever SQLSTATE), it is rolled back and the rejected rows are found by
+ * bisection, halves retried in subtransactions of their own, so that only
+ * they become dead letters.  Errors that are not about a row (table
+ * missing, permissions, disk full, cancel, deadlock) fail the batch, and
  * its messages stay in SQS.
  *
  *-------------------------------------------------------------------------
@@ -23,6 +24,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "storage/lmgr.h"
@@ -37,6 +40,14 @@
 #include "mask.h"
 #include "sink.h"
 #include "sqs_ingest.h"
+
+/*
+ * Longest MessageId kept as it is in the ledger and the dead letters (SQS's
+ * are 36-character UUIDs); a longer one would not fit the primary key's
+ * index, and is kept under its SHA-256 instead.
+ */
+#define MAX_LEDGER_ID_BYTES 1024
+#define LEDGER_DIGEST_PREFIX "sha256:"
 
 #define TARGET_DDL \
 	"CREATE TABLE %s (user_id varchar(128), device_type varchar(32), " \
@@ -269,6 +280,7 @@ make_array(Oid elemtype, Datum *elems, bool *nulls, int count)
 typedef struct BatchItem
 {
 	SqsMessage *message;
+	char	   *ledger_id;		/* its id in the ledger and dead letters */
 	char	   *error;			/* dead-letter reason, or NULL for a row */
 	int			row;			/* index in the row arrays, if a row */
 } BatchItem;
@@ -282,6 +294,7 @@ typedef struct Batch
 	Datum		ids;			/* text[] of the items' message ids */
 	/* rows in column-major order */
 	int			nrows;
+	int		   *row_item;		/* the item of each row */
 	Datum	   *values[TC_COUNT];
 	bool	   *nulls[TC_COUNT];
 	/* rows chosen for the next insert_rows() */
@@ -341,16 +354,38 @@ store_all_new(void *arg)
 	}
 }
 
-/* is this an error about the data, rather than about the database? */
+/*
+ * Is this error about the rows being inserted, so that the batch without
+ * them can be stored?  Any SQLSTATE a constraint, a domain or a trigger
+ * raises is, custom ones included, except the classes that are about the
+ * session, the server or the table itself: connection, feature not
+ * supported, transaction state, serialization failure and deadlock, a
+ * missing table, column or privilege, lack of resources, a lock not
+ * granted, cancel and shutdown, system, configuration, foreign data
+ * wrapper and internal errors.  Those fail the whole batch, whose
+ * messages stay in SQS to be tried again.
+ */
 static bool
 is_row_error(int sqlerrcode)
 {
-	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
-
-	return category == ERRCODE_DATA_EXCEPTION ||
-		category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-		category == ERRCODE_WITH_CHECK_OPTION_VIOLATION ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_RAISE_EXCEPTION);
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_CONNECTION_EXCEPTION:
+		case ERRCODE_FEATURE_NOT_SUPPORTED:
+		case ERRCODE_INVALID_TRANSACTION_STATE:
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_CONFIG_FILE_ERROR:
+		case ERRCODE_FDW_ERROR:
+		case ERRCODE_INTERNAL_ERROR:
+			return false;
+		default:
+			return true;
+	}
 }
 
 /*
@@ -391,8 +426,10 @@ run_isolated(void (*fn) (void *), void *arg)
 static char *
 describe_row_error(ErrorData *error)
 {
-	return psprintf("target table rejected the row: %s%s%s", error->message,
-					error->detail ? " " : "", error->detail ? error->detail : "");
+	return psprintf("target table rejected the row: %s%s%s (SQLSTATE %s)",
+					error->message, error->detail ? " " : "",
+					error->detail ? error->detail : "",
+					unpack_sql_state(error->sqlerrcode));
 }
 
 /*
@@ -405,6 +442,62 @@ sent_or_received_ms(const SqsMessage *m)
 	if (m->sent_timestamp_ms >= 0)
 		return m->sent_timestamp_ms;
 	return record_unix_ms(m->received_at);
+}
+
+/*
+ * The id a message goes by in the ledger and the dead letters: its
+ * MessageId, or, for one too long for the index, LEDGER_DIGEST_PREFIX and
+ * the SHA-256 of it (the same id gives the same digest, so a redelivery is
+ * still recognised).  *reason says why such a message is a dead letter.
+ */
+static char *
+ledger_id(const SqsMessage *m, char **reason)
+{
+	size_t		len = strlen(m->message_id);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *id;
+	pg_cryptohash_ctx *ctx;
+
+	*reason = NULL;
+	if (len <= MAX_LEDGER_ID_BYTES)
+		return m->message_id;
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) m->message_id, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the SHA-256 of a message id: %s",
+			 pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+
+	id = palloc(strlen(LEDGER_DIGEST_PREFIX) + 2 * sizeof(digest) + 1);
+	strcpy(id, LEDGER_DIGEST_PREFIX);
+	id[strlen(LEDGER_DIGEST_PREFIX) +
+	   hex_encode((const char *) digest, sizeof(digest),
+				  id + strlen(LEDGER_DIGEST_PREFIX))] = '\0';
+	*reason = psprintf("MessageId is %zu bytes long, longer than the %d bytes the ledger holds; kept under its SHA-256",
+					   len, MAX_LEDGER_ID_BYTES);
+	return id;
+}
+
+/*
+ * Why a message cannot be a row whatever its body says, or NULL: what the
+ * decoder found wrong with it, an id too long for the ledger, or more
+ * receives than sqs_ingest.max_receive_count (it keeps failing somewhere,
+ * and would otherwise cycle forever).
+ */
+static char *
+message_defect(const SqsMessage *m, char *ledger_id_reason)
+{
+	if (m->defect)
+		return pstrdup(m->defect);
+	if (ledger_id_reason)
+		return ledger_id_reason;
+	if (sqs_ingest_max_receive_count > 0 &&
+		m->receive_count > sqs_ingest_max_receive_count)
+		return psprintf("received %d times, more than sqs_ingest.max_receive_count (%d)",
+						m->receive_count, sqs_ingest_max_receive_count);
+	return NULL;
 }
 
 static int
@@ -430,6 +523,7 @@ build_batch(Batch *batch, const TargetTable *target, SqsMessage *messages, int c
 	memset(batch, 0, sizeof(*batch));
 	batch->target = target;
 	batch->items = palloc(sizeof(BatchItem) * count);
+	batch->row_item = palloc(sizeof(int) * count);
 	for (int c = 0; c < TC_COUNT; c++)
 	{
 		batch->values[c] = palloc(sizeof(Datum) * count);
@@ -449,14 +543,21 @@ build_batch(Batch *batch, const TargetTable *target, SqsMessage *messages, int c
 		if (i > 0 && strcmp(sorted[i]->message_id, sorted[i - 1]->message_id) == 0)
 			continue;
 		item = &batch->items[batch->count];
-		ids[batch->count++] = CStringGetTextDatum(sorted[i]->message_id);
 		item->message = sorted[i];
+		item->ledger_id = ledger_id(item->message, &item->error);
 		item->row = -1;
-		item->error = record_map(target, item->message->body, item->message->body_len,
-								 sent_or_received_ms(item->message), values, nulls);
+		ids[batch->count] = CStringGetTextDatum(item->ledger_id);
+		item->error = message_defect(item->message, item->error);
+		if (item->error == NULL)
+			item->error = record_map(target, item->message->body, item->message->body_len,
+									 sent_or_received_ms(item->message), values, nulls);
 		if (item->error)
+		{
+			batch->count++;
 			continue;
+		}
 		item->row = batch->nrows++;
+		batch->row_item[item->row] = batch->count++;
 		for (int c = 0; c < TC_COUNT; c++)
 		{
 			batch->values[c][item->row] = values[c];
@@ -488,6 +589,37 @@ ledger_new_items(Batch *batch, bool *is_new)
 }
 
 /*
+ * Insert the given rows, or, if the target rejects any, find which by
+ * bisection: each half is tried in a subtransaction of its own until every
+ * rejected row stands alone.  k rejected rows among n cost about
+ * 2k log2(n/k) subtransactions rather than n.  The reason of each rejected
+ * row goes to its item.
+ */
+static void
+insert_bisecting(Batch *batch, int *rows, int nrows, BatchCounts *counts)
+{
+	ErrorData  *error;
+	int			half;
+
+	batch->chosen = rows;
+	batch->nchosen = nrows;
+	error = run_isolated(insert_rows, batch);
+	if (error == NULL)
+	{
+		counts->inserted += nrows;
+		return;
+	}
+	if (nrows == 1)
+		batch->items[batch->row_item[rows[0]]].error = describe_row_error(error);
+	FreeErrorData(error);
+	if (nrows == 1)
+		return;
+	half = nrows / 2;
+	insert_bisecting(batch, rows, half, counts);
+	insert_bisecting(batch, rows + half, nrows - half, counts);
+}
+
+/*
  * The careful path, after the happy path failed: find the duplicates, then
  * the rejected rows.  Fills the reason of each new item that is not a row.
  */
@@ -495,42 +627,17 @@ static void
 store_carefully(Batch *batch, bool *is_new, BatchCounts *counts)
 {
 	int			nnew = ledger_new_items(batch, is_new);
+	int		   *rows;
+	int			nrows = 0;
 
 	counts->duplicates += batch->count - nnew;
 
-	batch->chosen = palloc(sizeof(int) * Max(batch->count, 1));
-	batch->nchosen = 0;
+	rows = palloc(sizeof(int) * Max(batch->count, 1));
 	for (int i = 0; i < batch->count; i++)
 		if (is_new[i] && batch->items[i].row >= 0)
-			batch->chosen[batch->nchosen++] = batch->items[i].row;
-	if (batch->nchosen == 0)
-		return;
-
-	if (run_isolated(insert_rows, batch) == NULL)
-	{
-		counts->inserted += batch->nchosen;
-		return;
-	}
-
-	/* some row was rejected: find which, one subtransaction each */
-	for (int i = 0; i < batch->count; i++)
-	{
-		BatchItem  *item = &batch->items[i];
-		ErrorData  *error;
-
-		if (!is_new[i] || item->row < 0)
-			continue;
-		batch->chosen[0] = item->row;
-		batch->nchosen = 1;
-		error = run_isolated(insert_rows, batch);
-		if (error == NULL)
-			counts->inserted++;
-		else
-		{
-			item->error = describe_row_error(error);
-			FreeErrorData(error);
-		}
-	}
+			rows[nrows++] = batch->items[i].row;
+	if (nrows > 0)
+		insert_bisecting(batch, rows, nrows, counts);
 }
 
 static void
@@ -553,11 +660,12 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 
 		if (!is_new[i] || batch->items[i].error == NULL)
 			continue;
-		message_id[n] = CStringGetTextDatum(m->message_id);
+		message_id[n] = CStringGetTextDatum(batch->items[i].ledger_id);
 		body[n] = PointerGetDatum(cstring_to_text_with_len(m->body, m->body_len));
 		error[n] = CStringGetTextDatum(batch->items[i].error);
 		received_at[n] = TimestampTzGetDatum(m->received_at);
-		sent_at_null[n] = m->sent_timestamp_ms < 0;
+		sent_at_null[n] = m->sent_timestamp_ms < 0 ||
+			!record_unix_ms_in_range(m->sent_timestamp_ms);
 		sent_at[n] = TimestampTzGetDatum(sent_at_null[n] ? 0 :
 										 record_timestamptz(m->sent_timestamp_ms));
 		receive_count[n] = Int32GetDatum(m->receive_count);
@@ -599,6 +707,14 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * Deferred constraints are checked at the end of each statement, inside
+	 * the subtransaction that can isolate a row, rather than at a commit
+	 * that would fail the whole batch on every retry.
+	 */
+	if ((rc = SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0)) != SPI_OK_UTILITY)
+		elog(ERROR, "SET CONSTRAINTS failed: %s", SPI_result_code_string(rc));
 
 	sink_lookup_target(&target, RowExclusiveLock);
 	prepare_plans(&target);

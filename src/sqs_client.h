@@ -43,6 +43,8 @@ typedef struct SqsMessage
 	int64		sent_timestamp_ms;	/* -1 if SQS did not say */
 	int32		receive_count;
 	TimestampTz received_at;
+	char	   *defect;			/* why the message cannot be stored as
+								 * received (a value out of range), or NULL */
 } SqsMessage;
 
 typedef struct SqsError

@@ -41,6 +41,7 @@ extern int	sqs_ingest_connect_timeout_ms;
 extern int	sqs_ingest_request_timeout_ms;
 extern int	sqs_ingest_processed_retention;
 extern int	sqs_ingest_retry_interval;
+extern int	sqs_ingest_max_receive_count;
 
 /* hard cap on concurrent HTTP requests of one process */
 #define SQS_INGEST_MAX_INFLIGHT_CAP 128

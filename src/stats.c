@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -265,12 +266,17 @@ stats_count_deletes(IngestSlot *slot, int64 deleted, int64 failed)
 void
 stats_record_error(IngestSlot *slot, const char *message, bool from_sqs)
 {
+	int			len;
+
 	if (slot == NULL)
 		return;
+	/* cut on a character boundary: the view shows it as text */
+	len = pg_mbcliplen(message, strlen(message), LAST_ERROR_LEN - 1);
 	SpinLockAcquire(&slot->mutex);
 	if (from_sqs)
 		slot->sqs_errors++;
-	strlcpy(slot->last_error, message, LAST_ERROR_LEN);
+	memcpy(slot->last_error, message, len);
+	slot->last_error[len] = '\0';
 	slot->last_error_at = GetCurrentTimestamp();
 	SpinLockRelease(&slot->mutex);
 }
