@@ -1265,14 +1265,24 @@ message_value(const MapContext *cx, const MappingRule *rule, MappingValue *v)
 			v->len = m->body_len;
 			break;
 		case FIELD_SENT_AT:
+		case FIELD_SENT_DATE:
+			/* unknown, or beyond what PostgreSQL can store: null */
+			if (m->sent_timestamp_ms < 0 ||
+				!record_unix_ms_in_range(m->sent_timestamp_ms))
+			{
+				v->kind = JV_NULL;
+				break;
+			}
+			if (rule->field == FIELD_SENT_DATE)
+			{
+				v->kind = JV_DATUM;
+				v->datum = DateADTGetDatum(record_date_of_unix_ms(m->sent_timestamp_ms));
+				v->datum_type = DATEOID;
+				break;
+			}
 			v->kind = JV_DATUM;
 			v->datum = TimestampTzGetDatum(record_timestamptz(m->sent_timestamp_ms));
 			v->datum_type = TIMESTAMPTZOID;
-			break;
-		case FIELD_SENT_DATE:
-			v->kind = JV_DATUM;
-			v->datum = DateADTGetDatum(record_date_of_unix_ms(m->sent_timestamp_ms));
-			v->datum_type = DATEOID;
 			break;
 		case FIELD_RECEIVE_COUNT:
 			v->kind = JV_DATUM;
