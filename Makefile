@@ -10,6 +10,7 @@ OBJS = \
 	src/record.o \
 	src/sink.o \
 	src/sqs_client.o \
+	src/sqs_decode.o \
 	src/stats.o \
 	src/worker.o
 

@@ -26,6 +26,7 @@
 
 #include "mask.h"
 #include "record.h"
+#include "sqs_decode.h"
 
 /* longest excerpt of a value quoted in a dead-letter reason, in bytes */
 #define REASON_EXCERPT_BYTES 64
@@ -176,52 +177,13 @@ event_scalar(void *state, char *token, JsonTokenType tokentype)
 }
 
 /*
- * Deepest nesting of a body, measured with the JSON lexer alone (no
- * recursion).  Only called when the body holds enough brackets to matter.
- */
-static int
-json_max_depth(char *body, int len)
-{
-	JsonLexContext *lex = makeJsonLexContextCstringLen(body, len, PG_UTF8, false);
-	int			depth = 0;
-	int			max_depth = 0;
-
-	for (;;)
-	{
-		if (json_lex(lex) != JSON_SUCCESS)
-			break;				/* the parser will report the error */
-		if (lex->token_type == JSON_TOKEN_END)
-			break;
-		if (lex->token_type == JSON_TOKEN_OBJECT_START ||
-			lex->token_type == JSON_TOKEN_ARRAY_START)
-			max_depth = Max(max_depth, ++depth);
-		else if (lex->token_type == JSON_TOKEN_OBJECT_END ||
-				 lex->token_type == JSON_TOKEN_ARRAY_END)
-			depth--;
-	}
-	return max_depth;
-}
-
-static bool
-could_nest_deeper_than(const char *body, int len, int limit)
-{
-	int			brackets = 0;
-
-	for (int i = 0; i < len; i++)
-		if ((body[i] == '[' || body[i] == '{') && ++brackets > limit)
-			return true;
-	return false;
-}
-
-/*
  * Refuse JSON nested deeper than RECORD_MAX_JSON_DEPTH, whose parse could
  * exhaust the stack; what names the document in the reason returned.
  */
 char *
 record_check_depth(char *json, int len, const char *what)
 {
-	if (could_nest_deeper_than(json, len, RECORD_MAX_JSON_DEPTH) &&
-		json_max_depth(json, len) > RECORD_MAX_JSON_DEPTH)
+	if (sqs_json_nests_deeper_than(json, len, RECORD_MAX_JSON_DEPTH))
 		return psprintf("%s nests JSON deeper than %d levels", what,
 						RECORD_MAX_JSON_DEPTH);
 	return NULL;

@@ -21,8 +21,8 @@
  * descriptor number reused by a new connection can never be mistaken for
  * an old one still registered in the set.
  *
- * Responses are parsed with jsonb_in; strings such as message bodies are
- * used in place inside the parsed jsonb, without another copy.
+ * Responses are decoded by the pure decoders of sqs_decode.c; what they
+ * find wrong becomes a protocol error of the request.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,22 +32,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
-#include "common/jsonapi.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "sqs_client.h"
+#include "sqs_decode.h"
 #include "sqs_ingest.h"
 
 /* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
@@ -838,67 +834,6 @@ wait_once(SqsClient *client, long timeout_ms)
  * ---------------------------------------------------------------------
  */
 
-static bool
-get_string(JsonbContainer *container, const char *key, char **str, int *len)
-{
-	JsonbValue	value;
-
-	if (getKeyJsonValueFromContainer(container, key, strlen(key), &value) == NULL ||
-		value.type != jbvString)
-		return false;
-	*str = value.val.string.val;
-	*len = value.val.string.len;
-	return true;
-}
-
-static char *
-get_cstring(JsonbContainer *container, const char *key)
-{
-	char	   *str;
-	int			len;
-
-	return get_string(container, key, &str, &len) ? pnstrdup(str, len) : NULL;
-}
-
-static bool
-get_container(JsonbContainer *container, const char *key, JsonbContainer **result)
-{
-	JsonbValue	value;
-
-	if (getKeyJsonValueFromContainer(container, key, strlen(key), &value) == NULL ||
-		value.type != jbvBinary)
-		return false;
-	*result = value.val.binary.data;
-	return true;
-}
-
-static int64
-get_int64_string(JsonbContainer *container, const char *key, int64 missing)
-{
-	char	   *str = get_cstring(container, key);
-	char	   *end;
-	int64		result;
-
-	if (str == NULL)
-		return missing;
-	errno = 0;
-	result = strtoi64(str, &end, 10);
-	if (errno != 0 || *end != '\0' || end == str)
-		return missing;
-	return result;
-}
-
-static JsonbContainer *
-parse_json_response(SqsRequest *request)
-{
-	Datum		jsonb;
-
-	/* message bodies are stored as text: reject bytes that are not UTF-8 */
-	pg_verify_mbstr(PG_UTF8, request->response, request->response_len, false);
-	jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(request->response));
-	return &DatumGetJsonbP(jsonb)->root;
-}
-
 /* classify an AWS error code (the part of __type after any '#') */
 static void
 classify_aws_error(SqsError *error)
@@ -947,6 +882,7 @@ static SqsError *
 request_error(SqsRequest *request)
 {
 	SqsError   *error;
+	SqsErrorDocument document;
 
 	if (request->curl_result == CURLE_OK && request->http_status == 200)
 		return NULL;
@@ -959,6 +895,7 @@ request_error(SqsRequest *request)
 	{
 		CURLcode	rc = request->curl_result;
 
+		error->too_large = request->response_too_big;
 		error->message = psprintf("%s",
 								  request->response_too_big ? "response too large" :
 								  request->curl_error[0] ? request->curl_error :
@@ -983,31 +920,10 @@ request_error(SqsRequest *request)
 	}
 
 	/* an AWS error: {"__type": "...#Code", "message": "..."} when JSON */
-	if (request->response_len > 0)
+	if (sqs_decode_json_error(request->response, request->response_len, &document))
 	{
-		JsonLexContext *lex = makeJsonLexContextCstringLen(request->response,
-														   request->response_len,
-														   PG_UTF8, false);
-
-		if (pg_verify_mbstr(PG_UTF8, request->response, request->response_len, true) &&
-			pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS)
-		{
-			JsonbContainer *root = parse_json_response(request);
-
-			if (JsonContainerIsObject(root))
-			{
-				char	   *type = get_cstring(root, "__type");
-
-				if (type == NULL)
-					type = get_cstring(root, "code");
-				if (type && strchr(type, '#'))
-					type = pstrdup(strchr(type, '#') + 1);
-				error->aws_type = type;
-				error->message = get_cstring(root, "message");
-				if (error->message == NULL)
-					error->message = get_cstring(root, "Message");
-			}
-		}
+		error->aws_type = document.code;
+		error->message = document.message;
 	}
 	if (error->message == NULL)
 		error->message = psprintf("HTTP status %ld", request->http_status);
@@ -1015,136 +931,61 @@ request_error(SqsRequest *request)
 	return error;
 }
 
-/*
- * Does the body match the MD5OfBody SQS computed when it was sent?  The
- * digest is OpenSSL's, called directly: PostgreSQL's own MD5 wrapper needs a
- * resource owner, which a worker has not between transactions.
- */
-static bool
-body_matches_md5(JsonbContainer *object, const SqsMessage *message)
+/* the error of a response the decoder could not read */
+static SqsError *
+protocol_error(SqsRequest *request, const char *what)
 {
-	static const char hexdigits[] = "0123456789abcdef";
-	char	   *expected;
-	int			expected_len;
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int digest_len = 0;
+	SqsError   *error = palloc0(sizeof(SqsError));
 
-	if (!get_string(object, "MD5OfBody", &expected, &expected_len))
-		return true;			/* nothing to check against */
-	if (!EVP_Digest(message->body, message->body_len, digest, &digest_len,
-					EVP_md5(), NULL) || digest_len != 16)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("could not compute the MD5 of a message body")));
-	if (expected_len != 32)
-		return false;
-	for (int i = 0; i < 16; i++)
-		if (pg_tolower((unsigned char) expected[2 * i]) != hexdigits[digest[i] >> 4] ||
-			pg_tolower((unsigned char) expected[2 * i + 1]) != hexdigits[digest[i] & 0x0f])
-			return false;
-	return true;
+	error->action = action_names[request->action];
+	error->http_status = request->http_status;
+	error->sqlerrcode = ERRCODE_PROTOCOL_VIOLATION;
+	error->message = psprintf("unexpected response: %s", what);
+	error->hint = "Check that sqs_ingest.queue_url and sqs_ingest.endpoint point at Amazon SQS or a faithful emulator.";
+	return error;
 }
 
-static void
-parse_receive(SqsRequest *request, SqsResult *result)
+/* decode a successful response into the result, or return its error */
+static SqsError *
+decode_response(SqsRequest *request, SqsResult *result)
 {
-	JsonbContainer *root = parse_json_response(request);
-	JsonbContainer *messages;
-	TimestampTz now = GetCurrentTimestamp();
-	int			n;
+	char	   *error = NULL;
+	SqsReceiveResponse receive;
+	SqsBatchResponse batch;
 
-	if (!JsonContainerIsObject(root) || !get_container(root, "Messages", &messages))
-		return;					/* no message */
-	if (!JsonContainerIsArray(messages))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("unexpected ReceiveMessage response: \"Messages\" is not an array")));
-
-	n = JsonContainerSize(messages);
-	result->messages = palloc0(sizeof(SqsMessage) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	switch (request->action)
 	{
-		JsonbValue *element = getIthJsonbValueFromContainer(messages, i);
-		SqsMessage *message = &result->messages[result->nmessages];
-		JsonbContainer *object;
-		JsonbContainer *attributes;
+		case SQS_RECEIVE:
+			error = sqs_decode_json_receive(request->response, request->response_len,
+											request->requested, &receive);
+			if (error == NULL)
+			{
+				TimestampTz now = GetCurrentTimestamp();
 
-		if (element == NULL || element->type != jbvBinary ||
-			!JsonContainerIsObject(element->val.binary.data))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("unexpected ReceiveMessage response: a message is not an object")));
-		object = element->val.binary.data;
-		message->message_id = get_cstring(object, "MessageId");
-		message->receipt_handle = get_cstring(object, "ReceiptHandle");
-		if (message->message_id == NULL || message->receipt_handle == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("unexpected ReceiveMessage response: a message lacks MessageId or ReceiptHandle")));
-		if (!get_string(object, "Body", &message->body, &message->body_len))
-		{
-			message->body = "";
-			message->body_len = 0;
-		}
-		if (!body_matches_md5(object, message))
-		{
-			/* garbled on the way: leave it to SQS, which will send it again */
-			result->ncorrupt++;
-			continue;
-		}
-		message->sent_timestamp_ms = -1;
-		message->receive_count = 0;
-		if (get_container(object, "Attributes", &attributes) &&
-			JsonContainerIsObject(attributes))
-		{
-			message->sent_timestamp_ms = get_int64_string(attributes, "SentTimestamp", -1);
-			message->receive_count = (int32) get_int64_string(attributes,
-															  "ApproximateReceiveCount", 0);
-		}
-		message->received_at = now;
-		result->nmessages++;
+				result->nmessages = receive.nmessages;
+				result->messages = receive.messages;
+				result->ncorrupt = receive.ncorrupt;
+				for (int i = 0; i < receive.nmessages; i++)
+					receive.messages[i].received_at = now;
+			}
+			break;
+		case SQS_DELETE_BATCH:
+			error = sqs_decode_json_batch(request->response, request->response_len,
+										  request->requested, &batch);
+			if (error == NULL)
+			{
+				result->nfailed = batch.nfailed;
+				result->failed = batch.failed;
+				result->failure = batch.failure;
+			}
+			break;
+		case SQS_GET_ATTRIBUTES:
+			error = sqs_decode_json_attributes(request->response, request->response_len,
+											   queue_depth_attributes,
+											   NUM_DEPTH_ATTRIBUTES, result->attributes);
+			break;
 	}
-}
-
-static void
-parse_delete(SqsRequest *request, SqsResult *result)
-{
-	JsonbContainer *root = parse_json_response(request);
-	JsonbContainer *failed;
-
-	if (!JsonContainerIsObject(root) || !get_container(root, "Failed", &failed) ||
-		!JsonContainerIsArray(failed))
-		return;
-	result->nfailed = JsonContainerSize(failed);
-	if (result->nfailed > 0)
-	{
-		JsonbValue *first = getIthJsonbValueFromContainer(failed, 0);
-
-		if (first && first->type == jbvBinary &&
-			JsonContainerIsObject(first->val.binary.data))
-		{
-			char	   *code = get_cstring(first->val.binary.data, "Code");
-			char	   *message = get_cstring(first->val.binary.data, "Message");
-
-			result->failure = psprintf("%s%s%s", code ? code : "unknown error",
-									   message ? ": " : "", message ? message : "");
-		}
-	}
-}
-
-static void
-parse_attributes(SqsRequest *request, SqsResult *result)
-{
-	JsonbContainer *root = parse_json_response(request);
-	JsonbContainer *attributes;
-
-	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
-		result->attributes[i] = -1;
-	if (!JsonContainerIsObject(root) || !get_container(root, "Attributes", &attributes) ||
-		!JsonContainerIsObject(attributes))
-		return;
-	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
-		result->attributes[i] = get_int64_string(attributes, queue_depth_attributes[i], -1);
+	return error ? protocol_error(request, error) : NULL;
 }
 
 /*
@@ -1183,24 +1024,14 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	result->action = request->action;
 	result->requested = request->requested;
 
+	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
+		result->attributes[i] = -1;
+
 	PG_TRY();
 	{
 		result->error = request_error(request);
 		if (result->error == NULL)
-		{
-			switch (request->action)
-			{
-				case SQS_RECEIVE:
-					parse_receive(request, result);
-					break;
-				case SQS_DELETE_BATCH:
-					parse_delete(request, result);
-					break;
-				case SQS_GET_ATTRIBUTES:
-					parse_attributes(request, result);
-					break;
-			}
-		}
+			result->error = decode_response(request, result);
 	}
 	PG_FINALLY();
 	{

@@ -12,6 +12,8 @@
 
 #include "datatype/timestamp.h"
 
+#include "sqs_decode.h"
+
 /* everything a request needs, copied from the GUCs when a client starts */
 typedef struct SqsConfig
 {
@@ -34,22 +36,10 @@ typedef enum SqsAction
 	SQS_GET_ATTRIBUTES
 } SqsAction;
 
-typedef struct SqsMessage
-{
-	char	   *message_id;
-	char	   *receipt_handle;
-	char	   *body;			/* not NUL-terminated */
-	int			body_len;
-	int64		sent_timestamp_ms;	/* -1 if SQS did not say */
-	int32		receive_count;
-	TimestampTz received_at;
-	char	   *defect;			/* why the message cannot be stored as
-								 * received (a value out of range), or NULL */
-} SqsMessage;
-
 typedef struct SqsError
 {
 	bool		transient;		/* worth retrying as is */
+	bool		too_large;		/* response past the cap: ask for fewer */
 	int			sqlerrcode;
 	const char *action;			/* "ReceiveMessage", ... */
 	char	   *aws_type;		/* AWS error code, or NULL */
@@ -70,6 +60,7 @@ typedef struct SqsResult
 	int			ncorrupt;		/* left out: body does not match its MD5 */
 	/* DeleteMessageBatch */
 	int			nfailed;
+	bool	   *failed;			/* per entry sent */
 	char	   *failure;		/* first failed entry, for the log */
 	/* GetQueueAttributes: visible, not visible, delayed */
 	int64		attributes[3];
