@@ -8,6 +8,7 @@ OBJS = \
 	src/mask.o \
 	src/pipeline.o \
 	src/record.o \
+	src/runner.o \
 	src/sink.o \
 	src/sqs_client.o \
 	src/sqs_decode.o \

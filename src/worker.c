@@ -3,10 +3,10 @@
  * worker.c
  *	  Background workers that run the pipeline continuously.
  *
- * Each worker keeps receives long-polling, stores each batch in a short
- * transaction of its own, and queues the batch's deletes right after the
- * commit while the next receives are already in flight.  It never holds a
- * transaction open while waiting on the network.
+ * Each worker runs the ingest loop of runner.c, the one the drain runs
+ * too, with the settings of postgresql.conf; this module adds what only a
+ * continuous worker needs: configuration reloads, ledger pruning, and
+ * surviving failures.
  *
  * Failures are handled in the process, not by crashing: the error is
  * caught, the transaction (if any) rolled back, the SQS client and every
@@ -22,25 +22,21 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "access/xlog.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "mask.h"
-#include "pipeline.h"
+#include "runner.h"
 #include "sink.h"
 #include "sqs_ingest.h"
 #include "stats.h"
@@ -55,13 +51,10 @@
 typedef struct WorkerState
 {
 	int			index;
-	IngestSlot *slot;
-	MemoryContext pipeline_context; /* holds the pipeline; dropped on error */
-	Pipeline   *pipeline;
+	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
-	bool		storing;		/* in a batch's transaction */
-	bool		failed_storing; /* the last failure was in one */
+	bool		failed_storing; /* the last failure was in a store */
 	TimestampTz last_prune;
 } WorkerState;
 
@@ -86,26 +79,6 @@ worker_register_all(void)
 	}
 }
 
-static PipelineOptions
-worker_options(void)
-{
-	PipelineOptions options = {0};
-
-	options.wait_time_seconds = sqs_ingest_wait_time_seconds;
-	options.stop_when_empty = false;
-	options.max_messages = -1;
-	options.batch_size = sqs_ingest_batch_size;
-
-	/*
-	 * A received message must be stored and deleted well within its
-	 * visibility timeout, or SQS hands it to another consumer meanwhile.
-	 */
-	options.batch_timeout_ms = Min(sqs_ingest_batch_timeout_ms,
-								   sqs_ingest_visibility_timeout * 1000 / 3);
-	options.delete_log_level = LOG;
-	return options;
-}
-
 static bool
 same_config(const SqsConfig *a, const SqsConfig *b)
 {
@@ -123,47 +96,6 @@ same_config(const SqsConfig *a, const SqsConfig *b)
 		a->max_inflight == b->max_inflight;
 }
 
-/* run fn(arg) in a transaction of its own, with a snapshot and SPI */
-static void
-in_transaction(void (*fn) (WorkerState *), WorkerState *ws, const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-	fn(ws);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-static void
-check_target(WorkerState *ws)
-{
-	TargetTable target;
-
-	sink_lookup_target(&target, RowExclusiveLock);
-}
-
-static void
-store_batch(WorkerState *ws)
-{
-	BatchCounts counts;
-
-	/*
-	 * The commit need not wait for its WAL flush: the batch's deletes do
-	 * (see pipeline.c), so a crash before the flush leaves the messages in
-	 * SQS, to be stored again.  Meanwhile the worker goes on receiving.
-	 * Synchronous replication is left alone: a standby must have the rows
-	 * before SQS forgets them.
-	 */
-	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
-		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	pipeline_store(ws->pipeline, &counts);
-}
-
 static void
 note_recovery(WorkerState *ws)
 {
@@ -177,26 +109,8 @@ note_recovery(WorkerState *ws)
 	ws->failed_storing = false;
 }
 
-/* store the current batch in a transaction, then queue its deletes */
 static void
-store_and_delete_batch(WorkerState *ws)
-{
-	int			count = ws->pipeline->nbatch;
-	TimestampTz start = GetCurrentTimestamp();
-
-	ws->storing = true;
-	in_transaction(store_batch, ws, "sqs_ingest: storing a batch");
-	ws->storing = false;
-	note_recovery(ws);
-	pipeline_queue_batch_deletes(ws->pipeline, XactLastCommitEnd);
-	pipeline_reset_batch(ws->pipeline);
-	elog(DEBUG1, "sqs_ingest worker %d stored %d messages in %ld ms",
-		 ws->index, count,
-		 (long) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()));
-}
-
-static void
-prune_ledger(WorkerState *ws)
+prune_ledger(void *arg)
 {
 	int64		pruned;
 
@@ -209,49 +123,24 @@ prune_ledger(WorkerState *ws)
 }
 
 /*
- * Make sure a pipeline runs with the current configuration.  Everything it
- * needs is checked before the first receive, so that a worker that cannot
- * store does not take messages out of the queue.
+ * Make sure the runner runs with the current configuration: a changed
+ * connection stores what was received under the old one and starts anew,
+ * a change of tuning only is applied in place.
  */
 static void
-ensure_pipeline(WorkerState *ws)
+ensure_runner(WorkerState *ws)
 {
-	SqsConfig  *config;
-	MemoryContext old;
+	SqsConfig  *config = sqs_config_from_gucs();
+	PipelineOptions options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
 
-	old = MemoryContextSwitchTo(ws->pipeline_context);
-	config = sqs_config_from_gucs();
-	MemoryContextSwitchTo(old);
-
-	if (ws->pipeline && same_config(ws->pipeline->config, config))
+	if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
+		runner_set_options(&ws->runner, &options);
+	else
 	{
-		/* a reload of tuning settings only: nothing to reconnect */
-		sqs_config_free(config);
-		ws->pipeline->options = worker_options();
-		return;
+		runner_finish(&ws->runner);
+		runner_start(&ws->runner, config, &options);
 	}
-
-	if (ws->pipeline)
-	{
-		/* store what was received under the old settings, then start anew */
-		if (ws->pipeline->nbatch > 0)
-			store_and_delete_batch(ws);
-		pipeline_flush_deletes(ws->pipeline);
-		sqs_config_free(ws->pipeline->config);
-		pipeline_destroy(ws->pipeline);
-		ws->pipeline = NULL;
-	}
-
-	mask_prepare();
-	in_transaction(check_target, ws, "sqs_ingest: checking the target table");
-
-	old = MemoryContextSwitchTo(ws->pipeline_context);
-	{
-		PipelineOptions options = worker_options();
-
-		ws->pipeline = pipeline_create(config, &options, ws->slot);
-	}
-	MemoryContextSwitchTo(old);
+	sqs_config_free(config);
 }
 
 static void
@@ -261,15 +150,14 @@ reload_if_asked(WorkerState *ws)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	ensure_pipeline(ws);
+	ensure_runner(ws);
 }
-
 
 /* the worker's normal life: returns only by error or process exit */
 static void
 run(WorkerState *ws)
 {
-	ensure_pipeline(ws);
+	ensure_runner(ws);
 
 	for (;;)
 	{
@@ -282,42 +170,16 @@ run(WorkerState *ws)
 			TimestampDifferenceExceeds(ws->last_prune, GetCurrentTimestamp(),
 									   PRUNE_INTERVAL_MS))
 		{
-			in_transaction(prune_ledger, ws, "sqs_ingest: pruning the ledger");
+			runner_in_transaction(prune_ledger, NULL, "sqs_ingest: pruning the ledger");
 			ws->last_prune = GetCurrentTimestamp();
 		}
 
-		stats_set_state(ws->slot, INGEST_POLLING);
 		/* come back now and then for the ledger pruning */
-		event = pipeline_wait(ws->pipeline, 10 * 1000L);
+		event = runner_step(&ws->runner, 10 * 1000L);
 		/* SQS answers again; a database failure waits for a stored batch */
-		if (ws->pipeline->receives_ok > 0 && !ws->failed_storing)
+		if (event == PIPELINE_BATCH_READY ||
+			(ws->runner.pipeline->receives_ok > 0 && !ws->failed_storing))
 			note_recovery(ws);
-
-		switch (event)
-		{
-			case PIPELINE_BATCH_READY:
-				store_and_delete_batch(ws);
-				break;
-			case PIPELINE_FAILED:
-				{
-					/* the error lives with the batch: keep a copy */
-					SqsError   *error = sqs_copy_error(ws->pipeline_context,
-													   ws->pipeline->error);
-
-					/* keep what was received before the failure */
-					if (ws->pipeline->nbatch > 0)
-					{
-						store_and_delete_batch(ws);
-						pipeline_flush_deletes(ws->pipeline);
-					}
-					stats_record_error(ws->slot, error->message, true);
-					sqs_report_error(error, ERROR);
-				}
-				break;
-			case PIPELINE_IDLE:
-			case PIPELINE_DONE:
-				break;
-		}
 	}
 }
 
@@ -348,8 +210,8 @@ back_off(WorkerState *ws, ErrorData *error)
 	TimestampTz until;
 
 	ws->failures++;
-	stats_record_error(ws->slot, error->message, false);
-	stats_count_retry(ws->slot);
+	stats_record_error(ws->runner.slot, error->message, false);
+	stats_count_retry(ws->runner.slot);
 
 	if (transient)
 	{
@@ -375,7 +237,7 @@ back_off(WorkerState *ws, ErrorData *error)
 		ws->logged_errcode = error->sqlerrcode;
 	}
 
-	stats_set_state(ws->slot, INGEST_BACKING_OFF);
+	stats_set_state(ws->runner.slot, INGEST_BACKING_OFF);
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 	for (;;)
 	{
@@ -409,7 +271,7 @@ sqs_ingest_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(sqs_ingest_database, NULL, 0);
 	pgstat_report_appname(psprintf("sqs_ingest worker %d", ws.index));
-	ws.slot = stats_worker_slot(ws.index);
+	ws.runner.slot = stats_worker_slot(ws.index);
 
 	worker_context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest worker",
 										   ALLOCSET_DEFAULT_SIZES);
@@ -419,9 +281,6 @@ sqs_ingest_worker_main(Datum main_arg)
 	for (;;)
 	{
 		MemoryContextSwitchTo(worker_context);
-		ws.pipeline_context = AllocSetContextCreate(worker_context,
-													"sqs_ingest pipeline",
-													ALLOCSET_DEFAULT_SIZES);
 		PG_TRY();
 		{
 			run(&ws);
@@ -438,11 +297,8 @@ sqs_ingest_worker_main(Datum main_arg)
 			/* the error may come from a subtransaction of the sink */
 			AbortOutOfAnyTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
-			/* drops the client and every message not stored */
-			MemoryContextDelete(ws.pipeline_context);
-			ws.pipeline = NULL;
-			ws.failed_storing = ws.storing;
-			ws.storing = false;
+			ws.failed_storing = ws.runner.storing;
+			runner_abandon(&ws.runner);
 			RESUME_INTERRUPTS();
 
 			back_off(&ws, error);

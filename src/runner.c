@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner.c
+ *	  The ingest loop shared by the background workers and the drain.
+ *
+ * A runner keeps receives long-polling on one pipeline, stores each batch
+ * in a short transaction of its own, and queues the batch's deletes right
+ * after the commit while the next receives are already in flight.  No
+ * transaction is ever open while it waits on the network, and no request
+ * is sent from a transaction callback.
+ *
+ * Everything a runner needs comes in through its configuration snapshot
+ * and pipeline options, so that the continuous workers and a drain started
+ * on a caller's behalf differ only in those and in what their owner does
+ * between steps (reloads and back-off for a worker, a stop request and an
+ * end for a drain).  On error the owner calls runner_abandon(): the client
+ * and every message not yet stored are dropped, and SQS hands the messages
+ * out again after the visibility timeout.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "replication/syncrep.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "mask.h"
+#include "runner.h"
+#include "sqs_ingest.h"
+
+/*
+ * Pipeline options from the settings, with the given long-poll wait (the
+ * workers' and the drain's differ).
+ */
+PipelineOptions
+runner_options_from_gucs(int wait_time_seconds)
+{
+	PipelineOptions options = {0};
+
+	options.wait_time_seconds = wait_time_seconds;
+	options.stop_when_empty = false;
+	options.max_messages = -1;
+	options.batch_size = sqs_ingest_batch_size;
+	options.batch_timeout_ms = sqs_ingest_batch_timeout_ms;
+	options.delete_log_level = LOG;
+	return options;
+}
+
+/*
+ * A received message must be stored and deleted well within its
+ * visibility timeout, or SQS hands it to another consumer meanwhile.
+ */
+static void
+bound_options(PipelineOptions *options, const SqsConfig *config)
+{
+	options->batch_timeout_ms = Min(options->batch_timeout_ms,
+									config->visibility_timeout * 1000 / 3);
+}
+
+/* run fn(arg) in a transaction of its own, with a snapshot */
+void
+runner_in_transaction(void (*fn) (void *), void *arg, const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	fn(arg);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static void
+check_target(void *arg)
+{
+	TargetTable target;
+
+	sink_lookup_target(&target, RowExclusiveLock);
+}
+
+/*
+ * Start receiving with a copy of the given configuration.  Everything a
+ * store needs is checked first, so that a runner that cannot store does
+ * not take messages out of the queue.
+ */
+void
+runner_start(IngestRunner *runner, const SqsConfig *config,
+			 const PipelineOptions *options)
+{
+	MemoryContext old;
+	PipelineOptions bounded = *options;
+
+	Assert(runner->pipeline == NULL);
+	mask_prepare();
+	runner_in_transaction(check_target, NULL, "sqs_ingest: checking the target table");
+
+	runner->context = AllocSetContextCreate(CurrentMemoryContext,
+											"sqs_ingest runner",
+											ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(runner->context);
+	bound_options(&bounded, config);
+	runner->pipeline = pipeline_create(sqs_config_copy(config), &bounded,
+									   runner->slot);
+	MemoryContextSwitchTo(old);
+	runner->storing = false;
+	runner->batches = 0;
+	memset(&runner->totals, 0, sizeof(runner->totals));
+}
+
+/* new tuning for a running pipeline (a reload that keeps the connection) */
+void
+runner_set_options(IngestRunner *runner, const PipelineOptions *options)
+{
+	runner->pipeline->options = *options;
+	bound_options(&runner->pipeline->options, runner->pipeline->config);
+}
+
+static void
+store_batch(void *arg)
+{
+	IngestRunner *runner = arg;
+	BatchCounts counts;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	/*
+	 * The commit need not wait for its WAL flush: the batch's deletes do
+	 * (see pipeline.c), so a crash before the flush leaves the messages in
+	 * SQS, to be stored again.  Meanwhile the runner goes on receiving.
+	 * Synchronous replication is left alone: a standby must have the rows
+	 * before SQS forgets them.
+	 */
+	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+
+	/*
+	 * Triggers, defaults and checks of the target run as the store role, as
+	 * in a SECURITY DEFINER function: it cannot change role back, and it
+	 * leaves nothing behind that would run later as someone else.  An error
+	 * restores the user with the transaction's abort.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (OidIsValid(runner->store_role))
+		SetUserIdAndSecContext(runner->store_role,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	pipeline_store(runner->pipeline, &counts);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	runner->totals.received += counts.received;
+	runner->totals.inserted += counts.inserted;
+	runner->totals.duplicates += counts.duplicates;
+	runner->totals.dead_lettered += counts.dead_lettered;
+}
+
+/* store the current batch in a transaction, then queue its deletes */
+static void
+store_and_queue_deletes(IngestRunner *runner)
+{
+	Pipeline   *pipeline = runner->pipeline;
+	int			count = pipeline->nbatch;
+	BatchCounts before = runner->totals;
+	TimestampTz start = GetCurrentTimestamp();
+
+	runner->storing = true;
+	runner_in_transaction(store_batch, runner, "sqs_ingest: storing a batch");
+	runner->storing = false;
+	runner->batches++;
+	pipeline_queue_batch_deletes(pipeline, XactLastCommitEnd);
+	pipeline_reset_batch(pipeline);
+	elog(DEBUG1, "sqs_ingest stored %d messages (%lld new) in %ld ms",
+		 count, (long long) (runner->totals.inserted - before.inserted),
+		 (long) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()));
+}
+
+/*
+ * Wait at most timeout_ms (-1: no limit) for something to do and do it:
+ * store a ready batch, or raise the error of a failed receive after
+ * storing what was received before it.  Returns what happened, so that the
+ * owner can tell a stored batch, the drain's end and an idle wake-up apart.
+ */
+PipelineEvent
+runner_step(IngestRunner *runner, long timeout_ms)
+{
+	Pipeline   *pipeline = runner->pipeline;
+	PipelineEvent event;
+
+	CHECK_FOR_INTERRUPTS();
+	stats_set_state(runner->slot, INGEST_POLLING);
+	event = pipeline_wait(pipeline, timeout_ms);
+	switch (event)
+	{
+		case PIPELINE_BATCH_READY:
+			store_and_queue_deletes(runner);
+			break;
+		case PIPELINE_FAILED:
+			{
+				/* the error lives with the batch: keep a copy */
+				SqsError   *error = sqs_copy_error(runner->context, pipeline->error);
+
+				if (pipeline->nbatch > 0)
+				{
+					store_and_queue_deletes(runner);
+					pipeline_flush_deletes(pipeline);
+				}
+				stats_record_error(runner->slot, error->message, true);
+				sqs_report_error(error, ERROR);
+			}
+			break;
+		case PIPELINE_IDLE:
+		case PIPELINE_DONE:
+			break;
+	}
+	return event;
+}
+
+/*
+ * Store what was received, wait for every delete, and release the
+ * pipeline.
+ */
+void
+runner_finish(IngestRunner *runner)
+{
+	if (runner->pipeline == NULL)
+		return;
+	if (runner->pipeline->nbatch > 0)
+		store_and_queue_deletes(runner);
+	pipeline_flush_deletes(runner->pipeline);
+	/* receives still in flight may have brought more */
+	if (runner->pipeline->nbatch > 0)
+	{
+		store_and_queue_deletes(runner);
+		pipeline_flush_deletes(runner->pipeline);
+	}
+	runner_abandon(runner);
+}
+
+/*
+ * Drop the pipeline without storing or deleting anything more: after an
+ * error, or when its remaining messages may come back from SQS later.
+ */
+void
+runner_abandon(IngestRunner *runner)
+{
+	if (runner->pipeline == NULL)
+		return;
+	sqs_config_free(runner->pipeline->config);
+	runner->pipeline = NULL;
+	runner->storing = false;
+	/* releases the client and every message not stored */
+	MemoryContextDelete(runner->context);
+	runner->context = NULL;
+}

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner.h
+ *	  The ingest loop shared by the background workers and the drain:
+ *	  receive, store each batch in a short transaction of its own, delete
+ *	  after the commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_RUNNER_H
+#define SQS_INGEST_RUNNER_H
+
+#include "pipeline.h"
+#include "sink.h"
+#include "stats.h"
+
+typedef struct IngestRunner
+{
+	/* set by the owner before runner_start() */
+	IngestSlot *slot;			/* shared statistics, or NULL */
+	Oid			store_role;		/* role the stores run as; InvalidOid: the
+								 * connected one */
+
+	/* the runner's own */
+	MemoryContext context;		/* holds the pipeline and its configuration */
+	Pipeline   *pipeline;		/* NULL when not started */
+	bool		storing;		/* in a batch's transaction */
+	int64		batches;		/* batches committed since runner_start() */
+	BatchCounts totals;			/* what they held */
+} IngestRunner;
+
+extern PipelineOptions runner_options_from_gucs(int wait_time_seconds);
+extern void runner_start(IngestRunner *runner, const SqsConfig *config,
+						 const PipelineOptions *options);
+extern void runner_set_options(IngestRunner *runner, const PipelineOptions *options);
+extern PipelineEvent runner_step(IngestRunner *runner, long timeout_ms);
+extern void runner_finish(IngestRunner *runner);
+extern void runner_abandon(IngestRunner *runner);
+extern void runner_in_transaction(void (*fn) (void *), void *arg,
+								  const char *activity);
+
+#endif							/* SQS_INGEST_RUNNER_H */
