@@ -80,3 +80,7 @@ COMMENT ON FUNCTION sqs_ingest_drop_pipeline(text) IS
 REVOKE ALL ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sqs_ingest_alter_pipeline(text, text, regclass, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sqs_ingest_drop_pipeline(text) FROM PUBLIC;
+
+-- A drain commits batch by batch in a background worker of its own.
+COMMENT ON FUNCTION sqs_ingest_drain(bigint) IS
+    'drain the SQS queue into the target table now, committing batch by batch in a background worker (the caller''s rollback does not undo it)';

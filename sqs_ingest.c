@@ -281,11 +281,7 @@ sqs_ingest_drain(PG_FUNCTION_ARGS)
 	if (max_messages == 0)
 		memset(&totals, 0, sizeof(totals));
 	else
-	{
-		/* fail before receiving anything if masking cannot work */
-		mask_prepare();
 		drain_run(max_messages, &totals);
-	}
 
 	values[0] = Int64GetDatum(totals.received);
 	values[1] = Int64GetDatum(totals.inserted);

@@ -1,241 +1,485 @@
 /*-------------------------------------------------------------------------
  *
  * drain.c
- *	  sqs_ingest_drain(): run the pipeline in the calling backend until the
- *	  queue is empty, and delete what it stored once the caller commits.
+ *	  sqs_ingest_drain(): run the ingest loop on demand, in a dynamic
+ *	  background worker started for the call, until the queue is empty.
  *
- * A function cannot commit, so everything a drain stores belongs to the
- * caller's transaction.  The receipt handles of the stored messages are
- * kept with the (sub)transaction that stored them; the deletes are sent
- * only after that transaction has committed.  A rollback, of the whole
- * transaction or of the savepoint the drain ran in, forgets them: the
- * messages reappear after the visibility timeout and are stored again.
+ * A function cannot commit, and a drain must: each batch is committed
+ * before its deletes go out, and no transaction may stay open across a
+ * network wait.  So the calling backend only checks what it can, hands its
+ * effective settings, its database and its role to a background worker
+ * through a dynamic shared memory segment, and waits on its latch.  The
+ * worker runs the same loop as the continuous workers (runner.c), with
+ * stop-when-empty and max_messages, and writes its counts, or its error,
+ * back into the segment.
+ *
+ * What a drain stored is committed batch by batch, like VACUUM's work: the
+ * caller's ROLLBACK does not undo it.  Cancelling the call (statement
+ * timeout, pg_cancel_backend) asks the worker to stop after its current
+ * batch; the call returns within a second, and what was committed stays.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/shm_toc.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "drain.h"
-#include "pipeline.h"
-#include "stats.h"
+#include "mask.h"
+#include "runner.h"
 #include "sqs_ingest.h"
+#include "stats.h"
 
-/* handles stored by one drain batch, waiting for their transaction */
-typedef struct PendingDeletes
+#define DRAIN_MAGIC 0x73716464
+#define DRAIN_KEY_STATE 1
+#define DRAIN_KEY_SETTINGS 2
+
+/* how long a cancelled call waits for the drain to finish its batch */
+#define DRAIN_STOP_WAIT_MS 900
+
+#define DRAIN_TEXT_LEN 1024
+
+/*
+ * The settings a drain takes from its caller's session, so that a session's
+ * SET sqs_ingest.queue_url drains that queue.  Names this server does not
+ * define are skipped; the drain worker reads everything else from the
+ * server's configuration as the continuous workers do.
+ */
+static const char *const drain_settings[] = {
+	"sqs_ingest.queue_url",
+	"sqs_ingest.endpoint",
+	"sqs_ingest.region",
+	"sqs_ingest.protocol",
+	"sqs_ingest.ca_file",
+	"sqs_ingest.access_key_id",
+	"sqs_ingest.secret_access_key",
+	"sqs_ingest.session_token",
+	"sqs_ingest.mask_key",
+	"sqs_ingest.mask_algorithm",
+	"sqs_ingest.target_table",
+	"sqs_ingest.visibility_timeout",
+	"sqs_ingest.drain_wait_time_seconds",
+	"sqs_ingest.max_inflight",
+	"sqs_ingest.batch_size",
+	"sqs_ingest.batch_timeout",
+	"sqs_ingest.connect_timeout",
+	"sqs_ingest.request_timeout",
+	"sqs_ingest.max_receive_count",
+};
+
+/* the segment's fixed part; the settings follow as name\0value\0 pairs */
+typedef struct DrainState
 {
-	struct PendingDeletes *next;
-	int			nest_level;		/* subtransaction that stored them */
-	SqsConfig  *config;
-	int			count;
-	char	  **handles;
-} PendingDeletes;
+	/* from the caller, read-only afterwards */
+	Oid			database;
+	Oid			login_role;		/* the worker connects as this role */
+	Oid			store_role;		/* and stores as this one */
+	int64		max_messages;	/* -1: no limit */
+	int			nsettings;
+	Size		settings_len;
 
-/* in TopTransactionContext, so gone with the transaction in any case */
-static PendingDeletes *pending = NULL;
-static bool callbacks_registered = false;
+	slock_t		mutex;			/* protects the rest */
+	bool		stop_requested;
+	Latch	   *worker_latch;	/* NULL until the worker is attached */
+	bool		finished;		/* totals are final */
+	bool		failed;			/* the error below is set */
+	BatchCounts totals;
+	int			sqlerrcode;
+	char		message[DRAIN_TEXT_LEN];
+	char		detail[DRAIN_TEXT_LEN];
+	char		hint[DRAIN_TEXT_LEN];
+} DrainState;
 
+/* ---------------------------------------------------------------------
+ * the calling backend
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Everything that can be checked before anything is received: where the
+ * drain would write, that the caller may insert there, and that the
+ * settings make sense.
+ */
 static void
-remember_batch(Pipeline *pipeline)
+check_before_start(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingDeletes *entry = palloc(sizeof(PendingDeletes));
+	TargetTable target;
+	SqsConfig  *config;
+	AclResult	aclresult;
 
-	entry->nest_level = GetCurrentTransactionNestLevel();
-	entry->config = (pending && pending->config->queue_url &&
-					 strcmp(pending->config->queue_url, pipeline->config->queue_url) == 0 &&
-					 strcmp(pending->config->endpoint, pipeline->config->endpoint) == 0) ?
-		pending->config : sqs_config_copy(pipeline->config);
-	entry->count = pipeline->nbatch;
-	entry->handles = palloc(sizeof(char *) * Max(entry->count, 1));
-	for (int i = 0; i < entry->count; i++)
-		entry->handles[i] = pstrdup(pipeline->batch[i].receipt_handle);
-	entry->next = pending;
-	pending = entry;
-	MemoryContextSwitchTo(old);
+	PreventCommandDuringRecovery("sqs_ingest_drain()");
+	PreventCommandIfReadOnly("sqs_ingest_drain()");
+
+	config = sqs_config_from_gucs();
+	sqs_config_free(config);
+	mask_prepare();
+
+	/*
+	 * No lock is kept: the caller's transaction must not hold anything the
+	 * drain worker waits for while the caller waits for the worker.
+	 */
+	sink_lookup_target(&target, NoLock);
+	aclresult = pg_class_aclcheck(target.relid, GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(target.relid));
 }
 
-/* delete the handles of entries from group up to (not including) end */
-static void
-send_group(PendingDeletes *group, PendingDeletes *end, MemoryContext context)
+/* the caller's effective value of each setting a drain takes */
+static char *
+collect_settings(int *nsettings, Size *len)
 {
-	PipelineOptions options = {0};
+	StringInfoData buf;
 
-	options.delete_log_level = WARNING;
-	options.batch_size = 1;
+	initStringInfo(&buf);
+	*nsettings = 0;
+	for (size_t i = 0; i < lengthof(drain_settings); i++)
+	{
+		const char *value = GetConfigOption(drain_settings[i], true, false);
 
+		if (value == NULL)
+			continue;
+		appendBinaryStringInfo(&buf, drain_settings[i], strlen(drain_settings[i]) + 1);
+		appendBinaryStringInfo(&buf, value, strlen(value) + 1);
+		(*nsettings)++;
+	}
+	*len = buf.len;
+	return buf.data;
+}
+
+static void
+request_stop(DrainState *state)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&state->mutex);
+	state->stop_requested = true;
+	latch = state->worker_latch;
+	SpinLockRelease(&state->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * Wait for the drain worker to end, servicing interrupts.  A cancel or
+ * termination asks the worker to stop after its current batch and gives it
+ * DRAIN_STOP_WAIT_MS; the caller then raises the interrupt.
+ */
+static void
+wait_until_stopped(DrainState *state, BackgroundWorkerHandle *handle)
+{
+	bool		stopping = false;
+	TimestampTz stop_deadline = 0;
+
+	for (;;)
+	{
+		pid_t		pid;
+		long		wait_ms = 1000;
+
+		if (!stopping && (QueryCancelPending || ProcDiePending))
+		{
+			request_stop(state);
+			stopping = true;
+			stop_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														DRAIN_STOP_WAIT_MS);
+		}
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+			return;
+		if (stopping)
+		{
+			wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													  stop_deadline);
+			if (wait_ms <= 0)
+				return;
+		}
+		/* the postmaster sets the latch when the worker ends */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (!stopping)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* wait for the drain worker; any error on the way asks it to stop */
+static void
+wait_for_drain(DrainState *state, BackgroundWorkerHandle *handle)
+{
 	PG_TRY();
 	{
-		Pipeline   *pipeline = pipeline_create(group->config, &options, NULL);
+		wait_until_stopped(state, handle);
+	}
+	PG_CATCH();
+	{
+		request_stop(state);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
-		pipeline->receiving = false;
-		for (PendingDeletes *entry = group; entry != end; entry = entry->next)
-			pipeline_queue_deletes(pipeline, entry->handles, entry->count,
-								   InvalidXLogRecPtr);
-		pipeline_flush_deletes(pipeline);
+	/* raises the cancel that stopped the drain, if any */
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* raise the drain worker's error, or its unexpected end, in the caller */
+static void
+report_outcome(DrainState *state)
+{
+	if (state->failed)
+		ereport(ERROR,
+				(errcode(state->sqlerrcode),
+				 errmsg_internal("%s", state->message),
+				 state->detail[0] ? errdetail_internal("%s", state->detail) : 0,
+				 state->hint[0] ? errhint("%s", state->hint) : 0));
+	if (!state->finished)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("the sqs_ingest drain worker exited unexpectedly"),
+				 errdetail("What it committed before stays stored."),
+				 errhint("See the server log.")));
+}
+
+/*
+ * Drain the queue: receive until a receive comes back empty or
+ * max_messages (-1: no limit) were received, committing batch by batch in a
+ * background worker.  Returns what the batches held.
+ */
+void
+drain_run(int64 max_messages, BatchCounts *totals)
+{
+	BackgroundWorker worker = {0};
+	BackgroundWorkerHandle *handle;
+	shm_toc_estimator estimator;
+	dsm_segment *segment;
+	shm_toc    *toc;
+	DrainState *state;
+	char	   *settings;
+	char	   *settings_copy;
+	int			nsettings;
+	Size		settings_len;
+	Size		size;
+
+	check_before_start();
+
+	settings = collect_settings(&nsettings, &settings_len);
+	shm_toc_initialize_estimator(&estimator);
+	shm_toc_estimate_chunk(&estimator, sizeof(DrainState));
+	shm_toc_estimate_chunk(&estimator, settings_len);
+	shm_toc_estimate_keys(&estimator, 2);
+	size = shm_toc_estimate(&estimator);
+
+	segment = dsm_create(size, 0);
+	toc = shm_toc_create(DRAIN_MAGIC, dsm_segment_address(segment), size);
+	state = shm_toc_allocate(toc, sizeof(DrainState));
+	memset(state, 0, sizeof(DrainState));
+	state->database = MyDatabaseId;
+	state->login_role = GetSessionUserId();
+	state->store_role = GetUserId();
+	state->max_messages = max_messages;
+	state->nsettings = nsettings;
+	state->settings_len = settings_len;
+	SpinLockInit(&state->mutex);
+	shm_toc_insert(toc, DRAIN_KEY_STATE, state);
+	settings_copy = shm_toc_allocate(toc, settings_len);
+	memcpy(settings_copy, settings, settings_len);
+	shm_toc_insert(toc, DRAIN_KEY_SETTINGS, settings_copy);
+	explicit_bzero(settings, settings_len);
+	pfree(settings);
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "sqs_ingest_drain_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest drain for PID %d", MyProcPid);
+	strlcpy(worker.bgw_type, "sqs_ingest drain", BGW_MAXLEN);
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		/* the settings in the segment hold secrets */
+		explicit_bzero(settings_copy, settings_len);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a background worker for sqs_ingest_drain()"),
+				 errdetail("Every background worker slot is in use."),
+				 errhint("A drain runs in a background worker of its own: raise max_worker_processes (a restart is needed).")));
+	}
+
+	wait_for_drain(state, handle);
+	/* a worker that never started never read them */
+	explicit_bzero(settings_copy, settings_len);
+	report_outcome(state);
+	*totals = state->totals;
+	dsm_detach(segment);
+}
+
+/* ---------------------------------------------------------------------
+ * the drain worker
+ * ---------------------------------------------------------------------
+ */
+
+/* make the caller's settings this session's, and wipe them from the segment */
+static void
+apply_settings(DrainState *state, char *settings)
+{
+	char	   *copy = palloc(Max(state->settings_len, 1));
+	char	   *p = copy;
+
+	memcpy(copy, settings, state->settings_len);
+	explicit_bzero(settings, state->settings_len);
+	for (int i = 0; i < state->nsettings; i++)
+	{
+		char	   *name = p;
+		char	   *value = name + strlen(name) + 1;
+
+		p = value + strlen(value) + 1;
+		(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, 0, false);
+	}
+	explicit_bzero(copy, state->settings_len);
+	pfree(copy);
+}
+
+static bool
+stop_requested(DrainState *state)
+{
+	bool		stop;
+
+	SpinLockAcquire(&state->mutex);
+	stop = state->stop_requested;
+	SpinLockRelease(&state->mutex);
+	return stop;
+}
+
+/* the drain itself: the runner until the queue is empty, or told to stop */
+static void
+run_drain(DrainState *state, IngestRunner *runner)
+{
+	SqsConfig  *config = sqs_config_from_gucs();
+	PipelineOptions options = runner_options_from_gucs(sqs_ingest_drain_wait_time_seconds);
+
+	options.stop_when_empty = true;
+	options.max_messages = state->max_messages;
+	runner_start(runner, config, &options);
+	sqs_config_free(config);
+
+	while (!stop_requested(state))
+	{
+		if (runner_step(runner, -1) == PIPELINE_DONE)
+			break;
+	}
+	runner_finish(runner);
+}
+
+/* copy an error's text, cut on a character boundary */
+static void
+copy_text(char *dest, const char *src)
+{
+	int			len;
+
+	if (src == NULL)
+		src = "";
+	len = pg_mbcliplen(src, strlen(src), DRAIN_TEXT_LEN - 1);
+	memcpy(dest, src, len);
+	dest[len] = '\0';
+}
+
+/* entry point of the drain worker; the argument is the segment's handle */
+void
+sqs_ingest_drain_main(Datum main_arg)
+{
+	dsm_segment *segment;
+	shm_toc    *toc;
+	DrainState *state;
+	char	   *settings;
+	IngestRunner runner = {0};
+	MemoryContext context;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	segment = dsm_attach(DatumGetUInt32(main_arg));
+	if (segment == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sqs_ingest drain started after its caller had gone")));
+	toc = shm_toc_attach(DRAIN_MAGIC, dsm_segment_address(segment));
+	if (toc == NULL)
+		elog(ERROR, "bad sqs_ingest drain segment");
+	state = shm_toc_lookup(toc, DRAIN_KEY_STATE, false);
+	settings = shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false);
+
+	SpinLockAcquire(&state->mutex);
+	state->worker_latch = MyLatch;
+	SpinLockRelease(&state->mutex);
+
+	BackgroundWorkerInitializeConnectionByOid(state->database, state->login_role, 0);
+	pgstat_report_appname("sqs_ingest drain");
+
+	context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest drain",
+									ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		apply_settings(state, settings);
+		runner.store_role = state->store_role;
+		runner.slot = stats_drain_slot();
+		run_drain(state, &runner);
+
+		SpinLockAcquire(&state->mutex);
+		state->totals = runner.totals;
+		state->finished = true;
+		SpinLockRelease(&state->mutex);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *error;
 
+		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(context);
 		error = CopyErrorData();
 		FlushErrorState();
-		ereport(WARNING,
-				(errmsg("could not delete stored messages from SQS: %s", error->message),
-				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
-	}
-	PG_END_TRY();
-}
+		/* the error may come from a subtransaction of the sink */
+		AbortOutOfAnyTransaction();
 
-/*
- * Send the deletes of a committed transaction.  This runs after the commit
- * record is written, where an error cannot be raised any more: failures
- * are reported as warnings, and the messages concerned come back from SQS
- * later to be skipped as duplicates.
- */
-static void
-send_committed_deletes(PendingDeletes *list)
-{
-	MemoryContext context = AllocSetContextCreate(TopMemoryContext,
-												  "sqs_ingest commit deletes",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(context);
+		SpinLockAcquire(&state->mutex);
+		state->failed = true;
+		state->sqlerrcode = error->sqlerrcode;
+		copy_text(state->message, error->message);
+		copy_text(state->detail, error->detail);
+		copy_text(state->hint, error->hint);
+		SpinLockRelease(&state->mutex);
 
-	while (list)
-	{
-		PendingDeletes *group = list;
-
-		/* consecutive entries of one drain share its configuration */
-		while (list && list->config == group->config)
-			list = list->next;
-		send_group(group, list, context);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(context);
-}
-
-static void
-drain_xact_callback(XactEvent event, void *arg)
-{
-	PendingDeletes *list = pending;
-
-	switch (event)
-	{
-		case XACT_EVENT_PRE_PREPARE:
-			if (pending)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot prepare a transaction that has run sqs_ingest_drain()"),
-						 errdetail("The drained messages are deleted from SQS when the transaction commits, which a prepared transaction cannot signal.")));
-			break;
-		case XACT_EVENT_COMMIT:
-			pending = NULL;
-			if (list)
-			{
-				/* with synchronous_commit off the commit may not be on disk */
-				XLogFlush(XactLastCommitEnd);
-				send_committed_deletes(list);
-			}
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
-			pending = NULL;
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-drain_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		/* what the aborted savepoint stored is gone: keep the messages */
-		while (pending && pending->nest_level >= level)
-			pending = pending->next;
-	}
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		for (PendingDeletes *entry = pending; entry; entry = entry->next)
-			if (entry->nest_level >= level)
-				entry->nest_level = level - 1;
-	}
-}
-
-/*
- * Drain the queue into the current transaction: receive until a receive
- * comes back empty or max_messages (-1: no limit) were received.
- */
-void
-drain_run(int64 max_messages, BatchCounts *totals)
-{
-	SqsConfig  *config;
-	PipelineOptions options = {0};
-	Pipeline   *pipeline;
-	IngestSlot *slot;
-
-	memset(totals, 0, sizeof(*totals));
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(drain_xact_callback, NULL);
-		RegisterSubXactCallback(drain_subxact_callback, NULL);
-		callbacks_registered = true;
-	}
-
-	config = sqs_config_from_gucs();
-	options.wait_time_seconds = sqs_ingest_drain_wait_time_seconds;
-	options.stop_when_empty = true;
-	options.max_messages = max_messages;
-	options.batch_size = sqs_ingest_batch_size;
-	/* the caller commits once at the end: no point storing partial batches */
-	options.batch_timeout_ms = INT_MAX;
-	options.delete_log_level = WARNING;
-
-	slot = stats_drain_slot();
-	PG_TRY();
-	{
-		pipeline = pipeline_create(config, &options, slot);
-		for (;;)
+		stats_record_error(runner.slot, error->message, false);
+		/* a caller that has stopped waiting will not report it */
+		if (stop_requested(state))
 		{
-			PipelineEvent event;
-
-			stats_set_state(slot, INGEST_POLLING);
-			event = pipeline_wait(pipeline, -1);
-			if (event == PIPELINE_FAILED)
-			{
-				stats_record_error(slot, pipeline->error->message, true);
-				sqs_report_error(pipeline->error, ERROR);
-			}
-			if (event == PIPELINE_BATCH_READY)
-			{
-				BatchCounts counts;
-
-				pipeline_store(pipeline, &counts);
-				remember_batch(pipeline);
-				pipeline_reset_batch(pipeline);
-				totals->received += counts.received;
-				totals->inserted += counts.inserted;
-				totals->duplicates += counts.duplicates;
-				totals->dead_lettered += counts.dead_lettered;
-			}
-			if (event == PIPELINE_DONE)
-				break;
+			error->elevel = LOG;
+			ThrowErrorData(error);
 		}
-		pipeline_destroy(pipeline);
-	}
-	PG_FINALLY();
-	{
-		stats_release_slot(slot);
+		RESUME_INTERRUPTS();
 	}
 	PG_END_TRY();
+
+	/* the settings, if an error came before they were read */
+	explicit_bzero(settings, state->settings_len);
+	proc_exit(0);
 }

@@ -1,15 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * drain.h
- *	  sqs_ingest_drain(): the pipeline run on demand in a backend.
+ *	  sqs_ingest_drain(): the ingest loop run on demand, in a background
+ *	  worker started for the call.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef SQS_INGEST_DRAIN_H
 #define SQS_INGEST_DRAIN_H
 
+#include "fmgr.h"
 #include "sink.h"
 
 extern void drain_run(int64 max_messages, BatchCounts *totals);
+extern PGDLLEXPORT void sqs_ingest_drain_main(Datum main_arg);
 
 #endif							/* SQS_INGEST_DRAIN_H */
