@@ -13,6 +13,7 @@ OBJS = \
 	src/sqs_client.o \
 	src/sqs_decode.o \
 	src/stats.o \
+	src/wait_events.o \
 	src/worker.o
 
 EXTENSION = sqs_ingest

@@ -24,6 +24,7 @@
 #include "utils/datetime.h"
 #include "utils/numeric.h"
 
+#include "compat.h"
 #include "mask.h"
 #include "record.h"
 #include "sqs_decode.h"
@@ -86,7 +87,7 @@ typedef struct EventParseState
 	EventValueType top_type;	/* type of the body itself */
 } EventParseState;
 
-static void
+static JsonSemResult
 event_object_start(void *state)
 {
 	EventParseState *s = state;
@@ -96,9 +97,10 @@ event_object_start(void *state)
 	else if (s->depth == 1 && s->current >= 0)
 		s->field[s->current].type = EV_OBJECT;
 	s->depth++;
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 event_array_start(void *state)
 {
 	EventParseState *s = state;
@@ -108,23 +110,25 @@ event_array_start(void *state)
 	else if (s->depth == 1 && s->current >= 0)
 		s->field[s->current].type = EV_ARRAY;
 	s->depth++;
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 event_struct_end(void *state)
 {
 	EventParseState *s = state;
 
 	s->depth--;
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 event_field_start(void *state, char *fname, bool isnull)
 {
 	EventParseState *s = state;
 
 	if (s->depth != 1)
-		return;
+		return JSON_SEM_SUCCESS;
 	s->current = -1;
 	for (int i = 0; i < EF_COUNT; i++)
 	{
@@ -138,9 +142,10 @@ event_field_start(void *state, char *fname, bool isnull)
 			break;
 		}
 	}
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 event_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	EventParseState *s = state;
@@ -151,10 +156,10 @@ event_scalar(void *state, char *token, JsonTokenType tokentype)
 		s->top_type = tokentype == JSON_TOKEN_STRING ? EV_STRING :
 			tokentype == JSON_TOKEN_NUMBER ? EV_NUMBER :
 			tokentype == JSON_TOKEN_NULL ? EV_NULL : EV_BOOLEAN;
-		return;
+		return JSON_SEM_SUCCESS;
 	}
 	if (s->depth != 1 || s->current < 0)
-		return;
+		return JSON_SEM_SUCCESS;
 
 	v = &s->field[s->current];
 	switch (tokentype)
@@ -167,13 +172,14 @@ event_scalar(void *state, char *token, JsonTokenType tokentype)
 			break;
 		case JSON_TOKEN_NULL:
 			v->type = EV_NULL;
-			return;
+			return JSON_SEM_SUCCESS;
 		default:
 			v->type = EV_BOOLEAN;
-			return;
+			return JSON_SEM_SUCCESS;
 	}
 	v->str = token;
 	v->len = strlen(token);
+	return JSON_SEM_SUCCESS;
 }
 
 /*
@@ -213,10 +219,13 @@ parse_event(char *body, int len, EventParseState *state)
 	sem.object_field_start = event_field_start;
 	sem.scalar = event_scalar;
 
-	lex = makeJsonLexContextCstringLen(body, len, PG_UTF8, true);
+	lex = compat_json_lex(body, len, true);
 	rc = pg_parse_json(lex, &sem);
 	if (rc != JSON_SUCCESS)
-		return psprintf("body is not valid JSON: %s", json_errdetail(rc, lex));
+		error = psprintf("body is not valid JSON: %s", json_errdetail(rc, lex));
+	compat_json_lex_free(lex);
+	if (error)
+		return error;
 	if (state->top_type != EV_OBJECT)
 		return psprintf("body is %s, not a JSON object",
 						state->top_type == EV_ARRAY ? "a JSON array" :

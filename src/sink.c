@@ -33,9 +33,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "mask.h"
 #include "sink.h"
@@ -117,7 +117,8 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 	char		relkind;
 	const char *relname = sqs_ingest_target_table;
 
-	names = stringToQualifiedNameList(relname);
+	/* not stringToQualifiedNameList(): its arguments changed in 16 */
+	names = textToQualifiedNameList(cstring_to_text(relname));
 	rv = makeRangeVarFromNameList(names);
 	relid = RangeVarGetRelid(rv, lockmode, true);
 	if (!OidIsValid(relid))

@@ -42,9 +42,11 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "sqs_client.h"
 #include "sqs_decode.h"
 #include "sqs_ingest.h"
+#include "wait_events.h"
 
 /* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
@@ -711,7 +713,8 @@ update_wait_set(SqsClient *client)
 	if (client->wait_set)
 		FreeWaitEventSet(client->wait_set);
 	client->wait_set = NULL;
-	client->wait_set = CreateWaitEventSet(client->context, client->nsockets + 2);
+	client->wait_set = compat_create_wait_event_set(client->context,
+													client->nsockets + 2);
 	AddWaitEventToSet(client->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(client->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (int i = 0; i < client->nsockets; i++)
@@ -768,6 +771,21 @@ socket_action(SqsClient *client, curl_socket_t fd, int mask)
 }
 
 /*
+ * What pg_stat_activity shows while requests are in flight: deletes first,
+ * since a stored batch waits on them, and a long poll only when nothing
+ * else is pending.
+ */
+static uint32
+wait_event_for(SqsClient *client)
+{
+	if (client->ninflight[SQS_DELETE_BATCH] > 0)
+		return sqs_wait_event(SQS_WAIT_DELETE);
+	if (client->ninflight[SQS_GET_ATTRIBUTES] > 0)
+		return sqs_wait_event(SQS_WAIT_GET_ATTRIBUTES);
+	return sqs_wait_event(SQS_WAIT_RECEIVE);
+}
+
+/*
  * Wait once, at most timeout_ms, for sockets, libcurl's timer or the latch,
  * and let libcurl act on what happened.  Returns true if the latch was set.
  */
@@ -791,7 +809,7 @@ wait_once(SqsClient *client, long timeout_ms)
 		timeout_ms = client->timer_ms;
 
 	nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
-							   client->max_occurred, PG_WAIT_EXTENSION);
+							   client->max_occurred, wait_event_for(client));
 	if (nevents == 0)
 	{
 		client->timer_ms = -1;

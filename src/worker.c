@@ -34,12 +34,12 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 #include "runner.h"
 #include "sink.h"
 #include "sqs_ingest.h"
 #include "stats.h"
+#include "wait_events.h"
 #include "worker.h"
 
 /* first delay after a transient failure */
@@ -246,7 +246,7 @@ back_off(WorkerState *ws, ErrorData *error)
 		if (left <= 0 || ConfigReloadPending)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 left, sqs_wait_event(SQS_WAIT_BACKOFF));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

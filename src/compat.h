@@ -1,0 +1,104 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The differences between the PostgreSQL majors sqs_ingest builds on
+ *	  (15, 17 and 18), in one place.
+ *
+ * Every other file is written against one API: where a server changed an
+ * interface, a small wrapper or typedef here gives the same call on each
+ * major.  Only this header tests PG_VERSION_NUM.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_COMPAT_H
+#define SQS_INGEST_COMPAT_H
+
+#include "postgres.h"
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+/*
+ * JSON semantic callbacks return void up to 15 and JsonParseErrorType
+ * from 16 on.  Declare them as returning JsonSemResult and end them with
+ * "return JSON_SEM_SUCCESS;".
+ */
+#if PG_VERSION_NUM >= 160000
+typedef JsonParseErrorType JsonSemResult;
+#define JSON_SEM_SUCCESS JSON_SUCCESS
+#else
+typedef void JsonSemResult;
+#define JSON_SEM_SUCCESS		/* nothing */
+#endif
+
+/*
+ * A JSON lexer over len bytes of UTF-8; release it with
+ * compat_json_lex_free().  17 takes the context to fill as a first
+ * argument (NULL: allocate one).
+ */
+static inline JsonLexContext *
+compat_json_lex(char *json, int len, bool need_escapes)
+{
+#if PG_VERSION_NUM >= 170000
+	return makeJsonLexContextCstringLen(NULL, json, len, PG_UTF8, need_escapes);
+#else
+	return makeJsonLexContextCstringLen(json, len, PG_UTF8, need_escapes);
+#endif
+}
+
+/*
+ * Free a lexer from compat_json_lex() and what it allocated.  Anything
+ * json_errdetail() returned for it goes too on 17+: copy it first.
+ */
+static inline void
+compat_json_lex_free(JsonLexContext *lex)
+{
+#if PG_VERSION_NUM >= 170000
+	freeJsonLexContext(lex);
+#else
+	if (lex->strval != NULL)
+	{
+		pfree(lex->strval->data);
+		pfree(lex->strval);
+	}
+	pfree(lex);
+#endif
+}
+
+/*
+ * A WaitEventSet for nevents events that its caller frees with
+ * FreeWaitEventSet(), including on error (e.g. from a memory context reset
+ * callback).  Up to 16 it lives in the given context; 17 tracks it with a
+ * resource owner instead, which a set outliving transactions must not
+ * have, so it gets none.
+ */
+static inline WaitEventSet *
+compat_create_wait_event_set(MemoryContext context, int nevents)
+{
+#if PG_VERSION_NUM >= 170000
+	return CreateWaitEventSet(NULL, nevents);
+#else
+	return CreateWaitEventSet(context, nevents);
+#endif
+}
+
+/*
+ * The wait event to report while waiting for what name says: a custom
+ * event of that name (shown in pg_stat_activity.wait_event) on 17+, the
+ * generic "Extension" one before.  Not for a critical section: 17 may
+ * take a lock and allocate the first time a name is used.
+ */
+static inline uint32
+compat_wait_event(const char *name)
+{
+#if PG_VERSION_NUM >= 170000
+	return WaitEventExtensionNew(name);
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+#endif							/* SQS_INGEST_COMPAT_H */
