@@ -34,6 +34,7 @@
 #include "utils/varlena.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "mapping.h"
 #include "sqs_ingest.h"
 
@@ -66,7 +67,7 @@ static const IntOption int_options[] = {
 	{"max_inflight", 1, SQS_INGEST_MAX_INFLIGHT_CAP, offsetof(PipelineSettings, max_inflight)},
 };
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 option_error(const char *key, const char *detail)
 {
 	ereport(ERROR,
@@ -364,7 +365,7 @@ write_definition(const char *sql, const char *name, const char *queue_url,
 	CatalogAccess access;
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, OIDOID};
 	Datum		args[6];
-	char		nulls[6] = "      ";
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
 	args[0] = CStringGetTextDatum(name);

@@ -22,6 +22,15 @@
 #include "utils/wait_event.h"
 
 /*
+ * A function that does not return: 18 replaced pg_attribute_noreturn(),
+ * written after the declarator, by pg_noreturn, written first.  Write
+ * "pg_noreturn static void f(...)".
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
  * JSON semantic callbacks return void up to 15 and JsonParseErrorType
  * from 16 on.  Declare them as returning JsonSemResult and end them with
  * "return JSON_SEM_SUCCESS;".

@@ -50,6 +50,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
@@ -363,7 +364,7 @@ jsonb_string(const JsonbValue *v)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-static void pg_attribute_noreturn()
+pg_noreturn static void
 rule_error(const MappingColumn *col, const char *detail)
 {
 	ereport(ERROR,
@@ -921,7 +922,7 @@ reset_slots(CaptureState *s, const CaptureNode *node)
 		memset(&s->slots[i], 0, sizeof(Captured));
 }
 
-static void
+static JsonSemResult
 capture_field_start(void *state, char *fname, bool isnull)
 {
 	CaptureState *s = state;
@@ -930,7 +931,7 @@ capture_field_start(void *state, char *fname, bool isnull)
 
 	s->pending = NULL;
 	if (s->depth > s->max_depth || (container = s->containers[s->depth]) == NULL)
-		return;
+		return JSON_SEM_SUCCESS;
 	foreach(lc, container->children)
 	{
 		CaptureNode *child = lfirst(lc);
@@ -940,9 +941,10 @@ capture_field_start(void *state, char *fname, bool isnull)
 			/* a repeated key replaces the earlier one, as in jsonb */
 			reset_slots(s, child);
 			s->pending = child;
-			return;
+			return JSON_SEM_SUCCESS;
 		}
 	}
+	return JSON_SEM_SUCCESS;
 }
 
 /* a container starts: record it for its member, look inside if need be */
@@ -966,7 +968,8 @@ capture_container_start(CaptureState *s, JsonKind kind)
 			if (node->capture >= 0)
 			{
 				s->slots[node->capture].kind = kind;
-				s->slots[node->capture].str = s->lex->token_start;
+				/* into the document, which is the caller's and writable */
+				s->slots[node->capture].str = (char *) s->lex->token_start;
 				s->open_slot[level] = node->capture;
 			}
 			if (kind == JV_OBJECT)
@@ -983,19 +986,21 @@ capture_container_start(CaptureState *s, JsonKind kind)
 	s->depth++;
 }
 
-static void
+static JsonSemResult
 capture_object_start(void *state)
 {
 	capture_container_start(state, JV_OBJECT);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 capture_array_start(void *state)
 {
 	capture_container_start(state, JV_ARRAY);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 capture_container_end(void *state)
 {
 	CaptureState *s = state;
@@ -1007,6 +1012,7 @@ capture_container_end(void *state)
 		slot->len = s->lex->prev_token_terminator - slot->str;
 	}
 	s->depth--;
+	return JSON_SEM_SUCCESS;
 }
 
 static JsonKind
@@ -1025,7 +1031,7 @@ scalar_kind(JsonTokenType tokentype)
 	}
 }
 
-static void
+static JsonSemResult
 capture_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	CaptureState *s = state;
@@ -1042,6 +1048,7 @@ capture_scalar(void *state, char *token, JsonTokenType tokentype)
 		slot->str = token;
 		slot->len = token ? strlen(token) : 0;
 	}
+	return JSON_SEM_SUCCESS;
 }
 
 /*
@@ -1060,7 +1067,7 @@ capture_parse(CaptureNode *root, int nslots, int max_depth, char *json, int len,
 	if ((error = record_check_depth(json, len, what)) != NULL)
 		return error;
 
-	s.lex = makeJsonLexContextCstringLen(json, len, PG_UTF8, true);
+	s.lex = compat_json_lex(json, len, true);
 	s.slots = *slots = palloc0(sizeof(Captured) * Max(nslots, 1));
 	s.max_depth = max_depth;
 	s.containers = palloc0(sizeof(CaptureNode *) * (max_depth + 2));
@@ -1078,9 +1085,10 @@ capture_parse(CaptureNode *root, int nslots, int max_depth, char *json, int len,
 
 	rc = pg_parse_json(s.lex, &sem);
 	if (rc != JSON_SUCCESS)
-		return psprintf("%s is not valid JSON: %s", what, json_errdetail(rc, s.lex));
+		error = psprintf("%s is not valid JSON: %s", what, json_errdetail(rc, s.lex));
+	compat_json_lex_free(s.lex);
 	*top_kind = s.top_kind;
-	return NULL;
+	return error;
 }
 
 /* unwrap an SNS notification: the document is its Message */
@@ -1402,23 +1410,25 @@ static void
 element_container_start(ElementState *s, JsonKind kind)
 {
 	if (s->depth == 1)
-		next_element(s, kind)->str = s->lex->token_start;
+		next_element(s, kind)->str = (char *) s->lex->token_start;
 	s->depth++;
 }
 
-static void
+static JsonSemResult
 element_object_start(void *state)
 {
 	element_container_start(state, JV_OBJECT);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 element_array_start(void *state)
 {
 	element_container_start(state, JV_ARRAY);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 element_container_end(void *state)
 {
 	ElementState *s = state;
@@ -1430,9 +1440,10 @@ element_container_end(void *state)
 
 		e->len = s->lex->prev_token_terminator - e->str;
 	}
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 element_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	ElementState *s = state;
@@ -1444,6 +1455,7 @@ element_scalar(void *state, char *token, JsonTokenType tokentype)
 		e->str = token;
 		e->len = token ? strlen(token) : 0;
 	}
+	return JSON_SEM_SUCCESS;
 }
 
 /* a JSON array into an array column, element by element */
@@ -1457,7 +1469,7 @@ array_datum(const MappingColumn *col, const MappingValue *v, Datum *result)
 	int			dims[1];
 	int			lbs[1] = {1};
 
-	s.lex = makeJsonLexContextCstringLen(v->str, v->len, PG_UTF8, true);
+	s.lex = compat_json_lex(v->str, v->len, true);
 	s.capacity = 8;
 	s.elements = palloc(sizeof(MappingValue) * s.capacity);
 	sem.semstate = &s;
@@ -1468,6 +1480,7 @@ array_datum(const MappingColumn *col, const MappingValue *v, Datum *result)
 	sem.scalar = element_scalar;
 	if (pg_parse_json(s.lex, &sem) != JSON_SUCCESS)
 		elog(ERROR, "array value is not valid JSON");
+	compat_json_lex_free(s.lex);
 
 	values = palloc(sizeof(Datum) * Max(s.n, 1));
 	nulls = palloc(sizeof(bool) * Max(s.n, 1));
