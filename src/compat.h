@@ -6,20 +6,21 @@
  *
  * Every other file is written against one API: where a server changed an
  * interface, a small wrapper or typedef here gives the same call on each
- * major.  Only this header tests PG_VERSION_NUM.
+ * major.  Only this header tests PG_VERSION_NUM.  Include it after
+ * postgres.h (or postgres_fe.h: the JSON part serves frontend builds of the
+ * decoders too).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef SQS_INGEST_COMPAT_H
 #define SQS_INGEST_COMPAT_H
 
-#include "postgres.h"
-
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#ifndef FRONTEND
 #include "storage/latch.h"
-#include "utils/memutils.h"
 #include "utils/wait_event.h"
+#endif
 
 /*
  * A function that does not return: 18 replaced pg_attribute_noreturn(),
@@ -77,6 +78,8 @@ compat_json_lex_free(JsonLexContext *lex)
 #endif
 }
 
+#ifndef FRONTEND
+
 /*
  * A WaitEventSet for nevents events that its caller frees with
  * FreeWaitEventSet(), including on error (e.g. from a memory context reset
@@ -109,5 +112,7 @@ compat_wait_event(const char *name)
 	return PG_WAIT_EXTENSION;
 #endif
 }
+
+#endif							/* !FRONTEND */
 
 #endif							/* SQS_INGEST_COMPAT_H */

@@ -35,6 +35,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 
+#include "compat.h"
 #include "sqs_decode.h"
 
 /* 9999-12-31 23:59:59.999 UTC: dates past it do not survive every dump */
@@ -313,19 +314,21 @@ walk_container_start(JsonWalk *walk, JsonKind kind)
 	walk->key[walk->depth] = NULL;
 }
 
-static void
+static JsonSemResult
 walk_object_start(void *state)
 {
 	walk_container_start(state, JK_OBJECT);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 walk_array_start(void *state)
 {
 	walk_container_start(state, JK_ARRAY);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 walk_container_end(void *state)
 {
 	JsonWalk   *walk = state;
@@ -336,9 +339,10 @@ walk_container_end(void *state)
 	walk->depth--;
 	if (walk->error == NULL && frame != FRAME_SKIP && walk->end)
 		walk->end(walk, frame);
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 walk_field_start(void *state, char *fname, bool isnull)
 {
 	JsonWalk   *walk = state;
@@ -346,9 +350,10 @@ walk_field_start(void *state, char *fname, bool isnull)
 	if (walk->key[walk->depth])
 		pfree(walk->key[walk->depth]);
 	walk->key[walk->depth] = fname;
+	return JSON_SEM_SUCCESS;
 }
 
-static void
+static JsonSemResult
 walk_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	JsonWalk   *walk = state;
@@ -374,6 +379,7 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 		walk->value(walk, parent, walk_key(walk), kind, &token);
 	if (token)
 		pfree(token);
+	return JSON_SEM_SUCCESS;
 }
 
 /*
@@ -395,7 +401,7 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 	if (brackets <= limit)
 		return false;
 
-	lex = makeJsonLexContextCstringLen((char *) data, len, PG_UTF8, false);
+	lex = compat_json_lex((char *) data, len, false);
 	while (!deeper && json_lex(lex) == JSON_SUCCESS &&
 		   lex->token_type != JSON_TOKEN_END)
 	{
@@ -406,7 +412,7 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 				 lex->token_type == JSON_TOKEN_ARRAY_END)
 			depth--;
 	}
-	pfree(lex);
+	compat_json_lex_free(lex);
 	return deeper;
 }
 
@@ -433,8 +439,7 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 		return psprintf("the response nests deeper than %d levels",
 						SQS_DECODE_MAX_DEPTH);
 
-	walk->lex = makeJsonLexContextCstringLen((char *) data, (int) len,
-											 PG_UTF8, true);
+	walk->lex = compat_json_lex((char *) data, (int) len, true);
 	sem.semstate = walk;
 	sem.object_start = walk_object_start;
 	sem.object_end = walk_container_end;
@@ -444,10 +449,12 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 	sem.scalar = walk_scalar;
 	rc = pg_parse_json(walk->lex, &sem);
 	if (rc != JSON_SUCCESS)
-		return psprintf("the response is not valid JSON: %s",
-						sqs_decode_clip(json_errdetail(rc, walk->lex),
-										SQS_DECODE_MAX_TEXT_CHARS));
-	return walk->error;
+		error = psprintf("the response is not valid JSON: %s",
+						 sqs_decode_clip(json_errdetail(rc, walk->lex),
+										 SQS_DECODE_MAX_TEXT_CHARS));
+	compat_json_lex_free(walk->lex);
+	walk->lex = NULL;
+	return error ? error : walk->error;
 }
 
 /* set the walk's error: a value of the wrong type */
