@@ -9,6 +9,7 @@ OBJS = \
 	src/pipeline.o \
 	src/record.o \
 	src/runner.o \
+	src/security.o \
 	src/sink.o \
 	src/sqs_client.o \
 	src/sqs_decode.o \

@@ -51,6 +51,7 @@ char	   *sqs_ingest_mask_key = NULL;
 int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
 char	   *sqs_ingest_target_table = NULL;
 char	   *sqs_ingest_database = NULL;
+char	   *sqs_ingest_role = NULL;
 int			sqs_ingest_workers = 1;
 int			sqs_ingest_visibility_timeout = 30;
 int			sqs_ingest_wait_time_seconds = 20;
@@ -163,6 +164,11 @@ _PG_init(void)
 							   "Table the login events are inserted into.",
 							   NULL, &sqs_ingest_target_table, "public.user_logins",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.role",
+							   "Role the background workers run as.",
+							   "Empty: the workers connect as the bootstrap superuser and insert as the owner of the target table. A change restarts the workers.",
+							   &sqs_ingest_role, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.database",
 							   "Database the background workers connect to.",
 							   "Takes effect only when sqs_ingest is in shared_preload_libraries.",

@@ -34,6 +34,7 @@
 
 #include "mask.h"
 #include "runner.h"
+#include "security.h"
 #include "sqs_ingest.h"
 
 /*
@@ -86,6 +87,7 @@ check_target(void *arg)
 	TargetTable target;
 
 	sink_lookup_target(&target, RowExclusiveLock);
+	security_warn_superuser_target(target.relid);
 }
 
 /*

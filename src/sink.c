@@ -38,6 +38,7 @@
 #include "utils/varlena.h"
 
 #include "mask.h"
+#include "security.h"
 #include "sink.h"
 #include "sqs_ingest.h"
 
@@ -104,9 +105,19 @@ column_kind(TargetColumnId id, Oid basetypid)
 	return -1;
 }
 
+/* RangeVarGetRelidExtended callback: may the user insert, before locking? */
+static void
+check_target_privilege(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
+{
+	if (OidIsValid(relid))
+		security_check_target_privilege(relid, rv->relname);
+}
+
 /*
  * Resolve sqs_ingest.target_table and read its columns from the catalog,
- * taking the lock the insert will need.  Errors say what to fix.
+ * taking the lock the insert will need, once the current user is known to
+ * have INSERT on it.  An unqualified name means schema public, whatever
+ * search_path says.  Errors say what to fix.
  */
 void
 sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
@@ -119,8 +130,11 @@ sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
 
 	/* not stringToQualifiedNameList(): its arguments changed in 16 */
 	names = textToQualifiedNameList(cstring_to_text(relname));
+	if (list_length(names) == 1)
+		names = lcons(makeString("public"), names);
 	rv = makeRangeVarFromNameList(names);
-	relid = RangeVarGetRelid(rv, lockmode, true);
+	relid = RangeVarGetRelidExtended(rv, lockmode, RVR_MISSING_OK,
+									 check_target_privilege, NULL);
 	if (!OidIsValid(relid))
 		target_error(relname, "does not exist", NULL, true);
 	relkind = get_rel_relkind(relid);
@@ -215,9 +229,10 @@ prepare_plans(const TargetTable *target)
 			if (!OidIsValid(argtypes[i]))
 				elog(ERROR, "type %u has no array type", target->col[i].basetypid);
 		}
-		appendStringInfoString(&sql, ") SELECT * FROM unnest(");
+		/* the multi-argument unnest() is sugar for this, unqualified only */
+		appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
 		for (int i = 0; i < TC_COUNT; i++)
-			appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+			appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i ? ", " : "", i + 1);
 		appendStringInfoChar(&sql, ')');
 
 		insert_plan = prepare_kept(sql.data, TC_COUNT, argtypes);
@@ -230,11 +245,12 @@ prepare_plans(const TargetTable *target)
 		Oid			argtypes[1] = {TEXTARRAYOID};
 
 		/* positions (1-based) of the ids that were not in the ledger yet */
-		ledger_plan = prepare_kept("WITH ids AS (SELECT * FROM unnest($1) WITH ORDINALITY AS u(message_id, position)), "
+		ledger_plan = prepare_kept("WITH ids AS (SELECT * FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(message_id, position)), "
 								   "fresh AS (INSERT INTO sqs_ingest.processed (message_id, processed_at) "
-								   "SELECT message_id, now() FROM ids "
+								   "SELECT message_id, pg_catalog.now() FROM ids "
 								   "ON CONFLICT (message_id) DO NOTHING RETURNING message_id) "
-								   "SELECT ids.position::int4 FROM ids JOIN fresh USING (message_id)",
+								   "SELECT ids.position::pg_catalog.int4 FROM ids JOIN fresh "
+								   "ON ids.message_id OPERATOR(pg_catalog.=) fresh.message_id",
 								   1, argtypes);
 	}
 
@@ -244,7 +260,7 @@ prepare_plans(const TargetTable *target)
 
 		/* the happy path: no id seen before, a unique violation if wrong */
 		ledger_all_new_plan = prepare_kept("INSERT INTO sqs_ingest.processed (message_id, processed_at) "
-										   "SELECT m, now() FROM unnest($1) AS m",
+										   "SELECT m, pg_catalog.now() FROM pg_catalog.unnest($1) AS m",
 										   1, argtypes);
 	}
 
@@ -256,7 +272,9 @@ prepare_plans(const TargetTable *target)
 
 		dead_letter_plan = prepare_kept("INSERT INTO sqs_ingest.dead_letters "
 										"(message_id, body, error, received_at, sent_at, receive_count, queue_url) "
-										"SELECT m, b, e, r, s, c, $7 FROM unnest($1, $2, $3, $4, $5, $6) AS u(m, b, e, r, s, c) "
+										"SELECT m, b, e, r, s, c, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+										"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+										"pg_catalog.unnest($6)) AS u(m, b, e, r, s, c) "
 										"ON CONFLICT (message_id) DO NOTHING",
 										7, argtypes);
 	}
@@ -290,6 +308,7 @@ typedef struct BatchItem
 typedef struct Batch
 {
 	const TargetTable *target;
+	Oid			role;			/* the target's code runs as this role */
 	int			count;			/* distinct messages */
 	BatchItem  *items;
 	Datum		ids;			/* text[] of the items' message ids */
@@ -304,12 +323,17 @@ typedef struct Batch
 	int		   *chosen;			/* or NULL: rows first .. first + nchosen */
 } Batch;
 
-/* insert the chosen rows with one execution of the prepared insert */
+/*
+ * Insert the chosen rows with one execution of the prepared insert, as the
+ * role the target's code runs as.  On error the enclosing (sub)transaction
+ * restores the role and settings.
+ */
 static void
 insert_rows(void *arg)
 {
 	Batch	   *batch = arg;
 	Datum		params[TC_COUNT];
+	SecurityScope scope;
 	int			rc;
 
 	for (int c = 0; c < TC_COUNT; c++)
@@ -330,10 +354,12 @@ insert_rows(void *arg)
 		params[c] = make_array(batch->target->col[c].basetypid, values, nulls,
 							   batch->nchosen);
 	}
+	security_enter(&scope, batch->role);
 	rc = SPI_execute_plan(insert_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "insert into the target table failed: %s",
 			 SPI_result_code_string(rc));
+	security_leave(&scope);
 }
 
 /* the happy path: every message is new and every row is accepted */
@@ -699,6 +725,7 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 	TargetTable target;
 	Batch		batch;
 	bool	   *is_new;
+	int			nest_level;
 	int			rc;
 
 	memset(counts, 0, sizeof(*counts));
@@ -708,6 +735,7 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	nest_level = security_pin_search_path();
 
 	/*
 	 * Deferred constraints are checked at the end of each statement, inside
@@ -720,6 +748,7 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 	sink_lookup_target(&target, RowExclusiveLock);
 	prepare_plans(&target);
 	build_batch(&batch, &target, messages, count);
+	batch.role = ingest_role_for_target(target.relid);
 	counts->duplicates = count - batch.count;
 
 	is_new = palloc(sizeof(bool) * batch.count);
@@ -736,6 +765,7 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 		if (is_new[i] && batch.items[i].error)
 			counts->dead_lettered++;
 
+	security_unpin_search_path(nest_level);
 	SPI_finish();
 }
 
@@ -751,10 +781,15 @@ sink_prune_ledger(int retention_minutes)
 	Datum		params[1] = {Int32GetDatum(retention_minutes)};
 	int			rc;
 
+	int			nest_level = security_pin_search_path();
+
 	rc = SPI_execute_with_args("DELETE FROM sqs_ingest.processed "
-							   "WHERE processed_at < now() - make_interval(mins => $1)",
+							   "WHERE processed_at OPERATOR(pg_catalog.<) "
+							   "(pg_catalog.now() OPERATOR(pg_catalog.-) "
+							   "pg_catalog.make_interval(mins => $1))",
 							   1, argtypes, params, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "ledger pruning failed: %s", SPI_result_code_string(rc));
+	security_unpin_search_path(nest_level);
 	return (int64) SPI_processed;
 }

@@ -30,6 +30,7 @@ extern char *sqs_ingest_mask_key;
 extern int	sqs_ingest_mask_algorithm;
 extern char *sqs_ingest_target_table;
 extern char *sqs_ingest_database;
+extern char *sqs_ingest_role;
 extern int	sqs_ingest_workers;
 extern int	sqs_ingest_visibility_timeout;
 extern int	sqs_ingest_wait_time_seconds;

@@ -56,6 +56,7 @@ typedef struct WorkerState
 	int			logged_errcode; /* of the last failure logged, 0 if none */
 	bool		failed_storing; /* the last failure was in a store */
 	TimestampTz last_prune;
+	char	   *connected_role; /* sqs_ingest.role when connecting */
 } WorkerState;
 
 /* register sqs_ingest.workers workers; called from _PG_init when preloaded */
@@ -143,6 +144,23 @@ ensure_runner(WorkerState *ws)
 	sqs_config_free(config);
 }
 
+/*
+ * A worker is connected as one role for its life: when sqs_ingest.role
+ * changes, it stores and deletes what it holds, then exits to be started
+ * again as the new role.
+ */
+static void
+exit_if_role_changed(WorkerState *ws)
+{
+	if (strcmp(ws->connected_role, sqs_ingest_role ? sqs_ingest_role : "") == 0)
+		return;
+	runner_finish(&ws->runner);
+	ereport(LOG,
+			(errmsg("sqs_ingest worker %d restarts because sqs_ingest.role changed",
+					ws->index)));
+	proc_exit(1);
+}
+
 static void
 reload_if_asked(WorkerState *ws)
 {
@@ -150,6 +168,7 @@ reload_if_asked(WorkerState *ws)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
+	exit_if_role_changed(ws);
 	ensure_runner(ws);
 }
 
@@ -254,6 +273,7 @@ back_off(WorkerState *ws, ErrorData *error)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		exit_if_role_changed(ws);
 	}
 }
 
@@ -269,7 +289,12 @@ sqs_ingest_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(sqs_ingest_database, NULL, 0);
+	/* as sqs_ingest.role, or else as the bootstrap superuser */
+	ws.connected_role = MemoryContextStrdup(TopMemoryContext,
+											sqs_ingest_role ? sqs_ingest_role : "");
+	BackgroundWorkerInitializeConnection(sqs_ingest_database,
+										 ws.connected_role[0] ? ws.connected_role : NULL,
+										 0);
 	pgstat_report_appname(psprintf("sqs_ingest worker %d", ws.index));
 	ws.runner.slot = stats_worker_slot(ws.index);
 

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * security.c
+ *	  Who the target table's code runs as, and statements immune to
+ *	  search_path.
+ *
+ * Inserting into the target table runs code its owner controls: triggers,
+ * rules, defaults, CHECK constraints, domain checks, index expressions,
+ * row-level security policies.  That code must never run with more rights
+ * than its author already has, so the insert runs as the role
+ * ingest_role_for_target() names, inside a security-restricted operation
+ * (as VACUUM and REFRESH MATERIALIZED VIEW run a table's code as its
+ * owner).  Every statement sqs_ingest sends through SPI runs with
+ * search_path = pg_catalog, pg_temp, so that no function, operator or type
+ * a user created elsewhere can stand in for a built-in one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "security.h"
+#include "sqs_ingest.h"
+
+/* the search_path every SPI statement of sqs_ingest runs with */
+#define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * Set search_path to pg_catalog, pg_temp at a new GUC nest level, as
+ * PostgreSQL 17's RestrictSearchPath() does; returns the level to hand to
+ * security_unpin_search_path().  An error in between is cleaned up by the
+ * (sub)transaction abort.
+ */
+int
+security_pin_search_path(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", PINNED_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+/* undo security_pin_search_path() and any setting changed since */
+void
+security_unpin_search_path(int nest_level)
+{
+	AtEOXact_GUC(false, nest_level);
+}
+
+/*
+ * The role whose rights the target table's code runs with, for the
+ * background workers and for sqs_ingest_drain() alike: sqs_ingest.role
+ * when set, else the owner of the table.  The caller must have INSERT on
+ * the table itself (security_check_target_privilege()).
+ */
+Oid
+ingest_role_for_target(Oid relid)
+{
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (sqs_ingest_role != NULL && sqs_ingest_role[0] != '\0')
+	{
+		Oid			role = get_role_oid(sqs_ingest_role, true);
+
+		if (!OidIsValid(role))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("role \"%s\" named by sqs_ingest.role does not exist",
+							sqs_ingest_role),
+					 errhint("Create the role, or set sqs_ingest.role to an existing role.")));
+		return role;
+	}
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Become role for code that a user may control, with search_path pinned,
+ * until security_leave().  Like REFRESH MATERIALIZED VIEW: a restricted
+ * operation, so that the code cannot change the session's role or leave
+ * anything (temporary tables, settings, cursors) behind.
+ */
+void
+security_enter(SecurityScope *scope, Oid role)
+{
+	GetUserIdAndSecContext(&scope->saved_userid, &scope->saved_sec_context);
+	SetUserIdAndSecContext(role,
+						   scope->saved_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	scope->guc_nest_level = security_pin_search_path();
+}
+
+/* back to the role and settings before security_enter() */
+void
+security_leave(SecurityScope *scope)
+{
+	security_unpin_search_path(scope->guc_nest_level);
+	SetUserIdAndSecContext(scope->saved_userid, scope->saved_sec_context);
+}
+
+/*
+ * Refuse to touch the target table unless the current user may insert
+ * into it: whoever asks sqs_ingest to write into a table must be allowed
+ * to write there themselves.
+ */
+void
+security_check_target_privilege(Oid relid, const char *relname)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV,
+					   get_relkind_objtype(get_rel_relkind(relid)), relname);
+}
+
+/*
+ * Warn when the table's code would run as a superuser: then whoever can
+ * add a trigger or a default to the table could act as one.
+ */
+void
+security_warn_superuser_target(Oid relid)
+{
+	Oid			role = ingest_role_for_target(relid);
+
+	if (!superuser_arg(role))
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("sqs_ingest runs the code of target table %s as superuser \"%s\"",
+					get_rel_name(relid), GetUserNameFromId(role, false)),
+			 errdetail("The table's triggers, defaults, constraints and index expressions run with that role's rights."),
+			 errhint("Set sqs_ingest.role to a role that is not a superuser, or give the table an owner that is not one.")));
+}
