@@ -36,6 +36,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "mapping.h"
+#include "security.h"
 #include "sqs_ingest.h"
 
 PG_FUNCTION_INFO_V1(sqs_ingest_create_pipeline);
@@ -181,26 +182,18 @@ static Oid
 catalog_owner(void)
 {
 	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
-	HeapTuple	tuple;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "sqs_ingest.pipelines is missing");
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
+	return security_relation_owner(relid);
 }
 
 typedef struct CatalogAccess
 {
-	Oid			saved_user;
-	int			saved_context;
+	SecurityScope scope;
 } CatalogAccess;
 
-/* become the catalog's owner for SPI statements on it */
+/* become the catalog's owner, search_path pinned, for SPI statements on it */
 static void
 catalog_begin(CatalogAccess *access)
 {
@@ -208,16 +201,13 @@ catalog_begin(CatalogAccess *access)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&access->saved_user, &access->saved_context);
-	SetUserIdAndSecContext(owner, access->saved_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	security_enter(&access->scope, owner);
 }
 
 static void
 catalog_end(CatalogAccess *access)
 {
-	SetUserIdAndSecContext(access->saved_user, access->saved_context);
+	security_leave(&access->scope);
 	SPI_finish();
 }
 

@@ -66,9 +66,6 @@ security_unpin_search_path(int nest_level)
 Oid
 ingest_role_for_target(Oid relid)
 {
-	HeapTuple	tuple;
-	Oid			owner;
-
 	if (sqs_ingest_role != NULL && sqs_ingest_role[0] != '\0')
 	{
 		Oid			role = get_role_oid(sqs_ingest_role, true);
@@ -81,6 +78,16 @@ ingest_role_for_target(Oid relid)
 					 errhint("Create the role, or set sqs_ingest.role to an existing role.")));
 		return role;
 	}
+
+	return security_relation_owner(relid);
+}
+
+/* the owner of a table */
+Oid
+security_relation_owner(Oid relid)
+{
+	HeapTuple	tuple;
+	Oid			owner;
 
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tuple))

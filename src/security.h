@@ -20,6 +20,7 @@ typedef struct SecurityScope
 extern int	security_pin_search_path(void);
 extern void security_unpin_search_path(int nest_level);
 extern Oid	ingest_role_for_target(Oid relid);
+extern Oid	security_relation_owner(Oid relid);
 extern void security_enter(SecurityScope *scope, Oid role);
 extern void security_leave(SecurityScope *scope);
 extern void security_check_target_privilege(Oid relid, const char *relname);
