@@ -84,7 +84,7 @@ BEGIN
 END $$;
 CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM nextval('insert_statements');
+  PERFORM nextval('public.insert_statements');
   RETURN NULL;
 END $$;
 CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins
