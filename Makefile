@@ -9,6 +9,7 @@ OBJS = \
 	src/pipeline.o \
 	src/record.o \
 	src/runner.o \
+	src/secrets.o \
 	src/security.o \
 	src/sink.o \
 	src/sqs_client.o \
@@ -21,7 +22,7 @@ EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql
 PGFILEDESC = "sqs_ingest - ingest JSON login events from Amazon SQS"
 
-REGRESS = mask app_version mapping mapping_language pipelines privileges
+REGRESS = mask app_version mapping mapping_language pipelines privileges secrets
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 

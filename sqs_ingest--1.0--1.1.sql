@@ -84,3 +84,9 @@ REVOKE ALL ON FUNCTION sqs_ingest_drop_pipeline(text) FROM PUBLIC;
 -- A drain commits batch by batch in a background worker of its own.
 COMMENT ON FUNCTION sqs_ingest_drain(bigint) IS
     'drain the SQS queue into the target table now, committing batch by batch in a background worker (the caller''s rollback does not undo it)';
+
+-- Secrets live in each server process's private memory, not in the settings
+-- a parallel worker receives: whatever masks runs in the leader only.
+ALTER FUNCTION sqs_ingest_mask(text) PARALLEL RESTRICTED;
+ALTER FUNCTION sqs_ingest_preview(text, timestamptz) PARALLEL RESTRICTED;
+ALTER FUNCTION sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb) PARALLEL RESTRICTED;

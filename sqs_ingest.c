@@ -31,6 +31,8 @@
 #include "src/mapping.h"
 #include "src/mask.h"
 #include "src/record.h"
+#include "src/secrets.h"
+#include "src/security.h"
 #include "src/sink.h"
 #include "src/sqs_client.h"
 #include "src/sqs_ingest.h"
@@ -44,10 +46,6 @@ void		_PG_init(void);
 char	   *sqs_ingest_queue_url = NULL;
 char	   *sqs_ingest_endpoint = NULL;
 char	   *sqs_ingest_region = NULL;
-char	   *sqs_ingest_access_key_id = NULL;
-char	   *sqs_ingest_secret_access_key = NULL;
-char	   *sqs_ingest_session_token = NULL;
-char	   *sqs_ingest_mask_key = NULL;
 int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
 char	   *sqs_ingest_target_table = NULL;
 char	   *sqs_ingest_database = NULL;
@@ -82,22 +80,6 @@ PG_FUNCTION_INFO_V1(sqs_ingest_queue_depth);
 PG_FUNCTION_INFO_V1(sqs_ingest_prune_processed);
 
 /*
- * Secrets are never shown, not even to superusers: SHOW and pg_settings
- * say only whether one is set.
- */
-#define SECRET_SHOW_HOOK(variable) \
-static const char * \
-show_##variable(void) \
-{ \
-	return (variable && variable[0] != '\0') ? "(set)" : ""; \
-}
-
-SECRET_SHOW_HOOK(sqs_ingest_access_key_id)
-SECRET_SHOW_HOOK(sqs_ingest_secret_access_key)
-SECRET_SHOW_HOOK(sqs_ingest_session_token)
-SECRET_SHOW_HOOK(sqs_ingest_mask_key)
-
-/*
  * Worker settings of a library that was not preloaded say that they do
  * nothing, and why.
  */
@@ -112,17 +94,6 @@ show_##variable##_inactive(void) \
 INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
 INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
 
-static void
-define_secret(const char *name, const char *description, char **variable,
-			  GucShowHook show_hook)
-{
-	DefineCustomStringVariable(name, description,
-							   "Superuser only; never shown or logged by sqs_ingest.",
-							   variable, "", PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, show_hook);
-}
-
 void
 _PG_init(void)
 {
@@ -134,27 +105,16 @@ _PG_init(void)
 	DefineCustomStringVariable("sqs_ingest.queue_url",
 							   "URL of the SQS queue to ingest from.",
 							   NULL, &sqs_ingest_queue_url, "",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
+							   PGC_SUSET, 0, security_check_queue_url, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.endpoint",
 							   "SQS API endpoint; empty means scheme://host[:port] of the queue URL.",
 							   NULL, &sqs_ingest_endpoint, "",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
+							   PGC_SUSET, 0, security_check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.region",
 							   "AWS region requests are signed for.",
 							   NULL, &sqs_ingest_region, "us-east-1",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
-	define_secret("sqs_ingest.access_key_id",
-				  "AWS access key id; empty means the server's AWS_ACCESS_KEY_ID.",
-				  &sqs_ingest_access_key_id, show_sqs_ingest_access_key_id);
-	define_secret("sqs_ingest.secret_access_key",
-				  "AWS secret access key; empty means the server's AWS_SECRET_ACCESS_KEY.",
-				  &sqs_ingest_secret_access_key, show_sqs_ingest_secret_access_key);
-	define_secret("sqs_ingest.session_token",
-				  "AWS session token for temporary credentials.",
-				  &sqs_ingest_session_token, show_sqs_ingest_session_token);
-	define_secret("sqs_ingest.mask_key",
-				  "Secret key of the HMAC that masks IP addresses and device ids.",
-				  &sqs_ingest_mask_key, show_sqs_ingest_mask_key);
+	secrets_define_settings();
 	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
 							 "How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed).",
 							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",
@@ -233,9 +193,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("sqs_ingest");
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		ereport(ERROR,
-				(errmsg("could not initialise libcurl")));
+	secrets_curl_global_init();
 
 	if (preloaded)
 	{

@@ -115,4 +115,22 @@ compat_wait_event(const char *name)
 
 #endif							/* !FRONTEND */
 
+#ifndef FRONTEND
+#include "utils/guc.h"
+
+/*
+ * Memory a GUC check hook hands to the GUC machinery as its "extra": up to
+ * 15 the GUC code free()s it, from 16 on it guc_free()s it.
+ */
+static inline void *
+compat_guc_extra_alloc(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	return guc_malloc(LOG, size);
+#else
+	return malloc(size);
+#endif
+}
+#endif							/* FRONTEND */
+
 #endif							/* SQS_INGEST_COMPAT_H */

@@ -45,6 +45,7 @@
 #include "drain.h"
 #include "mask.h"
 #include "runner.h"
+#include "secrets.h"
 #include "sqs_ingest.h"
 #include "stats.h"
 
@@ -152,7 +153,10 @@ collect_settings(int *nsettings, Size *len)
 	*nsettings = 0;
 	for (size_t i = 0; i < lengthof(drain_settings); i++)
 	{
-		const char *value = GetConfigOption(drain_settings[i], true, false);
+		const char *value = secret_setting_value(drain_settings[i]);
+
+		if (value == NULL)
+			value = GetConfigOption(drain_settings[i], true, false);
 
 		if (value == NULL)
 			continue;

@@ -20,6 +20,7 @@
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "mask.h"
+#include "secrets.h"
 #include "sqs_ingest.h"
 
 /* MAC context keyed with the current mask key, rebuilt when the key changes */
@@ -64,7 +65,7 @@ void
 mask_prepare(void)
 {
 	MaskAlgorithm algorithm = (MaskAlgorithm) sqs_ingest_mask_algorithm;
-	const char *key = sqs_ingest_mask_key ? sqs_ingest_mask_key : "";
+	char	   *key;
 
 	if (algorithm == MASK_SHA256)
 	{
@@ -74,17 +75,21 @@ mask_prepare(void)
 		return;
 	}
 
-	if (key[0] == '\0')
+	key = secret_value(SECRET_MASK_KEY);
+	if (key == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sqs_ingest.mask_key is not set"),
 				 errdetail("sqs_ingest.mask_algorithm is \"hmac-sha256\", which needs a secret key."),
-				 errhint("Set sqs_ingest.mask_key in postgresql.conf (superuser only). "
+				 errhint("Set sqs_ingest.mask_key_file (or sqs_ingest.mask_key) in postgresql.conf. "
 						 "An unkeyed hash of an IP address can be reversed by enumerating all addresses.")));
 
 	if (prepared && prepared_algorithm == algorithm && mac_ctx &&
 		strcmp(mac_key, key) == 0)
+	{
+		secret_free(key);
 		return;
+	}
 
 	/* until the new context is complete, nothing may mask with the old one */
 	release_mac();
@@ -96,6 +101,7 @@ mask_prepare(void)
 			report_openssl_failure("load HMAC");
 	}
 	mac_key = strdup(key);
+	secret_free(key);
 	if (mac_key == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),

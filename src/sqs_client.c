@@ -43,6 +43,7 @@
 #include "utils/wait_event.h"
 
 #include "compat.h"
+#include "secrets.h"
 #include "sqs_client.h"
 #include "sqs_decode.h"
 #include "sqs_ingest.h"
@@ -120,6 +121,15 @@ struct SqsClient
 	MemoryContextCallback cleanup;
 };
 
+/* a palloc'd copy of an environment variable, or NULL if unset or empty */
+static char *
+environment_secret(const char *name)
+{
+	const char *value = getenv(name);
+
+	return (value && value[0] != '\0') ? pstrdup(value) : NULL;
+}
+
 /*
  * Snapshot the connection GUCs.  Credentials come from the superuser-only
  * GUCs, else from the server's AWS_* environment, like the AWS SDKs.
@@ -129,9 +139,9 @@ sqs_config_from_gucs(void)
 {
 	SqsConfig  *config = palloc0(sizeof(SqsConfig));
 	const char *queue_url = sqs_ingest_queue_url ? sqs_ingest_queue_url : "";
-	const char *access_key = sqs_ingest_access_key_id;
-	const char *secret_key = sqs_ingest_secret_access_key;
-	const char *token = sqs_ingest_session_token;
+	char	   *access_key;
+	char	   *secret_key = NULL;
+	char	   *token = NULL;
 
 	if (queue_url[0] == '\0')
 		ereport(ERROR,
@@ -167,22 +177,32 @@ sqs_config_from_gucs(void)
 		config->endpoint = psprintf("%.*s/", len, queue_url);
 	}
 
-	if (access_key == NULL || access_key[0] == '\0')
+	access_key = secret_value(SECRET_ACCESS_KEY_ID);
+	if (access_key != NULL)
 	{
-		access_key = getenv("AWS_ACCESS_KEY_ID");
-		secret_key = getenv("AWS_SECRET_ACCESS_KEY");
-		token = getenv("AWS_SESSION_TOKEN");
+		secret_key = secret_value(SECRET_SECRET_ACCESS_KEY);
+		token = secret_value(SECRET_SESSION_TOKEN);
 	}
-	if (access_key == NULL || access_key[0] == '\0' ||
-		secret_key == NULL || secret_key[0] == '\0')
+	else
+	{
+		access_key = environment_secret("AWS_ACCESS_KEY_ID");
+		secret_key = environment_secret("AWS_SECRET_ACCESS_KEY");
+		token = environment_secret("AWS_SESSION_TOKEN");
+	}
+	if (access_key == NULL || secret_key == NULL)
+	{
+		secret_free(access_key);
+		secret_free(secret_key);
+		secret_free(token);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("no AWS credentials for sqs_ingest"),
-				 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+				 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key (or their _file forms), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+	}
 
-	config->access_key_id = pstrdup(access_key);
-	config->secret_access_key = pstrdup(secret_key);
-	config->session_token = (token && token[0] != '\0') ? pstrdup(token) : NULL;
+	config->access_key_id = access_key;
+	config->secret_access_key = secret_key;
+	config->session_token = token;
 	config->region = pstrdup(sqs_ingest_region && sqs_ingest_region[0] ?
 							 sqs_ingest_region : "us-east-1");
 	config->visibility_timeout = sqs_ingest_visibility_timeout;
@@ -208,18 +228,16 @@ sqs_config_copy(const SqsConfig *config)
 	return copy;
 }
 
-/* free a configuration snapshot, wiping its secret first */
+/* free a configuration snapshot, wiping its credentials */
 void
 sqs_config_free(SqsConfig *config)
 {
-	explicit_bzero(config->secret_access_key, strlen(config->secret_access_key));
 	pfree(config->queue_url);
 	pfree(config->endpoint);
 	pfree(config->region);
-	pfree(config->access_key_id);
-	pfree(config->secret_access_key);
-	if (config->session_token)
-		pfree(config->session_token);
+	secret_free(config->access_key_id);
+	secret_free(config->secret_access_key);
+	secret_free(config->session_token);
 	pfree(config);
 }
 
@@ -402,9 +420,15 @@ release_client(SqsClient *client)
 	if (client->wait_set)
 		FreeWaitEventSet(client->wait_set);
 	client->wait_set = NULL;
+	if (client->config.access_key_id)
+		explicit_bzero(client->config.access_key_id,
+					   strlen(client->config.access_key_id));
 	if (client->config.secret_access_key)
 		explicit_bzero(client->config.secret_access_key,
 					   strlen(client->config.secret_access_key));
+	if (client->config.session_token)
+		explicit_bzero(client->config.session_token,
+					   strlen(client->config.session_token));
 	if (client->credentials_password)
 		explicit_bzero(client->credentials_password,
 					   strlen(client->credentials_password));

@@ -23,10 +23,6 @@ typedef enum MaskAlgorithm
 extern char *sqs_ingest_queue_url;
 extern char *sqs_ingest_endpoint;
 extern char *sqs_ingest_region;
-extern char *sqs_ingest_access_key_id;
-extern char *sqs_ingest_secret_access_key;
-extern char *sqs_ingest_session_token;
-extern char *sqs_ingest_mask_key;
 extern int	sqs_ingest_mask_algorithm;
 extern char *sqs_ingest_target_table;
 extern char *sqs_ingest_database;

@@ -1,0 +1,27 @@
+/*-------------------------------------------------------------------------
+ *
+ * secrets.h
+ *	  The secret settings (AWS credentials, mask key) and their *_file
+ *	  forms, kept out of every SQL-visible place and the log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_SECRETS_H
+#define SQS_INGEST_SECRETS_H
+
+typedef enum SecretId
+{
+	SECRET_ACCESS_KEY_ID,
+	SECRET_SECRET_ACCESS_KEY,
+	SECRET_SESSION_TOKEN,
+	SECRET_MASK_KEY,
+	NUM_SECRETS
+} SecretId;
+
+extern void secrets_define_settings(void);
+extern char *secret_value(SecretId id);
+extern void secret_free(char *value);
+extern const char *secret_setting_value(const char *name);
+extern void secrets_curl_global_init(void);
+
+#endif							/* SQS_INGEST_SECRETS_H */
