@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "common/pg_prng.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -36,6 +37,22 @@
  */
 #define DELETE_FLUSH_WAIT_MS 50
 #define DELETE_FLUSH_POLL_MS 10
+
+/*
+ * Backoff of a failed request: the first retry after about a second,
+ * doubling with each failure, at most RECEIVE_BACKOFF_MAX_MS for a receive
+ * (the AWS SDKs' figures).
+ */
+#define BACKOFF_INITIAL_MS 1000
+#define RECEIVE_BACKOFF_MAX_MS (20 * 1000)
+
+/* a failed receive, to be started again when its backoff is over */
+typedef struct ReceiveRetry
+{
+	TimestampTz due;
+	int			attempt;		/* the attempt it will be */
+	int			max_messages;
+} ReceiveRetry;
 
 /* a receipt handle waiting to be deleted */
 typedef struct PendingDelete
@@ -61,8 +78,38 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 	pipeline->delete_context = AllocSetContextCreate(CurrentMemoryContext,
 													 "sqs_ingest deletes",
 													 ALLOCSET_DEFAULT_SIZES);
+	if (pipeline->options.max_attempts < 1)
+		pipeline->options.max_attempts = 1;
 	pipeline->receiving = true;
+	pipeline->retries = MemoryContextAlloc(pipeline->delete_context,
+										   sizeof(ReceiveRetry) * Max(config->max_inflight, 1));
 	return pipeline;
+}
+
+/*
+ * How long to wait after the given number of consecutive failures:
+ * exponential from BACKOFF_INITIAL_MS up to cap_ms, with jitter in the
+ * upper half so that workers and receive slots do not retry in step.
+ */
+long
+pipeline_backoff_ms(int failures, long cap_ms)
+{
+	int			shift = Min(Max(failures, 1) - 1, 20);
+	long		delay_ms = Min((long) BACKOFF_INITIAL_MS << shift, cap_ms);
+
+	return delay_ms / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay_ms / 2));
+}
+
+/*
+ * Receives pause while this many receipt handles wait for a delete call,
+ * so that memory stays bounded when deletes fall behind.
+ */
+static bool
+deletes_behind(Pipeline *pipeline)
+{
+	return pipeline->ndelete_queue >=
+		Max(2 * pipeline->options.batch_size,
+			DELETE_BATCH_MAX * pipeline->config->max_inflight);
 }
 
 void
@@ -74,14 +121,38 @@ pipeline_destroy(Pipeline *pipeline)
 	pfree(pipeline);
 }
 
-/* start as many receives as the limits allow */
+/*
+ * Start the failed receives whose backoff is over, then as many new ones as
+ * the limits allow.
+ */
 static void
 issue_receives(Pipeline *pipeline)
 {
 	const PipelineOptions *options = &pipeline->options;
+	TimestampTz now;
 
-	while (pipeline->receiving &&
-		   sqs_inflight(pipeline->client, SQS_RECEIVE) < pipeline->config->max_inflight)
+	if (!pipeline->receiving || deletes_behind(pipeline))
+		return;
+
+	now = GetCurrentTimestamp();
+	for (int i = 0; i < pipeline->nretries;)
+	{
+		ReceiveRetry *retry = &pipeline->retries[i];
+
+		if (retry->due > now)
+		{
+			i++;
+			continue;
+		}
+		/* its messages are still counted in pipeline->reserved */
+		sqs_start_receive(pipeline->client, retry->max_messages,
+						  options->wait_time_seconds, retry->attempt);
+		pipeline->receives_pending++;
+		*retry = pipeline->retries[--pipeline->nretries];
+	}
+
+	while (pipeline->receives_pending + pipeline->nretries <
+		   pipeline->config->max_inflight)
 	{
 		int			want = RECEIVE_BATCH_MAX;
 
@@ -98,7 +169,8 @@ issue_receives(Pipeline *pipeline)
 		/* do not let unstored messages pile up beyond two batches */
 		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
 			break;
-		sqs_start_receive(pipeline->client, want, options->wait_time_seconds);
+		sqs_start_receive(pipeline->client, want, options->wait_time_seconds, 1);
+		pipeline->receives_pending++;
 		pipeline->reserved += want;
 	}
 }
@@ -142,6 +214,9 @@ issue_deletes(Pipeline *pipeline)
 			   pipeline->delete_queue[start].durable_at <= flushed)
 			handles[n++] = pipeline->delete_queue[start++].receipt_handle;
 		sqs_start_delete(pipeline->client, handles, n);
+		/* the request body holds copies */
+		for (int i = 0; i < n; i++)
+			pfree(handles[i]);
 	}
 	if (start == 0)
 		return;
@@ -151,11 +226,73 @@ issue_deletes(Pipeline *pipeline)
 				sizeof(PendingDelete) * pipeline->ndelete_queue);
 	else
 	{
-		/* the request bodies hold copies: the handles can go */
-		MemoryContextReset(pipeline->delete_context);
+		/* the queue's array can go too */
+		pfree(pipeline->delete_queue);
 		pipeline->delete_queue = NULL;
 		pipeline->delete_queue_capacity = 0;
 	}
+}
+
+/* is a failed receive waiting for its backoff, to be started after it? */
+static bool
+retry_waits(Pipeline *pipeline)
+{
+	return pipeline->nretries > 0 && pipeline->receiving &&
+		!deletes_behind(pipeline);
+}
+
+/* when the next failed receive is due again, or 0 if none waits */
+static TimestampTz
+next_retry_due(Pipeline *pipeline)
+{
+	TimestampTz due = 0;
+
+	for (int i = 0; i < pipeline->nretries; i++)
+		if (due == 0 || pipeline->retries[i].due < due)
+			due = pipeline->retries[i].due;
+	return due;
+}
+
+/*
+ * A failed receive is tried again alone while the other receives go on:
+ * after a backoff if it failed transiently (throttling, 5xx, timeout,
+ * connection) and has attempts left, at once with half as many messages
+ * if the response was too large for the cap.  Any other failure is the
+ * pipeline's: returns false.
+ */
+static bool
+retry_receive(Pipeline *pipeline, SqsResult *result)
+{
+	SqsError   *error = result->error;
+	ReceiveRetry *retry;
+
+	stats_record_error(pipeline->slot, error->message, true);
+	/* it was pending: its place is free for the retry */
+	Assert(pipeline->receives_pending + pipeline->nretries < pipeline->config->max_inflight);
+	if (error->too_large && result->requested > 1)
+	{
+		retry = &pipeline->retries[pipeline->nretries++];
+		retry->due = 0;
+		retry->attempt = result->attempt;
+		retry->max_messages = result->requested / 2;
+		pipeline->reserved -= result->requested - retry->max_messages;
+	}
+	else if (error->transient && !error->too_large &&
+			 result->attempt < pipeline->options.max_attempts)
+	{
+		retry = &pipeline->retries[pipeline->nretries++];
+		retry->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 pipeline_backoff_ms(result->attempt,
+																	 RECEIVE_BACKOFF_MAX_MS));
+		retry->attempt = result->attempt + 1;
+		retry->max_messages = result->requested;
+	}
+	else
+		return false;
+
+	elog(DEBUG1, "sqs_ingest: SQS ReceiveMessage failed (attempt %d), retrying: %s",
+		 result->attempt, error->message);
+	return true;
 }
 
 static void
@@ -214,7 +351,7 @@ finished_receiving(Pipeline *pipeline)
 	const PipelineOptions *options = &pipeline->options;
 
 	if (!options->stop_when_empty ||
-		sqs_inflight(pipeline->client, SQS_RECEIVE) > 0)
+		pipeline->receives_pending > 0 || pipeline->nretries > 0)
 		return false;
 	return pipeline->saw_empty ||
 		(options->max_messages >= 0 && pipeline->received >= options->max_messages);
@@ -264,6 +401,18 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		}
 		if (deletes_wait_for_flush(pipeline))
 			wait_ms = wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
+		if (retry_waits(pipeline))
+		{
+			long		until_retry = Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																		  next_retry_due(pipeline)), 1);
+
+			wait_ms = wait_ms < 0 ? until_retry : Min(wait_ms, until_retry);
+		}
+
+		/* while every receive waits out a backoff, the stats say so */
+		stats_set_state(pipeline->slot,
+						pipeline->receives_pending == 0 && pipeline->nretries > 0 ?
+						INGEST_BACKING_OFF : INGEST_POLLING);
 
 		/* results, and the bodies they point into, belong to the batch */
 		old = MemoryContextSwitchTo(pipeline->batch_context);
@@ -272,8 +421,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		if (result == NULL)
 		{
-			/* a filling batch or a delete may be due: the loop decides */
-			if (pipeline->nbatch > 0 || deletes_wait_for_flush(pipeline))
+			/* a filling batch, a delete or a retry may be due: the loop decides */
+			if (pipeline->nbatch > 0 || deletes_wait_for_flush(pipeline) ||
+				retry_waits(pipeline))
 				continue;
 			return PIPELINE_IDLE;
 		}
@@ -281,6 +431,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		switch (result->action)
 		{
 			case SQS_RECEIVE:
+				pipeline->receives_pending--;
+				if (result->error && retry_receive(pipeline, result))
+					break;
 				pipeline->reserved -= result->requested;
 				if (result->error)
 				{
@@ -407,6 +560,7 @@ pipeline_flush_deletes(Pipeline *pipeline)
 			handle_delete_result(pipeline, result);
 		else if (result->action == SQS_RECEIVE)
 		{
+			pipeline->receives_pending--;
 			/* a receive still in flight: its messages are kept for a batch */
 			pipeline->reserved -= result->requested;
 			if (result->error == NULL)

@@ -23,6 +23,7 @@ typedef struct PipelineOptions
 	int			batch_size;		/* store when this many are waiting */
 	int			batch_timeout_ms;	/* or when the oldest waited this long */
 	int			delete_log_level;	/* level of delete failure reports */
+	int			max_attempts;	/* of a receive that fails transiently */
 } PipelineOptions;
 
 typedef enum PipelineEvent
@@ -30,7 +31,8 @@ typedef enum PipelineEvent
 	PIPELINE_BATCH_READY,		/* store the batch now */
 	PIPELINE_IDLE,				/* timeout or latch: look at your flags */
 	PIPELINE_DONE,				/* stop_when_empty and nothing left */
-	PIPELINE_FAILED				/* a receive failed: see pipeline->error */
+	PIPELINE_FAILED				/* a receive failed for good: see
+								 * pipeline->error */
 } PipelineEvent;
 
 typedef struct Pipeline
@@ -55,6 +57,16 @@ typedef struct Pipeline
 	SqsError   *error;
 
 	/*
+	 * Receives started whose result has not been taken yet (a completed
+	 * request leaves the client's count before its result is read), and
+	 * failed receives waiting for their backoff to end: together at most
+	 * max_inflight.
+	 */
+	int			receives_pending;
+	struct ReceiveRetry *retries;
+	int			nretries;
+
+	/*
 	 * Receipt handles of stored messages, each waiting until the commit that
 	 * stored it is flushed to disk, then for a free connection.
 	 */
@@ -76,5 +88,6 @@ extern void pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles,
 extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at);
 extern void pipeline_reset_batch(Pipeline *pipeline);
 extern void pipeline_flush_deletes(Pipeline *pipeline);
+extern long pipeline_backoff_ms(int failures, long cap_ms);
 
 #endif							/* SQS_INGEST_PIPELINE_H */

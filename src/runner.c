@@ -52,6 +52,8 @@ runner_options_from_gucs(int wait_time_seconds)
 	options.batch_size = sqs_ingest_batch_size;
 	options.batch_timeout_ms = sqs_ingest_batch_timeout_ms;
 	options.delete_log_level = LOG;
+	/* the AWS SDKs' standard retry mode */
+	options.max_attempts = 3;
 	return options;
 }
 
@@ -216,7 +218,7 @@ runner_step(IngestRunner *runner, long timeout_ms)
 					store_and_queue_deletes(runner);
 					pipeline_flush_deletes(pipeline);
 				}
-				stats_record_error(runner->slot, error->message, true);
+				/* the pipeline counted it in the stats */
 				sqs_report_error(error, ERROR);
 			}
 			break;

@@ -71,6 +71,7 @@ typedef struct SqsRequest
 	dlist_node	node;			/* in the client's inflight or done list */
 	SqsAction	action;
 	int			requested;
+	int			attempt;
 	CURL	   *easy;
 	char	   *body;			/* request body; libcurl reads it in place */
 	char	   *response;		/* malloc'd: filled inside libcurl */
@@ -539,7 +540,7 @@ sqs_client_destroy(SqsClient *client)
  * ---------------------------------------------------------------------
  */
 
-static void
+static SqsRequest *
 start_request(SqsClient *client, SqsAction action, StringInfo body, int requested,
 			  long timeout_ms)
 {
@@ -598,6 +599,7 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	}
 	dlist_push_tail(&client->inflight, &request->node);
 	client->ninflight[action]++;
+	return request;
 }
 
 static void
@@ -609,12 +611,15 @@ append_queue_url(SqsClient *client, StringInfo body)
 
 /*
  * Start a ReceiveMessage long poll for up to max_messages (1..10) messages,
- * asking for the attributes the mapping uses.
+ * asking for the attributes the mapping uses.  attempt (1 for a first
+ * try) comes back with the result, for the caller's retries.
  */
 void
-sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds)
+sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds,
+				  int attempt)
 {
 	StringInfoData body;
+	SqsRequest *request;
 
 	Assert(max_messages >= 1 && max_messages <= 10);
 	initStringInfo(&body);
@@ -624,8 +629,9 @@ sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds)
 					 ",\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]"
 					 ",\"MessageSystemAttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]}",
 					 max_messages, client->config.visibility_timeout, wait_seconds);
-	start_request(client, SQS_RECEIVE, &body, max_messages,
-				  wait_seconds * 1000L + client->config.request_timeout_ms);
+	request = start_request(client, SQS_RECEIVE, &body, max_messages,
+							wait_seconds * 1000L + client->config.request_timeout_ms);
+	request->attempt = attempt;
 	pfree(body.data);
 }
 
@@ -1065,6 +1071,7 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	result = palloc0(sizeof(SqsResult));
 	result->action = request->action;
 	result->requested = request->requested;
+	result->attempt = request->attempt;
 
 	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
 		result->attributes[i] = -1;

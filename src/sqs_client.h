@@ -54,6 +54,7 @@ typedef struct SqsResult
 	SqsAction	action;
 	SqsError   *error;			/* NULL on success */
 	int			requested;		/* messages asked for, or entries sent */
+	int			attempt;		/* of a receive: as given to sqs_start_receive */
 	/* ReceiveMessage */
 	int			nmessages;
 	SqsMessage *messages;
@@ -74,7 +75,7 @@ extern void sqs_config_free(SqsConfig *config);
 extern SqsClient *sqs_client_create(const SqsConfig *config);
 extern void sqs_client_destroy(SqsClient *client);
 extern void sqs_start_receive(SqsClient *client, int max_messages,
-							  int wait_seconds);
+							  int wait_seconds, int attempt);
 extern void sqs_start_delete(SqsClient *client, char **receipt_handles,
 							 int count);
 extern void sqs_start_get_attributes(SqsClient *client);

@@ -8,21 +8,25 @@
  * continuous worker needs: configuration reloads, ledger pruning, and
  * surviving failures.
  *
- * Failures are handled in the process, not by crashing: the error is
- * caught, the transaction (if any) rolled back, the SQS client and every
- * unstored message dropped (SQS hands them out again after the visibility
- * timeout), and the worker waits before trying again.  Transient failures
- * back off exponentially with jitter, up to sqs_ingest.retry_interval;
- * others (queue missing, bad credentials, no target table, no mask key)
- * retry every sqs_ingest.retry_interval.  Only changes are logged: the
- * first failure, a different failure, and the recovery.
+ * A receive that fails transiently is retried alone by the pipeline, the
+ * SDKs' way (three attempts, exponential backoff with jitter), while the
+ * other receives go on.  Other failures are handled in the process, not by
+ * crashing: the error is caught, the transaction (if any) rolled back, the
+ * SQS client and every unstored message dropped (SQS hands them out again
+ * after the visibility timeout), and the worker waits before trying again.
+ * Transient failures back off exponentially with jitter, up to
+ * sqs_ingest.retry_interval; a problem found while checking the target
+ * table and the mask key, before anything is received, is looked at again
+ * every second, so that a fix is noticed at once; others (queue missing,
+ * bad credentials, a batch the table refused) retry every
+ * sqs_ingest.retry_interval.  Only changes are logged: the first failure, a
+ * different failure, and the recovery.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -42,8 +46,8 @@
 #include "wait_events.h"
 #include "worker.h"
 
-/* first delay after a transient failure */
-#define BACKOFF_INITIAL_MS 1000
+/* how often a target table or mask key found wanting is checked again */
+#define LOCAL_RETRY_MS 1000
 
 /* how often the ledger is pruned */
 #define PRUNE_INTERVAL_MS (60 * 60 * 1000)
@@ -55,6 +59,7 @@ typedef struct WorkerState
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
 	bool		failed_storing; /* the last failure was in a store */
+	bool		checking;		/* checking the target and the mask key */
 	TimestampTz last_prune;
 	char	   *connected_role; /* sqs_ingest.role when connecting */
 } WorkerState;
@@ -139,7 +144,9 @@ ensure_runner(WorkerState *ws)
 	else
 	{
 		runner_finish(&ws->runner);
+		ws->checking = true;
 		runner_start(&ws->runner, config, &options);
+		ws->checking = false;
 	}
 	sqs_config_free(config);
 }
@@ -221,7 +228,7 @@ is_transient(int sqlerrcode)
  * since it may well be the fix.
  */
 static void
-back_off(WorkerState *ws, ErrorData *error)
+back_off(WorkerState *ws, ErrorData *error, bool local)
 {
 	bool		transient = is_transient(error->sqlerrcode);
 	long		cap_ms = sqs_ingest_retry_interval * 1000L;
@@ -233,13 +240,9 @@ back_off(WorkerState *ws, ErrorData *error)
 	stats_count_retry(ws->runner.slot);
 
 	if (transient)
-	{
-		int			shift = Min(ws->failures - 1, 20);
-
-		delay_ms = Min((long) BACKOFF_INITIAL_MS << shift, cap_ms);
-		/* full jitter in the upper half, so workers do not retry in step */
-		delay_ms = delay_ms / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay_ms / 2));
-	}
+		delay_ms = pipeline_backoff_ms(ws->failures, cap_ms);
+	else if (local)
+		delay_ms = Min(LOCAL_RETRY_MS, cap_ms);
 	else
 		delay_ms = cap_ms;
 
@@ -250,8 +253,8 @@ back_off(WorkerState *ws, ErrorData *error)
 		ereport(LOG,
 				(errmsg("sqs_ingest worker %d will retry %s", ws->index,
 						transient ? "with exponential backoff" :
-						psprintf("every %d s until the problem is fixed",
-								 sqs_ingest_retry_interval)),
+						psprintf("every %ld s until the problem is fixed",
+								 delay_ms / 1000)),
 				 errdetail("Messages that were not stored stay in SQS.")));
 		ws->logged_errcode = error->sqlerrcode;
 	}
@@ -313,6 +316,7 @@ sqs_ingest_worker_main(Datum main_arg)
 		PG_CATCH();
 		{
 			ErrorData  *error;
+			bool		local = ws.checking;
 
 			/* as PostgresMain does: no interrupt while cleaning up */
 			HOLD_INTERRUPTS();
@@ -323,10 +327,11 @@ sqs_ingest_worker_main(Datum main_arg)
 			AbortOutOfAnyTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			ws.failed_storing = ws.runner.storing;
+			ws.checking = false;
 			runner_abandon(&ws.runner);
 			RESUME_INTERRUPTS();
 
-			back_off(&ws, error);
+			back_off(&ws, error, local);
 			FreeErrorData(error);
 		}
 		PG_END_TRY();

@@ -1,7 +1,8 @@
 
 # Copyright (c) sqs_ingest contributors. PostgreSQL License.
 
-# A receive fails while the worker holds a partial batch: the worker stores
+# A receive fails for good (three attempts in a row, the SDKs' standard
+# retry mode) while the worker holds a partial batch: the worker stores
 # what it holds, reports the failure (log and stats), backs off and goes on,
 # in the same process. The scenario is played on a fresh worker process a
 # few times, since what goes wrong in it may depend on the memory layout.
@@ -27,7 +28,8 @@ my $proxy = start_proxy($emu);
 # (batch_size) and is not due for a minute (batch_timeout, under a third of
 # the visibility timeout), so the messages received stay in the worker's
 # batch until something else happens; short long polls bring the next
-# receive soon.
+# receive soon. One receive in flight makes the three failures those of one
+# receive.
 my $node = worker_node(
 	'failure',
 	queue_url => $url,
@@ -38,6 +40,7 @@ my $node = worker_node(
 		'sqs_ingest.visibility_timeout' => 600,
 		'sqs_ingest.wait_time_seconds'  => 1,
 		'sqs_ingest.retry_interval'     => 2,
+		'sqs_ingest.max_inflight'       => 1,
 	},
 	conf => "restart_after_crash = on\n");
 
@@ -57,7 +60,7 @@ for my $round (1 .. $ROUNDS)
 	is(sql('SELECT count(*) FROM user_logins'), scalar(@all),
 		"round $round: none of them stored yet");
 
-	$proxy->set_fault({ receiveFailure => 'http500', receiveFailureCount => 1 });
+	$proxy->set_fault({ receiveFailure => 'http500', receiveFailureCount => 3 });
 	# done when the failure is counted, or when the worker is gone
 	$node->poll_query_until(
 		'postgres', qq{
@@ -73,8 +76,8 @@ SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)
 			'postgres', 'SELECT count(*) FROM user_logins', scalar(@all) + $N),
 		"round $round: the pending batch is stored when the receive fails");
 	push @all, @$events;
-	is(worker_stat($node, 'sqs_errors || \'|\' || retries'), '1|1',
-		"round $round: the failure is counted once");
+	is(worker_stat($node, 'sqs_errors || \'|\' || retries'), '3|1',
+		"round $round: three failed attempts, one retry of the worker");
 
 	my $log = log_since($node, $offset);
 	like($log,

@@ -11,9 +11,10 @@
 //
 // Control, on the same port:
 //   POST /__fault         {"delayMs": N,
+//                          "deleteDelayMs": N,         (more delay for delete calls only)
 //                          "deleteFailure": null | "http500" | "failed-entries" | "reset",
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
-//                          "receiveFailure": null | "http500" | "reset",
+//                          "receiveFailure": null | "http500" | "throttle" | "reset",
 //                          "receiveFailureCount": N,
 //                          "corruptBodies": N}          (garble the Body of the next N received
 //                                                        messages, leaving their MD5OfBody)
@@ -22,7 +23,8 @@
 //   GET  /__fault/stats   {"<Action>": {"forwarded": n, "failed": n}, ...}
 //   POST /__fault/stats/reset
 //
-// "http500" answers 500 InternalError without forwarding; "failed-entries"
+// "http500" answers 500 InternalError without forwarding; "throttle" answers
+// 400 ThrottlingException, as SQS does past a rate quota; "failed-entries"
 // answers 200 with every entry of the batch under Failed, without forwarding;
 // "reset" destroys the client's connection. delayMs holds every proxied
 // request (a stand-in for the round trip to AWS). Prints "READY <port>".
@@ -65,10 +67,10 @@ let stats = {};
 
 function validateFault(f) {
   if (!f || typeof f !== 'object' || Array.isArray(f)) return 'fault setting must be a JSON object';
-  const known = ['delayMs', 'deleteFailure', 'deleteFailureCount', 'receiveFailure', 'receiveFailureCount',
+  const known = ['delayMs', 'deleteDelayMs', 'deleteFailure', 'deleteFailureCount', 'receiveFailure', 'receiveFailureCount',
     'corruptBodies'];
   for (const k of Object.keys(f)) if (!known.includes(k)) return `unknown key ${k}`;
-  for (const k of ['delayMs', 'deleteFailureCount', 'receiveFailureCount', 'corruptBodies']) {
+  for (const k of ['delayMs', 'deleteDelayMs', 'deleteFailureCount', 'receiveFailureCount', 'corruptBodies']) {
     if (f[k] !== undefined && f[k] !== null && !(Number.isInteger(f[k]) && f[k] >= 0)) {
       return `${k} must be a non-negative integer`;
     }
@@ -76,8 +78,8 @@ function validateFault(f) {
   if (![undefined, null, 'http500', 'failed-entries', 'reset'].includes(f.deleteFailure)) {
     return 'deleteFailure must be null, "http500", "failed-entries" or "reset"';
   }
-  if (![undefined, null, 'http500', 'reset'].includes(f.receiveFailure)) {
-    return 'receiveFailure must be null, "http500" or "reset"';
+  if (![undefined, null, 'http500', 'throttle', 'reset'].includes(f.receiveFailure)) {
+    return 'receiveFailure must be null, "http500", "throttle" or "reset"';
   }
   return null;
 }
@@ -137,6 +139,11 @@ function injectFailure(kind, action, req, res, body) {
         Id: e.Id, SenderFault: false, Code: 'InternalError', Message: 'Injected failure: entry not deleted.',
       })),
     }, { 'Content-Type': JSON_TYPE });
+    return;
+  }
+  if (kind === 'throttle') {
+    reply(res, 400, { __type: 'com.amazonaws.sqs#ThrottlingException', message: 'Rate exceeded.' },
+      { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': 'ThrottlingException;Sender' });
     return;
   }
   // http500, and failed-entries on a single DeleteMessage (it has no entries)
@@ -239,6 +246,7 @@ const server = http.createServer((req, res) => {
     const target = String(req.headers['x-amz-target'] || '');
     const action = target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : target;
     if (fault.delayMs) await sleep(fault.delayMs);
+    if (fault.deleteDelayMs && DELETE_ACTIONS.has(action)) await sleep(fault.deleteDelayMs);
     if (res.destroyed) return;
     const kind = takeFailure(action);
     if (kind) return injectFailure(kind, action, req, res, body);

@@ -1,0 +1,63 @@
+
+# Copyright (c) sqs_ingest contributors. PostgreSQL License.
+
+# The drain retries what the AWS SDKs retry (5xx, throttling, reset
+# connections), with backoff, up to three attempts of a receive; only then
+# does the call fail.
+
+use strict;
+use warnings;
+use lib 't';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SqsIngestTest;
+use Test::More;
+
+my $emu   = start_emulator();
+my $url   = create_queue('drain-retry');
+my $proxy = start_proxy($emu);
+
+# one receive at a time, so that the proxy's count is that receive's attempts
+my $node = new_node(
+	'drainretry',
+	queue_url => $url,
+	settings  => {
+		'sqs_ingest.endpoint'     => $proxy->endpoint,
+		'sqs_ingest.max_inflight' => 1,
+	});
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+my $stored = 0;
+for my $kind ('http500', 'throttle', 'reset')
+{
+	is(send_generated($url, 30, length $kind), 30, "$kind: 30 events sent");
+	$proxy->reset_stats;
+	$proxy->set_fault({ receiveFailure => $kind, receiveFailureCount => 2 });
+	my $r = drain($node);
+	$stored += 30;
+	is($r->{inserted}, 30, "$kind: two failed attempts, then the drain stores everything");
+	is($proxy->stats->{ReceiveMessage}{failed}, 2, "$kind: both failures went through the proxy");
+	is(sql('SELECT count(*) FROM user_logins'), $stored, "$kind: rows stored");
+}
+
+is(send_generated($url, 10, 99), 10, 'ten more events sent');
+$proxy->reset_stats;
+$proxy->set_fault({ receiveFailure => 'http500' });
+like(drain_error($node), qr/SQS ReceiveMessage failed: Injected failure/,
+	'a receive failing on every attempt fails the drain');
+is($proxy->stats->{ReceiveMessage}{failed}, 3, 'after exactly three attempts');
+is($proxy->stats->{ReceiveMessage}{forwarded} // 0, 0, 'none of which reached SQS');
+$proxy->clear_faults;
+
+# many receives in flight, some failing: each is retried on its own
+set_gucs($node, { 'sqs_ingest.max_inflight' => undef });
+$proxy->reset_stats;
+$proxy->set_fault({ receiveFailure => 'http500', receiveFailureCount => 6 });
+my $r = drain($node);
+is($r->{inserted}, 10, 'with 32 receives in flight, six failures are retried and the drain succeeds');
+is($proxy->stats->{ReceiveMessage}{failed}, 6, 'six failures went through the proxy');
+
+$node->stop;
+done_testing();
