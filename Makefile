@@ -8,6 +8,7 @@ OBJS = \
 	src/mask.o \
 	src/pipeline.o \
 	src/record.o \
+	src/redact.o \
 	src/runner.o \
 	src/secrets.o \
 	src/security.o \

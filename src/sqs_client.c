@@ -43,6 +43,7 @@
 #include "utils/wait_event.h"
 
 #include "compat.h"
+#include "redact.h"
 #include "secrets.h"
 #include "sqs_client.h"
 #include "sqs_decode.h"
@@ -971,7 +972,7 @@ request_error(SqsRequest *request)
 	if (sqs_decode_json_error(request->response, request->response_len, &document))
 	{
 		error->aws_type = document.code;
-		error->message = document.message;
+		error->message = redact_aws_text(document.message);
 	}
 	if (error->message == NULL)
 		error->message = psprintf("HTTP status %ld", request->http_status);
@@ -1024,7 +1025,7 @@ decode_response(SqsRequest *request, SqsResult *result)
 			{
 				result->nfailed = batch.nfailed;
 				result->failed = batch.failed;
-				result->failure = batch.failure;
+				result->failure = redact_aws_text(batch.failure);
 			}
 			break;
 		case SQS_GET_ATTRIBUTES:
