@@ -65,16 +65,35 @@ unix_socket_directories = '$WORK'
 shared_preload_libraries = 'sqs_ingest'
 sqs_ingest.workers = 1
 sqs_ingest.database = 'postgres'
-sqs_ingest.access_key_id = '$SQS_TEST_ACCESS_KEY_ID'
-sqs_ingest.secret_access_key = '$SQS_TEST_SECRET_ACCESS_KEY'
-sqs_ingest.mask_key = 'demo-mask-key'
+sqs_ingest.access_key_id_file = '$WORK/secrets/access_key_id'
+sqs_ingest.secret_access_key_file = '$WORK/secrets/secret_access_key'
+sqs_ingest.mask_key_file = '$WORK/secrets/mask_key'
 EOF
-chmod 600 "$WORK/data/postgresql.conf"
+# secrets in files readable by the server's user only, never in postgresql.conf
+mkdir -m 700 "$WORK/secrets"
+printf '%s\n' "$SQS_TEST_ACCESS_KEY_ID" >"$WORK/secrets/access_key_id"
+printf '%s\n' "$SQS_TEST_SECRET_ACCESS_KEY" >"$WORK/secrets/secret_access_key"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/secrets/mask_key"
+chmod 600 "$WORK/secrets"/*
+chown -R postgres: "$WORK/secrets"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 psql() { runuser -u postgres -- "$PGBIN/psql" -X -h "$WORK" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
 psql -q -c "CREATE EXTENSION sqs_ingest"
 psql -q -f - <examples/user_logins.sql
+
+say "least privilege: the workers run as sqs_ingest_worker, not as a superuser (README, Security)"
+psql -q -f - <<'SQL'
+CREATE ROLE sqs_ingest_worker LOGIN;
+GRANT USAGE ON SCHEMA sqs_ingest TO sqs_ingest_worker;
+GRANT SELECT, INSERT, DELETE ON sqs_ingest.processed TO sqs_ingest_worker;
+GRANT INSERT ON sqs_ingest.dead_letters TO sqs_ingest_worker;
+GRANT INSERT ON public.user_logins TO sqs_ingest_worker;
+ALTER SYSTEM SET sqs_ingest.role = 'sqs_ingest_worker';
+SQL
+# a worker connects as its role once: restart (a reload restarts it after 10 s)
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
+psql -c "SELECT name, setting FROM pg_settings WHERE name IN ('sqs_ingest.role', 'sqs_ingest.mask_key', 'sqs_ingest.mask_key_file', 'sqs_ingest.secret_access_key') ORDER BY name"
 
 say "pointing the worker at login-queue-live: ALTER SYSTEM + pg_reload_conf(), no restart"
 psql -q -c "ALTER SYSTEM SET sqs_ingest.queue_url = '$LIVE_QUEUE'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -119,5 +138,5 @@ echo "  $STREAM events sent and stored in ${elapsed}s"
 say "SELECT * FROM sqs_ingest.stats"
 psql -x -c "SELECT kind, worker, pid, state, received, inserted, duplicates, dead_lettered, deleted, delete_failures, sqs_errors, last_batch_at FROM sqs_ingest.stats"
 say "the worker in pg_stat_activity"
-psql -c "SELECT pid, backend_type, application_name, wait_event_type, wait_event FROM pg_stat_activity WHERE backend_type = 'sqs_ingest worker'"
+psql -c "SELECT pid, usename, backend_type, application_name, wait_event_type, wait_event FROM pg_stat_activity WHERE backend_type = 'sqs_ingest worker'"
 say "done; stopping PostgreSQL and the emulator"
