@@ -406,6 +406,9 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	require_utf8();
 	body = PG_GETARG_TEXT_PP(0);
+	/* whoever previews the rows for a table must be allowed to insert them */
+	security_check_target_privilege(PG_GETARG_OID(1),
+									get_rel_name(PG_GETARG_OID(1)));
 	mapping = mapping_compile(PG_GETARG_OID(1),
 							  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
 							  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));

@@ -56,3 +56,26 @@ JOIN pg_class c ON c.oid = cfg.oid WHERE e.extname = 'sqs_ingest' ORDER BY 1;
 
 DROP ROLE regress_sqs_analyst;
 DROP ROLE regress_sqs_monitor;
+
+-- the previews check INSERT on the target before touching it
+CREATE ROLE regress_sqs_previewer;
+GRANT EXECUTE ON FUNCTION sqs_ingest_preview(text, timestamptz),
+  sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb)
+  TO regress_sqs_previewer;
+CREATE TABLE regress_sqs_target (user_id text);
+SET sqs_ingest.target_table = 'regress_sqs_target';
+SET sqs_ingest.mask_key = 'test-mask-key';
+SET ROLE regress_sqs_previewer;
+SELECT * FROM sqs_ingest_preview_mapping('{"user_id": "u"}', 'regress_sqs_target', NULL);
+SELECT error FROM sqs_ingest_preview('{"user_id": "u"}');
+RESET ROLE;
+GRANT INSERT ON regress_sqs_target TO regress_sqs_previewer;
+SET ROLE regress_sqs_previewer;
+SELECT * FROM sqs_ingest_preview_mapping('{"user_id": "u"}', 'regress_sqs_target', NULL);
+RESET ROLE;
+RESET sqs_ingest.target_table;
+DROP TABLE regress_sqs_target;
+REVOKE EXECUTE ON FUNCTION sqs_ingest_preview(text, timestamptz),
+  sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb)
+  FROM regress_sqs_previewer;
+DROP ROLE regress_sqs_previewer;
