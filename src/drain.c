@@ -40,7 +40,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 #include "drain.h"
 #include "mask.h"
@@ -48,6 +47,7 @@
 #include "secrets.h"
 #include "sqs_ingest.h"
 #include "stats.h"
+#include "wait_events.h"
 
 #define DRAIN_MAGIC 0x73716464
 #define DRAIN_KEY_STATE 1
@@ -215,7 +215,7 @@ wait_until_stopped(DrainState *state, BackgroundWorkerHandle *handle)
 		}
 		/* the postmaster sets the latch when the worker ends */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
+						 wait_ms, sqs_wait_event(SQS_WAIT_DRAIN));
 		ResetLatch(MyLatch);
 		if (!stopping)
 			CHECK_FOR_INTERRUPTS();

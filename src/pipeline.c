@@ -8,8 +8,17 @@
  * SQS, and pipeline_store() runs in whatever transaction the caller has
  * open.  The caller commits, and only then queues the batch's deletes, so
  * a message leaves SQS only once its row, dead letter or ledger entry is
- * durable.  The worker and sqs_ingest_drain() differ only in when they
- * commit and what they do between batches.
+ * durable.
+ *
+ * A message received but not yet stored is hidden from other consumers for
+ * the visibility timeout only.  Once a quarter of it has passed, the
+ * pipeline sets it again to the whole timeout (ChangeMessageVisibilityBatch)
+ * and waits for SQS to confirm before the batch goes to a store, since a
+ * store keeps the process from talking to SQS; for the same reason, the
+ * deletes of stored messages that have used that quarter too are sent and
+ * answered before the next store begins.  A store waits for a lock at
+ * most another quarter (pipeline_store_lock_timeout_ms()), so that a message
+ * is always stored and deleted before SQS could hand it to anyone else.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +38,9 @@
 
 /* messages a ReceiveMessage call returns at most */
 #define RECEIVE_BATCH_MAX 10
+
+/* messages a ChangeMessageVisibilityBatch call carries at most */
+#define CHANGE_VISIBILITY_BATCH_MAX 10
 
 /*
  * How long a delete waits for the WAL writer to flush the commit that
@@ -83,6 +95,7 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 	pipeline->receiving = true;
 	pipeline->retries = MemoryContextAlloc(pipeline->delete_context,
 										   sizeof(ReceiveRetry) * Max(config->max_inflight, 1));
+	pipeline->deletes_urgent_at = DT_NOEND;
 	return pipeline;
 }
 
@@ -295,6 +308,26 @@ retry_receive(Pipeline *pipeline, SqsResult *result)
 	return true;
 }
 
+/* how long a received message waits before its visibility is extended */
+static long
+extend_after_ms(Pipeline *pipeline)
+{
+	return pipeline->config->visibility_timeout * 1000L / 4;
+}
+
+/*
+ * How long a store may wait for a lock: a quarter of the visibility
+ * timeout, at least a second.  A store holds the process, so nothing can be
+ * extended meanwhile; with a quarter used before the last extension and a
+ * quarter at most waiting for each lock, the batch commits and its deletes
+ * go out well before SQS could deliver its messages again.
+ */
+int
+pipeline_store_lock_timeout_ms(const SqsConfig *config)
+{
+	return Max(config->visibility_timeout * 1000 / 4, 1000);
+}
+
 static void
 append_messages(Pipeline *pipeline, SqsResult *result)
 {
@@ -309,13 +342,92 @@ append_messages(Pipeline *pipeline, SqsResult *result)
 		pipeline->batch = pipeline->batch ?
 			repalloc(pipeline->batch, sizeof(SqsMessage) * capacity) :
 			MemoryContextAlloc(pipeline->batch_context, sizeof(SqsMessage) * capacity);
+		pipeline->visible_since = pipeline->visible_since ?
+			repalloc(pipeline->visible_since, sizeof(TimestampTz) * capacity) :
+			MemoryContextAlloc(pipeline->batch_context, sizeof(TimestampTz) * capacity);
 		pipeline->batch_capacity = capacity;
 	}
 	if (pipeline->nbatch == 0)
+	{
 		pipeline->batch_started = GetCurrentTimestamp();
+		pipeline->extension_due = DT_NOEND;
+	}
 	memcpy(pipeline->batch + pipeline->nbatch, result->messages,
 		   sizeof(SqsMessage) * result->nmessages);
+	for (int i = 0; i < result->nmessages; i++)
+	{
+		TimestampTz since = result->messages[i].received_at;
+
+		pipeline->visible_since[pipeline->nbatch + i] = since;
+		pipeline->extension_due = Min(pipeline->extension_due,
+									  TimestampTzPlusMilliseconds(since, extend_after_ms(pipeline)));
+	}
 	pipeline->nbatch += result->nmessages;
+}
+
+/*
+ * Extend the visibility of the batch's messages that have used a quarter of
+ * it, and return when the next extension is due (DT_NOEND: none).
+ */
+static TimestampTz
+extend_visibility(Pipeline *pipeline)
+{
+	TimestampTz now;
+	long		after_ms = extend_after_ms(pipeline);
+	char	   *handles[CHANGE_VISIBILITY_BATCH_MAX];
+	int			n = 0;
+
+	if (pipeline->nbatch == 0)
+		return DT_NOEND;
+	now = GetCurrentTimestamp();
+	if (pipeline->extension_due > now)
+		return pipeline->extension_due;
+
+	pipeline->extension_due = DT_NOEND;
+	for (int i = 0; i < pipeline->nbatch; i++)
+	{
+		TimestampTz due = TimestampTzPlusMilliseconds(pipeline->visible_since[i], after_ms);
+
+		if (due > now)
+		{
+			pipeline->extension_due = Min(pipeline->extension_due, due);
+			continue;
+		}
+		handles[n++] = pipeline->batch[i].receipt_handle;
+		pipeline->visible_since[i] = now;
+		if (n == CHANGE_VISIBILITY_BATCH_MAX)
+		{
+			sqs_start_change_visibility(pipeline->client, handles, n,
+										pipeline->config->visibility_timeout);
+			pipeline->extension_due = Min(pipeline->extension_due,
+										  TimestampTzPlusMilliseconds(now, after_ms));
+			n = 0;
+		}
+	}
+	if (n > 0)
+	{
+		sqs_start_change_visibility(pipeline->client, handles, n,
+									pipeline->config->visibility_timeout);
+		pipeline->extension_due = Min(pipeline->extension_due,
+									  TimestampTzPlusMilliseconds(now, after_ms));
+	}
+	return pipeline->extension_due;
+}
+
+static void
+handle_extension_result(Pipeline *pipeline, SqsResult *result)
+{
+	int			failed = result->error ? result->requested : result->nfailed;
+
+	if (failed == 0)
+		return;
+	ereport(pipeline->options.delete_log_level,
+			(result->error ? errcode(result->error->sqlerrcode) : 0,
+			 errmsg("could not extend the visibility of %d received messages: %s",
+					failed,
+					result->error ? result->error->message :
+					result->failure ? result->failure : "unknown error"),
+			 errdetail("SQS may deliver them again before they are stored; they will then be skipped as duplicates.")));
 }
 
 static void
@@ -342,6 +454,29 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 						failed, result->requested,
 						result->failure ? result->failure : "unknown error"),
 				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
+}
+
+/*
+ * Have queued or unanswered deletes been waiting so long that they must go
+ * out before the next store?  Then the WAL they wait for is flushed now.
+ */
+static bool
+deletes_urgent(Pipeline *pipeline)
+{
+	if (pipeline->ndelete_queue == 0 &&
+		sqs_inflight(pipeline->client, SQS_DELETE_BATCH) == 0)
+	{
+		pipeline->deletes_urgent_at = DT_NOEND;
+		return false;
+	}
+	if (pipeline->deletes_urgent_at > GetCurrentTimestamp())
+		return false;
+	if (pipeline->ndelete_queue > 0)
+	{
+		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
+		issue_deletes(pipeline);
+	}
+	return true;
 }
 
 /* has the drain received all it will? */
@@ -373,16 +508,29 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		long		wait_ms = -1;
 		SqsResult  *result;
 		MemoryContext old;
+		TimestampTz extension_due;
+		bool		extending;
 
 		issue_deletes(pipeline);
 		issue_receives(pipeline);
+		extension_due = extend_visibility(pipeline);
 
-		if (pipeline->nbatch >= pipeline->options.batch_size)
-			return PIPELINE_BATCH_READY;
-		if (finished_receiving(pipeline))
-			return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
+		/*
+		 * A store holds the process: extensions, and deletes whose messages
+		 * could come back during the store, must be answered first.
+		 */
+		extending = sqs_inflight(pipeline->client, SQS_CHANGE_VISIBILITY_BATCH) > 0 ||
+			deletes_urgent(pipeline);
 
-		if (pipeline->nbatch > 0)
+		if (!extending)
+		{
+			if (pipeline->nbatch >= pipeline->options.batch_size)
+				return PIPELINE_BATCH_READY;
+			if (finished_receiving(pipeline))
+				return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
+		}
+
+		if (pipeline->nbatch > 0 && !extending)
 		{
 			TimestampTz due = TimestampTzPlusMilliseconds(pipeline->batch_started,
 														  pipeline->options.batch_timeout_ms);
@@ -390,6 +538,13 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 			wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
 			if (wait_ms <= 0)
 				return PIPELINE_BATCH_READY;
+		}
+		if (extension_due != DT_NOEND)
+		{
+			long		extend_ms = Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																		extension_due), 1);
+
+			wait_ms = wait_ms < 0 ? extend_ms : Min(wait_ms, extend_ms);
 		}
 		if (timeout_ms >= 0)
 		{
@@ -454,6 +609,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 				break;
 			case SQS_DELETE_BATCH:
 				handle_delete_result(pipeline, result);
+				break;
+			case SQS_CHANGE_VISIBILITY_BATCH:
+				handle_extension_result(pipeline, result);
 				break;
 			case SQS_GET_ATTRIBUTES:
 				break;
@@ -522,7 +680,13 @@ pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at)
 	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nbatch, 1));
 
 	for (int i = 0; i < pipeline->nbatch; i++)
+	{
 		handles[i] = pipeline->batch[i].receipt_handle;
+		pipeline->deletes_urgent_at =
+			Min(pipeline->deletes_urgent_at,
+				TimestampTzPlusMilliseconds(pipeline->visible_since[i],
+											extend_after_ms(pipeline)));
+	}
 	pipeline_queue_deletes(pipeline, handles, pipeline->nbatch, durable_at);
 	pfree(handles);
 }
@@ -532,6 +696,7 @@ void
 pipeline_reset_batch(Pipeline *pipeline)
 {
 	pipeline->batch = NULL;
+	pipeline->visible_since = NULL;
 	pipeline->nbatch = 0;
 	pipeline->batch_capacity = 0;
 	MemoryContextReset(pipeline->batch_context);
@@ -558,6 +723,8 @@ pipeline_flush_deletes(Pipeline *pipeline)
 			continue;
 		if (result->action == SQS_DELETE_BATCH)
 			handle_delete_result(pipeline, result);
+		else if (result->action == SQS_CHANGE_VISIBILITY_BATCH)
+			handle_extension_result(pipeline, result);
 		else if (result->action == SQS_RECEIVE)
 		{
 			pipeline->receives_pending--;

@@ -45,9 +45,12 @@ typedef struct Pipeline
 	/* the batch being filled; its memory is reset once it is handed off */
 	MemoryContext batch_context;
 	SqsMessage *batch;
+	TimestampTz *visible_since; /* per message: when its visibility timeout
+								 * last started (receive or extension) */
 	int			nbatch;
 	int			batch_capacity;
 	TimestampTz batch_started;
+	TimestampTz extension_due;	/* earliest visibility extension due */
 
 	bool		receiving;		/* false while backing off */
 	int			reserved;		/* messages asked for by receives in flight */
@@ -76,6 +79,8 @@ typedef struct Pipeline
 	int			delete_queue_capacity;
 	int64		deleted;
 	int64		delete_failures;
+	TimestampTz deletes_urgent_at;	/* when a queued delete's message has
+									 * used a quarter of its visibility */
 } Pipeline;
 
 extern Pipeline *pipeline_create(SqsConfig *config, const PipelineOptions *options,
@@ -89,5 +94,6 @@ extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_
 extern void pipeline_reset_batch(Pipeline *pipeline);
 extern void pipeline_flush_deletes(Pipeline *pipeline);
 extern long pipeline_backoff_ms(int failures, long cap_ms);
+extern int	pipeline_store_lock_timeout_ms(const SqsConfig *config);
 
 #endif							/* SQS_INGEST_PIPELINE_H */

@@ -83,11 +83,27 @@ runner_in_transaction(void (*fn) (void *), void *arg, const char *activity)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * Bound every lock wait of the current transaction: while a store waits,
+ * nothing extends the visibility of its messages (see pipeline.c).  An
+ * error raised by the timeout fails the batch, whose messages stay in SQS.
+ */
+static void
+bound_lock_waits(const SqsConfig *config)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", pipeline_store_lock_timeout_ms(config));
+	(void) set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 static void
 check_target(void *arg)
 {
 	TargetTable target;
 
+	bound_lock_waits((const SqsConfig *) arg);
 	sink_lookup_target(&target, RowExclusiveLock);
 	security_warn_superuser_target(target.relid);
 }
@@ -106,7 +122,8 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 
 	Assert(runner->pipeline == NULL);
 	mask_prepare();
-	runner_in_transaction(check_target, NULL, "sqs_ingest: checking the target table");
+	runner_in_transaction(check_target, (void *) config,
+						  "sqs_ingest: checking the target table");
 
 	runner->context = AllocSetContextCreate(CurrentMemoryContext,
 											"sqs_ingest runner",
@@ -147,6 +164,7 @@ store_batch(void *arg)
 	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	bound_lock_waits(runner->pipeline->config);
 
 	/*
 	 * Triggers, defaults and checks of the target run as the store role, as

@@ -53,11 +53,12 @@
 /* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
 
-#define NUM_ACTIONS 3
+#define NUM_ACTIONS 4
 #define NUM_DEPTH_ATTRIBUTES 3
 
 static const char *const action_names[NUM_ACTIONS] = {
-	"ReceiveMessage", "DeleteMessageBatch", "GetQueueAttributes"
+	"ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch",
+	"GetQueueAttributes"
 };
 
 static const char *const queue_depth_attributes[NUM_DEPTH_ATTRIBUTES] = {
@@ -71,6 +72,8 @@ typedef struct SqsRequest
 {
 	dlist_node	node;			/* in the client's inflight or done list */
 	SqsAction	action;
+	TimestampTz started_at;
+	TimestampTz answered_after; /* earliest the response can have come */
 	int			requested;
 	int			attempt;
 	CURL	   *easy;
@@ -115,6 +118,7 @@ struct SqsClient
 	bool		sockets_dirty;	/* set needs rebuilding */
 	bool		sockets_overflow;
 
+	TimestampTz unwatched_since;	/* end of the last wait on the sockets */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
 	WaitEventSet *wait_set;
 	WaitEvent  *occurred;
@@ -496,6 +500,7 @@ sqs_client_create(const SqsConfig *config)
 	client->config = *sqs_config_copy(config);
 	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
 	client->timer_ms = -1;
+	client->unwatched_since = GetCurrentTimestamp();
 	dlist_init(&client->inflight);
 	dlist_init(&client->done);
 
@@ -598,6 +603,7 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not start an SQS request: %s", curl_multi_strerror(mrc))));
 	}
+	request->started_at = GetCurrentTimestamp();
 	dlist_push_tail(&client->inflight, &request->node);
 	client->ninflight[action]++;
 	return request;
@@ -636,9 +642,13 @@ sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds,
 	pfree(body.data);
 }
 
-/* Start a DeleteMessageBatch for 1..10 receipt handles. */
-void
-sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
+/*
+ * Start a batch action on 1..10 receipt handles: the entries get Ids "0",
+ * "1", ... and each carries the given extra members (or none).
+ */
+static void
+start_batch(SqsClient *client, SqsAction action, char **receipt_handles,
+			int count, const char *extra)
 {
 	StringInfoData body;
 
@@ -651,12 +661,35 @@ sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
 		appendStringInfo(&body, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
 						 i > 0 ? "," : "", i);
 		escape_json(&body, receipt_handles[i]);
+		if (extra)
+			appendStringInfoString(&body, extra);
 		appendStringInfoChar(&body, '}');
 	}
 	appendStringInfoString(&body, "]}");
-	start_request(client, SQS_DELETE_BATCH, &body, count,
+	start_request(client, action, &body, count,
 				  client->config.request_timeout_ms);
 	pfree(body.data);
+}
+
+/* Start a DeleteMessageBatch for 1..10 receipt handles. */
+void
+sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
+{
+	start_batch(client, SQS_DELETE_BATCH, receipt_handles, count, NULL);
+}
+
+/*
+ * Start a ChangeMessageVisibilityBatch that hides 1..10 received messages
+ * for another timeout_seconds from now.
+ */
+void
+sqs_start_change_visibility(SqsClient *client, char **receipt_handles,
+							int count, int timeout_seconds)
+{
+	char		extra[64];
+
+	snprintf(extra, sizeof(extra), ",\"VisibilityTimeout\":%d", timeout_seconds);
+	start_batch(client, SQS_CHANGE_VISIBILITY_BATCH, receipt_handles, count, extra);
 }
 
 /* Start a GetQueueAttributes for the approximate message counts. */
@@ -763,9 +796,14 @@ update_wait_set(SqsClient *client)
 	client->sockets_dirty = false;
 }
 
-/* move every transfer libcurl has finished to the completed list */
+/*
+ * Move every transfer libcurl has finished to the completed list.  A
+ * response can have come in at any time since answered_after: SQS hides a
+ * received message from then on, and the pipeline counts its visibility
+ * timeout from there.
+ */
 static void
-collect_completed(SqsClient *client)
+collect_completed(SqsClient *client, TimestampTz answered_after)
 {
 	CURLMsg    *msg;
 	int			pending;
@@ -778,6 +816,7 @@ collect_completed(SqsClient *client)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &request);
 		request->curl_result = msg->data.result;
+		request->answered_after = Max(request->started_at, answered_after);
 		curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
 		curl_multi_remove_handle(client->multi, request->easy);
 		curl_easy_cleanup(request->easy);
@@ -811,6 +850,8 @@ wait_event_for(SqsClient *client)
 {
 	if (client->ninflight[SQS_DELETE_BATCH] > 0)
 		return sqs_wait_event(SQS_WAIT_DELETE);
+	if (client->ninflight[SQS_CHANGE_VISIBILITY_BATCH] > 0)
+		return sqs_wait_event(SQS_WAIT_CHANGE_VISIBILITY);
 	if (client->ninflight[SQS_GET_ATTRIBUTES] > 0)
 		return sqs_wait_event(SQS_WAIT_GET_ATTRIBUTES);
 	return sqs_wait_event(SQS_WAIT_RECEIVE);
@@ -825,13 +866,17 @@ wait_once(SqsClient *client, long timeout_ms)
 {
 	int			nevents;
 	bool		latch_set = false;
+	TimestampTz wait_start;
+	TimestampTz now;
+	TimestampTz answered_after;
 
 	/* libcurl asked to be called at once */
 	if (client->timer_ms == 0)
 	{
 		client->timer_ms = -1;
 		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
-		collect_completed(client);
+		collect_completed(client, client->unwatched_since);
+		client->unwatched_since = GetCurrentTimestamp();
 		return false;
 	}
 
@@ -839,8 +884,17 @@ wait_once(SqsClient *client, long timeout_ms)
 	if (client->timer_ms > 0 && (timeout_ms < 0 || client->timer_ms < timeout_ms))
 		timeout_ms = client->timer_ms;
 
+	wait_start = GetCurrentTimestamp();
 	nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
 							   client->max_occurred, wait_event_for(client));
+	now = GetCurrentTimestamp();
+
+	/*
+	 * What was ready at once may have come in while nobody watched (during a
+	 * store, say); what woke a wait came just now.
+	 */
+	answered_after = TimestampDifferenceExceeds(wait_start, now, 1) ?
+		now : client->unwatched_since;
 	if (nevents == 0)
 	{
 		client->timer_ms = -1;
@@ -874,7 +928,8 @@ wait_once(SqsClient *client, long timeout_ms)
 			mask |= CURL_CSELECT_OUT;
 		socket_action(client, event->fd, mask);
 	}
-	collect_completed(client);
+	collect_completed(client, answered_after);
+	client->unwatched_since = GetCurrentTimestamp();
 	return latch_set;
 }
 
@@ -911,7 +966,7 @@ classify_aws_error(SqsError *error)
 	{
 		error->transient = false;
 		error->sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		error->hint = "Grant the credentials sqs:ReceiveMessage, sqs:DeleteMessage and sqs:GetQueueAttributes on the queue.";
+		error->hint = "Grant the credentials sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue.";
 	}
 	else if (strstr(type, "Throttl") || strstr(type, "RequestThrottled") ||
 			 strstr(type, "OverLimit") || strstr(type, "ServiceUnavailable") ||
@@ -1009,16 +1064,15 @@ decode_response(SqsRequest *request, SqsResult *result)
 											request->requested, &receive);
 			if (error == NULL)
 			{
-				TimestampTz now = GetCurrentTimestamp();
-
 				result->nmessages = receive.nmessages;
 				result->messages = receive.messages;
 				result->ncorrupt = receive.ncorrupt;
 				for (int i = 0; i < receive.nmessages; i++)
-					receive.messages[i].received_at = now;
+					receive.messages[i].received_at = request->answered_after;
 			}
 			break;
 		case SQS_DELETE_BATCH:
+		case SQS_CHANGE_VISIBILITY_BATCH:
 			error = sqs_decode_json_batch(request->response, request->response_len,
 										  request->requested, &batch);
 			if (error == NULL)

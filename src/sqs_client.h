@@ -33,6 +33,7 @@ typedef enum SqsAction
 {
 	SQS_RECEIVE,
 	SQS_DELETE_BATCH,
+	SQS_CHANGE_VISIBILITY_BATCH,
 	SQS_GET_ATTRIBUTES
 } SqsAction;
 
@@ -59,7 +60,7 @@ typedef struct SqsResult
 	int			nmessages;
 	SqsMessage *messages;
 	int			ncorrupt;		/* left out: body does not match its MD5 */
-	/* DeleteMessageBatch */
+	/* DeleteMessageBatch, ChangeMessageVisibilityBatch */
 	int			nfailed;
 	bool	   *failed;			/* per entry sent */
 	char	   *failure;		/* first failed entry, for the log */
@@ -78,6 +79,8 @@ extern void sqs_start_receive(SqsClient *client, int max_messages,
 							  int wait_seconds, int attempt);
 extern void sqs_start_delete(SqsClient *client, char **receipt_handles,
 							 int count);
+extern void sqs_start_change_visibility(SqsClient *client, char **receipt_handles,
+										int count, int timeout_seconds);
 extern void sqs_start_get_attributes(SqsClient *client);
 extern int	sqs_inflight(SqsClient *client, SqsAction action);
 extern SqsResult *sqs_next_result(SqsClient *client, long timeout_ms);

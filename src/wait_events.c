@@ -18,8 +18,10 @@
 static const char *const wait_names[SQS_WAIT_COUNT] = {
 	[SQS_WAIT_RECEIVE] = "SqsReceive",
 	[SQS_WAIT_DELETE] = "SqsDelete",
+	[SQS_WAIT_CHANGE_VISIBILITY] = "SqsChangeVisibility",
 	[SQS_WAIT_GET_ATTRIBUTES] = "SqsGetQueueAttributes",
 	[SQS_WAIT_BACKOFF] = "SqsBackoff",
+	[SQS_WAIT_DRAIN] = "SqsDrain",
 };
 
 /* this process's event ids, 0 until first used */

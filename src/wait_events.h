@@ -15,8 +15,10 @@ typedef enum SqsWait
 {
 	SQS_WAIT_RECEIVE,			/* a ReceiveMessage long poll */
 	SQS_WAIT_DELETE,			/* DeleteMessageBatch after a commit */
+	SQS_WAIT_CHANGE_VISIBILITY, /* extending the visibility before a store */
 	SQS_WAIT_GET_ATTRIBUTES,	/* GetQueueAttributes */
 	SQS_WAIT_BACKOFF,			/* sleeping before a retry */
+	SQS_WAIT_DRAIN,				/* sqs_ingest_drain() waiting for its worker */
 	SQS_WAIT_COUNT
 } SqsWait;
 

@@ -12,7 +12,7 @@
 // Control, on the same port:
 //   POST /__fault         {"delayMs": N,
 //                          "deleteDelayMs": N,         (more delay for delete calls only)
-//                          "deleteFailure": null | "http500" | "failed-entries" | "reset",
+//                          "deleteFailure": null | "http500" | "failed-entries" | "reset" | "hang",
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
 //                          "receiveFailure": null | "http500" | "throttle" | "reset",
 //                          "receiveFailureCount": N,
@@ -26,7 +26,8 @@
 // "http500" answers 500 InternalError without forwarding; "throttle" answers
 // 400 ThrottlingException, as SQS does past a rate quota; "failed-entries"
 // answers 200 with every entry of the batch under Failed, without forwarding;
-// "reset" destroys the client's connection. delayMs holds every proxied
+// "reset" destroys the client's connection; "hang" never answers, as an
+// unreachable SQS would not, until the client gives up. delayMs holds every proxied
 // request (a stand-in for the round trip to AWS). Prints "READY <port>".
 
 const http = require('http');
@@ -75,8 +76,8 @@ function validateFault(f) {
       return `${k} must be a non-negative integer`;
     }
   }
-  if (![undefined, null, 'http500', 'failed-entries', 'reset'].includes(f.deleteFailure)) {
-    return 'deleteFailure must be null, "http500", "failed-entries" or "reset"';
+  if (![undefined, null, 'http500', 'failed-entries', 'reset', 'hang'].includes(f.deleteFailure)) {
+    return 'deleteFailure must be null, "http500", "failed-entries", "reset" or "hang"';
   }
   if (![undefined, null, 'http500', 'throttle', 'reset'].includes(f.receiveFailure)) {
     return 'receiveFailure must be null, "http500", "throttle" or "reset"';
@@ -120,6 +121,7 @@ function takeFailure(action) {
 
 function injectFailure(kind, action, req, res, body) {
   count(action, 'failed');
+  if (kind === 'hang') return;
   if (kind === 'reset') {
     const sock = req.socket;
     if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();

@@ -1,0 +1,100 @@
+
+# Copyright (c) sqs_ingest contributors. PostgreSQL License.
+
+# Messages held while a slow store runs get their visibility extended, so a
+# drain causes no redelivery of its own; when SQS becomes unreachable
+# between a drain's receives and its deletes, the call returns within the
+# configured timeouts, no COMMIT waits on the network, and the undeleted
+# messages come back later to be skipped as duplicates.
+
+use strict;
+use warnings;
+use lib 't';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SqsIngestTest;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $emu   = start_emulator();
+my $proxy = start_proxy($emu);
+my $node  = new_node('visibility',
+	settings => { 'sqs_ingest.visibility_timeout' => 6 });
+
+sub in_sqs
+{
+	my ($v, $nv) = queue_depth($_[0]);
+	return $v + $nv;
+}
+
+### a store slower than half the visibility timeout
+
+# each batch's insert takes 4 s of a 6 s visibility timeout: the messages
+# that arrive meanwhile would come back before their own store ends
+$node->safe_psql('postgres', q{
+CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql
+AS $$BEGIN PERFORM pg_catalog.pg_sleep(4); RETURN NULL; END$$;
+CREATE TRIGGER slow_store AFTER INSERT ON user_logins
+FOR EACH STATEMENT EXECUTE FUNCTION slow_store();});
+
+# with 200 ms round trips, receives are on the wire while a store runs
+my $url = create_queue('slow-store');
+is(send_generated($url, 300, 4201), 300, '300 events sent');
+$proxy->set_fault({ delayMs => 200 });
+$proxy->reset_stats;
+my $r = drain($node, undef, "SET sqs_ingest.queue_url = '$url';\n"
+	  . "SET sqs_ingest.endpoint = '" . $proxy->endpoint . "';\n"
+	  . "SET sqs_ingest.batch_size = 100;\n"
+	  . "SET sqs_ingest.batch_timeout = '60s';\n"
+	  . "SET sqs_ingest.max_inflight = 4;\n");
+$proxy->clear_faults;
+is_deeply(
+	$r,
+	{ received => 300, inserted => 300, duplicates => 0, dead_lettered => 0 },
+	'every message received once and stored: no redelivery');
+cmp_ok($proxy->stats->{ChangeMessageVisibilityBatch}{forwarded} // 0,
+	'>', 0, 'the messages held during the slow stores had their visibility extended');
+is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM user_logins'),
+	'300|300', 'each stored once');
+is(in_sqs($url), 0, 'queue empty');
+$node->safe_psql('postgres', 'DROP TRIGGER slow_store ON user_logins');
+
+### SQS unreachable between the receives and the deletes
+
+my $url_d = create_queue('unreachable');
+is(send_generated($url_d, 50, 4202), 50, '50 events sent');
+$proxy->set_fault({ deleteFailure => 'hang' });
+$proxy->reset_stats;
+my $t0 = time();
+my ($ret, $out, $err) = $node->psql('postgres', qq{
+SET sqs_ingest.queue_url = '$url_d';
+SET sqs_ingest.endpoint = '} . $proxy->endpoint . q{';
+SET sqs_ingest.request_timeout = '1s';
+SET sqs_ingest.connect_timeout = '1s';
+BEGIN;
+SELECT received, inserted, duplicates, dead_lettered FROM sqs_ingest_drain();
+\timing on
+COMMIT;});
+my $elapsed = time() - $t0;
+like($out, qr/^50\|50\|0\|0$/m, 'the drain stores all 50');
+cmp_ok($elapsed, '<', 30, sprintf('and returns within the timeouts (%.1f s)', $elapsed));
+cmp_ok($proxy->stats->{DeleteMessageBatch}{failed} // 0, '>', 0,
+	'its deletes got no answer');
+my ($commit_ms) = ($out =~ /Time: ([0-9.]+) ms/);
+ok(defined $commit_ms && $commit_ms < 1000,
+	'COMMIT does not wait on SQS (' . ($commit_ms // '?') . ' ms, each delete waits 1 s)');
+is(in_sqs($url_d), 50, 'the 50 messages are still in SQS');
+
+$proxy->clear_faults;
+ok(wait_for_depth($url_d, 50, 0, 0), 'they come back after the visibility timeout');
+$r = drain($node, undef, "SET sqs_ingest.queue_url = '$url_d';\n");
+is_deeply(
+	$r,
+	{ received => 50, inserted => 0, duplicates => 50, dead_lettered => 0 },
+	'and are skipped as duplicates');
+is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM user_logins'),
+	'350|350', 'nothing stored twice');
+is(in_sqs($url_d), 0, 'queue empty');
+
+done_testing();
