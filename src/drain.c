@@ -6,9 +6,13 @@
  *
  * A function cannot commit, and a drain must: each batch is committed
  * before its deletes go out, and no transaction may stay open across a
- * network wait.  So the calling backend only checks what it can, hands its
- * effective settings, its database and its role to a background worker
- * through a dynamic shared memory segment, and waits on its latch.  The
+ * network wait.  So the calling backend only checks what it can (including
+ * that the caller may insert into the target), hands its effective
+ * settings and its database to a background worker through a dynamic
+ * shared memory segment, and waits on its latch.  The worker connects as
+ * the continuous workers do (sqs_ingest.role, else the bootstrap
+ * superuser), and the target's own code runs as ingest_role_for_target(),
+ * never as the caller or a superuser it did not choose.  The
  * worker runs the same loop as the continuous workers (runner.c), with
  * stop-when-empty and max_messages, and writes its counts, or its error,
  * back into the segment.
@@ -45,6 +49,7 @@
 #include "mask.h"
 #include "runner.h"
 #include "secrets.h"
+#include "security.h"
 #include "sqs_ingest.h"
 #include "stats.h"
 #include "wait_events.h"
@@ -91,8 +96,8 @@ typedef struct DrainState
 {
 	/* from the caller, read-only afterwards */
 	Oid			database;
-	Oid			login_role;		/* the worker connects as this role */
-	Oid			store_role;		/* and stores as this one */
+	Oid			role;			/* the worker connects as this role, or as
+								 * the bootstrap superuser if invalid */
 	int64		max_messages;	/* -1: no limit */
 	int			nsettings;
 	Size		settings_len;
@@ -124,7 +129,6 @@ check_before_start(void)
 {
 	TargetTable target;
 	SqsConfig  *config;
-	AclResult	aclresult;
 
 	PreventCommandDuringRecovery("sqs_ingest_drain()");
 	PreventCommandIfReadOnly("sqs_ingest_drain()");
@@ -138,9 +142,7 @@ check_before_start(void)
 	 * drain worker waits for while the caller waits for the worker.
 	 */
 	sink_lookup_target(&target, NoLock);
-	aclresult = pg_class_aclcheck(target.relid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(target.relid));
+	security_check_target_privilege(target.relid, get_rel_name(target.relid));
 }
 
 /* the caller's effective value of each setting a drain takes */
@@ -293,8 +295,9 @@ drain_run(int64 max_messages, BatchCounts *totals)
 	state = shm_toc_allocate(toc, sizeof(DrainState));
 	memset(state, 0, sizeof(DrainState));
 	state->database = MyDatabaseId;
-	state->login_role = GetSessionUserId();
-	state->store_role = GetUserId();
+	/* like the workers: as sqs_ingest.role, or else the bootstrap superuser */
+	state->role = (sqs_ingest_role && sqs_ingest_role[0]) ?
+		get_role_oid(sqs_ingest_role, false) : InvalidOid;
 	state->max_messages = max_messages;
 	state->nsettings = nsettings;
 	state->settings_len = settings_len;
@@ -435,7 +438,7 @@ sqs_ingest_drain_main(Datum main_arg)
 	state->worker_latch = MyLatch;
 	SpinLockRelease(&state->mutex);
 
-	BackgroundWorkerInitializeConnectionByOid(state->database, state->login_role, 0);
+	BackgroundWorkerInitializeConnectionByOid(state->database, state->role, 0);
 	pgstat_report_appname("sqs_ingest drain");
 
 	context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest drain",
@@ -444,7 +447,6 @@ sqs_ingest_drain_main(Datum main_arg)
 	PG_TRY();
 	{
 		apply_settings(state, settings);
-		runner.store_role = state->store_role;
 		runner.slot = stats_drain_slot();
 		run_drain(state, &runner);
 

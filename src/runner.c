@@ -151,8 +151,6 @@ store_batch(void *arg)
 {
 	IngestRunner *runner = arg;
 	BatchCounts counts;
-	Oid			save_userid;
-	int			save_sec_context;
 
 	/*
 	 * The commit need not wait for its WAL flush: the batch's deletes do
@@ -166,19 +164,8 @@ store_batch(void *arg)
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	bound_lock_waits(runner->pipeline->config);
 
-	/*
-	 * Triggers, defaults and checks of the target run as the store role, as
-	 * in a SECURITY DEFINER function: it cannot change role back, and it
-	 * leaves nothing behind that would run later as someone else.  An error
-	 * restores the user with the transaction's abort.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	if (OidIsValid(runner->store_role))
-		SetUserIdAndSecContext(runner->store_role,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+	/* the target's own code runs as ingest_role_for_target() (sink.c) */
 	pipeline_store(runner->pipeline, &counts);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	runner->totals.received += counts.received;
 	runner->totals.inserted += counts.inserted;

@@ -18,8 +18,6 @@ typedef struct IngestRunner
 {
 	/* set by the owner before runner_start() */
 	IngestSlot *slot;			/* shared statistics, or NULL */
-	Oid			store_role;		/* role the stores run as; InvalidOid: the
-								 * connected one */
 
 	/* the runner's own */
 	MemoryContext context;		/* holds the pipeline and its configuration */
