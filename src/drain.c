@@ -358,7 +358,14 @@ apply_settings(DrainState *state, char *settings)
 		char	   *value = name + strlen(name) + 1;
 
 		p = value + strlen(value) + 1;
-		(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+
+		/*
+		 * At the highest priority below a client's: the caller's own SET
+		 * passed the checks a session's change goes through (security.c),
+		 * which this worker, perhaps not connected as a superuser, would
+		 * fail.
+		 */
+		(void) set_config_option(name, value, PGC_SUSET, PGC_S_DATABASE_USER,
 								 GUC_ACTION_SET, true, 0, false);
 	}
 	explicit_bzero(copy, state->settings_len);
