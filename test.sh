@@ -5,13 +5,20 @@
 # extension, and runs the tests as the postgres user (the server refuses
 # root). The last line is "N passed, N failed", counting pg_regress tests
 # and TAP test files.
+#
+# By default it tests this machine's PostgreSQL (15 on Debian 12). To test
+# several majors, each in turn, summed in one closing line:
+#   SQS_INGEST_PG_MAJORS="15 17 18" ./test.sh     (or: ./test.sh --matrix)
+# 17 and 18 run in Debian trees cached under /var/cache/sqs_ingest (see
+# scripts/pg-tree.sh and scripts/test-matrix.sh).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
 cd "$ROOT"
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+PG_MAJOR=${SQS_INGEST_PG_MAJOR:-15}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
 SAMPLE_REL=../shared/data/fetch_sample_data.json
 
 passed=0
@@ -29,6 +36,14 @@ finish() {
 if [ "$(id -u)" -ne 0 ]; then
 	echo "test.sh: run as root (it installs packages and the extension, then tests as postgres)" >&2
 	exit 1
+fi
+
+if [ "${1:-}" = --matrix ]; then
+	SQS_INGEST_PG_MAJORS="15 17 18"
+fi
+if [ -n "${SQS_INGEST_PG_MAJORS:-}" ]; then
+	# shellcheck disable=SC2086 # a list of majors
+	exec ./scripts/test-matrix.sh $SQS_INGEST_PG_MAJORS
 fi
 
 echo "=== dependencies"
@@ -113,8 +128,9 @@ else
 	(cd "$WORK" && as_postgres PGHOST="$PGTMP" PGPORT="$REGRESS_PORT" \
 		make PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS=) 2>&1 | tee "$regress_log"
 	rc=${PIPESTATUS[0]}
-	ok=$(grep -cE '\.\.\. +ok( |$)' "$regress_log" || true)
-	bad=$(grep -cE '\.\.\. +FAILED( |$)' "$regress_log" || true)
+	# "test x ... ok" up to 15, "ok 1 - x" (TAP) from 16 on
+	ok=$(grep -cE '(\.\.\. +ok( |$))|(^ok [0-9]+ )' "$regress_log" || true)
+	bad=$(grep -cE '(\.\.\. +FAILED( |$))|(^not ok [0-9]+ )' "$regress_log" || true)
 	passed=$((passed + ok))
 	failed=$((failed + bad))
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then

@@ -2,13 +2,19 @@
 # Install what building and testing sqs_ingest needs on Debian 12, then the
 # pinned npm packages of the test harness. Safe to run again: it installs
 # only what is missing and runs apt-get update at most once.
+# SQS_INGEST_PG_MAJOR picks another PostgreSQL major than Debian 12's 15
+# (the Debian trees of scripts/pg-tree.sh use it with 17 and 18).
+# --npm installs only the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+npm_only=false
+[ "${1:-}" = --npm ] && npm_only=true
 
+PG_MAJOR=${SQS_INGEST_PG_MAJOR:-15}
 PACKAGES=(
-	postgresql-15             # server, and contrib (pgcrypto) on Debian 12
-	postgresql-client-15
-	postgresql-server-dev-15  # PGXS, headers, the Perl test modules
+	"postgresql-$PG_MAJOR"             # server, and contrib (pgcrypto)
+	"postgresql-client-$PG_MAJOR"
+	"postgresql-server-dev-$PG_MAJOR"  # PGXS, headers, the Perl test modules
 	libcurl4-openssl-dev
 	libssl-dev
 	libipc-run-perl           # TAP tests
@@ -18,14 +24,27 @@ PACKAGES=(
 	curl                      # the harness checks libcurl's SigV4 against the emulator
 )
 
+$npm_only && PACKAGES=()
+
+# npm ci reinstalls from scratch each time: skip it (and npm) when
+# node_modules already matches the lockfile.
+stamp=test/node_modules/.sqs-ingest-lock.sha256
+want=$(sha256sum test/package-lock.json | cut -d' ' -f1)
+modules_current=false
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+	[ -f test/node_modules/local-aws-sqs/package.json ]; then
+	modules_current=true
+fi
+
 # Node 18 or later runs the SQS emulator; Debian 12's own nodejs is 18.
 node_major=0
 if command -v node >/dev/null 2>&1; then
 	node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 fi
 if [ "$node_major" -lt 18 ]; then
-	PACKAGES+=(nodejs npm)
-elif ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(nodejs)
+fi
+if ! $modules_current && ! command -v npm >/dev/null 2>&1; then
 	PACKAGES+=(npm)
 fi
 
@@ -46,12 +65,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# npm ci reinstalls from scratch each time: skip it when node_modules already
-# matches the lockfile.
-stamp=test/node_modules/.sqs-ingest-lock.sha256
-want=$(sha256sum test/package-lock.json | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] ||
-	[ ! -f test/node_modules/local-aws-sqs/package.json ]; then
+if ! $modules_current; then
 	npm ci --prefix test --no-audit --no-fund
 	echo "$want" > "$stamp"
 fi

@@ -1,0 +1,119 @@
+#!/bin/bash
+# test-matrix.sh MAJOR...
+#
+# Run the whole suite (./test.sh: pg_regress and TAP) once per PostgreSQL
+# major. The host's own major (15, Debian 12's, which install-deps.sh
+# installs) runs on the host; every other one runs in the cached Debian tree
+# of scripts/pg-tree.sh (trixie for 17, sid for 18), where a copy of the
+# repository is built, installed into the tree's server and tested as the
+# tree's postgres user, the SQS emulator running inside the tree too.
+#
+# The last line is "N passed, N failed", summed over every major; a major
+# whose run failed or did not report fails the whole run. test.sh calls
+# this when SQS_INGEST_PG_MAJORS is set. Run as root.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+HOST_MAJOR=15
+SAMPLE=$ROOT/../shared/data/fetch_sample_data.json
+
+[ $# -gt 0 ] || { echo "usage: $0 MAJOR..." >&2; exit 2; }
+for major in "$@"; do
+	case "$major" in
+		15 | 17 | 18) ;;
+		*) echo "test-matrix: PostgreSQL $major is not supported (15, 17, 18)" >&2; exit 2 ;;
+	esac
+done
+
+passed=0
+failed=0
+summary=()
+logdir=$(mktemp -d /tmp/sqs_ingest_matrix.XXXXXX)
+
+# Build the trees in the background while the host's major is tested.
+declare -A tree_job
+for major in "$@"; do
+	if [ "$major" != "$HOST_MAJOR" ] && [ -z "${tree_job[$major]:-}" ]; then
+		"$ROOT/scripts/pg-tree.sh" "$major" >"$logdir/tree-$major.out" 2>"$logdir/tree-$major.log" &
+		tree_job[$major]=$!
+	fi
+done
+
+# Add the counts of a run's closing "N passed, N failed" line (its output
+# in $1); a run without one, or that failed without counting a failure,
+# counts as one failure.
+count_run() {
+	local out=$1 rc=$2 major=$3 line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [ -z "$line" ]; then
+		p=0
+		f=1
+		echo "test-matrix: PostgreSQL $major: the suite did not report its counts" >&2
+	else
+		p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+		f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1
+		fi
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	summary+=("PostgreSQL $major: $p passed, $f failed")
+}
+
+# the repository as it is, its npm packages, and the sample beside it
+copy_repository() {
+	local dest=$1
+	mkdir -p "$dest/repo" "$dest/shared/data"
+	git ls-files -z --cached --others --exclude-standard |
+		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+		tar --null -T - -cf - | tar -C "$dest/repo" -xf -
+	if [ -d test/node_modules ]; then
+		tar -cf - test/node_modules | tar -C "$dest/repo" -xf -
+	fi
+	if [ -r "$SAMPLE" ]; then
+		cp "$SAMPLE" "$dest/shared/data/"
+	fi
+}
+
+for major in "$@"; do
+	out=$logdir/run-$major.out
+	if [ "$major" = "$HOST_MAJOR" ]; then
+		echo "=== PostgreSQL $major (this machine)"
+		SQS_INGEST_PG_MAJORS= "$ROOT/test.sh" 2>&1 | tee "$out"
+		count_run "$out" "${PIPESTATUS[0]}" "$major"
+		continue
+	fi
+
+	echo "=== PostgreSQL $major (Debian tree)"
+	# the test harness's npm packages, for the copy
+	./scripts/install-deps.sh --npm >/dev/null
+	if ! wait "${tree_job[$major]}"; then
+		cat "$logdir/tree-$major.log"
+		echo "test-matrix: PostgreSQL $major: could not build its tree" | tee "$out"
+		count_run "$out" 1 "$major"
+		continue
+	fi
+	tree=$(cat "$logdir/tree-$major.out")
+	work=$(mktemp -d "$tree/tmp/sqs_ingest_test.XXXXXX")
+	chmod 755 "$work"
+	copy_repository "$work"
+	"$ROOT/scripts/pg-tree.sh" "$major" env \
+		PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" \
+		SQS_INGEST_PG_MAJOR="$major" \
+		/tmp/"${work##*/}"/repo/test.sh 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	count_run "$out" "$rc" "$major"
+	if [ "$rc" -eq 0 ]; then
+		rm -rf "$work"
+	else
+		echo "test-matrix: PostgreSQL $major: logs kept in $work/repo/tmp_check"
+	fi
+done
+
+rm -rf "$logdir"
+echo
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
