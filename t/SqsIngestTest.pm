@@ -371,7 +371,8 @@ target table, and set through ALTER SYSTEM: C<sqs_ingest.queue_url>
 C<sqs_ingest.mask_key> = 'test-mask-key' (C<mask_key> overrides). Options:
 C<shared_preload =E<gt> 1> to load the library at start, C<conf =E<gt> TEXT>
 appended to postgresql.conf before start, C<settings =E<gt> {guc =E<gt> value}>
-more ALTER SYSTEM settings, C<create_table =E<gt> 0> to skip the table.
+more ALTER SYSTEM settings, C<create_table =E<gt> 0> to skip the table,
+C<extension_version =E<gt> '1.0'> to create an older version of the extension.
 With C<SQS_INGEST_TEST_PRELOAD=1> in the environment, nodes preload the
 library by default (with C<sqs_ingest.workers = 0>).
 
@@ -396,7 +397,9 @@ sub new_node
 	$node->start;
 
 	$node->safe_psql('postgres', 'CREATE EXTENSION pgcrypto');
-	$node->safe_psql('postgres', 'CREATE EXTENSION sqs_ingest');
+	$node->safe_psql('postgres',
+		'CREATE EXTENSION sqs_ingest'
+		  . ($opts{extension_version} ? " VERSION '$opts{extension_version}'" : ''));
 	$node->safe_psql('postgres', $TARGET_TABLE_DDL)
 	  unless defined $opts{create_table} && !$opts{create_table};
 

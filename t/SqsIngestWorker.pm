@@ -52,7 +52,7 @@ our @EXPORT = qw(
 
 =over
 
-=item worker_node($name, queue_url => URL, workers => N, settings => {...}, conf => TEXT)
+=item worker_node($name, queue_url => URL, workers => N, settings => {...}, conf => TEXT, extension_version => V)
 
 A cluster as C<new_node> makes it (extension, pgcrypto, target table,
 credentials, mask key, C<settings> through ALTER SYSTEM), then restarted with
@@ -71,7 +71,10 @@ sub worker_node
 		shared_preload => 0,
 		(defined $opts{queue_url} ? (queue_url => $opts{queue_url}) : ()),
 		settings => $opts{settings} // {},
-		(defined $opts{create_table} ? (create_table => $opts{create_table}) : ()));
+		(defined $opts{create_table} ? (create_table => $opts{create_table}) : ()),
+		(defined $opts{extension_version}
+			? (extension_version => $opts{extension_version})
+			: ()));
 	$node->append_conf('postgresql.conf',
 		    "shared_preload_libraries = 'sqs_ingest'\n"
 		  . "sqs_ingest.workers = $workers\n"
