@@ -9,7 +9,9 @@
 # Without COMMAND it prints the tree's path (building or completing it
 # first). With COMMAND it runs COMMAND as root inside the tree, in a private
 # mount namespace holding /proc, /dev, /dev/pts and /dev/shm, so nothing
-# stays mounted after it ends, however it ends. Run as root.
+# stays mounted after it ends, however it ends. Run as root. A tree is
+# reused until the package list below changes; remove it to take newer
+# packages (e.g. rm -rf /var/cache/sqs_ingest/pg18).
 #
 #   SQS_INGEST_TREE_CACHE   where trees live (default /var/cache/sqs_ingest)
 #   SQS_INGEST_DEBIAN_MIRROR  Debian mirror (default: the one apt uses here)
