@@ -2,7 +2,9 @@
 MODULE_big = sqs_ingest
 OBJS = \
 	sqs_ingest.o \
+	src/aws_credentials.o \
 	src/catalog.o \
+	src/credential_http.o \
 	src/drain.o \
 	src/mapping.o \
 	src/mask.o \
@@ -27,9 +29,9 @@ REGRESS = mask app_version mapping mapping_language pipelines privileges secrets
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags libxml-2.0)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK = -lcurl -lcrypto
+SHLIB_LINK = -lcurl -lcrypto -lxml2
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -90,3 +90,24 @@ COMMENT ON FUNCTION sqs_ingest_drain(bigint) IS
 ALTER FUNCTION sqs_ingest_mask(text) PARALLEL RESTRICTED;
 ALTER FUNCTION sqs_ingest_preview(text, timestamptz) PARALLEL RESTRICTED;
 ALTER FUNCTION sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb) PARALLEL RESTRICTED;
+
+-- Credentials: sqs_ingest.stats shows where each process takes its AWS -----
+-- credentials from (settings, environment, web-identity, profile:NAME,
+-- container, imds).  A view's columns cannot be added in place.
+DROP VIEW sqs_ingest.stats;
+DROP FUNCTION sqs_ingest_stats();
+CREATE FUNCTION sqs_ingest_stats()
+RETURNS TABLE (kind text, worker integer, pid integer, state text,
+               received bigint, inserted bigint, duplicates bigint, dead_lettered bigint,
+               deleted bigint, delete_failures bigint, sqs_errors bigint, retries bigint,
+               last_error text, last_error_at timestamptz, last_batch_at timestamptz,
+               started_at timestamptz, credential_source text)
+AS 'MODULE_PATHNAME', 'sqs_ingest_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION sqs_ingest_stats() IS
+    'counters of each background worker and running drain';
+CREATE VIEW sqs_ingest.stats AS SELECT * FROM sqs_ingest_stats();
+REVOKE ALL ON FUNCTION sqs_ingest_stats() FROM PUBLIC;
+REVOKE ALL ON sqs_ingest.stats FROM PUBLIC;
+GRANT SELECT ON sqs_ingest.stats TO pg_monitor;
+GRANT EXECUTE ON FUNCTION sqs_ingest_stats() TO pg_monitor;

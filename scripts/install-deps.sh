@@ -16,6 +16,7 @@ PACKAGES=(
 	"postgresql-client-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR"  # PGXS, headers, the Perl test modules
 	libcurl4-openssl-dev
+	libxml2-dev               # STS answers are XML
 	libssl-dev
 	libipc-run-perl           # TAP tests
 	make

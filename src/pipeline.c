@@ -83,6 +83,7 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 	pipeline->config = config;
 	pipeline->options = *options;
 	pipeline->slot = slot;
+	stats_set_credential_source(slot, sqs_credential_source(config));
 	pipeline->client = sqs_client_create(config);
 	pipeline->batch_context = AllocSetContextCreate(CurrentMemoryContext,
 													"sqs_ingest batch",

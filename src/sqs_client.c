@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "aws_credentials.h"
 #include "compat.h"
 #include "redact.h"
 #include "secrets.h"
@@ -77,6 +78,7 @@ typedef struct SqsRequest
 	int			requested;
 	int			attempt;
 	CURL	   *easy;
+	struct curl_slist *headers; /* with its session token, or NULL */
 	char	   *body;			/* request body; libcurl reads it in place */
 	char	   *response;		/* malloc'd: filled inside libcurl */
 	size_t		response_len;
@@ -104,8 +106,6 @@ struct SqsClient
 	CURLM	   *multi;
 	struct curl_slist *headers[NUM_ACTIONS];
 	char	   *sigv4;
-	char	   *credentials_user;
-	char	   *credentials_password;
 
 	dlist_head	inflight;		/* requests libcurl is running */
 	int			ninflight[NUM_ACTIONS];
@@ -127,18 +127,10 @@ struct SqsClient
 	MemoryContextCallback cleanup;
 };
 
-/* a palloc'd copy of an environment variable, or NULL if unset or empty */
-static char *
-environment_secret(const char *name)
-{
-	const char *value = getenv(name);
-
-	return (value && value[0] != '\0') ? pstrdup(value) : NULL;
-}
-
 /*
  * Snapshot the connection GUCs.  Credentials come from the superuser-only
- * GUCs, else from the server's AWS_* environment, like the AWS SDKs.
+ * GUCs; when those are empty the snapshot holds none, and each request
+ * takes the AWS credential chain's (see sqs_credential_source).
  */
 SqsConfig *
 sqs_config_from_gucs(void)
@@ -146,8 +138,6 @@ sqs_config_from_gucs(void)
 	SqsConfig  *config = palloc0(sizeof(SqsConfig));
 	const char *queue_url = sqs_ingest_queue_url ? sqs_ingest_queue_url : "";
 	char	   *access_key;
-	char	   *secret_key = NULL;
-	char	   *token = NULL;
 
 	if (queue_url[0] == '\0')
 		ereport(ERROR,
@@ -182,40 +172,38 @@ sqs_config_from_gucs(void)
 
 		config->endpoint = psprintf("%.*s/", len, queue_url);
 	}
+	config->region = pstrdup(sqs_ingest_region && sqs_ingest_region[0] ?
+							 sqs_ingest_region : "us-east-1");
 
 	access_key = secret_value(SECRET_ACCESS_KEY_ID);
 	if (access_key != NULL)
 	{
-		secret_key = secret_value(SECRET_SECRET_ACCESS_KEY);
-		token = secret_value(SECRET_SESSION_TOKEN);
-	}
-	else
-	{
-		access_key = environment_secret("AWS_ACCESS_KEY_ID");
-		secret_key = environment_secret("AWS_SECRET_ACCESS_KEY");
-		token = environment_secret("AWS_SESSION_TOKEN");
-	}
-	if (access_key == NULL || secret_key == NULL)
-	{
-		secret_free(access_key);
-		secret_free(secret_key);
-		secret_free(token);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("no AWS credentials for sqs_ingest"),
-				 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key (or their _file forms), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+		char	   *secret_key = secret_value(SECRET_SECRET_ACCESS_KEY);
+
+		if (secret_key == NULL)
+		{
+			secret_free(access_key);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("sqs_ingest.access_key_id is set but sqs_ingest.secret_access_key is not"),
+					 errhint("Set both (or their _file forms), or neither to use the AWS credential chain.")));
+		}
+		config->access_key_id = access_key;
+		config->secret_access_key = secret_key;
+		config->session_token = secret_value(SECRET_SESSION_TOKEN);
 	}
 
-	config->access_key_id = access_key;
-	config->secret_access_key = secret_key;
-	config->session_token = token;
-	config->region = pstrdup(sqs_ingest_region && sqs_ingest_region[0] ?
-							 sqs_ingest_region : "us-east-1");
 	config->visibility_timeout = sqs_ingest_visibility_timeout;
 	config->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
 	config->request_timeout_ms = sqs_ingest_request_timeout_ms;
 	config->max_inflight = Min(sqs_ingest_max_inflight, SQS_INGEST_MAX_INFLIGHT_CAP);
 	return config;
+}
+
+static char *
+pstrdup_or_null(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
 }
 
 /* a copy of a configuration snapshot, in the current memory context */
@@ -228,9 +216,9 @@ sqs_config_copy(const SqsConfig *config)
 	copy->queue_url = pstrdup(config->queue_url);
 	copy->endpoint = pstrdup(config->endpoint);
 	copy->region = pstrdup(config->region);
-	copy->access_key_id = pstrdup(config->access_key_id);
-	copy->secret_access_key = pstrdup(config->secret_access_key);
-	copy->session_token = config->session_token ? pstrdup(config->session_token) : NULL;
+	copy->access_key_id = pstrdup_or_null(config->access_key_id);
+	copy->secret_access_key = pstrdup_or_null(config->secret_access_key);
+	copy->session_token = pstrdup_or_null(config->session_token);
 	return copy;
 }
 
@@ -245,6 +233,20 @@ sqs_config_free(SqsConfig *config)
 	secret_free(config->secret_access_key);
 	secret_free(config->session_token);
 	pfree(config);
+}
+
+/*
+ * Where requests made with this configuration take their credentials from:
+ * "settings", or the AWS credential chain's source ("environment",
+ * "profile:NAME", ...), which this resolves now, so that a missing
+ * credential fails before anything is received.
+ */
+const char *
+sqs_credential_source(const SqsConfig *config)
+{
+	if (config->access_key_id)
+		return "settings";
+	return aws_credentials_current(config->region)->source;
 }
 
 /* ---------------------------------------------------------------------
@@ -389,11 +391,21 @@ set_timer(CURLM *multi, long timeout_ms, void *userp)
  * ---------------------------------------------------------------------
  */
 
+/* free a list of header lines, wiping them: one may hold a session token */
+static void
+free_headers(struct curl_slist *headers)
+{
+	for (struct curl_slist *h = headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(headers);
+}
+
 static void
 free_request(SqsRequest *request)
 {
 	if (request->easy)
 		curl_easy_cleanup(request->easy);
+	free_headers(request->headers);
 	free(request->response);
 	pfree(request->body);
 	pfree(request);
@@ -435,9 +447,6 @@ release_client(SqsClient *client)
 	if (client->config.session_token)
 		explicit_bzero(client->config.session_token,
 					   strlen(client->config.session_token));
-	if (client->credentials_password)
-		explicit_bzero(client->credentials_password,
-					   strlen(client->credentials_password));
 }
 
 /* runs when the client's memory context goes, including on error cleanup */
@@ -448,7 +457,7 @@ client_context_gone(void *arg)
 }
 
 static struct curl_slist *
-make_headers(SqsAction action, const char *session_token)
+make_headers(SqsAction action)
 {
 	struct curl_slist *headers = NULL;
 	struct curl_slist *next;
@@ -461,19 +470,6 @@ make_headers(SqsAction action, const char *session_token)
 		headers = next;
 	else
 		headers = NULL;
-	if (headers && session_token)
-	{
-		char	   *line = psprintf("X-Amz-Security-Token: %s", session_token);
-
-		next = curl_slist_append(headers, line);
-		explicit_bzero(line, strlen(line));
-		pfree(line);
-		if (next == NULL)
-		{
-			curl_slist_free_all(headers);
-			headers = NULL;
-		}
-	}
 	if (headers == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -516,7 +512,7 @@ sqs_client_create(const SqsConfig *config)
 	MemoryContextRegisterResetCallback(context, &client->cleanup);
 
 	for (int i = 0; i < NUM_ACTIONS; i++)
-		client->headers[i] = make_headers((SqsAction) i, client->config.session_token);
+		client->headers[i] = make_headers((SqsAction) i);
 
 	client->multi = curl_multi_init();
 	if (client->multi == NULL)
@@ -546,21 +542,84 @@ sqs_client_destroy(SqsClient *client)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A request's own header list: the action's, plus the session token of the
+ * credentials it is signed with.  NULL when there is no token.
+ */
+static struct curl_slist *
+headers_with_token(const struct curl_slist *base, const char *session_token)
+{
+	struct curl_slist *headers = NULL;
+	char	   *line;
+	bool		failed = false;
+
+	if (session_token == NULL)
+		return NULL;
+	for (const struct curl_slist *h = base; h && !failed; h = h->next)
+	{
+		struct curl_slist *next = curl_slist_append(headers, h->data);
+
+		failed = (next == NULL);
+		if (next)
+			headers = next;
+	}
+	line = psprintf("X-Amz-Security-Token: %s", session_token);
+	if (!failed)
+	{
+		struct curl_slist *next = curl_slist_append(headers, line);
+
+		failed = (next == NULL);
+		if (next)
+			headers = next;
+	}
+	explicit_bzero(line, strlen(line));
+	pfree(line);
+	if (failed)
+	{
+		free_headers(headers);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	return headers;
+}
+
 static SqsRequest *
 start_request(SqsClient *client, SqsAction action, StringInfo body, int requested,
 			  long timeout_ms)
 {
-	SqsRequest *request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
+	SqsRequest *request;
 	CURL	   *easy;
 	CURLMcode	mrc;
+	const char *access_key_id = client->config.access_key_id;
+	const char *secret_access_key = client->config.secret_access_key;
+	const char *session_token = client->config.session_token;
 
+	/*
+	 * Without credential settings, each request takes the chain's current
+	 * credentials (refreshed as they near expiry); libcurl copies the key
+	 * pair and the request owns its header list, so a refresh never touches
+	 * a request in flight.
+	 */
+	if (access_key_id == NULL)
+	{
+		const AwsCredentials *creds = aws_credentials_current(client->config.region);
+
+		access_key_id = creds->access_key_id;
+		secret_access_key = creds->secret_access_key;
+		session_token = creds->session_token;
+	}
+
+	request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
 	request->action = action;
 	request->requested = requested;
 	request->body = MemoryContextStrdup(client->context, body->data);
+	request->headers = headers_with_token(client->headers[action], session_token);
 
 	easy = curl_easy_init();
 	if (easy == NULL)
 	{
+		free_headers(request->headers);
 		pfree(request->body);
 		pfree(request);
 		ereport(ERROR,
@@ -579,13 +638,14 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, client->headers[action]);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
+					 request->headers ? request->headers : client->headers[action]);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) body->len);
 	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, client->sigv4);
-	curl_easy_setopt(easy, CURLOPT_USERNAME, client->config.access_key_id);
-	curl_easy_setopt(easy, CURLOPT_PASSWORD, client->config.secret_access_key);
+	curl_easy_setopt(easy, CURLOPT_USERNAME, access_key_id);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, secret_access_key);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_response);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, request);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, request->curl_error);
@@ -960,7 +1020,7 @@ classify_aws_error(SqsError *error)
 	{
 		error->transient = false;
 		error->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-		error->hint = "Check sqs_ingest.access_key_id, sqs_ingest.secret_access_key, sqs_ingest.session_token and sqs_ingest.region (or the server's AWS_* environment).";
+		error->hint = "Check the credentials (sqs_ingest.stats shows their source: the settings or the AWS credential chain) and sqs_ingest.region.";
 	}
 	else if (strstr(type, "AccessDenied"))
 	{

@@ -20,6 +20,7 @@ typedef struct SqsConfig
 	char	   *queue_url;
 	char	   *endpoint;		/* scheme://host[:port]/ requests go to */
 	char	   *region;
+	/* the credential settings, or all NULL: the AWS credential chain */
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL when none */
@@ -73,6 +74,7 @@ typedef struct SqsClient SqsClient;
 extern SqsConfig *sqs_config_from_gucs(void);
 extern SqsConfig *sqs_config_copy(const SqsConfig *config);
 extern void sqs_config_free(SqsConfig *config);
+extern const char *sqs_credential_source(const SqsConfig *config);
 extern SqsClient *sqs_client_create(const SqsConfig *config);
 extern void sqs_client_destroy(SqsClient *client);
 extern void sqs_start_receive(SqsClient *client, int max_messages,

@@ -30,6 +30,7 @@
 /* slots for concurrent drains; a drain beyond them runs unseen */
 #define DRAIN_SLOTS 16
 #define LAST_ERROR_LEN 256
+#define CREDENTIAL_SOURCE_LEN 72
 
 typedef enum SlotKind
 {
@@ -57,6 +58,7 @@ struct IngestSlot
 	TimestampTz last_batch_at;
 	TimestampTz last_error_at;
 	char		last_error[LAST_ERROR_LEN];
+	char		credential_source[CREDENTIAL_SOURCE_LEN];	/* never a secret */
 };
 
 typedef struct IngestShared
@@ -144,6 +146,7 @@ claim(IngestSlot *slot, SlotKind kind, int worker_index)
 	slot->pid = MyProcPid;
 	slot->state = INGEST_STARTING;
 	slot->started_at = GetCurrentTimestamp();
+	slot->credential_source[0] = '\0';
 	if (kind == SLOT_DRAIN)
 	{
 		/* a drain's counters are its own; a worker's survive its restarts */
@@ -291,6 +294,17 @@ stats_count_retry(IngestSlot *slot)
 	SpinLockRelease(&slot->mutex);
 }
 
+/* where the slot's process takes its AWS credentials from */
+void
+stats_set_credential_source(IngestSlot *slot, const char *source)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	strlcpy(slot->credential_source, source, CREDENTIAL_SOURCE_LEN);
+	SpinLockRelease(&slot->mutex);
+}
+
 static Datum
 timestamp_or_null(TimestampTz ts, bool *isnull)
 {
@@ -348,6 +362,9 @@ stats_srf(PG_FUNCTION_ARGS)
 		n++;
 		values[n] = timestamp_or_null(copy.started_at, &nulls[n]);
 		n++;
+		/* columns added in 1.1: a 1.0 schema's row type leaves them out */
+		nulls[n] = copy.credential_source[0] == '\0';
+		values[n++] = CStringGetTextDatum(copy.credential_source);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -34,6 +34,7 @@ extern void stats_count_batch(IngestSlot *slot, const BatchCounts *counts);
 extern void stats_count_deletes(IngestSlot *slot, int64 deleted, int64 failed);
 extern void stats_record_error(IngestSlot *slot, const char *message, bool from_sqs);
 extern void stats_count_retry(IngestSlot *slot);
+extern void stats_set_credential_source(IngestSlot *slot, const char *source);
 extern Datum stats_srf(PG_FUNCTION_ARGS);
 
 #endif							/* SQS_INGEST_STATS_H */

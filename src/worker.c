@@ -85,17 +85,22 @@ worker_register_all(void)
 	}
 }
 
+/* equal strings, or both NULL */
+static bool
+same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
 static bool
 same_config(const SqsConfig *a, const SqsConfig *b)
 {
 	return strcmp(a->queue_url, b->queue_url) == 0 &&
 		strcmp(a->endpoint, b->endpoint) == 0 &&
 		strcmp(a->region, b->region) == 0 &&
-		strcmp(a->access_key_id, b->access_key_id) == 0 &&
-		strcmp(a->secret_access_key, b->secret_access_key) == 0 &&
-		((a->session_token == NULL && b->session_token == NULL) ||
-		 (a->session_token && b->session_token &&
-		  strcmp(a->session_token, b->session_token) == 0)) &&
+		same_string(a->access_key_id, b->access_key_id) &&
+		same_string(a->secret_access_key, b->secret_access_key) &&
+		same_string(a->session_token, b->session_token) &&
 		a->visibility_timeout == b->visibility_timeout &&
 		a->connect_timeout_ms == b->connect_timeout_ms &&
 		a->request_timeout_ms == b->request_timeout_ms &&

@@ -48,7 +48,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
-  start_emulator start_proxy sqs_tool create_queue send_json_array
+  start_emulator start_proxy start_standins sqs_tool create_queue send_json_array
   send_generated send_lines queue_depth wait_for_depth receive_messages
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
@@ -71,7 +71,13 @@ our $TARGET_TABLE_DDL = do
 
 # Credentials must come only from what a test sets: an AWS_* variable in the
 # caller's environment would leak into the servers started here.
+# The rest of the credential chain is off unless a test turns it on: no
+# instance metadata (nothing but loopback may be reached) and no shared
+# files of whoever runs the tests.
 delete $ENV{$_} for grep { /^AWS_/ } keys %ENV;
+$ENV{AWS_EC2_METADATA_DISABLED}   = 'true';
+$ENV{AWS_SHARED_CREDENTIALS_FILE} = '/nonexistent/aws/credentials';
+$ENV{AWS_CONFIG_FILE}             = '/nonexistent/aws/config';
 $ENV{SQS_TEST_ACCESS_KEY_ID}     = $TEST_ACCESS_KEY_ID;
 $ENV{SQS_TEST_SECRET_ACCESS_KEY} = $TEST_SECRET_ACCESS_KEY;
 
@@ -185,7 +191,8 @@ sub _stop_node_process
 =item start_emulator(%opts)
 
 Start the SQS emulator on a free port (or C<port =E<gt> N>); C<queues =E<gt> [...]>
-creates queues at start, C<session_token =E<gt> T> requires that token,
+creates queues at start, C<session_token =E<gt> T> requires that token
+(or one of them, given an array reference),
 C<default =E<gt> 0> leaves the current emulator the default one.
 Returns an object with C<endpoint>, C<port>, C<queue_url(NAME)>, C<stop>,
 C<start> (again on the same port; queues of C<queues> are recreated, others
@@ -204,6 +211,32 @@ sub start_emulator
 	}, 'SqsIngestTest::Emulator';
 	$self->start;
 	$default_emulator = $self unless defined $opts{default} && !$opts{default};
+	return $self;
+}
+
+=pod
+
+=item start_standins(%opts)
+
+Start F<test/aws-standins.js>: one local server playing the EC2 instance
+metadata service, the container credentials endpoint and STS, vending the
+test key pair with session tokens C<imds-N>, C<container-N>, C<webid-N> and
+C<assumed-N>. Options: C<lifetime> (seconds until the vended credentials
+expire), C<container_auth> (the authorization token required),
+C<web_identity_token> (the JWT STS accepts). Returns an object with
+C<endpoint>, C<stats> (hash reference of request counts), C<fail(\%what)>
+(C<{imds =E<gt> 1}> makes those endpoints answer 500; C<{}> heals), C<stop>.
+
+=cut
+
+sub start_standins
+{
+	my (%opts) = @_;
+	my $self = bless {
+		port => PostgreSQL::Test::Cluster::get_free_port(),
+		%opts,
+	}, 'SqsIngestTest::Standins';
+	$self->start;
 	return $self;
 }
 
@@ -601,8 +634,9 @@ sub start
 	my ($self) = @_;
 	my @args = ('--port', $self->{port}, '--host', '127.0.0.1');
 	push @args, map { ('--queue', $_) } @{ $self->{queues} };
-	push @args, '--session-token', $self->{session_token}
-	  if defined $self->{session_token};
+	my $tokens = $self->{session_token};
+	push @args, map { ('--session-token', $_) }
+	  ref $tokens ? @$tokens : defined $tokens ? ($tokens) : ();
 	$self->_register(
 		SqsIngestTest::_start_node_process('emulator', 'sqs-emulator.js', @args));
 	return $self;
@@ -652,5 +686,45 @@ sub set_fault
 sub clear_faults { return $_[0]->set_fault({}); }
 sub stats        { return $_[0]->_control('GET', '/__fault/stats'); }
 sub reset_stats  { return $_[0]->_control('POST', '/__fault/stats/reset', {}); }
+
+package SqsIngestTest::Standins;
+
+use Carp;
+use JSON::PP;
+
+our @ISA = ('SqsIngestTest::Process');
+
+sub start
+{
+	my ($self) = @_;
+	my @args = ('--port', $self->{port}, '--host', '127.0.0.1');
+	push @args, '--lifetime', $self->{lifetime} if defined $self->{lifetime};
+	push @args, '--container-auth', $self->{container_auth}
+	  if defined $self->{container_auth};
+	push @args, '--web-identity-token', $self->{web_identity_token}
+	  if defined $self->{web_identity_token};
+	$self->_register(
+		SqsIngestTest::_start_node_process('standins', 'aws-standins.js', @args));
+	return $self;
+}
+
+sub _control
+{
+	my ($self, $method, $path, $doc) = @_;
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $res = $http->request($method, $self->endpoint . $path,
+		defined $doc
+		? {
+			content => encode_json($doc),
+			headers => { 'Content-Type' => 'application/json' }
+		  }
+		: {});
+	croak "stand-ins $method $path: $res->{status} $res->{content}"
+	  unless $res->{success};
+	return decode_json($res->{content});
+}
+
+sub stats { return $_[0]->_control('GET', '/__stats'); }
+sub fail  { return $_[0]->_control('POST', '/__fail', $_[1]); }
 
 1;

@@ -145,7 +145,8 @@ function fail(code, message) {
 /*
  * Check the signature of an incoming request. req needs method, url and
  * rawHeaders (or headers); body is the raw body Buffer. opts: {accessKeyId,
- * secretAccessKey, region, service, sessionToken (then required), now}.
+ * secretAccessKey, region, service, sessionToken (then required; a list
+ * accepts any of its tokens), now}.
  * Returns {ok: true, accessKeyId} or {ok: false, code, message} where code is
  * the AWS error code (MissingAuthenticationToken, IncompleteSignature,
  * InvalidClientTokenId, SignatureDoesNotMatch).
@@ -182,7 +183,8 @@ function verify(req, body, opts) {
   if (akid !== opts.accessKeyId) {
     return fail('InvalidClientTokenId', 'The security token included in the request is invalid.');
   }
-  if (opts.sessionToken && hmap.get('x-amz-security-token') !== opts.sessionToken) {
+  const tokens = Array.isArray(opts.sessionToken) ? opts.sessionToken : [opts.sessionToken];
+  if (opts.sessionToken && !tokens.includes(hmap.get('x-amz-security-token'))) {
     return fail('InvalidClientTokenId', 'The security token included in the request is invalid.');
   }
 

@@ -5,9 +5,12 @@
 // places where the emulator answers differently from SQS.
 //
 //   node test/sqs-emulator.js --port PORT [--host 127.0.0.1] [--queue NAME]...
-//                             [--session-token TOKEN] [--exit-with-parent]
+//                             [--session-token TOKEN]... [--exit-with-parent]
 //
-// Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY.
+// Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY. With
+// --session-token, every request must carry one of the tokens given; the
+// first request with each token is logged ("session token in use: T"), so
+// tests see when a client switched to refreshed credentials.
 // Prints "READY <port>" once listening; exits on SIGTERM or SIGINT.
 
 const crypto = require('crypto');
@@ -25,12 +28,12 @@ const MAX_BODY = 8 * 1024 * 1024; // a 1 MiB batch, JSON-escaped, fits with room
 function usage(msg) {
   if (msg) process.stderr.write(`sqs-emulator: ${msg}\n`);
   process.stderr.write('usage: sqs-emulator.js --port PORT [--host HOST] [--queue NAME]... ' +
-    '[--session-token TOKEN] [--exit-with-parent]\n');
+    '[--session-token TOKEN]... [--exit-with-parent]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { port: null, host: '127.0.0.1', queues: [], sessionToken: null, exitWithParent: false };
+  const o = { port: null, host: '127.0.0.1', queues: [], sessionTokens: [], exitWithParent: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -40,7 +43,7 @@ function parseArgs(argv) {
     if (a === '--port') o.port = Number(val());
     else if (a === '--host') o.host = val();
     else if (a === '--queue') o.queues.push(val());
-    else if (a === '--session-token') o.sessionToken = val();
+    else if (a === '--session-token') o.sessionTokens.push(val());
     else if (a === '--exit-with-parent') o.exitWithParent = true;
     else usage(`unknown argument ${a}`);
   }
@@ -52,7 +55,7 @@ const opts = parseArgs(process.argv.slice(2));
 const creds = {
   accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
   secretAccessKey: process.env.SQS_TEST_SECRET_ACCESS_KEY || 'sqs-ingest-test-secret',
-  sessionToken: opts.sessionToken,
+  sessionToken: opts.sessionTokens.length ? opts.sessionTokens : null,
   region: REGION,
   service: 'sqs',
 };
@@ -207,6 +210,8 @@ function finish(res, action, r, fixCounts, dropNotVisible) {
   res.end(out);
 }
 
+const tokensSeen = new Set();
+
 const server = http.createServer((req, res) => {
   const chunks = [];
   let size = 0;
@@ -226,6 +231,11 @@ const server = http.createServer((req, res) => {
     if (!v.ok) {
       sendError(res, 403, v.code, AUTH_TYPES[v.code], v.message);
       return;
+    }
+    const token = req.headers['x-amz-security-token'];
+    if (token && !tokensSeen.has(token)) {
+      tokensSeen.add(token);
+      process.stdout.write(`session token in use: ${token}\n`);
     }
     handle(req, res, body).catch((err) => {
       if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));

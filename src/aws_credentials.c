@@ -1,0 +1,1086 @@
+/*-------------------------------------------------------------------------
+ *
+ * aws_credentials.c
+ *	  The AWS credential chain, resolved as the AWS SDKs do when the
+ *	  credential settings are empty, with a per-process cache.
+ *
+ * In order, the first source that yields credentials wins:
+ *
+ *	1. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+ *	   AWS_SESSION_TOKEN;
+ *	2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, exchanged
+ *	   through STS AssumeRoleWithWebIdentity (EKS service accounts);
+ *	3. the shared config and credentials files, profile AWS_PROFILE or
+ *	   "default": static keys, or role_arn + source_profile through STS
+ *	   AssumeRole;
+ *	4. container credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ *	   _FULL_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE] (ECS tasks,
+ *	   EKS Pod Identity);
+ *	5. EC2 instance metadata, IMDSv2.
+ *
+ * A source that is not set up is passed over; one that is set up but fails
+ * stops the chain with its own error, so that a broken role is reported as
+ * such rather than hidden behind the next source.
+ *
+ * Temporary credentials are refreshed by the next caller once they come
+ * within a margin of their expiration, from the same source.  Callers copy
+ * what they need (libcurl copies the key pair of each request), so
+ * requests already in flight keep the credentials they were signed with.
+ * A failed refresh is logged once and the current credentials stay in use
+ * until they expire.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "aws_credentials.h"
+#include "credential_http.h"
+
+/* refresh this long before expiration, or a quarter of a short lifetime */
+#define REFRESH_MARGIN_MS (5 * 60 * 1000L)
+/* after a failed refresh, wait this long before trying again */
+#define REFRESH_RETRY_MS (10 * 1000L)
+#define STS_TIMEOUT_MS 10000L
+#define CONTAINER_TIMEOUT_MS 5000L
+#define IMDS_TIMEOUT_MS 3000L
+#define IMDS_TOKEN_TTL_SECONDS 21600
+/* bigger files than these are not credential files */
+#define MAX_TOKEN_FILE (64 * 1024)
+#define MAX_PROFILE_FILE (1024 * 1024)
+
+typedef enum SourceResult
+{
+	SOURCE_ABSENT,				/* not set up here: try the next one */
+	SOURCE_FOUND,
+	SOURCE_FAILED				/* set up, but it did not work */
+} SourceResult;
+
+typedef SourceResult (*SourceFetch) (const char *region, AwsCredentials *out,
+									 StringInfo detail);
+
+typedef struct CredentialSource
+{
+	const char *name;			/* for messages */
+	SourceFetch fetch;
+	const char *hint;
+} CredentialSource;
+
+static SourceResult from_environment(const char *region, AwsCredentials *out, StringInfo detail);
+static SourceResult from_web_identity(const char *region, AwsCredentials *out, StringInfo detail);
+static SourceResult from_profile(const char *region, AwsCredentials *out, StringInfo detail);
+static SourceResult from_container(const char *region, AwsCredentials *out, StringInfo detail);
+static SourceResult from_imds(const char *region, AwsCredentials *out, StringInfo detail);
+
+static const CredentialSource sources[] = {
+	{"the environment", from_environment,
+	"Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment."},
+	{"web identity", from_web_identity,
+	"Check AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and the role's trust policy; AWS_ENDPOINT_URL_STS sets another STS endpoint."},
+	{"the shared config and credentials files", from_profile,
+	"Check AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default: ~/.aws/credentials and ~/.aws/config of the server's operating system user)."},
+	{"container credentials", from_container,
+	"Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI and the authorization token."},
+	{"EC2 instance metadata", from_imds,
+	"Check the instance's IAM role and its metadata options (IMDSv2, hop limit); AWS_EC2_METADATA_DISABLED=true turns this source off."},
+};
+
+#define NUM_SOURCES lengthof(sources)
+
+/* the cache: in TopMemoryContext, wiped when replaced */
+static AwsCredentials *cached = NULL;
+static int	cached_source = -1;
+static TimestampTz cached_at = 0;
+static TimestampTz next_refresh_attempt = 0;
+static bool refresh_failure_logged = false;
+
+/* ---------------------------------------------------------------------
+ * helpers
+ * ---------------------------------------------------------------------
+ */
+
+static bool
+is_set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+static const char *
+env_or_null(const char *name)
+{
+	const char *value = getenv(name);
+
+	return is_set(value) ? value : NULL;
+}
+
+/* printable ASCII without spaces, as every AWS key, secret and token is */
+static bool
+plausible_field(const char *s, size_t max_len)
+{
+	size_t		len = 0;
+
+	for (; *s; s++, len++)
+		if (*s < 0x21 || *s > 0x7e || len >= max_len)
+			return false;
+	return len > 0;
+}
+
+static void
+wipe_and_free(char *s)
+{
+	if (s)
+	{
+		explicit_bzero(s, strlen(s));
+		pfree(s);
+	}
+}
+
+static void
+free_credentials(AwsCredentials *creds)
+{
+	wipe_and_free(creds->access_key_id);
+	wipe_and_free(creds->secret_access_key);
+	wipe_and_free(creds->session_token);
+	pfree(creds);
+}
+
+/*
+ * Parse an ISO 8601 UTC time as AWS writes expirations:
+ * 2026-11-25T22:15:07Z, optionally with fractional seconds or +00:00.
+ */
+static bool
+parse_expiration(const char *text, TimestampTz *result)
+{
+	struct pg_tm tm = {0};
+	int			consumed = 0;
+	const char *rest;
+	int			tz = 0;
+
+	if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+			   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+			   &consumed) != 6 || consumed == 0)
+		return false;
+	rest = text + consumed;
+	if (*rest == '.')
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+			;
+	if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
+		return false;
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+		tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return false;
+	return tm2timestamp(&tm, 0, &tz, result) == 0;
+}
+
+/*
+ * Check what a source found and copy it into out.  The strings are
+ * checked so that nothing a service answers can reach a header unsafely.
+ */
+static SourceResult
+accept_credentials(AwsCredentials *out, const char *source,
+				   const char *access_key_id, const char *secret_access_key,
+				   const char *session_token, const char *expiration,
+				   StringInfo detail)
+{
+	if (!is_set(access_key_id) || !is_set(secret_access_key))
+	{
+		appendStringInfoString(detail, "the answer holds no access key id or no secret access key");
+		return SOURCE_FAILED;
+	}
+	if (!plausible_field(access_key_id, 128) ||
+		!plausible_field(secret_access_key, 256) ||
+		(is_set(session_token) && !plausible_field(session_token, 8192)))
+	{
+		appendStringInfoString(detail, "the credentials hold characters or lengths that AWS credentials never have");
+		return SOURCE_FAILED;
+	}
+	out->expiration = 0;
+	if (is_set(expiration) && !parse_expiration(expiration, &out->expiration))
+	{
+		appendStringInfo(detail, "the expiration \"%s\" is not an ISO 8601 UTC time",
+						 expiration);
+		return SOURCE_FAILED;
+	}
+	out->access_key_id = pstrdup(access_key_id);
+	out->secret_access_key = pstrdup(secret_access_key);
+	out->session_token = is_set(session_token) ? pstrdup(session_token) : NULL;
+	strlcpy(out->source, source, AWS_SOURCE_LEN);
+	return SOURCE_FOUND;
+}
+
+/*
+ * Read a small file whole (a token, a profile file).  Returns NULL, with
+ * the reason in detail, if it cannot; *missing tells a file that does not
+ * exist from one that cannot be read.
+ */
+static char *
+read_small_file(const char *path, size_t max_len, bool *missing, StringInfo detail)
+{
+	int			fd;
+	StringInfoData content;
+	char		chunk[8192];
+	ssize_t		n;
+
+	*missing = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+	{
+		*missing = (errno == ENOENT);
+		appendStringInfo(detail, "could not open \"%s\": %m", path);
+		return NULL;
+	}
+	initStringInfo(&content);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+	{
+		if ((size_t) content.len + n > max_len)
+		{
+			close(fd);
+			explicit_bzero(chunk, sizeof(chunk));
+			wipe_and_free(content.data);
+			appendStringInfo(detail, "\"%s\" is larger than %zu bytes", path, max_len);
+			return NULL;
+		}
+		appendBinaryStringInfo(&content, chunk, n);
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	if (n < 0)
+	{
+		int			save_errno = errno;
+
+		close(fd);
+		wipe_and_free(content.data);
+		errno = save_errno;
+		appendStringInfo(detail, "could not read \"%s\": %m", path);
+		return NULL;
+	}
+	close(fd);
+	return content.data;
+}
+
+/* strip trailing whitespace in place (a token file ends with a newline) */
+static char *
+strip_trailing_space(char *s)
+{
+	size_t		len = strlen(s);
+
+	while (len > 0 && isspace((unsigned char) s[len - 1]))
+		s[--len] = '\0';
+	return s;
+}
+
+/* ---------------------------------------------------------------------
+ * STS
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * STS's regional endpoint, or the override the SDKs honour:
+ * AWS_ENDPOINT_URL_STS, then AWS_ENDPOINT_URL.
+ */
+static char *
+sts_endpoint(const char *region, StringInfo detail)
+{
+	const char *url = env_or_null("AWS_ENDPOINT_URL_STS");
+
+	if (url == NULL)
+		url = env_or_null("AWS_ENDPOINT_URL");
+	if (url)
+	{
+		if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		{
+			appendStringInfo(detail, "the STS endpoint \"%s\" does not start with http:// or https://", url);
+			return NULL;
+		}
+		return pstrdup(url);
+	}
+	for (const char *p = region; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+		{
+			appendStringInfo(detail, "\"%s\" is not an AWS region", region);
+			return NULL;
+		}
+	return psprintf("https://sts.%s.amazonaws.com%s", region,
+					strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+}
+
+/*
+ * Call an STS action that returns credentials.  signer signs the call
+ * (AssumeRole) or is NULL (AssumeRoleWithWebIdentity is unsigned).
+ */
+static SourceResult
+sts_credentials(const char *region, const char *form, const AwsCredentials *signer,
+				const char *source, AwsCredentials *out, StringInfo detail)
+{
+	CredentialRequest request = {0};
+	CredentialDocument doc;
+	StringInfoData response;
+	char	   *url = sts_endpoint(region, detail);
+	char	   *token_header = NULL;
+	long		status;
+	SourceResult result;
+
+	if (url == NULL)
+		return SOURCE_FAILED;
+	request.method = "POST";
+	request.url = url;
+	request.headers[0] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+	request.headers[1] = "Accept: text/xml";
+	request.body = form;
+	request.timeout_ms = STS_TIMEOUT_MS;
+	if (signer)
+	{
+		request.sigv4 = psprintf("aws:amz:%s:sts", region);
+		request.username = signer->access_key_id;
+		request.password = signer->secret_access_key;
+		if (signer->session_token)
+			request.headers[2] = token_header =
+				psprintf("X-Amz-Security-Token: %s", signer->session_token);
+	}
+
+	initStringInfo(&response);
+	if (!credential_http(&request, &status, &response, detail))
+		result = SOURCE_FAILED;
+	else if (!credential_parse_sts_xml(response.data, response.len, &doc, detail))
+		result = SOURCE_FAILED;
+	else
+	{
+		if (status != 200)
+		{
+			appendStringInfo(detail, "STS answered HTTP %ld", status);
+			if (doc.code)
+				appendStringInfo(detail, ": %s", doc.code);
+			if (doc.message)
+				appendStringInfo(detail, ": %s", doc.message);
+			result = SOURCE_FAILED;
+		}
+		else
+			result = accept_credentials(out, source, doc.access_key_id,
+										doc.secret_access_key, doc.session_token,
+										doc.expiration, detail);
+		credential_document_free(&doc);
+	}
+	explicit_bzero(response.data, response.maxlen);
+	pfree(response.data);
+	wipe_and_free(token_header);
+	pfree(url);
+	return result;
+}
+
+/* AssumeRoleWithWebIdentity with the token read from token_file */
+static SourceResult
+assume_role_with_web_identity(const char *region, const char *role_arn,
+							  const char *session_name, const char *token_file,
+							  const char *source, AwsCredentials *out,
+							  StringInfo detail)
+{
+	StringInfoData form;
+	bool		missing;
+	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, detail);
+	SourceResult result;
+
+	if (token == NULL)
+		return SOURCE_FAILED;
+	initStringInfo(&form);
+	credential_form_append(&form, "Action", "AssumeRoleWithWebIdentity");
+	credential_form_append(&form, "Version", "2011-06-15");
+	credential_form_append(&form, "RoleArn", role_arn);
+	credential_form_append(&form, "RoleSessionName", session_name);
+	credential_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
+	result = sts_credentials(region, form.data, NULL, source, out, detail);
+	wipe_and_free(token);
+	wipe_and_free(form.data);
+	return result;
+}
+
+/* the session name the SDKs would make up when none is given */
+static char *
+default_session_name(void)
+{
+	return psprintf("sqs_ingest-%lld",
+					(long long) ((GetCurrentTimestamp() / USECS_PER_SEC) +
+								 (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY));
+}
+
+/* ---------------------------------------------------------------------
+ * the sources
+ * ---------------------------------------------------------------------
+ */
+
+static SourceResult
+from_environment(const char *region, AwsCredentials *out, StringInfo detail)
+{
+	const char *access_key_id = env_or_null("AWS_ACCESS_KEY_ID");
+	const char *secret_access_key = env_or_null("AWS_SECRET_ACCESS_KEY");
+
+	if (access_key_id == NULL)
+	{
+		appendStringInfoString(detail, "AWS_ACCESS_KEY_ID is not set");
+		return SOURCE_ABSENT;
+	}
+	if (secret_access_key == NULL)
+	{
+		appendStringInfoString(detail, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+		return SOURCE_FAILED;
+	}
+	return accept_credentials(out, "environment", access_key_id, secret_access_key,
+							  env_or_null("AWS_SESSION_TOKEN"), NULL, detail);
+}
+
+static SourceResult
+from_web_identity(const char *region, AwsCredentials *out, StringInfo detail)
+{
+	const char *token_file = env_or_null("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role_arn = env_or_null("AWS_ROLE_ARN");
+	const char *session_name = env_or_null("AWS_ROLE_SESSION_NAME");
+
+	if (token_file == NULL)
+	{
+		appendStringInfoString(detail, "AWS_WEB_IDENTITY_TOKEN_FILE is not set");
+		return SOURCE_ABSENT;
+	}
+	if (role_arn == NULL)
+	{
+		appendStringInfoString(detail, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+		return SOURCE_FAILED;
+	}
+	return assume_role_with_web_identity(region, role_arn,
+										 session_name ? session_name : default_session_name(),
+										 token_file, "web-identity", out, detail);
+}
+
+/* the settings of one profile that matter here, palloc'd or NULL */
+typedef struct ProfileSettings
+{
+	bool		found;
+	char	   *aws_access_key_id;
+	char	   *aws_secret_access_key;
+	char	   *aws_session_token;
+	char	   *role_arn;
+	char	   *source_profile;
+	char	   *role_session_name;
+} ProfileSettings;
+
+static void
+free_profile(ProfileSettings *p)
+{
+	wipe_and_free(p->aws_access_key_id);
+	wipe_and_free(p->aws_secret_access_key);
+	wipe_and_free(p->aws_session_token);
+	wipe_and_free(p->role_arn);
+	wipe_and_free(p->source_profile);
+	wipe_and_free(p->role_session_name);
+	memset(p, 0, sizeof(*p));
+}
+
+static char *
+strip_space(char *s)
+{
+	while (isspace((unsigned char) *s))
+		s++;
+	return strip_trailing_space(s);
+}
+
+/*
+ * Is this section header (without brackets, trimmed) the profile's?  The
+ * credentials file names sections "name", the config file "profile name"
+ * (and "default" for the default profile).
+ */
+static bool
+section_matches(const char *section, const char *profile, bool config_file)
+{
+	if (!config_file)
+		return strcmp(section, profile) == 0;
+	if (strncmp(section, "profile", 7) == 0 && isspace((unsigned char) section[7]))
+	{
+		const char *name = section + 8;
+
+		while (isspace((unsigned char) *name))
+			name++;
+		return strcmp(name, profile) == 0;
+	}
+	return strcmp(profile, "default") == 0 && strcmp(section, "default") == 0;
+}
+
+/*
+ * Read one profile's settings from an INI file into p, leaving alone what
+ * p already holds (the credentials file is read first and wins).  A file
+ * that does not exist holds nothing; one that cannot be read is a failure.
+ */
+static bool
+read_profile(const char *path, const char *profile, bool config_file,
+			 ProfileSettings *p, StringInfo detail)
+{
+	bool		missing;
+	char	   *content = read_small_file(path, MAX_PROFILE_FILE, &missing, detail);
+	char	   *line;
+	char	   *save = NULL;
+	bool		in_profile = false;
+
+	if (content == NULL)
+	{
+		if (missing)
+		{
+			/* not an error: the reason goes in only if nothing is found */
+			resetStringInfo(detail);
+			return true;
+		}
+		return false;
+	}
+
+	for (line = strtok_r(content, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	{
+		char	   *text = strip_space(line);
+		char	   *eq;
+		char	   *key;
+		char	  **target = NULL;
+
+		if (text[0] == '#' || text[0] == ';' || text[0] == '\0')
+			continue;
+		if (text[0] == '[')
+		{
+			char	   *end = strrchr(text, ']');
+
+			if (end)
+				*end = '\0';
+			in_profile = section_matches(strip_space(text + 1), profile, config_file);
+			if (in_profile)
+				p->found = true;
+			continue;
+		}
+		if (!in_profile || (eq = strchr(text, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		key = strip_space(text);
+		if (pg_strcasecmp(key, "aws_access_key_id") == 0)
+			target = &p->aws_access_key_id;
+		else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
+			target = &p->aws_secret_access_key;
+		else if (pg_strcasecmp(key, "aws_session_token") == 0)
+			target = &p->aws_session_token;
+		else if (pg_strcasecmp(key, "role_arn") == 0)
+			target = &p->role_arn;
+		else if (pg_strcasecmp(key, "source_profile") == 0)
+			target = &p->source_profile;
+		else if (pg_strcasecmp(key, "role_session_name") == 0)
+			target = &p->role_session_name;
+		if (target && *target == NULL && is_set(strip_space(eq + 1)))
+			*target = pstrdup(strip_space(eq + 1));
+	}
+	explicit_bzero(content, strlen(content));
+	pfree(content);
+	return true;
+}
+
+/* the home directory of the server's operating system user */
+static const char *
+home_directory(void)
+{
+	const char *home = env_or_null("HOME");
+	struct passwd *pw;
+
+	if (home)
+		return home;
+	pw = getpwuid(geteuid());
+	return pw ? pw->pw_dir : "";
+}
+
+/* one profile from both files, credentials file first */
+static bool
+load_profile(const char *profile, const char *credentials_path,
+			 const char *config_path, ProfileSettings *p, StringInfo detail)
+{
+	memset(p, 0, sizeof(*p));
+	if (!read_profile(credentials_path, profile, false, p, detail) ||
+		!read_profile(config_path, profile, true, p, detail))
+	{
+		free_profile(p);
+		return false;
+	}
+	return true;
+}
+
+static SourceResult
+from_profile(const char *region, AwsCredentials *out, StringInfo detail)
+{
+	const char *profile = env_or_null("AWS_PROFILE");
+	bool		named = profile != NULL;
+	const char *credentials_path = env_or_null("AWS_SHARED_CREDENTIALS_FILE");
+	const char *config_path = env_or_null("AWS_CONFIG_FILE");
+	char		source[AWS_SOURCE_LEN];
+	ProfileSettings p;
+	SourceResult result;
+
+	if (!named)
+		profile = "default";
+	if (credentials_path == NULL)
+		credentials_path = psprintf("%s/.aws/credentials", home_directory());
+	if (config_path == NULL)
+		config_path = psprintf("%s/.aws/config", home_directory());
+	snprintf(source, sizeof(source), "profile:%s", profile);
+
+	if (!load_profile(profile, credentials_path, config_path, &p, detail))
+		return SOURCE_FAILED;
+	if (!p.found)
+	{
+		appendStringInfo(detail, "profile \"%s\" is in neither \"%s\" nor \"%s\"",
+						 profile, credentials_path, config_path);
+		/* a profile asked for by name must exist, as in the SDKs */
+		return named ? SOURCE_FAILED : SOURCE_ABSENT;
+	}
+
+	if (p.role_arn && p.source_profile)
+	{
+		/* assume the role with the source profile's own keys */
+		ProfileSettings src;
+		AwsCredentials signer = {0};
+
+		if (!load_profile(p.source_profile, credentials_path, config_path, &src, detail))
+			result = SOURCE_FAILED;
+		else
+		{
+			StringInfoData form;
+
+			result = accept_credentials(&signer, source, src.aws_access_key_id,
+										src.aws_secret_access_key,
+										src.aws_session_token, NULL, detail);
+			if (result != SOURCE_FOUND)
+			{
+				resetStringInfo(detail);
+				appendStringInfo(detail, "source_profile \"%s\" of profile \"%s\" holds no static keys",
+								 p.source_profile, profile);
+				result = SOURCE_FAILED;
+			}
+			else
+			{
+				initStringInfo(&form);
+				credential_form_append(&form, "Action", "AssumeRole");
+				credential_form_append(&form, "Version", "2011-06-15");
+				credential_form_append(&form, "RoleArn", p.role_arn);
+				credential_form_append(&form, "RoleSessionName",
+									   p.role_session_name ? p.role_session_name :
+									   default_session_name());
+				result = sts_credentials(region, form.data, &signer, source, out, detail);
+				pfree(form.data);
+				wipe_and_free(signer.access_key_id);
+				wipe_and_free(signer.secret_access_key);
+				wipe_and_free(signer.session_token);
+			}
+			free_profile(&src);
+		}
+	}
+	else if (p.aws_access_key_id)
+		result = accept_credentials(out, source, p.aws_access_key_id,
+									p.aws_secret_access_key, p.aws_session_token,
+									NULL, detail);
+	else
+	{
+		appendStringInfo(detail, "profile \"%s\" holds neither aws_access_key_id nor role_arn with source_profile",
+						 profile);
+		result = SOURCE_ABSENT;
+	}
+	free_profile(&p);
+	return result;
+}
+
+/*
+ * May credentials be fetched over plain http from this host?  As in the
+ * SDKs: loopback, and the ECS and EKS Pod Identity link-local addresses.
+ */
+static bool
+allowed_container_host(const char *url)
+{
+	const char *host = url + strlen("http://");
+	const char *end;
+	char		name[64];
+	struct in_addr addr4;
+
+	if (*host == '[')
+	{
+		end = strchr(host, ']');
+		if (end == NULL || end - host - 1 >= (int) sizeof(name))
+			return false;
+		memcpy(name, host + 1, end - host - 1);
+		name[end - host - 1] = '\0';
+		return strcmp(name, "::1") == 0 || pg_strcasecmp(name, "fd00:ec2::23") == 0;
+	}
+	end = host + strcspn(host, ":/?#");
+	if (end - host >= (int) sizeof(name))
+		return false;
+	memcpy(name, host, end - host);
+	name[end - host] = '\0';
+	if (pg_strcasecmp(name, "localhost") == 0 ||
+		strcmp(name, "169.254.170.2") == 0 || strcmp(name, "169.254.170.23") == 0)
+		return true;
+	return inet_pton(AF_INET, name, &addr4) == 1 &&
+		(ntohl(addr4.s_addr) >> 24) == 127;
+}
+
+/* a JSON credential document from an endpoint, checked */
+static SourceResult
+json_credentials(const CredentialRequest *request, const char *source,
+				 bool require_success_code, AwsCredentials *out, StringInfo detail)
+{
+	StringInfoData response;
+	CredentialDocument doc;
+	long		status;
+	SourceResult result;
+
+	initStringInfo(&response);
+	if (!credential_http(request, &status, &response, detail))
+		result = SOURCE_FAILED;
+	else if (status != 200)
+	{
+		appendStringInfo(detail, "%s answered HTTP %ld", request->url, status);
+		result = SOURCE_FAILED;
+	}
+	else if (!credential_parse_json(response.data, response.len, &doc))
+	{
+		appendStringInfo(detail, "the answer of %s is not a JSON document", request->url);
+		result = SOURCE_FAILED;
+	}
+	else
+	{
+		if (require_success_code && doc.code && strcmp(doc.code, "Success") != 0)
+		{
+			appendStringInfo(detail, "%s answered code \"%s\"", request->url, doc.code);
+			result = SOURCE_FAILED;
+		}
+		else
+			result = accept_credentials(out, source, doc.access_key_id,
+										doc.secret_access_key, doc.session_token,
+										doc.expiration, detail);
+		credential_document_free(&doc);
+	}
+	explicit_bzero(response.data, response.maxlen);
+	pfree(response.data);
+	return result;
+}
+
+static SourceResult
+from_container(const char *region, AwsCredentials *out, StringInfo detail)
+{
+	const char *relative = env_or_null("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = env_or_null("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *token_file = env_or_null("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	CredentialRequest request = {0};
+	char	   *token = NULL;
+	char	   *authorization = NULL;
+	SourceResult result;
+
+	request.method = "GET";
+	request.timeout_ms = CONTAINER_TIMEOUT_MS;
+	request.direct = true;
+	if (relative)
+	{
+		if (relative[0] != '/')
+		{
+			appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI does not start with /");
+			return SOURCE_FAILED;
+		}
+		request.url = psprintf("http://169.254.170.2%s", relative);
+	}
+	else if (full)
+	{
+		if (strncmp(full, "https://", 8) == 0)
+			request.direct = false;
+		else if (strncmp(full, "http://", 7) != 0 || !allowed_container_host(full))
+		{
+			appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
+			return SOURCE_FAILED;
+		}
+		request.url = full;
+	}
+	else
+	{
+		appendStringInfoString(detail, "neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor AWS_CONTAINER_CREDENTIALS_FULL_URI is set");
+		return SOURCE_ABSENT;
+	}
+
+	/* the token file wins: EKS Pod Identity rotates it */
+	if (token_file)
+	{
+		bool		missing;
+
+		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, detail);
+		if (token == NULL)
+			return SOURCE_FAILED;
+		strip_trailing_space(token);
+	}
+	else if (env_or_null("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
+		token = pstrdup(getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+	if (token)
+	{
+		if (strpbrk(token, "\r\n") != NULL)
+		{
+			wipe_and_free(token);
+			appendStringInfoString(detail, "the container authorization token holds a line break");
+			return SOURCE_FAILED;
+		}
+		request.headers[0] = authorization = psprintf("Authorization: %s", token);
+	}
+
+	result = json_credentials(&request, "container", false, out, detail);
+	wipe_and_free(token);
+	wipe_and_free(authorization);
+	return result;
+}
+
+static SourceResult
+from_imds(const char *region, AwsCredentials *out, StringInfo detail)
+{
+	const char *disabled = env_or_null("AWS_EC2_METADATA_DISABLED");
+	const char *endpoint = env_or_null("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *mode = env_or_null("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+	CredentialRequest request = {0};
+	StringInfoData response;
+	char	   *base;
+	char	   *token_header;
+	char	   *role;
+	long		status;
+	SourceResult result;
+
+	if (disabled && pg_strcasecmp(disabled, "true") == 0)
+	{
+		appendStringInfoString(detail, "AWS_EC2_METADATA_DISABLED is true");
+		return SOURCE_ABSENT;
+	}
+	if (endpoint == NULL)
+		endpoint = (mode && pg_strcasecmp(mode, "IPv6") == 0) ?
+			"http://[fd00:ec2::254]" : "http://169.254.169.254";
+	if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
+	{
+		appendStringInfoString(detail, "AWS_EC2_METADATA_SERVICE_ENDPOINT does not start with http:// or https://");
+		return SOURCE_FAILED;
+	}
+	base = pstrdup(endpoint);
+	strip_trailing_space(base);
+	if (base[strlen(base) - 1] == '/')
+		base[strlen(base) - 1] = '\0';
+
+	/* IMDSv2: a session token first; no answer means not on EC2 */
+	request.method = "PUT";
+	request.url = psprintf("%s/latest/api/token", base);
+	request.headers[0] = psprintf("X-aws-ec2-metadata-token-ttl-seconds: %d",
+								  IMDS_TOKEN_TTL_SECONDS);
+	request.timeout_ms = IMDS_TIMEOUT_MS;
+	request.direct = true;
+	initStringInfo(&response);
+	if (!credential_http(&request, &status, &response, detail))
+		return SOURCE_ABSENT;
+	if (status != 200)
+	{
+		appendStringInfo(detail, "%s answered HTTP %ld", request.url, status);
+		return SOURCE_ABSENT;
+	}
+	strip_trailing_space(response.data);
+	if (!plausible_field(response.data, 1024))
+	{
+		appendStringInfoString(detail, "the instance metadata service sent an unusable token");
+		return SOURCE_FAILED;
+	}
+	token_header = psprintf("X-aws-ec2-metadata-token: %s", response.data);
+	explicit_bzero(response.data, response.maxlen);
+
+	/* the role attached to the instance */
+	request.method = "GET";
+	request.url = psprintf("%s/latest/meta-data/iam/security-credentials/", base);
+	request.headers[0] = token_header;
+	if (!credential_http(&request, &status, &response, detail))
+		result = SOURCE_FAILED;
+	else if (status == 404)
+	{
+		appendStringInfoString(detail, "no IAM role is attached to the instance");
+		result = SOURCE_ABSENT;
+	}
+	else if (status != 200)
+	{
+		appendStringInfo(detail, "%s answered HTTP %ld", request.url, status);
+		result = SOURCE_FAILED;
+	}
+	else
+	{
+		role = pstrdup(response.data);
+		role[strcspn(role, "\r\n")] = '\0';
+		if (role[0] == '\0' || strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") != strlen(role))
+		{
+			appendStringInfoString(detail, "the instance metadata service named no usable IAM role");
+			result = SOURCE_FAILED;
+		}
+		else
+		{
+			request.url = psprintf("%s/latest/meta-data/iam/security-credentials/%s",
+								   base, role);
+			result = json_credentials(&request, "imds", true, out, detail);
+		}
+	}
+	wipe_and_free(token_header);
+	pfree(response.data);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * the chain and its cache
+ * ---------------------------------------------------------------------
+ */
+
+/* keep fresh credentials in the cache, wiping what they replace */
+static void
+cache_credentials(const AwsCredentials *fresh, int source)
+{
+	AwsCredentials *copy = MemoryContextAllocZero(TopMemoryContext, sizeof(AwsCredentials));
+
+	copy->access_key_id = MemoryContextStrdup(TopMemoryContext, fresh->access_key_id);
+	copy->secret_access_key = MemoryContextStrdup(TopMemoryContext, fresh->secret_access_key);
+	if (fresh->session_token)
+		copy->session_token = MemoryContextStrdup(TopMemoryContext, fresh->session_token);
+	copy->expiration = fresh->expiration;
+	memcpy(copy->source, fresh->source, AWS_SOURCE_LEN);
+	if (cached)
+		free_credentials(cached);
+	cached = copy;
+	cached_source = source;
+	cached_at = GetCurrentTimestamp();
+	next_refresh_attempt = 0;
+	refresh_failure_logged = false;
+}
+
+/* ask one source, in a short-lived memory context */
+static SourceResult
+ask_source(int source, const char *region, StringInfo detail)
+{
+	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
+												  "sqs_ingest credentials",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(context);
+	AwsCredentials fresh = {0};
+	SourceResult result;
+	StringInfoData reason;
+
+	initStringInfo(&reason);
+	result = sources[source].fetch(region, &fresh, &reason);
+	MemoryContextSwitchTo(old);
+	appendStringInfoString(detail, reason.data);
+	if (result == SOURCE_FOUND)
+	{
+		cache_credentials(&fresh, source);
+		wipe_and_free(fresh.access_key_id);
+		wipe_and_free(fresh.secret_access_key);
+		wipe_and_free(fresh.session_token);
+	}
+	MemoryContextDelete(context);
+	return result;
+}
+
+/* run the whole chain; errors out if no source yields credentials */
+static void
+resolve_chain(const char *region)
+{
+	StringInfoData tried;
+
+	initStringInfo(&tried);
+	appendStringInfoString(&tried, "the settings (sqs_ingest.access_key_id is empty)");
+	for (int i = 0; i < (int) NUM_SOURCES; i++)
+	{
+		StringInfoData detail;
+		SourceResult result;
+
+		initStringInfo(&detail);
+		result = ask_source(i, region, &detail);
+		if (result == SOURCE_FOUND)
+		{
+			pfree(detail.data);
+			pfree(tried.data);
+			return;
+		}
+		if (result == SOURCE_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("could not get AWS credentials from %s", sources[i].name),
+					 errdetail("%s.", detail.data),
+					 errhint("%s", sources[i].hint)));
+		appendStringInfo(&tried, "; %s (%s)", sources[i].name, detail.data);
+		pfree(detail.data);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("no AWS credentials for sqs_ingest"),
+			 errdetail("Tried, in order: %s.", tried.data),
+			 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key, or give the server one of the AWS credential sources the README lists.")));
+}
+
+/* are the cached credentials within their refresh margin? */
+static bool
+needs_refresh(TimestampTz now)
+{
+	int64		lifetime;
+
+	if (cached->expiration == 0)
+		return false;
+	lifetime = cached->expiration - cached_at;
+	return now >= cached->expiration - Min(REFRESH_MARGIN_MS * 1000, lifetime / 4);
+}
+
+/*
+ * The credentials to sign the next request with, for the chain's sources
+ * (the settings are the caller's business).  The result stays valid until
+ * the next call; copy what must outlive it.
+ */
+const AwsCredentials *
+aws_credentials_current(const char *region)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	StringInfoData detail;
+	int			source = cached_source;
+
+	if (cached && !needs_refresh(now))
+		return cached;
+	if (cached && now < next_refresh_attempt && now < cached->expiration)
+		return cached;
+
+	if (cached)
+	{
+		bool		had_failed = refresh_failure_logged;
+
+		/* refresh from the source that gave them */
+		initStringInfo(&detail);
+		if (ask_source(source, region, &detail) == SOURCE_FOUND)
+		{
+			if (had_failed)
+				ereport(LOG,
+						(errmsg("sqs_ingest refreshed its AWS credentials from %s again",
+								sources[source].name)));
+			pfree(detail.data);
+			return cached;
+		}
+		if (now < cached->expiration)
+		{
+			if (!refresh_failure_logged)
+				ereport(WARNING,
+						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						 errmsg("could not refresh AWS credentials from %s", sources[source].name),
+						 errdetail("%s. The current credentials stay in use until they expire at %s.",
+								   detail.data, timestamptz_to_str(cached->expiration)),
+						 errhint("%s", sources[source].hint)));
+			refresh_failure_logged = true;
+			next_refresh_attempt = TimestampTzPlusMilliseconds(now, REFRESH_RETRY_MS);
+			pfree(detail.data);
+			return cached;
+		}
+		/* expired: start the chain over */
+		pfree(detail.data);
+		free_credentials(cached);
+		cached = NULL;
+		cached_source = -1;
+	}
+	resolve_chain(region);
+	return cached;
+}

@@ -1,0 +1,429 @@
+/*-------------------------------------------------------------------------
+ *
+ * credential_http.c
+ *	  Small blocking HTTP calls to AWS credential services, and the parsers
+ *	  of what they answer: the JSON document of the instance metadata
+ *	  service and of the container endpoint, the XML of STS.
+ *
+ * These calls are rare (once per process, then once per credential
+ * lifetime) and short, so they block, with tight timeouts; a pending
+ * interrupt (SIGTERM, query cancel) aborts them at once.  Everything an
+ * endpoint sends is untrusted: responses are capped, redirects are not
+ * followed, only http and https are spoken, TLS is always verified, JSON
+ * goes through the non-throwing pg_parse_json and XML through libxml2 with
+ * DTDs refused and neither entities nor network access.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+
+#include "compat.h"
+#include "credential_http.h"
+
+/* a credential document is a few KiB; anything bigger is not one */
+#define CREDENTIAL_MAX_RESPONSE (64 * 1024)
+#define CREDENTIAL_CONNECT_TIMEOUT_MS 1000L
+
+/* the response buffer libcurl writes into: sized up front, no palloc inside */
+typedef struct ResponseBuffer
+{
+	StringInfo	data;
+	bool		too_big;
+} ResponseBuffer;
+
+static size_t
+write_capped(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	ResponseBuffer *buf = userdata;
+	size_t		n = size * nmemb;
+
+	if (buf->data->len + n > CREDENTIAL_MAX_RESPONSE)
+	{
+		buf->too_big = true;
+		return 0;				/* aborts the transfer */
+	}
+	memcpy(buf->data->data + buf->data->len, data, n);
+	buf->data->len += n;
+	buf->data->data[buf->data->len] = '\0';
+	return n;
+}
+
+/* a pending interrupt aborts the call; it is serviced once libcurl is out */
+static int
+abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+				   curl_off_t ultotal, curl_off_t ulnow)
+{
+	return InterruptPending ? 1 : 0;
+}
+
+/*
+ * Make one call.  Returns false, with the reason in failure, if no HTTP
+ * answer came; otherwise the status and the body (capped).
+ */
+bool
+credential_http(const CredentialRequest *request, long *status,
+				StringInfo response, StringInfo failure)
+{
+	CURL	   *easy;
+	struct curl_slist *headers = NULL;
+	char		error[CURL_ERROR_SIZE] = "";
+	ResponseBuffer buf;
+	CURLcode	rc;
+	bool		ok = true;
+
+	resetStringInfo(response);
+	enlargeStringInfo(response, CREDENTIAL_MAX_RESPONSE + 1);
+	buf.data = response;
+	buf.too_big = false;
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+	for (int i = 0; i < CREDENTIAL_MAX_HEADERS && request->headers[i]; i++)
+	{
+		struct curl_slist *next = curl_slist_append(headers, request->headers[i]);
+
+		if (next == NULL)
+		{
+			curl_slist_free_all(headers);
+			curl_easy_cleanup(easy);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		}
+		headers = next;
+	}
+
+	curl_easy_setopt(easy, CURLOPT_URL, request->url);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
+	if (request->direct)
+		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	if (strcmp(request->method, "POST") == 0)
+	{
+		const char *body = request->body ? request->body : "";
+
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+	}
+	else if (strcmp(request->method, "PUT") == 0)
+	{
+		/* a PUT without a body (the IMDSv2 token) */
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	if (request->sigv4)
+	{
+		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, request->sigv4);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, request->username);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, request->password);
+	}
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_capped);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+
+	rc = curl_easy_perform(easy);
+	*status = 0;
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+	else
+	{
+		ok = false;
+		if (buf.too_big)
+			appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+							 request->url, CREDENTIAL_MAX_RESPONSE);
+		else
+			appendStringInfo(failure, "%s: %s", request->url,
+							 error[0] ? error : curl_easy_strerror(rc));
+	}
+	curl_easy_cleanup(easy);
+	curl_slist_free_all(headers);
+	CHECK_FOR_INTERRUPTS();
+	return ok;
+}
+
+/* ---------------------------------------------------------------------
+ * JSON: {"AccessKeyId": ..., "SecretAccessKey": ..., "Token": ...,
+ *        "Expiration": ..., "Code": ...}
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct JsonDocState
+{
+	CredentialDocument *doc;
+	int			depth;
+	char	  **target;			/* field of the member being parsed */
+} JsonDocState;
+
+static JsonSemResult
+doc_struct_start(void *state)
+{
+	((JsonDocState *) state)->depth++;
+	return JSON_SEM_SUCCESS;
+}
+
+static JsonSemResult
+doc_struct_end(void *state)
+{
+	((JsonDocState *) state)->depth--;
+	return JSON_SEM_SUCCESS;
+}
+
+static JsonSemResult
+doc_field_start(void *state, char *fname, bool isnull)
+{
+	JsonDocState *s = state;
+	CredentialDocument *doc = s->doc;
+
+	s->target = NULL;
+	if (s->depth != 1)
+		return JSON_SEM_SUCCESS;
+	if (strcmp(fname, "AccessKeyId") == 0)
+		s->target = &doc->access_key_id;
+	else if (strcmp(fname, "SecretAccessKey") == 0)
+		s->target = &doc->secret_access_key;
+	else if (strcmp(fname, "Token") == 0)
+		s->target = &doc->session_token;
+	else if (strcmp(fname, "Expiration") == 0)
+		s->target = &doc->expiration;
+	else if (strcmp(fname, "Code") == 0)
+		s->target = &doc->code;
+	else if (strcmp(fname, "Message") == 0)
+		s->target = &doc->message;
+	return JSON_SEM_SUCCESS;
+}
+
+static JsonSemResult
+doc_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	JsonDocState *s = state;
+
+	if (s->depth != 1 || s->target == NULL || tokentype != JSON_TOKEN_STRING)
+		return JSON_SEM_SUCCESS;
+	if (*s->target)
+	{
+		/* a repeated key replaces the earlier one */
+		explicit_bzero(*s->target, strlen(*s->target));
+		pfree(*s->target);
+	}
+	*s->target = pstrdup(token);
+	/* the parser's copy is left to its memory context: wipe it */
+	explicit_bzero(token, strlen(token));
+	s->target = NULL;
+	return JSON_SEM_SUCCESS;
+}
+
+/*
+ * Parse the JSON credential document of the instance metadata service or
+ * the container endpoint.  Returns false if it is not valid JSON.
+ */
+bool
+credential_parse_json(const char *json, size_t len, CredentialDocument *doc)
+{
+	JsonLexContext *lex;
+	JsonSemAction sem = {0};
+	JsonDocState state = {0};
+	JsonParseErrorType rc;
+
+	memset(doc, 0, sizeof(*doc));
+	if (len > CREDENTIAL_MAX_RESPONSE)
+		return false;
+	state.doc = doc;
+	sem.semstate = &state;
+	sem.object_start = doc_struct_start;
+	sem.object_end = doc_struct_end;
+	sem.array_start = doc_struct_start;
+	sem.array_end = doc_struct_end;
+	sem.object_field_start = doc_field_start;
+	sem.scalar = doc_scalar;
+
+	lex = compat_json_lex(unconstify(char *, json), (int) len, true);
+	rc = pg_parse_json(lex, &sem);
+	/* the lexer's last string may be a secret */
+	if (lex->strval != NULL)
+		explicit_bzero(lex->strval->data, lex->strval->maxlen);
+	compat_json_lex_free(lex);
+	if (rc != JSON_SUCCESS)
+	{
+		credential_document_free(doc);
+		return false;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * STS XML
+ * ---------------------------------------------------------------------
+ */
+
+/* the text of an element, palloc'd, or NULL */
+static char *
+element_text(xmlNodePtr node)
+{
+	xmlChar    *content = xmlNodeGetContent(node);
+	char	   *text;
+
+	if (content == NULL)
+		return NULL;
+	text = pstrdup((const char *) content);
+	explicit_bzero(content, strlen((const char *) content));
+	xmlFree(content);
+	return text;
+}
+
+/* collect the fields of <Credentials> and <Error>, anywhere in the tree */
+static void
+collect_sts_fields(xmlNodePtr node, CredentialDocument *doc, int depth)
+{
+	/* STS documents are four levels deep; deeper is not one */
+	if (depth > 8)
+		return;
+	for (; node; node = node->next)
+	{
+		const char *name = (const char *) node->name;
+		char	  **target = NULL;
+
+		if (node->type != XML_ELEMENT_NODE)
+			continue;
+		if (strcmp(name, "AccessKeyId") == 0)
+			target = &doc->access_key_id;
+		else if (strcmp(name, "SecretAccessKey") == 0)
+			target = &doc->secret_access_key;
+		else if (strcmp(name, "SessionToken") == 0)
+			target = &doc->session_token;
+		else if (strcmp(name, "Expiration") == 0)
+			target = &doc->expiration;
+		else if (strcmp(name, "Code") == 0)
+			target = &doc->code;
+		else if (strcmp(name, "Message") == 0)
+			target = &doc->message;
+
+		if (target)
+		{
+			if (*target == NULL)
+				*target = element_text(node);
+		}
+		else
+			collect_sts_fields(node->children, doc, depth + 1);
+	}
+}
+
+/*
+ * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
+ * ErrorResponse).  Returns false, with the reason in failure, if it is not
+ * well-formed XML or holds a document type declaration.
+ */
+bool
+credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
+						 StringInfo failure)
+{
+	xmlParserCtxtPtr ctxt;
+	xmlDocPtr	xdoc;
+
+	memset(doc, 0, sizeof(*doc));
+	if (len > CREDENTIAL_MAX_RESPONSE)
+	{
+		appendStringInfo(failure, "the STS answer exceeds %d bytes",
+						 CREDENTIAL_MAX_RESPONSE);
+		return false;
+	}
+
+	/*
+	 * STS never sends a DTD; one could only be an attempt at entity
+	 * expansion or external fetches, so refuse it before parsing.
+	 */
+	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
+	{
+		appendStringInfoString(failure, "the STS answer holds a document type declaration");
+		return false;
+	}
+
+	ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create an XML parser")));
+	xdoc = xmlCtxtReadMemory(ctxt, xml, (int) len, NULL, "UTF-8",
+							 XML_PARSE_NONET | XML_PARSE_NOERROR |
+							 XML_PARSE_NOWARNING);
+	if (xdoc == NULL)
+	{
+		xmlFreeParserCtxt(ctxt);
+		appendStringInfoString(failure, "the STS answer is not well-formed XML");
+		return false;
+	}
+	PG_TRY();
+	{
+		collect_sts_fields(xmlDocGetRootElement(xdoc), doc, 0);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(xdoc);
+		xmlFreeParserCtxt(ctxt);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s)
+	{
+		explicit_bzero(s, strlen(s));
+		pfree(s);
+	}
+}
+
+/* free a parsed document, wiping what it held */
+void
+credential_document_free(CredentialDocument *doc)
+{
+	free_secret(doc->access_key_id);
+	free_secret(doc->secret_access_key);
+	free_secret(doc->session_token);
+	free_secret(doc->expiration);
+	free_secret(doc->code);
+	free_secret(doc->message);
+	memset(doc, 0, sizeof(*doc));
+}
+
+/* append name=value to an application/x-www-form-urlencoded body */
+void
+credential_form_append(StringInfo form, const char *name, const char *value)
+{
+	if (form->len > 0)
+		appendStringInfoChar(form, '&');
+	appendStringInfo(form, "%s=", name);
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+			*p == '.' || *p == '~')
+			appendStringInfoChar(form, (char) *p);
+		else
+			appendStringInfo(form, "%%%02X", *p);
+	}
+}

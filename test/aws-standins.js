@@ -1,0 +1,231 @@
+#!/usr/bin/env node
+'use strict';
+// Local stand-ins for the AWS credential services, for the tests of the
+// credential chain. One HTTP server plays:
+//
+//   - the EC2 instance metadata service, IMDSv2 only: PUT /latest/api/token
+//     (with X-aws-ec2-metadata-token-ttl-seconds) gives a token that every
+//     GET under /latest/meta-data/ must carry;
+//   - the container credentials endpoint (ECS, EKS Pod Identity): GET
+//     /container/..., with the Authorization header checked when
+//     --container-auth is given;
+//   - STS: POST / with Action=AssumeRoleWithWebIdentity (the token must be
+//     --web-identity-token) or Action=AssumeRole (SigV4-signed for service
+//     sts with the test key pair), answering XML as STS does.
+//
+// Every source vends the test key pair (SQS_TEST_ACCESS_KEY_ID /
+// SQS_TEST_SECRET_ACCESS_KEY, which the SQS emulator checks) with a session
+// token of its own, numbered per issue: imds-1, imds-2, container-1,
+// webid-1, assumed-1, ... and an Expiration --lifetime seconds ahead.
+//
+// Control: GET /__stats gives the request counts; POST /__fail with
+// {"imds": true, "container": true, "sts": true} makes those answer 500
+// ({} heals).
+//
+//   node test/aws-standins.js --port PORT [--host 127.0.0.1] [--lifetime S]
+//        [--container-auth TOKEN] [--web-identity-token JWT] [--exit-with-parent]
+//
+// Prints "READY <port>" once listening; exits on SIGTERM or SIGINT.
+
+const crypto = require('crypto');
+const http = require('http');
+const sigv4 = require('./sigv4');
+const { exitWithParent } = require('./lib/process');
+
+const ROLE_NAME = 'sqs-ingest-test-role';
+const MAX_BODY = 64 * 1024;
+
+function usage(msg) {
+  if (msg) process.stderr.write(`aws-standins: ${msg}\n`);
+  process.stderr.write('usage: aws-standins.js --port PORT [--host HOST] [--lifetime S] ' +
+    '[--container-auth TOKEN] [--web-identity-token JWT] [--exit-with-parent]\n');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { port: null, host: '127.0.0.1', lifetime: 3600, containerAuth: null,
+    webIdentityToken: null, exitWithParent: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--port') o.port = Number(val());
+    else if (a === '--host') o.host = val();
+    else if (a === '--lifetime') o.lifetime = Number(val());
+    else if (a === '--container-auth') o.containerAuth = val();
+    else if (a === '--web-identity-token') o.webIdentityToken = val();
+    else if (a === '--exit-with-parent') o.exitWithParent = true;
+    else usage(`unknown argument ${a}`);
+  }
+  if (o.port === null || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('--port is required');
+  if (!Number.isFinite(o.lifetime) || o.lifetime <= 0) usage('--lifetime must be positive');
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const keys = {
+  accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
+  secretAccessKey: process.env.SQS_TEST_SECRET_ACCESS_KEY || 'sqs-ingest-test-secret',
+};
+
+const stats = {
+  imds_token: 0, imds_role: 0, imds_credentials: 0, imds_unauthorized: 0,
+  container: 0, container_unauthorized: 0,
+  web_identity: 0, assume_role: 0, sts_rejected: 0,
+};
+const issued = { imds: 0, container: 0, webid: 0, assumed: 0 };
+let failing = {};
+const imdsTokens = new Set();
+
+// The next credentials of a source, as the services word them.
+function vend(kind) {
+  issued[kind] += 1;
+  return {
+    AccessKeyId: keys.accessKeyId,
+    SecretAccessKey: keys.secretAccessKey,
+    Token: `${kind}-${issued[kind]}`,
+    Expiration: new Date(Date.now() + opts.lifetime * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}
+
+function send(res, status, type, body) {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+const sendJson = (res, status, doc) => send(res, status, 'application/json', JSON.stringify(doc));
+const sendText = (res, status, text) => send(res, status, 'text/plain', text);
+
+function imds(req, res) {
+  if (failing.imds) return sendText(res, 500, 'stand-in failure');
+  if (req.method === 'PUT' && req.url === '/latest/api/token') {
+    const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21600) return sendText(res, 400, 'missing or bad TTL');
+    stats.imds_token += 1;
+    const token = crypto.randomBytes(24).toString('base64');
+    imdsTokens.add(token);
+    return sendText(res, 200, token);
+  }
+  if (req.method !== 'GET') return sendText(res, 405, 'method not allowed');
+  if (!imdsTokens.has(req.headers['x-aws-ec2-metadata-token'])) {
+    stats.imds_unauthorized += 1;
+    return sendText(res, 401, 'Unauthorized');
+  }
+  const base = '/latest/meta-data/iam/security-credentials/';
+  if (req.url === base) {
+    stats.imds_role += 1;
+    return sendText(res, 200, ROLE_NAME);
+  }
+  if (req.url === base + ROLE_NAME) {
+    stats.imds_credentials += 1;
+    const c = vend('imds');
+    return sendJson(res, 200, Object.assign({ Code: 'Success', LastUpdated: new Date().toISOString(), Type: 'AWS-HMAC' }, c));
+  }
+  return sendText(res, 404, 'Not Found');
+}
+
+function container(req, res) {
+  if (failing.container) return sendJson(res, 500, { code: 'InternalError', message: 'stand-in failure' });
+  if (opts.containerAuth !== null && req.headers.authorization !== opts.containerAuth) {
+    stats.container_unauthorized += 1;
+    return sendJson(res, 401, { code: 'Unauthorized', message: 'bad authorization token' });
+  }
+  stats.container += 1;
+  const c = vend('container');
+  return sendJson(res, 200, Object.assign({ RoleArn: `arn:aws:iam::000000000000:role/${ROLE_NAME}` }, c));
+}
+
+function xmlEscape(s) {
+  return String(s).replace(/[<>&'"]/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' }[ch]));
+}
+
+function stsError(res, status, code, message) {
+  stats.sts_rejected += 1;
+  send(res, status, 'text/xml',
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>' +
+    `<Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message></Error>` +
+    `<RequestId>${crypto.randomUUID()}</RequestId></ErrorResponse>`);
+}
+
+function stsCredentials(res, action, kind) {
+  const c = vend(kind);
+  send(res, 200, 'text/xml',
+    `<${action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><${action}Result>` +
+    `<Credentials><AccessKeyId>${xmlEscape(c.AccessKeyId)}</AccessKeyId>` +
+    `<SecretAccessKey>${xmlEscape(c.SecretAccessKey)}</SecretAccessKey>` +
+    `<SessionToken>${xmlEscape(c.Token)}</SessionToken>` +
+    `<Expiration>${c.Expiration}</Expiration></Credentials>` +
+    `<AssumedRoleUser><Arn>arn:aws:sts::000000000000:assumed-role/${ROLE_NAME}/s</Arn>` +
+    `<AssumedRoleId>AROATEST:s</AssumedRoleId></AssumedRoleUser>` +
+    `</${action}Result><ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId>` +
+    `</ResponseMetadata></${action}Response>`);
+}
+
+function sts(req, res, body) {
+  if (failing.sts) return stsError(res, 500, 'InternalFailure', 'stand-in failure');
+  const form = new URLSearchParams(body.toString('utf8'));
+  const action = form.get('Action');
+  if (!form.get('RoleArn') || !form.get('RoleSessionName')) {
+    return stsError(res, 400, 'MissingParameter', 'RoleArn and RoleSessionName are required');
+  }
+  if (action === 'AssumeRoleWithWebIdentity') {
+    if (opts.webIdentityToken === null || form.get('WebIdentityToken') !== opts.webIdentityToken) {
+      return stsError(res, 400, 'InvalidIdentityToken', 'Couldn\'t retrieve verification key from your identity provider');
+    }
+    stats.web_identity += 1;
+    return stsCredentials(res, action, 'webid');
+  }
+  if (action === 'AssumeRole') {
+    const v = sigv4.verify(req, body, Object.assign({ service: 'sts' }, keys));
+    if (!v.ok) return stsError(res, 403, v.code, v.message);
+    stats.assume_role += 1;
+    return stsCredentials(res, action, 'assumed');
+  }
+  return stsError(res, 400, 'InvalidAction', `Could not find operation ${action}`);
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  let size = 0;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size <= MAX_BODY) chunks.push(c);
+  });
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    if (size > MAX_BODY) return sendText(res, 413, 'too large');
+    if (req.url === '/__stats' && req.method === 'GET') return sendJson(res, 200, stats);
+    if (req.url === '/__fail' && req.method === 'POST') {
+      try {
+        failing = JSON.parse(body.toString('utf8')) || {};
+      } catch (e) {
+        return sendText(res, 400, 'bad JSON');
+      }
+      return sendJson(res, 200, failing);
+    }
+    if (req.url.startsWith('/latest/')) return imds(req, res);
+    if (req.url.startsWith('/container/') && req.method === 'GET') return container(req, res);
+    if (req.url === '/' && req.method === 'POST') return sts(req, res, body);
+    return sendText(res, 404, 'Not Found');
+  });
+});
+
+server.on('clientError', (err, socket) => socket.destroy());
+server.listen(opts.port, opts.host, () => {
+  process.stdout.write(`READY ${server.address().port}\n`);
+});
+server.on('error', (err) => {
+  process.stderr.write(`aws-standins: ${err.message}\n`);
+  process.exit(1);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+if (opts.exitWithParent) exitWithParent(shutdown);
