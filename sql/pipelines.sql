@@ -79,12 +79,18 @@ GRANT EXECUTE ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb
                           sqs_ingest_alter_pipeline(text, text, regclass, jsonb, jsonb),
                           sqs_ingest_drop_pipeline(text)
     TO regress_pipeline_admin, regress_pipeline_other;
+-- other roles' pipelines talk only to the endpoint the server is set up for
+SET sqs_ingest.queue_url = 'http://127.0.0.1:1/000000000000/logins';
 SET ROLE regress_pipeline_admin;
 SELECT sqs_ingest_create_pipeline('mine', 'http://127.0.0.1:1/q', 'orders');
 RESET ROLE;
 GRANT INSERT ON orders TO regress_pipeline_admin;
 SET ROLE regress_pipeline_admin;
+SELECT sqs_ingest_create_pipeline('theirs', 'http://attacker.example/000000000000/q', 'orders');
+SELECT sqs_ingest_create_pipeline('theirs', 'http://127.0.0.1:1/q', 'orders', NULL,
+                                  '{"endpoint": "http://attacker.example"}');
 SELECT sqs_ingest_create_pipeline('mine', 'http://127.0.0.1:1/q', 'orders');
+SELECT sqs_ingest_alter_pipeline('mine', queue_url => 'https://attacker.example/1/q');
 SELECT sqs_ingest_alter_pipeline('mine', target => 'user_logins');
 SELECT sqs_ingest_alter_pipeline('logins', options => '{"enabled": false}');
 SELECT sqs_ingest_drop_pipeline('logins');
@@ -97,6 +103,7 @@ SET ROLE regress_pipeline_admin;
 SELECT sqs_ingest_drop_pipeline('mine');
 RESET ROLE;
 
+RESET sqs_ingest.queue_url;
 SELECT sqs_ingest_drop_pipeline('orders');
 SELECT sqs_ingest_drop_pipeline('logins');
 SELECT count(*) AS pipelines FROM sqs_ingest.pipelines;

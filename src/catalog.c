@@ -340,11 +340,12 @@ check_target(Oid relid)
 
 /* a pipeline as it will be stored, checked whole */
 static void
-check_definition(Oid relid, Jsonb *mapping, Jsonb *options)
+check_definition(const char *queue_url, Oid relid, Jsonb *mapping, Jsonb *options)
 {
 	PipelineSettings settings;
 
 	catalog_parse_options(options, &settings);
+	security_check_pipeline_endpoint(queue_url, settings.endpoint);
 	(void) mapping_compile(relid, mapping, options);
 }
 
@@ -399,7 +400,7 @@ sqs_ingest_create_pipeline(PG_FUNCTION_ARGS)
 	check_name(name);
 	check_queue_url(queue_url);
 	target = check_target(PG_GETARG_OID(2));
-	check_definition(PG_GETARG_OID(2), mapping, options);
+	check_definition(queue_url, PG_GETARG_OID(2), mapping, options);
 	if (read_definitions(name, true) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -488,7 +489,7 @@ sqs_ingest_alter_pipeline(PG_FUNCTION_ARGS)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls,
 													 JsonbPGetDatum(merged)));
 	}
-	check_definition(relid, mapping, options);
+	check_definition(def->queue_url, relid, mapping, options);
 
 	write_definition("UPDATE sqs_ingest.pipelines SET queue_url = $2, target = $3, "
 					 "mapping = $4, options = $5, updated_at = pg_catalog.now() "

@@ -187,3 +187,46 @@ security_check_endpoint(char **newval, void **extra, GucSource source)
 {
 	return check_redirect(sqs_ingest_endpoint, *newval, source);
 }
+
+/* scheme://host[:port] of a URL, palloc'd */
+static char *
+url_origin(const char *url)
+{
+	const char *host = strstr(url, "://");
+	const char *slash;
+
+	if (host == NULL)
+		return pstrdup(url);
+	slash = strchr(host + 3, '/');
+	return pnstrdup(url, slash ? (Size) (slash - url) : strlen(url));
+}
+
+/*
+ * A pipeline defined by a role that is not a superuser may only talk to
+ * the endpoint the server is configured for (sqs_ingest.endpoint, else the
+ * origin of sqs_ingest.queue_url): its workers sign with the server's
+ * credentials and send its session token to whatever address it names.
+ */
+void
+security_check_pipeline_endpoint(const char *queue_url, const char *endpoint)
+{
+	const char *configured = NULL;
+	char	   *wanted;
+
+	if (superuser())
+		return;
+	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
+		configured = url_origin(sqs_ingest_endpoint);
+	else if (sqs_ingest_queue_url && sqs_ingest_queue_url[0] != '\0')
+		configured = url_origin(sqs_ingest_queue_url);
+	wanted = url_origin(endpoint ? endpoint : queue_url);
+	if (configured == NULL || pg_strcasecmp(configured, wanted) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser may point a pipeline at %s", wanted),
+				 configured ?
+				 errdetail("Pipelines sign their requests with the server's AWS credentials; other roles may use %s, the endpoint the server is configured for.",
+						   configured) :
+				 errdetail("Pipelines sign their requests with the server's AWS credentials, and the server names no endpoint other roles may use."),
+				 errhint("Ask a superuser to define the pipeline, or to set sqs_ingest.queue_url or sqs_ingest.endpoint in postgresql.conf.")));
+}

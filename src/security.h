@@ -29,5 +29,7 @@ extern void security_check_target_privilege(Oid relid, const char *relname);
 extern void security_warn_superuser_target(Oid relid);
 extern bool security_check_queue_url(char **newval, void **extra, GucSource source);
 extern bool security_check_endpoint(char **newval, void **extra, GucSource source);
+extern void security_check_pipeline_endpoint(const char *queue_url,
+											 const char *endpoint);
 
 #endif							/* SQS_INGEST_SECURITY_H */
