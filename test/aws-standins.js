@@ -19,8 +19,11 @@
 // webid-1, assumed-1, ... and an Expiration --lifetime seconds ahead.
 //
 // Control: GET /__stats gives the request counts; POST /__fail with
-// {"imds": true, "container": true, "sts": true} makes those answer 500
-// ({} heals).
+// {"imds": MODE, "container": MODE, "sts": MODE} makes those misbehave ({}
+// heals). MODE: true (HTTP 500), "garbage" (200 with a body that is not
+// the expected document), "huge" (200 with a 1 MiB body), "doctype" (STS:
+// XML with a DTD declaring entities), "control" (credentials holding a line
+// break).
 //
 //   node test/aws-standins.js --port PORT [--host 127.0.0.1] [--lifetime S]
 //        [--container-auth TOKEN] [--web-identity-token JWT] [--exit-with-parent]
@@ -98,8 +101,26 @@ function send(res, status, type, body) {
 const sendJson = (res, status, doc) => send(res, status, 'application/json', JSON.stringify(doc));
 const sendText = (res, status, text) => send(res, status, 'text/plain', text);
 
+// A misbehaving answer for a source put in a failure mode, or null.
+function misbehave(res, mode, kind) {
+  if (!mode) return false;
+  if (mode === 'garbage') sendText(res, 200, '{"AccessKeyId": [unclosed');
+  else if (mode === 'huge') sendText(res, 200, 'x'.repeat(1024 * 1024));
+  else if (mode === 'doctype') {
+    send(res, 200, 'text/xml', '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">' +
+      '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><AssumeRoleWithWebIdentityResponse>' +
+      '<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>&b;</AccessKeyId>' +
+      '</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>');
+  } else if (mode === 'control') {
+    const c = vend(kind);
+    c.Token = 'evil\r\nX-Injected: 1';
+    sendJson(res, 200, c);
+  } else sendText(res, 500, 'stand-in failure');
+  return true;
+}
+
 function imds(req, res) {
-  if (failing.imds) return sendText(res, 500, 'stand-in failure');
+  if (failing.imds === true && req.method === 'PUT') return sendText(res, 500, 'stand-in failure');
   if (req.method === 'PUT' && req.url === '/latest/api/token') {
     const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21600) return sendText(res, 400, 'missing or bad TTL');
@@ -119,6 +140,7 @@ function imds(req, res) {
     return sendText(res, 200, ROLE_NAME);
   }
   if (req.url === base + ROLE_NAME) {
+    if (failing.imds && misbehave(res, failing.imds, 'imds')) return undefined;
     stats.imds_credentials += 1;
     const c = vend('imds');
     return sendJson(res, 200, Object.assign({ Code: 'Success', LastUpdated: new Date().toISOString(), Type: 'AWS-HMAC' }, c));
@@ -127,7 +149,7 @@ function imds(req, res) {
 }
 
 function container(req, res) {
-  if (failing.container) return sendJson(res, 500, { code: 'InternalError', message: 'stand-in failure' });
+  if (failing.container && misbehave(res, failing.container, 'container')) return undefined;
   if (opts.containerAuth !== null && req.headers.authorization !== opts.containerAuth) {
     stats.container_unauthorized += 1;
     return sendJson(res, 401, { code: 'Unauthorized', message: 'bad authorization token' });
@@ -164,7 +186,8 @@ function stsCredentials(res, action, kind) {
 }
 
 function sts(req, res, body) {
-  if (failing.sts) return stsError(res, 500, 'InternalFailure', 'stand-in failure');
+  if (failing.sts === true) return stsError(res, 500, 'InternalFailure', 'stand-in failure');
+  if (failing.sts && misbehave(res, failing.sts, 'webid')) return undefined;
   const form = new URLSearchParams(body.toString('utf8'));
   const action = form.get('Action');
   if (!form.get('RoleArn') || !form.get('RoleSessionName')) {
