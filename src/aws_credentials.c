@@ -45,6 +45,7 @@
 
 #include "aws_credentials.h"
 #include "credential_http.h"
+#include "secrets.h"
 
 /* refresh this long before expiration, or a quarter of a short lifetime */
 #define REFRESH_MARGIN_MS (5 * 60 * 1000L)
@@ -135,21 +136,11 @@ plausible_field(const char *s, size_t max_len)
 }
 
 static void
-wipe_and_free(char *s)
-{
-	if (s)
-	{
-		explicit_bzero(s, strlen(s));
-		pfree(s);
-	}
-}
-
-static void
 free_credentials(AwsCredentials *creds)
 {
-	wipe_and_free(creds->access_key_id);
-	wipe_and_free(creds->secret_access_key);
-	wipe_and_free(creds->session_token);
+	secret_free(creds->access_key_id);
+	secret_free(creds->secret_access_key);
+	secret_free(creds->session_token);
 	pfree(creds);
 }
 
@@ -217,6 +208,16 @@ accept_credentials(AwsCredentials *out, const char *source,
 	return SOURCE_FOUND;
 }
 
+/* accept_credentials() for what a credential service answered */
+static SourceResult
+accept_document(AwsCredentials *out, const char *source,
+				const CredentialDocument *doc, StringInfo detail)
+{
+	return accept_credentials(out, source, doc->access_key_id,
+							  doc->secret_access_key, doc->session_token,
+							  doc->expiration, detail);
+}
+
 /*
  * Read a small file whole (a token, a profile file).  Returns NULL, with
  * the reason in detail, if it cannot; *missing tells a file that does not
@@ -245,7 +246,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, StringInfo deta
 		{
 			close(fd);
 			explicit_bzero(chunk, sizeof(chunk));
-			wipe_and_free(content.data);
+			secret_free(content.data);
 			appendStringInfo(detail, "\"%s\" is larger than %zu bytes", path, max_len);
 			return NULL;
 		}
@@ -257,7 +258,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, StringInfo deta
 		int			save_errno = errno;
 
 		close(fd);
-		wipe_and_free(content.data);
+		secret_free(content.data);
 		errno = save_errno;
 		appendStringInfo(detail, "could not read \"%s\": %m", path);
 		return NULL;
@@ -363,14 +364,12 @@ sts_credentials(const char *region, const char *form, const AwsCredentials *sign
 			result = SOURCE_FAILED;
 		}
 		else
-			result = accept_credentials(out, source, doc.access_key_id,
-										doc.secret_access_key, doc.session_token,
-										doc.expiration, detail);
+			result = accept_document(out, source, &doc, detail);
 		credential_document_free(&doc);
 	}
 	explicit_bzero(response.data, response.maxlen);
 	pfree(response.data);
-	wipe_and_free(token_header);
+	secret_free(token_header);
 	pfree(url);
 	return result;
 }
@@ -396,8 +395,8 @@ assume_role_with_web_identity(const char *region, const char *role_arn,
 	credential_form_append(&form, "RoleSessionName", session_name);
 	credential_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
 	result = sts_credentials(region, form.data, NULL, source, out, detail);
-	wipe_and_free(token);
-	wipe_and_free(form.data);
+	secret_free(token);
+	secret_free(form.data);
 	return result;
 }
 
@@ -415,43 +414,48 @@ default_session_name(void)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A source set up by two variables: absent while the first is unset, failed
+ * if only the first is set, SOURCE_FOUND when both are.
+ */
+static SourceResult
+variable_pair(const char *first, const char *second, StringInfo detail)
+{
+	if (env_or_null(first) == NULL)
+	{
+		appendStringInfo(detail, "%s is not set", first);
+		return SOURCE_ABSENT;
+	}
+	if (env_or_null(second) == NULL)
+	{
+		appendStringInfo(detail, "%s is set but %s is not", first, second);
+		return SOURCE_FAILED;
+	}
+	return SOURCE_FOUND;
+}
+
 static SourceResult
 from_environment(const char *region, AwsCredentials *out, StringInfo detail)
 {
-	const char *access_key_id = env_or_null("AWS_ACCESS_KEY_ID");
-	const char *secret_access_key = env_or_null("AWS_SECRET_ACCESS_KEY");
+	SourceResult set_up = variable_pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", detail);
 
-	if (access_key_id == NULL)
-	{
-		appendStringInfoString(detail, "AWS_ACCESS_KEY_ID is not set");
-		return SOURCE_ABSENT;
-	}
-	if (secret_access_key == NULL)
-	{
-		appendStringInfoString(detail, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
-		return SOURCE_FAILED;
-	}
-	return accept_credentials(out, "environment", access_key_id, secret_access_key,
+	if (set_up != SOURCE_FOUND)
+		return set_up;
+	return accept_credentials(out, "environment", getenv("AWS_ACCESS_KEY_ID"),
+							  getenv("AWS_SECRET_ACCESS_KEY"),
 							  env_or_null("AWS_SESSION_TOKEN"), NULL, detail);
 }
 
 static SourceResult
 from_web_identity(const char *region, AwsCredentials *out, StringInfo detail)
 {
-	const char *token_file = env_or_null("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *role_arn = env_or_null("AWS_ROLE_ARN");
+	SourceResult set_up = variable_pair("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", detail);
+	const char *token_file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role_arn = getenv("AWS_ROLE_ARN");
 	const char *session_name = env_or_null("AWS_ROLE_SESSION_NAME");
 
-	if (token_file == NULL)
-	{
-		appendStringInfoString(detail, "AWS_WEB_IDENTITY_TOKEN_FILE is not set");
-		return SOURCE_ABSENT;
-	}
-	if (role_arn == NULL)
-	{
-		appendStringInfoString(detail, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
-		return SOURCE_FAILED;
-	}
+	if (set_up != SOURCE_FOUND)
+		return set_up;
 	return assume_role_with_web_identity(region, role_arn,
 										 session_name ? session_name : default_session_name(),
 										 token_file, "web-identity", out, detail);
@@ -472,12 +476,12 @@ typedef struct ProfileSettings
 static void
 free_profile(ProfileSettings *p)
 {
-	wipe_and_free(p->aws_access_key_id);
-	wipe_and_free(p->aws_secret_access_key);
-	wipe_and_free(p->aws_session_token);
-	wipe_and_free(p->role_arn);
-	wipe_and_free(p->source_profile);
-	wipe_and_free(p->role_session_name);
+	secret_free(p->aws_access_key_id);
+	secret_free(p->aws_secret_access_key);
+	secret_free(p->aws_session_token);
+	secret_free(p->role_arn);
+	secret_free(p->source_profile);
+	secret_free(p->role_session_name);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -670,9 +674,9 @@ from_profile(const char *region, AwsCredentials *out, StringInfo detail)
 									   default_session_name());
 				result = sts_credentials(region, form.data, &signer, source, out, detail);
 				pfree(form.data);
-				wipe_and_free(signer.access_key_id);
-				wipe_and_free(signer.secret_access_key);
-				wipe_and_free(signer.session_token);
+				secret_free(signer.access_key_id);
+				secret_free(signer.secret_access_key);
+				secret_free(signer.session_token);
 			}
 			free_profile(&src);
 		}
@@ -755,9 +759,7 @@ json_credentials(const CredentialRequest *request, const char *source,
 			result = SOURCE_FAILED;
 		}
 		else
-			result = accept_credentials(out, source, doc.access_key_id,
-										doc.secret_access_key, doc.session_token,
-										doc.expiration, detail);
+			result = accept_document(out, source, &doc, detail);
 		credential_document_free(&doc);
 	}
 	explicit_bzero(response.data, response.maxlen);
@@ -821,7 +823,7 @@ from_container(const char *region, AwsCredentials *out, StringInfo detail)
 	{
 		if (strpbrk(token, "\r\n") != NULL)
 		{
-			wipe_and_free(token);
+			secret_free(token);
 			appendStringInfoString(detail, "the container authorization token holds a line break");
 			return SOURCE_FAILED;
 		}
@@ -829,8 +831,8 @@ from_container(const char *region, AwsCredentials *out, StringInfo detail)
 	}
 
 	result = json_credentials(&request, "container", false, out, detail);
-	wipe_and_free(token);
-	wipe_and_free(authorization);
+	secret_free(token);
+	secret_free(authorization);
 	return result;
 }
 
@@ -922,7 +924,7 @@ from_imds(const char *region, AwsCredentials *out, StringInfo detail)
 			result = json_credentials(&request, "imds", true, out, detail);
 		}
 	}
-	wipe_and_free(token_header);
+	secret_free(token_header);
 	pfree(response.data);
 	return result;
 }
@@ -972,9 +974,9 @@ ask_source(int source, const char *region, StringInfo detail)
 	if (result == SOURCE_FOUND)
 	{
 		cache_credentials(&fresh, source);
-		wipe_and_free(fresh.access_key_id);
-		wipe_and_free(fresh.secret_access_key);
-		wipe_and_free(fresh.session_token);
+		secret_free(fresh.access_key_id);
+		secret_free(fresh.secret_access_key);
+		secret_free(fresh.session_token);
 	}
 	MemoryContextDelete(context);
 	return result;

@@ -27,6 +27,7 @@
 
 #include "compat.h"
 #include "credential_http.h"
+#include "secrets.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -222,12 +223,8 @@ doc_scalar(void *state, char *token, JsonTokenType tokentype)
 
 	if (s->depth != 1 || s->target == NULL || tokentype != JSON_TOKEN_STRING)
 		return JSON_SEM_SUCCESS;
-	if (*s->target)
-	{
-		/* a repeated key replaces the earlier one */
-		explicit_bzero(*s->target, strlen(*s->target));
-		pfree(*s->target);
-	}
+	/* a repeated key replaces the earlier one */
+	secret_free(*s->target);
 	*s->target = pstrdup(token);
 	/* the parser's copy is left to its memory context: wipe it */
 	explicit_bzero(token, strlen(token));
@@ -387,26 +384,16 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	return true;
 }
 
-static void
-free_secret(char *s)
-{
-	if (s)
-	{
-		explicit_bzero(s, strlen(s));
-		pfree(s);
-	}
-}
-
 /* free a parsed document, wiping what it held */
 void
 credential_document_free(CredentialDocument *doc)
 {
-	free_secret(doc->access_key_id);
-	free_secret(doc->secret_access_key);
-	free_secret(doc->session_token);
-	free_secret(doc->expiration);
-	free_secret(doc->code);
-	free_secret(doc->message);
+	secret_free(doc->access_key_id);
+	secret_free(doc->secret_access_key);
+	secret_free(doc->session_token);
+	secret_free(doc->expiration);
+	secret_free(doc->code);
+	secret_free(doc->message);
 	memset(doc, 0, sizeof(*doc));
 }
 

@@ -40,22 +40,6 @@ sub write_file
 
 my $node = new_node('chain', queue_url => $url, credentials => 0);
 
-# Restart the server with these AWS_* variables (undef: unset) on top of
-# the harness's defaults, as if its service manager had set them.
-sub restart_with
-{
-	my (%env) = @_;
-	$node->stop;
-	local %ENV = %ENV;
-	for my $k (keys %env)
-	{
-		if (defined $env{$k}) { $ENV{$k} = $env{$k}; }
-		else                  { delete $ENV{$k}; }
-	}
-	$node->start;
-	return;
-}
-
 sub token_seen
 {
 	my ($token) = @_;
@@ -93,7 +77,7 @@ my %env_keys = (
 	AWS_ACCESS_KEY_ID     => $TEST_ACCESS_KEY_ID,
 	AWS_SECRET_ACCESS_KEY => $TEST_SECRET_ACCESS_KEY,
 	AWS_SESSION_TOKEN     => 'env-token');
-restart_with(%env_keys);
+restart_with_env($node, %env_keys);
 drains_with('environment');
 ok(token_seen('env-token'), 'environment: its session token was sent');
 
@@ -119,7 +103,7 @@ set_gucs(
 my %imds = (
 	AWS_EC2_METADATA_DISABLED         => undef,
 	AWS_EC2_METADATA_SERVICE_ENDPOINT => $aws->endpoint);
-restart_with(%env_keys, %imds);
+restart_with_env($node, %env_keys, %imds);
 drains_with('environment and IMDS');
 is($aws->stats->{imds_credentials}, 0, 'the environment wins: IMDS was not asked');
 
@@ -131,13 +115,13 @@ my %webid = (
 	AWS_ROLE_ARN                => 'arn:aws:iam::000000000000:role/sqs-ingest-test-role',
 	AWS_ROLE_SESSION_NAME       => 'tap',
 	AWS_ENDPOINT_URL_STS        => $aws->endpoint);
-restart_with(%webid);
+restart_with_env($node, %webid);
 drains_with('web identity');
 is($aws->stats->{web_identity}, 1, 'web identity: one AssumeRoleWithWebIdentity');
 ok(token_seen('webid-1'), 'web identity: the STS session token was sent');
 
 write_file("$dir/bad-token", "not-the-jwt\n");
-restart_with(%webid, AWS_WEB_IDENTITY_TOKEN_FILE => "$dir/bad-token");
+restart_with_env($node, %webid, AWS_WEB_IDENTITY_TOKEN_FILE => "$dir/bad-token");
 $err = drain_error($node);
 like($err, qr/could not get AWS credentials from web identity/,
 	'a web identity token STS refuses: an error naming the source');
@@ -168,14 +152,14 @@ aws_secret_access_key = $TEST_SECRET_ACCESS_KEY
 role_arn = arn:aws:iam::000000000000:role/sqs-ingest-test-role
 source_profile = base
 EOF
-restart_with(
+restart_with_env($node, 
 	AWS_PROFILE                 => 'tests',
 	AWS_SHARED_CREDENTIALS_FILE => $creds,
 	AWS_CONFIG_FILE             => $config);
 drains_with('profile tests');
 ok(token_seen('profile-token'), 'profile: the named profile\'s keys were used');
 
-restart_with(
+restart_with_env($node, 
 	AWS_PROFILE                 => 'chained',
 	AWS_SHARED_CREDENTIALS_FILE => $creds,
 	AWS_CONFIG_FILE             => $config,
@@ -184,7 +168,7 @@ drains_with('profile with role_arn and source_profile');
 is($aws->stats->{assume_role}, 1, 'role profile: one signed AssumeRole');
 ok(token_seen('assumed-1'), 'role profile: the assumed role\'s token was sent');
 
-restart_with(AWS_PROFILE => 'missing', AWS_SHARED_CREDENTIALS_FILE => $creds,
+restart_with_env($node, AWS_PROFILE => 'missing', AWS_SHARED_CREDENTIALS_FILE => $creds,
 	AWS_CONFIG_FILE => $config);
 like(
 	drain_error($node),
@@ -200,7 +184,7 @@ aws_access_key_id = $TEST_ACCESS_KEY_ID
 aws_secret_access_key = $TEST_SECRET_ACCESS_KEY
 aws_session_token = home-token
 EOF
-restart_with(
+restart_with_env($node, 
 	HOME                        => $home,
 	AWS_SHARED_CREDENTIALS_FILE => undef,
 	AWS_CONFIG_FILE             => undef);
@@ -209,7 +193,7 @@ ok(token_seen('home-token'), 'default profile: ~/.aws/config of the server user'
 
 ### web identity before the shared files
 
-restart_with(%webid, AWS_PROFILE => 'tests', AWS_SHARED_CREDENTIALS_FILE => $creds);
+restart_with_env($node, %webid, AWS_PROFILE => 'tests', AWS_SHARED_CREDENTIALS_FILE => $creds);
 my $before = $aws->stats->{web_identity};
 drains_with('web identity and a profile');
 is($aws->stats->{web_identity}, $before + 1, 'web identity wins over the profile');
@@ -217,7 +201,7 @@ is($aws->stats->{web_identity}, $before + 1, 'web identity wins over the profile
 ### container credentials
 
 my $full_uri = $aws->endpoint . '/container/v2/credentials/task';
-restart_with(
+restart_with_env($node, 
 	AWS_CONTAINER_CREDENTIALS_FULL_URI => $full_uri,
 	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
 drains_with('container');
@@ -225,14 +209,14 @@ is($aws->stats->{container}, 1, 'container: one credentials fetch');
 ok(token_seen('container-1'), 'container: its session token was sent');
 
 my $auth_file = write_file("$dir/container-auth", "container-auth-secret\n");
-restart_with(
+restart_with_env($node, 
 	AWS_CONTAINER_CREDENTIALS_FULL_URI     => $full_uri,
 	AWS_CONTAINER_AUTHORIZATION_TOKEN      => 'wrong',
 	AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE => $auth_file);
 drains_with('container with a token file');
 is($aws->stats->{container}, 2, 'the token file wins over the variable');
 
-restart_with(
+restart_with_env($node, 
 	AWS_CONTAINER_CREDENTIALS_FULL_URI => $full_uri,
 	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'wrong-token');
 $err = drain_error($node);
@@ -240,13 +224,13 @@ like($err, qr/could not get AWS credentials from container credentials.*HTTP 401
 	'a wrong authorization token: the endpoint\'s refusal is reported');
 unlike($err, qr/wrong-token/, 'without the token');
 
-restart_with(
+restart_with_env($node, 
 	AWS_CONTAINER_CREDENTIALS_FULL_URI => 'http://192.0.2.1/creds',
 	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
 like(drain_error($node), qr/AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address/,
 	'plain http to a host the SDKs do not allow is refused before any connection');
 
-restart_with(
+restart_with_env($node, 
 	%imds,
 	AWS_CONTAINER_CREDENTIALS_FULL_URI => $full_uri,
 	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
@@ -257,7 +241,7 @@ is($aws->stats->{imds_credentials}, 0, 'container wins over IMDS');
 
 ### EC2 instance metadata
 
-restart_with(%imds);
+restart_with_env($node, %imds);
 drains_with('IMDS');
 my $s = $aws->stats;
 ok($s->{imds_token} >= 1, 'IMDS: a session token was asked for first (PUT)');
@@ -265,7 +249,7 @@ is($s->{imds_unauthorized}, 0, 'IMDS: every GET carried the token');
 is($s->{imds_credentials}, 1, 'IMDS: the role\'s credentials were fetched once');
 ok(token_seen('imds-1'), 'IMDS: the role\'s session token was sent');
 
-restart_with(%imds, AWS_EC2_METADATA_DISABLED => 'true');
+restart_with_env($node, %imds, AWS_EC2_METADATA_DISABLED => 'true');
 $before = $aws->stats;
 like(drain_error($node), qr/EC2 instance metadata \(AWS_EC2_METADATA_DISABLED is true\)/,
 	'AWS_EC2_METADATA_DISABLED=true is honoured');

@@ -25,20 +25,6 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 
 my $node = new_node('hostile', queue_url => $url, credentials => 0);
 
-sub restart_with
-{
-	my (%env) = @_;
-	$node->stop;
-	local %ENV = %ENV;
-	for my $k (keys %env)
-	{
-		if (defined $env{$k}) { $ENV{$k} = $env{$k}; }
-		else                  { delete $ENV{$k}; }
-	}
-	$node->start;
-	return;
-}
-
 open my $fh, '>', "$dir/jwt" or die;
 print $fh "jwt-for-the-tests\n";
 close $fh;
@@ -69,7 +55,7 @@ for my $case (@cases)
 {
 	my ($env, $mode, $expect) = @$case;
 	my $what = join(',', map { "$_=$mode->{$_}" } sort keys %$mode);
-	restart_with(%$env);
+	restart_with_env($node, %$env);
 	$aws->fail($mode);
 	my $err = drain_error($node);
 	like($err, qr/could not get AWS credentials from/, "$what: refused");

@@ -48,7 +48,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
-  start_emulator start_proxy start_standins sqs_tool create_queue send_json_array
+  start_emulator start_proxy start_standins restart_with_env sqs_tool create_queue send_json_array
   send_generated send_lines queue_depth wait_for_depth receive_messages
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
@@ -238,6 +238,29 @@ sub start_standins
 	}, 'SqsIngestTest::Standins';
 	$self->start;
 	return $self;
+}
+
+=pod
+
+=item restart_with_env($node, NAME =E<gt> value, ...)
+
+Restart the server with these environment variables on top of the test's
+(undef: unset), as a service manager would set them.
+
+=cut
+
+sub restart_with_env
+{
+	my ($node, %env) = @_;
+	$node->stop;
+	local %ENV = %ENV;
+	for my $k (keys %env)
+	{
+		if (defined $env{$k}) { $ENV{$k} = $env{$k}; }
+		else                  { delete $ENV{$k}; }
+	}
+	$node->start;
+	return;
 }
 
 =pod
@@ -590,6 +613,7 @@ END
 package SqsIngestTest::Process;
 
 use Carp;
+use JSON::PP;
 
 sub port     { return $_[0]->{port}; }
 sub pid      { return $_[0]->{pid}; }
@@ -603,6 +627,23 @@ sub stop
 	$self->{pid} = undef;
 	@live = grep { $_ != $self } @live;
 	return;
+}
+
+# a call to the control interface of a helper process
+sub _control
+{
+	my ($self, $method, $path, $doc) = @_;
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $res = $http->request($method, $self->endpoint . $path,
+		defined $doc
+		? {
+			content => encode_json($doc),
+			headers => { 'Content-Type' => 'application/json' }
+		  }
+		: {});
+	croak ref($self) . " $method $path: $res->{status} $res->{content}"
+	  unless $res->{success};
+	return decode_json($res->{content});
 }
 
 sub _register
@@ -661,22 +702,6 @@ sub start
 	return $self;
 }
 
-sub _control
-{
-	my ($self, $method, $path, $doc) = @_;
-	my $http = HTTP::Tiny->new(timeout => 30);
-	my $res = $http->request($method, $self->endpoint . $path,
-		defined $doc
-		? {
-			content => encode_json($doc),
-			headers => { 'Content-Type' => 'application/json' }
-		  }
-		: {});
-	croak "fault proxy $method $path: $res->{status} $res->{content}"
-	  unless $res->{success};
-	return decode_json($res->{content});
-}
-
 sub set_fault
 {
 	my ($self, $fault) = @_;
@@ -706,22 +731,6 @@ sub start
 	$self->_register(
 		SqsIngestTest::_start_node_process('standins', 'aws-standins.js', @args));
 	return $self;
-}
-
-sub _control
-{
-	my ($self, $method, $path, $doc) = @_;
-	my $http = HTTP::Tiny->new(timeout => 30);
-	my $res = $http->request($method, $self->endpoint . $path,
-		defined $doc
-		? {
-			content => encode_json($doc),
-			headers => { 'Content-Type' => 'application/json' }
-		  }
-		: {});
-	croak "stand-ins $method $path: $res->{status} $res->{content}"
-	  unless $res->{success};
-	return decode_json($res->{content});
 }
 
 sub stats { return $_[0]->_control('GET', '/__stats'); }

@@ -33,7 +33,7 @@
 const crypto = require('crypto');
 const http = require('http');
 const sigv4 = require('./sigv4');
-const { exitWithParent } = require('./lib/process');
+const { serve } = require('./lib/process');
 
 const ROLE_NAME = 'sqs-ingest-test-role';
 const MAX_BODY = 64 * 1024;
@@ -236,19 +236,4 @@ const server = http.createServer((req, res) => {
 });
 
 server.on('clientError', (err, socket) => socket.destroy());
-server.listen(opts.port, opts.host, () => {
-  process.stdout.write(`READY ${server.address().port}\n`);
-});
-server.on('error', (err) => {
-  process.stderr.write(`aws-standins: ${err.message}\n`);
-  process.exit(1);
-});
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opts.exitWithParent) exitWithParent(shutdown);
+serve(server, 'aws-standins', opts);

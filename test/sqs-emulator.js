@@ -18,7 +18,7 @@ const http = require('http');
 const { Readable } = require('stream');
 const { createRequestHandler } = require('local-aws-sqs');
 const sigv4 = require('./sigv4');
-const { exitWithParent } = require('./lib/process');
+const { serve } = require('./lib/process');
 
 const ACCOUNT_ID = '000000000000';
 const REGION = 'us-east-1';
@@ -252,22 +252,5 @@ server.requestTimeout = 0;
 server.maxRequestsPerSocket = 0;
 server.on('clientError', (err, socket) => socket.destroy());
 
-server.listen(opts.port, opts.host, () => {
-  const port = server.address().port;
-  service.PORT = port; // queue URLs carry the real port when 0 was asked for
-  process.stdout.write(`READY ${port}\n`);
-});
-
-server.on('error', (err) => {
-  process.stderr.write(`sqs-emulator: ${err.message}\n`);
-  process.exit(1);
-});
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opts.exitWithParent) exitWithParent(shutdown);
+// queue URLs carry the real port when 0 was asked for
+serve(server, 'sqs-emulator', opts, (port) => { service.PORT = port; });

@@ -19,4 +19,26 @@ function exitWithParent(stop) {
   timer.unref();
 }
 
-module.exports = { exitWithParent };
+// Listen, print "READY <port>" for the test harness (after onListening),
+// and stop cleanly on SIGTERM, SIGINT or, if asked, the parent's exit.
+function serve(server, name, opts, onListening) {
+  server.listen(opts.port, opts.host, () => {
+    const port = server.address().port;
+    if (onListening) onListening(port);
+    process.stdout.write(`READY ${port}\n`);
+  });
+  server.on('error', (err) => {
+    process.stderr.write(`${name}: ${err.message}\n`);
+    process.exit(1);
+  });
+  function shutdown() {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
+  }
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  if (opts.exitWithParent) exitWithParent(shutdown);
+}
+
+module.exports = { exitWithParent, serve };
