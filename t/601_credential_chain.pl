@@ -90,6 +90,10 @@ set_gucs(
 	});
 drains_with('settings over the environment');
 ok(token_seen('settings-token'), 'the settings win over the environment');
+set_gucs($node, { 'sqs_ingest.secret_access_key' => undef });
+like(drain_error($node),
+	qr/sqs_ingest.access_key_id is set but sqs_ingest.secret_access_key is not/,
+	'a key id without its secret is an error, not a fall-through to the chain');
 set_gucs(
 	$node,
 	{
@@ -248,6 +252,13 @@ ok($s->{imds_token} >= 1, 'IMDS: a session token was asked for first (PUT)');
 is($s->{imds_unauthorized}, 0, 'IMDS: every GET carried the token');
 is($s->{imds_credentials}, 1, 'IMDS: the role\'s credentials were fetched once');
 ok(token_seen('imds-1'), 'IMDS: the role\'s session token was sent');
+
+# a host without a metadata service: nothing listens at the address
+my $nowhere = 'http://127.0.0.1:' . PostgreSQL::Test::Cluster::get_free_port();
+restart_with_env($node, %imds, AWS_EC2_METADATA_SERVICE_ENDPOINT => $nowhere);
+like(drain_error($node),
+	qr/no AWS credentials for sqs_ingest.*EC2 instance metadata \(\Q$nowhere\E\/latest\/api\/token: /s,
+	'no metadata service: the chain falls through to the error, saying IMDS did not answer');
 
 restart_with_env($node, %imds, AWS_EC2_METADATA_DISABLED => 'true');
 $before = $aws->stats;
