@@ -3,6 +3,7 @@ MODULE_big = sqs_ingest
 OBJS = \
 	sqs_ingest.o \
 	src/aws_credentials.o \
+	src/aws_files.o \
 	src/catalog.o \
 	src/credential_http.o \
 	src/drain.o \

@@ -34,9 +34,6 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <pwd.h>
-#include <unistd.h>
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -44,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "aws_credentials.h"
+#include "aws_files.h"
 #include "credential_http.h"
 #include "secrets.h"
 
@@ -55,9 +53,8 @@
 #define CONTAINER_TIMEOUT_MS 5000L
 #define IMDS_TIMEOUT_MS 3000L
 #define IMDS_TOKEN_TTL_SECONDS 21600
-/* bigger files than these are not credential files */
+/* a bigger token file is not one */
 #define MAX_TOKEN_FILE (64 * 1024)
-#define MAX_PROFILE_FILE (1024 * 1024)
 
 typedef enum SourceResult
 {
@@ -216,66 +213,6 @@ accept_document(AwsCredentials *out, const char *source,
 	return accept_credentials(out, source, doc->access_key_id,
 							  doc->secret_access_key, doc->session_token,
 							  doc->expiration, detail);
-}
-
-/*
- * Read a small file whole (a token, a profile file).  Returns NULL, with
- * the reason in detail, if it cannot; *missing tells a file that does not
- * exist from one that cannot be read.
- */
-static char *
-read_small_file(const char *path, size_t max_len, bool *missing, StringInfo detail)
-{
-	int			fd;
-	StringInfoData content;
-	char		chunk[8192];
-	ssize_t		n;
-
-	*missing = false;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-	{
-		*missing = (errno == ENOENT);
-		appendStringInfo(detail, "could not open \"%s\": %m", path);
-		return NULL;
-	}
-	initStringInfo(&content);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-	{
-		if ((size_t) content.len + n > max_len)
-		{
-			close(fd);
-			explicit_bzero(chunk, sizeof(chunk));
-			secret_free(content.data);
-			appendStringInfo(detail, "\"%s\" is larger than %zu bytes", path, max_len);
-			return NULL;
-		}
-		appendBinaryStringInfo(&content, chunk, n);
-	}
-	explicit_bzero(chunk, sizeof(chunk));
-	if (n < 0)
-	{
-		int			save_errno = errno;
-
-		close(fd);
-		secret_free(content.data);
-		errno = save_errno;
-		appendStringInfo(detail, "could not read \"%s\": %m", path);
-		return NULL;
-	}
-	close(fd);
-	return content.data;
-}
-
-/* strip trailing whitespace in place (a token file ends with a newline) */
-static char *
-strip_trailing_space(char *s)
-{
-	size_t		len = strlen(s);
-
-	while (len > 0 && isspace((unsigned char) s[len - 1]))
-		s[--len] = '\0';
-	return s;
 }
 
 /* ---------------------------------------------------------------------
@@ -459,157 +396,6 @@ from_web_identity(const char *region, AwsCredentials *out, StringInfo detail)
 	return assume_role_with_web_identity(region, role_arn,
 										 session_name ? session_name : default_session_name(),
 										 token_file, "web-identity", out, detail);
-}
-
-/* the settings of one profile that matter here, palloc'd or NULL */
-typedef struct ProfileSettings
-{
-	bool		found;
-	char	   *aws_access_key_id;
-	char	   *aws_secret_access_key;
-	char	   *aws_session_token;
-	char	   *role_arn;
-	char	   *source_profile;
-	char	   *role_session_name;
-} ProfileSettings;
-
-static void
-free_profile(ProfileSettings *p)
-{
-	secret_free(p->aws_access_key_id);
-	secret_free(p->aws_secret_access_key);
-	secret_free(p->aws_session_token);
-	secret_free(p->role_arn);
-	secret_free(p->source_profile);
-	secret_free(p->role_session_name);
-	memset(p, 0, sizeof(*p));
-}
-
-static char *
-strip_space(char *s)
-{
-	while (isspace((unsigned char) *s))
-		s++;
-	return strip_trailing_space(s);
-}
-
-/*
- * Is this section header (without brackets, trimmed) the profile's?  The
- * credentials file names sections "name", the config file "profile name"
- * (and "default" for the default profile).
- */
-static bool
-section_matches(const char *section, const char *profile, bool config_file)
-{
-	if (!config_file)
-		return strcmp(section, profile) == 0;
-	if (strncmp(section, "profile", 7) == 0 && isspace((unsigned char) section[7]))
-	{
-		const char *name = section + 8;
-
-		while (isspace((unsigned char) *name))
-			name++;
-		return strcmp(name, profile) == 0;
-	}
-	return strcmp(profile, "default") == 0 && strcmp(section, "default") == 0;
-}
-
-/*
- * Read one profile's settings from an INI file into p, leaving alone what
- * p already holds (the credentials file is read first and wins).  A file
- * that does not exist holds nothing; one that cannot be read is a failure.
- */
-static bool
-read_profile(const char *path, const char *profile, bool config_file,
-			 ProfileSettings *p, StringInfo detail)
-{
-	bool		missing;
-	char	   *content = read_small_file(path, MAX_PROFILE_FILE, &missing, detail);
-	char	   *line;
-	char	   *save = NULL;
-	bool		in_profile = false;
-
-	if (content == NULL)
-	{
-		if (missing)
-		{
-			/* not an error: the reason goes in only if nothing is found */
-			resetStringInfo(detail);
-			return true;
-		}
-		return false;
-	}
-
-	for (line = strtok_r(content, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-	{
-		char	   *text = strip_space(line);
-		char	   *eq;
-		char	   *key;
-		char	  **target = NULL;
-
-		if (text[0] == '#' || text[0] == ';' || text[0] == '\0')
-			continue;
-		if (text[0] == '[')
-		{
-			char	   *end = strrchr(text, ']');
-
-			if (end)
-				*end = '\0';
-			in_profile = section_matches(strip_space(text + 1), profile, config_file);
-			if (in_profile)
-				p->found = true;
-			continue;
-		}
-		if (!in_profile || (eq = strchr(text, '=')) == NULL)
-			continue;
-		*eq = '\0';
-		key = strip_space(text);
-		if (pg_strcasecmp(key, "aws_access_key_id") == 0)
-			target = &p->aws_access_key_id;
-		else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
-			target = &p->aws_secret_access_key;
-		else if (pg_strcasecmp(key, "aws_session_token") == 0)
-			target = &p->aws_session_token;
-		else if (pg_strcasecmp(key, "role_arn") == 0)
-			target = &p->role_arn;
-		else if (pg_strcasecmp(key, "source_profile") == 0)
-			target = &p->source_profile;
-		else if (pg_strcasecmp(key, "role_session_name") == 0)
-			target = &p->role_session_name;
-		if (target && *target == NULL && is_set(strip_space(eq + 1)))
-			*target = pstrdup(strip_space(eq + 1));
-	}
-	explicit_bzero(content, strlen(content));
-	pfree(content);
-	return true;
-}
-
-/* the home directory of the server's operating system user */
-static const char *
-home_directory(void)
-{
-	const char *home = env_or_null("HOME");
-	struct passwd *pw;
-
-	if (home)
-		return home;
-	pw = getpwuid(geteuid());
-	return pw ? pw->pw_dir : "";
-}
-
-/* one profile from both files, credentials file first */
-static bool
-load_profile(const char *profile, const char *credentials_path,
-			 const char *config_path, ProfileSettings *p, StringInfo detail)
-{
-	memset(p, 0, sizeof(*p));
-	if (!read_profile(credentials_path, profile, false, p, detail) ||
-		!read_profile(config_path, profile, true, p, detail))
-	{
-		free_profile(p);
-		return false;
-	}
-	return true;
 }
 
 static SourceResult
