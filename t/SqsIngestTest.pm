@@ -48,11 +48,13 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
-  start_emulator start_proxy start_standins restart_with_env sqs_tool create_queue send_json_array
+  start_emulator start_proxy start_standins restart_with_env start_hostile start_http_proxy
+  make_certificates sqs_tool create_queue send_json_array
   send_generated send_lines queue_depth wait_for_depth receive_messages
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
-  app_version_code rows_mismatch $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
+  app_version_code rows_mismatch no_crash try_drain drain_until_stored
+  $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
   $TARGET_TABLE_DDL);
 
 our $TEST_ACCESS_KEY_ID = $ENV{SQS_TEST_ACCESS_KEY_ID} // 'AKIDSQSINGESTTEST';
@@ -78,8 +80,27 @@ delete $ENV{$_} for grep { /^AWS_/ } keys %ENV;
 $ENV{AWS_EC2_METADATA_DISABLED}   = 'true';
 $ENV{AWS_SHARED_CREDENTIALS_FILE} = '/nonexistent/aws/credentials';
 $ENV{AWS_CONFIG_FILE}             = '/nonexistent/aws/config';
+# Nor may a proxy: the servers reach SQS directly unless a test says not.
+delete $ENV{$_} for grep { /^(https?|all|no)_proxy$/i } keys %ENV;
 $ENV{SQS_TEST_ACCESS_KEY_ID}     = $TEST_ACCESS_KEY_ID;
 $ENV{SQS_TEST_SECRET_ACCESS_KEY} = $TEST_SECRET_ACCESS_KEY;
+
+# SQS_INGEST_SERVER_PRELOAD (scripts/sanitize.sh sets it to the ASan
+# runtime) is preloaded into every cluster's postmaster, and so into all of
+# its processes, but into nothing else the tests run.
+if (my $preload = $ENV{SQS_INGEST_SERVER_PRELOAD})
+{
+	no strict 'refs';
+	no warnings 'redefine';
+	for my $method (qw(start restart))
+	{
+		my $orig = \&{"PostgreSQL::Test::Cluster::$method"};
+		*{"PostgreSQL::Test::Cluster::$method"} = sub {
+			local $ENV{LD_PRELOAD} = $preload;
+			return $orig->(@_);
+		};
+	}
+}
 
 my $ROOT = dirname(dirname(abs_path(__FILE__)));
 my @live;                  # background processes still running
@@ -284,6 +305,132 @@ sub start_proxy
 	}, 'SqsIngestTest::Proxy';
 	$self->start;
 	return $self;
+}
+
+=pod
+
+=item start_hostile($target_endpoint)
+
+Start the scripted hostile endpoint (F<test/hostile-endpoint.js>) in front
+of C<$target_endpoint>. Returns an object with C<endpoint>, C<port>,
+C<script(\%script)> (action =E<gt> {case =E<gt> NAME, count =E<gt> N}),
+C<clear>, C<stats>, C<reset_stats>, C<cases> (case =E<gt> [actions]),
+C<served($action, $case)> (how often that case was served), C<stop>,
+C<start>. With C<cert =E<gt> FILE, key =E<gt> FILE> it serves HTTPS (its
+C<endpoint> is https://127.0.0.1:PORT): a TLS front for the target.
+
+=cut
+
+sub start_hostile
+{
+	my ($target, %opts) = @_;
+	$target = $target->endpoint if ref $target;
+	my $self = bless {
+		port => $opts{port} // PostgreSQL::Test::Cluster::get_free_port(),
+		target => $target,
+		cert   => $opts{cert},
+		key    => $opts{key},
+	}, 'SqsIngestTest::Hostile';
+	$self->start;
+	return $self;
+}
+
+=pod
+
+=item start_http_proxy()
+
+Start the forward proxy (F<test/http-proxy.js>: CONNECT and absolute-form
+HTTP, loopback only). Returns an object with C<endpoint>, C<port>,
+C<stats> ({connect =E<gt> n, http =E<gt> n, targets =E<gt> {"host:port" =E<gt> n}}),
+C<reset_stats>, C<stop>.
+
+=cut
+
+sub start_http_proxy
+{
+	my (%opts) = @_;
+	my $self = bless {
+		port => $opts{port} // PostgreSQL::Test::Cluster::get_free_port(),
+	}, 'SqsIngestTest::HttpProxy';
+	$self->start;
+	return $self;
+}
+
+=pod
+
+=item make_certificates($dir)
+
+With openssl, make in C<$dir>: a test CA (F<ca.pem>), a certificate it
+issued for the IP address 127.0.0.1 (F<server.pem>, F<server.key>), and
+another CA that issued nothing here (F<other-ca.pem>). Returns a hash
+reference of those paths.
+
+=cut
+
+sub make_certificates
+{
+	my ($dir) = @_;
+	my %f = map { $_ => "$dir/$_.pem" } qw(ca ca-key server server-csr other-ca other-ca-key);
+	$f{server_key} = "$dir/server.key";
+	my $ext = "$dir/server.ext";
+	open my $fh, '>', $ext or croak "cannot write $ext: $!";
+	print $fh "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n"
+	  . "keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n";
+	close $fh;
+	my @cmds = (
+		[ qw(openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sqs_ingest-test-CA),
+		  '-keyout', $f{'ca-key'}, '-out', $f{ca} ],
+		[ qw(openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=some-other-CA),
+		  '-keyout', $f{'other-ca-key'}, '-out', $f{'other-ca'} ],
+		[ qw(openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1),
+		  '-keyout', $f{server_key}, '-out', $f{'server-csr'} ],
+		[ qw(openssl x509 -req -days 2 -set_serial 2), '-in', $f{'server-csr'},
+		  '-CA', $f{ca}, '-CAkey', $f{'ca-key'}, '-extfile', $ext, '-out', $f{server} ],
+	);
+	for my $cmd (@cmds)
+	{
+		my ($out, $err) = ('', '');
+		IPC::Run::run($cmd, '<', '/dev/null', '>', \$out, '2>', \$err)
+		  or croak "@$cmd failed: $err";
+	}
+	chmod 0600, $f{server_key}, $f{'ca-key'}, $f{'other-ca-key'};
+	return { ca => $f{ca}, other_ca => $f{'other-ca'}, cert => $f{server}, key => $f{server_key} };
+}
+
+=pod
+
+=item no_crash($node, $log_offset, $what)
+
+Test that no process of the cluster was terminated by a signal since
+C<$log_offset> of its server log, and that it accepts connections (waiting
+out a crash restart, which fails the first test anyway). Returns true when
+both hold.
+
+=cut
+
+sub no_crash
+{
+	my ($node, $offset, $what) = @_;
+	my $log = slurp_file($node->logfile, $offset);
+	my $ok = unlike($log,
+		qr/terminated by signal|terminated by exception|\(PID \d+\) exited with exit code (?![01]\b)\d+/,
+		"$what: no server process terminated by a signal");
+	unless ($ok)
+	{
+		# a crash shuts a test cluster down (restart_after_crash = off):
+		# wait for that, and start it again so that the next case runs
+		my $pid = $node->{_pid};
+		for (1 .. 600)
+		{
+			last unless $pid && kill(0, $pid);
+			usleep(100_000);
+		}
+		$node->_update_pid(-1);
+		$node->start unless defined $node->{_pid};
+	}
+	my $up = eval { $node->poll_query_until('postgres', 'SELECT 1', '1') };
+	ok($up, "$what: the cluster accepts connections");
+	return $ok && $up;
 }
 
 =pod
@@ -559,6 +706,61 @@ sub drain_error
 
 =pod
 
+=item try_drain($node, $max_messages, timeout => S)
+
+Run the drain, which may fail. Returns a hash reference: C<ok> (it
+returned), C<result> (as C<drain> gives it, when ok), C<stderr>,
+C<timed_out> (it had not returned after C<timeout> seconds, default the
+harness's).
+
+=item drain_until_stored($node, \@events)
+
+Drain (errors allowed) until every one of the events is in the target
+table, or the harness's timeout passes; true if they all arrived.
+
+=cut
+
+sub try_drain
+{
+	my ($node, $max, %opts) = @_;
+	my ($ret, $out, $err);
+	my $timed_out = 0;
+	$ret = $node->psql('postgres', _drain_sql($max),
+		stdout        => \$out,
+		stderr        => \$err,
+		on_error_stop => 1,
+		timeout       => $opts{timeout} // $PostgreSQL::Test::Utils::timeout_default,
+		timed_out     => \$timed_out);
+	my %r = (ok => ($ret == 0 && !$timed_out), stderr => $err // '',
+		timed_out => $timed_out);
+	if ($r{ok})
+	{
+		my @f = split /\|/, (split /\n/, $out // '')[-1] // '';
+		@{ $r{result} }{qw(received inserted duplicates dead_lettered)} =
+		  map { $_ + 0 } @f;
+	}
+	return \%r;
+}
+
+sub drain_until_stored
+{
+	my ($node, $events) = @_;
+	my $ids = join ',', map { _literal($_->{user_id}) } @$events;
+	my $want = scalar @$events;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		my $have = $node->safe_psql('postgres',
+			"SELECT count(DISTINCT user_id) FROM public.user_logins WHERE user_id IN ($ids)");
+		return 1 if $have == $want;
+		try_drain($node, undef, timeout => 60);
+		usleep(300_000);
+	}
+	return 0;
+}
+
+=pod
+
 =item rows_mismatch($node, \@events)
 
 Compare the target table with the rows the events should give (masks
@@ -735,5 +937,58 @@ sub start
 
 sub stats { return $_[0]->_control('GET', '/__stats'); }
 sub fail  { return $_[0]->_control('POST', '/__fail', $_[1]); }
+
+package SqsIngestTest::Hostile;
+
+our @ISA = ('SqsIngestTest::Proxy');
+
+sub endpoint
+{
+	my ($self) = @_;
+	return ($self->{cert} ? 'https' : 'http') . "://127.0.0.1:$self->{port}";
+}
+
+sub start
+{
+	my ($self) = @_;
+	my @tls = $self->{cert} ? ('--cert', $self->{cert}, '--key', $self->{key}) : ();
+	$self->_register(
+		SqsIngestTest::_start_node_process(
+			'hostile', 'hostile-endpoint.js',
+			'--listen', $self->{port},
+			'--host',   '127.0.0.1',
+			'--target', $self->{target}, @tls));
+	return $self;
+}
+
+sub script      { return $_[0]->_control('POST', '/__hostile', $_[1]); }
+sub clear       { return $_[0]->script({}); }
+sub stats       { return $_[0]->_control('GET', '/__hostile/stats'); }
+sub reset_stats { return $_[0]->_control('POST', '/__hostile/stats/reset', {}); }
+sub cases       { return $_[0]->_control('GET', '/__hostile/cases'); }
+
+sub served
+{
+	my ($self, $action, $case) = @_;
+	return $self->stats->{$action}{served}{$case} // 0;
+}
+
+package SqsIngestTest::HttpProxy;
+
+our @ISA = ('SqsIngestTest::Proxy');
+
+sub start
+{
+	my ($self) = @_;
+	$self->_register(
+		SqsIngestTest::_start_node_process(
+			'http_proxy', 'http-proxy.js',
+			'--listen', $self->{port},
+			'--host',   '127.0.0.1'));
+	return $self;
+}
+
+sub stats       { return $_[0]->_control('GET', '/__proxy/stats'); }
+sub reset_stats { return $_[0]->_control('POST', '/__proxy/stats/reset', {}); }
 
 1;

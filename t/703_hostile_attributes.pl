@@ -1,0 +1,99 @@
+
+# Copyright (c) sqs_ingest contributors. PostgreSQL License.
+
+# sqs_ingest_queue_depth() against a hostile endpoint answering
+# GetQueueAttributes: a broken answer is a clean error naming the call, a
+# count outside bigint or below zero is never shown, and nothing crashes or
+# hangs past the timeouts.
+
+use strict;
+use warnings;
+use lib 't';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SqsIngestTest;
+use Test::More;
+
+our $TODO;
+
+my $emu     = start_emulator();
+my $url     = create_queue('hostile-attributes');
+my $hostile = start_hostile($emu);
+my $node    = new_node(
+	'hostile_attributes',
+	queue_url => $url,
+	settings  => {
+		'sqs_ingest.endpoint'        => $hostile->endpoint,
+		'sqs_ingest.connect_timeout' => 1000,
+		'sqs_ingest.request_timeout' => 3000,
+	});
+is(send_generated($url, 3, 7300), 3, '3 events sent');
+
+my $depth_sql = q{SELECT coalesce(visible::text, 'null') || ' ' ||
+  coalesce(not_visible::text, 'null') || ' ' || coalesce(delayed::text, 'null')
+  FROM sqs_ingest_queue_depth()};
+is($node->safe_psql('postgres', $depth_sql), '3 0 0', 'depth through the endpoint');
+
+my $cases = $hostile->cases;
+my @attribute_cases = grep {
+	grep { $_ eq 'GetQueueAttributes' } @{ $cases->{$_} }
+} sort keys %$cases;
+cmp_ok(scalar @attribute_cases, '>=', 25, 'the endpoint knows the attribute cases');
+
+# Answers that may be read as counts: an empty document (no counts), a
+# complete document with bytes outside the counts, and counts that are not
+# counts (shown as NULL). Every other case must fail cleanly.
+my %may_answer = map { $_ => 1 } qw(empty invalid-utf8 count-overflow
+  count-negative count-not-number count-json-number);
+
+# Faults of the response decoder that are still open.
+my %KNOWN = (
+	'empty'       => 'an empty 200 body crashes the decoder',
+	'json-null'   => 'a document of the wrong shape is read as unknown counts',
+	'json-array'  => 'a document of the wrong shape is read as unknown counts',
+	'json-string' => 'a document of the wrong shape is read as unknown counts',
+	'wrong-shape' => 'a document of the wrong shape is read as unknown counts',
+	'truncated'   => 'the decoding error does not name the call',
+	'non-json'    => 'the decoding error does not name the call',
+	'nul-byte'    => 'the decoding error does not name the call',
+	'invalid-utf8' => 'the decoding error does not name the call',
+	'deep'        => 'the decoding error does not name the call',
+);
+
+for my $case (@attribute_cases)
+{
+	local $TODO = $KNOWN{$case};
+	$hostile->reset_stats;
+	$hostile->script({ GetQueueAttributes => { case => $case, count => 1 } });
+	my $offset = -s $node->logfile;
+	my ($timed_out, $out, $err) = (0);
+	my $ret = $node->psql('postgres', $depth_sql,
+		stdout    => \$out,
+		stderr    => \$err,
+		timeout   => 120,
+		timed_out => \$timed_out);
+	note("$case: " . ($ret == 0 ? $out : $err));
+
+	is($hostile->served('GetQueueAttributes', $case), 1, "$case: served once");
+	ok(!$timed_out, "$case: returns within the timeouts");
+	no_crash($node, $offset, $case) or next;
+	if ($ret == 0)
+	{
+		ok($may_answer{$case}, "$case: answered only when the document allows it");
+		unlike($out, qr/-/, "$case: no negative count");
+	}
+	else
+	{
+		like($err, qr/ERROR:  .*(GetQueueAttributes|SQS)/,
+			"$case: a clean error naming the call");
+	}
+	is($hostile->stats->{redirectsFollowed}, 0, "$case: no redirect followed")
+	  if $case eq 'redirect';
+}
+
+$hostile->clear;
+is($node->safe_psql('postgres', $depth_sql), '3 0 0', 'depth read again once the endpoint behaves');
+
+$node->stop;
+done_testing();
