@@ -46,6 +46,7 @@ void		_PG_init(void);
 char	   *sqs_ingest_queue_url = NULL;
 char	   *sqs_ingest_endpoint = NULL;
 char	   *sqs_ingest_region = NULL;
+char	   *sqs_ingest_ca_file = NULL;
 int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
 char	   *sqs_ingest_target_table = NULL;
 char	   *sqs_ingest_database = NULL;
@@ -115,6 +116,11 @@ _PG_init(void)
 							   NULL, &sqs_ingest_region, "us-east-1",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	secrets_define_settings();
+	DefineCustomStringVariable("sqs_ingest.ca_file",
+							   "File of CA certificates that HTTPS endpoints are verified against; empty means the system's.",
+							   "For an endpoint whose certificate a private CA issued. Verification itself is always on.",
+							   &sqs_ingest_ca_file, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
 							 "How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed).",
 							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",

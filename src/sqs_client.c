@@ -193,6 +193,17 @@ sqs_config_from_gucs(void)
 		config->session_token = secret_value(SECRET_SESSION_TOKEN);
 	}
 
+	if (sqs_ingest_ca_file && sqs_ingest_ca_file[0] != '\0')
+	{
+		/* a missing bundle is a setting to fix, not a failure to retry */
+		if (access(sqs_ingest_ca_file, R_OK) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read sqs_ingest.ca_file \"%s\": %m",
+							sqs_ingest_ca_file),
+					 errhint("Set sqs_ingest.ca_file to a PEM file of CA certificates the server can read, or to an empty string for the system's.")));
+		config->ca_file = pstrdup(sqs_ingest_ca_file);
+	}
 	config->visibility_timeout = sqs_ingest_visibility_timeout;
 	config->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
 	config->request_timeout_ms = sqs_ingest_request_timeout_ms;
@@ -219,6 +230,7 @@ sqs_config_copy(const SqsConfig *config)
 	copy->access_key_id = pstrdup_or_null(config->access_key_id);
 	copy->secret_access_key = pstrdup_or_null(config->secret_access_key);
 	copy->session_token = pstrdup_or_null(config->session_token);
+	copy->ca_file = pstrdup_or_null(config->ca_file);
 	return copy;
 }
 
@@ -232,6 +244,8 @@ sqs_config_free(SqsConfig *config)
 	secret_free(config->access_key_id);
 	secret_free(config->secret_access_key);
 	secret_free(config->session_token);
+	if (config->ca_file)
+		pfree(config->ca_file);
 	pfree(config);
 }
 
@@ -633,6 +647,12 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (client->config.ca_file)
+	{
+		/* the bundle replaces the system's, as AWS_CA_BUNDLE does for the SDKs */
+		curl_easy_setopt(easy, CURLOPT_CAINFO, client->config.ca_file);
+		curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+	}
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
@@ -1066,10 +1086,22 @@ request_error(SqsRequest *request)
 								  curl_easy_strerror(rc));
 		switch (rc)
 		{
+			case CURLE_PEER_FAILED_VERIFICATION:
+				error->transient = false;
+				error->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+				error->message = psprintf("TLS verification of the endpoint failed: %s",
+										  error->message);
+				error->hint = "If a private CA issued the endpoint's certificate, set sqs_ingest.ca_file to a PEM file of its CA certificates; verification cannot be turned off.";
+				break;
+			case CURLE_SSL_CACERT_BADFILE:
+				error->transient = false;
+				error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
+				error->message = psprintf("could not load the CA certificates: %s",
+										  error->message);
+				error->hint = "Set sqs_ingest.ca_file to a PEM file of CA certificates, or to an empty string for the system's.";
+				break;
 			case CURLE_UNSUPPORTED_PROTOCOL:
 			case CURLE_URL_MALFORMAT:
-			case CURLE_PEER_FAILED_VERIFICATION:
-			case CURLE_SSL_CACERT_BADFILE:
 			case CURLE_SSL_CERTPROBLEM:
 				error->transient = false;
 				error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;

@@ -24,6 +24,7 @@ typedef struct SqsConfig
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL when none */
+	char	   *ca_file;		/* CA bundle for HTTPS; NULL: the system's */
 	int			visibility_timeout; /* seconds */
 	int			connect_timeout_ms;
 	int			request_timeout_ms; /* beyond a receive's long poll */

@@ -23,6 +23,7 @@ typedef enum MaskAlgorithm
 extern char *sqs_ingest_queue_url;
 extern char *sqs_ingest_endpoint;
 extern char *sqs_ingest_region;
+extern char *sqs_ingest_ca_file;
 extern int	sqs_ingest_mask_algorithm;
 extern char *sqs_ingest_target_table;
 extern char *sqs_ingest_database;
