@@ -678,6 +678,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 	Datum	   *sent_at = palloc(sizeof(Datum) * batch->count);
 	bool	   *sent_at_null = palloc(sizeof(bool) * batch->count);
 	Datum	   *receive_count = palloc(sizeof(Datum) * batch->count);
+	bool	   *receive_count_null = palloc(sizeof(bool) * batch->count);
 	Datum		params[7];
 	int			rc;
 
@@ -695,7 +696,9 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 			!record_unix_ms_in_range(m->sent_timestamp_ms);
 		sent_at[n] = TimestampTzGetDatum(sent_at_null[n] ? 0 :
 										 record_timestamptz(m->sent_timestamp_ms));
-		receive_count[n] = Int32GetDatum(m->receive_count);
+		/* the decoder says -1 when SQS did not say or said nonsense */
+		receive_count_null[n] = m->receive_count < 0;
+		receive_count[n] = Int32GetDatum(Max(m->receive_count, 0));
 		n++;
 	}
 	if (n == 0)
@@ -706,7 +709,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 	params[2] = make_array(TEXTOID, error, NULL, n);
 	params[3] = make_array(TIMESTAMPTZOID, received_at, NULL, n);
 	params[4] = make_array(TIMESTAMPTZOID, sent_at, sent_at_null, n);
-	params[5] = make_array(INT4OID, receive_count, NULL, n);
+	params[5] = make_array(INT4OID, receive_count, receive_count_null, n);
 	params[6] = CStringGetTextDatum(queue_url);
 	rc = SPI_execute_plan(dead_letter_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
