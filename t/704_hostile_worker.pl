@@ -17,8 +17,6 @@ use SqsIngestWorker;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our $TODO;
-
 my $N = 5;
 
 my $emu     = start_emulator();
@@ -28,13 +26,9 @@ my $node    = worker_node(
 	'hostile_worker',
 	queue_url => $url,
 	settings  => {
-		'sqs_ingest.endpoint'           => $hostile->endpoint,
-		'sqs_ingest.max_inflight'       => 1,
-		'sqs_ingest.visibility_timeout' => 2,
-		'sqs_ingest.wait_time_seconds'  => 1,
-		'sqs_ingest.connect_timeout'    => 1000,
-		'sqs_ingest.request_timeout'    => 3000,
-		'sqs_ingest.retry_interval'     => 2,
+		%{ hostile_settings($hostile) },
+		'sqs_ingest.wait_time_seconds' => 1,
+		'sqs_ingest.retry_interval'    => 2,
 	});
 
 sub wait_served
@@ -49,36 +43,13 @@ sub wait_served
 	return 0;
 }
 
-my $cases = $hostile->cases;
-my %message_cases = map { $_ => 1 } qw(
-  timestamp-max timestamp-overflow timestamp-negative timestamp-not-number
-  receive-count-max receive-count-negative body-number body-object
-  body-invalid-utf8 message-id-long too-many);
-
-# Faults of the response decoder that are still open.
-my %KNOWN = (
-	'ReceiveMessage empty' => 'an empty 200 body crashes the decoder',
-	'ReceiveMessage json-null' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage json-array' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage json-string' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage messages-null' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage messages-number' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage wrong-shape' => 'a document of the wrong shape is read as an empty queue',
-	'ReceiveMessage nul-byte' => 'the decoding error does not name the call',
-	'DeleteMessageBatch empty' => 'an empty 200 body crashes the decoder',
-);
 
 my @all;
 my $seed = 7400;
 for my $action ('ReceiveMessage', 'DeleteMessageBatch')
 {
-	my @names = grep {
-		my $c = $_;
-		!$message_cases{$c} && grep { $_ eq $action } @{ $cases->{$c} }
-	} sort keys %$cases;
-	for my $case (@names)
+	for my $case ($hostile->transport_cases($action))
 	{
-		local $TODO = $KNOWN{"$action $case"};
 		my $what = "$action $case";
 		$hostile->reset_stats;
 		my $offset = -s $node->logfile;

@@ -24,15 +24,6 @@ my $proxy = start_http_proxy();
 my $node  = new_node('proxied', queue_url => $url);
 my $seed  = 7110;
 
-# Restart the server with this environment (and nothing else of a proxy).
-sub restart_with
-{
-	my (%env) = @_;
-	local @ENV{ keys %env } = values %env;
-	$node->restart;
-	return;
-}
-
 sub drains_all
 {
 	my ($what) = @_;
@@ -45,14 +36,14 @@ sub drains_all
 	return;
 }
 
-restart_with(http_proxy => $proxy->endpoint);
+restart_with_env($node, http_proxy => $proxy->endpoint);
 $proxy->reset_stats;
 drains_all('http_proxy');
 my $stats = $proxy->stats;
 cmp_ok($stats->{http}, '>=', 2, 'http_proxy: requests went through the proxy');
 ok($stats->{targets}{ '127.0.0.1:' . $emu->port }, 'http_proxy: to the emulator');
 
-restart_with(http_proxy => $proxy->endpoint, NO_PROXY => '127.0.0.1');
+restart_with_env($node, http_proxy => $proxy->endpoint, NO_PROXY => '127.0.0.1');
 $proxy->reset_stats;
 drains_all('NO_PROXY');
 is_deeply($proxy->stats, { connect => 0, http => 0, targets => {} },
@@ -60,7 +51,7 @@ is_deeply($proxy->stats, { connect => 0, http => 0, targets => {} },
 
 set_gucs($node,
 	{ 'sqs_ingest.endpoint' => $tls->endpoint, 'sqs_ingest.ca_file' => $certs->{ca} });
-restart_with(HTTPS_PROXY => $proxy->endpoint);
+restart_with_env($node, HTTPS_PROXY => $proxy->endpoint);
 $proxy->reset_stats;
 drains_all('HTTPS_PROXY');
 $stats = $proxy->stats;

@@ -53,7 +53,7 @@ our @EXPORT = qw(
   send_generated send_lines queue_depth wait_for_depth receive_messages
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
-  app_version_code rows_mismatch no_crash try_drain drain_until_stored
+  app_version_code rows_mismatch no_crash hostile_settings try_drain drain_until_stored
   $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
   $TARGET_TABLE_DDL);
 
@@ -315,7 +315,9 @@ Start the scripted hostile endpoint (F<test/hostile-endpoint.js>) in front
 of C<$target_endpoint>. Returns an object with C<endpoint>, C<port>,
 C<script(\%script)> (action =E<gt> {case =E<gt> NAME, count =E<gt> N}),
 C<clear>, C<stats>, C<reset_stats>, C<cases> (case =E<gt> [actions]),
-C<served($action, $case)> (how often that case was served), C<stop>,
+C<served($action, $case)> (how often that case was served),
+C<transport_cases($action)> (the cases for that action, sorted, but those
+that answer with messages of their own making), C<stop>,
 C<start>. With C<cert =E<gt> FILE, key =E<gt> FILE> it serves HTTPS (its
 C<endpoint> is https://127.0.0.1:PORT): a TLS front for the target.
 
@@ -706,6 +708,13 @@ sub drain_error
 
 =pod
 
+=item hostile_settings($hostile)
+
+Settings for a node that reaches SQS through the hostile endpoint: one
+receive at a time (so that a scripted answer is the next receive's),
+visibility timeout 2 s, no long poll for the drain, and connect and request
+timeouts of 1 s and 3 s, so that stalls end soon.
+
 =item try_drain($node, $max_messages, timeout => S)
 
 Run the drain, which may fail. Returns a hash reference: C<ok> (it
@@ -719,6 +728,19 @@ Drain (errors allowed) until every one of the events is in the target
 table, or the harness's timeout passes; true if they all arrived.
 
 =cut
+
+sub hostile_settings
+{
+	my ($hostile) = @_;
+	return {
+		'sqs_ingest.endpoint'                => $hostile->endpoint,
+		'sqs_ingest.max_inflight'            => 1,
+		'sqs_ingest.visibility_timeout'      => 2,
+		'sqs_ingest.drain_wait_time_seconds' => 0,
+		'sqs_ingest.connect_timeout'         => 1000,
+		'sqs_ingest.request_timeout'         => 3000,
+	};
+}
 
 sub try_drain
 {
@@ -940,7 +962,7 @@ sub fail  { return $_[0]->_control('POST', '/__fail', $_[1]); }
 
 package SqsIngestTest::Hostile;
 
-our @ISA = ('SqsIngestTest::Proxy');
+our @ISA = ('SqsIngestTest::Process');
 
 sub endpoint
 {
@@ -967,6 +989,16 @@ sub stats       { return $_[0]->_control('GET', '/__hostile/stats'); }
 sub reset_stats { return $_[0]->_control('POST', '/__hostile/stats/reset', {}); }
 sub cases       { return $_[0]->_control('GET', '/__hostile/cases'); }
 
+sub transport_cases
+{
+	my ($self, $action) = @_;
+	my $cases = $self->cases;
+	return grep {
+		my $c = $cases->{$_};
+		!$c->{invents} && grep { $_ eq $action } @{ $c->{actions} }
+	} sort keys %$cases;
+}
+
 sub served
 {
 	my ($self, $action, $case) = @_;
@@ -975,7 +1007,7 @@ sub served
 
 package SqsIngestTest::HttpProxy;
 
-our @ISA = ('SqsIngestTest::Proxy');
+our @ISA = ('SqsIngestTest::Process');
 
 sub start
 {

@@ -21,7 +21,8 @@
 //                          named are answered as the case says; replaces the
 //                          whole script, {} clears it.
 //   GET  /__hostile        the current script
-//   GET  /__hostile/cases  {"<case>": [actions it applies to], ...}
+//   GET  /__hostile/cases  {"<case>": {"actions": [...], "invents": bool}, ...}
+//                          (invents: answers with messages of its own making)
 //   GET  /__hostile/stats  {"<Action>": {"forwarded": n, "served": {"<case>": n}},
 //                           "clientClosed": n,  stalled connections the client gave up on
 //                           "redirectsFollowed": n,
@@ -38,7 +39,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const https = require('https');
-const { exitWithParent } = require('./lib/process');
+const { keepConnections, serve } = require('./lib/process');
 
 const JSON_TYPE = 'application/x-amz-json-1.0';
 const ACTIONS = ['ReceiveMessage', 'DeleteMessageBatch', 'GetQueueAttributes'];
@@ -46,6 +47,8 @@ const ALL = ACTIONS;
 const RECEIVE = ['ReceiveMessage'];
 const ATTRIBUTES = ['GetQueueAttributes'];
 const DELETE = ['DeleteMessageBatch'];
+// cases that answer a receive with messages of their own making
+const INVENTS = ['ReceiveMessage'];
 // past the client's 16 MiB cap on a response
 const HUGE_BYTES = 17 * 1024 * 1024;
 // deeper than any parser's stack allows
@@ -135,18 +138,24 @@ function stall(ctx) {
 const headerBlock = (status, reason, headers) =>
   `HTTP/1.1 ${status} ${reason}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
 
+// The call as received, sent on to the target: names, values and order of
+// the headers kept.
+function upstreamRequest(ctx, onResponse) {
+  return http.request({
+    host: opts.target.hostname,
+    port: opts.target.port || 80,
+    method: ctx.req.method,
+    path: ctx.req.url,
+    headers: ctx.req.rawHeaders,
+    setHost: false,
+    agent: upstreamAgent,
+  }, onResponse);
+}
+
 // The document a well-behaved endpoint would give: forwarded for real.
 function upstream(ctx) {
   return new Promise((resolve, reject) => {
-    const up = http.request({
-      host: opts.target.hostname,
-      port: opts.target.port || 80,
-      method: ctx.req.method,
-      path: ctx.req.url,
-      headers: ctx.req.rawHeaders,
-      setHost: false,
-      agent: upstreamAgent,
-    }, (upRes) => {
+    const up = upstreamRequest(ctx, (upRes) => {
       const chunks = [];
       upRes.on('data', (c) => chunks.push(c));
       upRes.on('end', () => resolve({ status: upRes.statusCode, headers: upRes.headers, body: Buffer.concat(chunks) }));
@@ -254,7 +263,7 @@ const CASES = {
       Buffer.from(text.slice(at + 7))]));
   }],
   // a synthetic message whose Body holds invalid UTF-8 (its MD5 matches)
-  'body-invalid-utf8': [RECEIVE, (ctx) => {
+  'body-invalid-utf8': [INVENTS, (ctx) => {
     const raw = Buffer.concat([Buffer.from('{"user_id":"x'), Buffer.from([0xff, 0xc3, 0x28]), Buffer.from('"}')]);
     const m = syntheticMessage(ctx, { Body: '@@BODY@@', MD5OfBody: md5(raw) });
     const text = JSON.stringify({ Messages: [m] });
@@ -342,27 +351,27 @@ const CASES = {
   // ReceiveMessage: values out of their types' ranges. Each sends a message
   // that would be a row and one that is a dead letter (which keeps the
   // message's SentTimestamp and receive count).
-  'timestamp-max': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '9223372036854775807' }))],
-  'timestamp-overflow': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '99999999999999999999' }))],
-  'timestamp-negative': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '-9223372036854775808' }))],
-  'timestamp-not-number': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: 'yesterday' }))],
-  'receive-count-max': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { ApproximateReceiveCount: '9223372036854775807' }))],
-  'receive-count-negative': [RECEIVE, (ctx) => receiveWith(ctx, outOfRange(ctx, { ApproximateReceiveCount: '-3' }))],
+  'timestamp-max': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '9223372036854775807' }))],
+  'timestamp-overflow': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '99999999999999999999' }))],
+  'timestamp-negative': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: '-9223372036854775808' }))],
+  'timestamp-not-number': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { SentTimestamp: 'yesterday' }))],
+  'receive-count-max': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { ApproximateReceiveCount: '9223372036854775807' }))],
+  'receive-count-negative': [INVENTS, (ctx) => receiveWith(ctx, outOfRange(ctx, { ApproximateReceiveCount: '-3' }))],
   // a Body that is JSON but not a string
-  'body-number': [RECEIVE, (ctx) => receiveWith(ctx, [syntheticMessage(ctx, { Body: 12345, MD5OfBody: md5('12345') })])],
-  'body-object': [RECEIVE, (ctx) => {
+  'body-number': [INVENTS, (ctx) => receiveWith(ctx, [syntheticMessage(ctx, { Body: 12345, MD5OfBody: md5('12345') })])],
+  'body-object': [INVENTS, (ctx) => {
     const m = syntheticMessage(ctx);
     m.Body = JSON.parse(m.Body);
     m.MD5OfBody = md5(JSON.stringify(m.Body));
     receiveWith(ctx, [m]);
   }],
   // a MessageId longer than the ledger's index holds, next to a good message
-  'message-id-long': [RECEIVE, (ctx) => receiveWith(ctx, [
+  'message-id-long': [INVENTS, (ctx) => receiveWith(ctx, [
     syntheticMessage(ctx, { MessageId: crypto.randomBytes(6000).toString('base64') }),
     syntheticMessage(ctx),
   ])],
   // more messages than MaxNumberOfMessages
-  'too-many': [RECEIVE, (ctx) => {
+  'too-many': [INVENTS, (ctx) => {
     const asked = Number(requestJson(ctx).MaxNumberOfMessages) || 1;
     receiveWith(ctx, Array.from({ length: asked + 50 }, () => syntheticMessage(ctx)));
   }],
@@ -439,7 +448,8 @@ function control(req, res, body) {
   if (req.method === 'GET' && path === '/__hostile') return reply(res, 200, script);
   if (req.method === 'GET' && path === '/__hostile/stats') return reply(res, 200, stats);
   if (req.method === 'GET' && path === '/__hostile/cases') {
-    return reply(res, 200, Object.fromEntries(Object.entries(CASES).map(([k, v]) => [k, v[0]])));
+    return reply(res, 200, Object.fromEntries(Object.entries(CASES).map(([k, v]) =>
+      [k, { actions: v[0], invents: v[0] === INVENTS }])));
   }
   if (req.method === 'POST' && path === '/__hostile/stats/reset') {
     resetStats();
@@ -486,15 +496,7 @@ async function forwardDelete(ctx) {
 
 // Pass a call through untouched.
 function forward(ctx) {
-  const up = http.request({
-    host: opts.target.hostname,
-    port: opts.target.port || 80,
-    method: ctx.req.method,
-    path: ctx.req.url,
-    headers: ctx.req.rawHeaders,
-    setHost: false,
-    agent: upstreamAgent,
-  }, (upRes) => {
+  const up = upstreamRequest(ctx, (upRes) => {
     if (stats[ctx.action]) stats[ctx.action].forwarded += 1;
     ctx.res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.rawHeaders);
     upRes.pipe(ctx.res);
@@ -539,27 +541,10 @@ const server = opts.cert
   ? https.createServer({ cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) }, handler)
   : http.createServer(handler);
 
-// Idle longer than clients do; never time a stalled request out ourselves.
-server.keepAliveTimeout = 120 * 1000;
-server.headersTimeout = 121 * 1000;
-server.requestTimeout = 0;
-server.maxRequestsPerSocket = 0;
-server.on('clientError', (err, socket) => socket.destroy());
-
-server.listen(opts.listen, opts.host, () => {
-  process.stdout.write(`READY ${server.address().port}\n`);
+keepConnections(server);
+serve(server, 'hostile-endpoint', {
+  port: opts.listen,
+  host: opts.host,
+  exitWithParent: opts.exitWithParent,
+  onShutdown: () => upstreamAgent.destroy(),
 });
-server.on('error', (err) => {
-  process.stderr.write(`hostile-endpoint: ${err.message}\n`);
-  process.exit(1);
-});
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  upstreamAgent.destroy();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opts.exitWithParent) exitWithParent(shutdown);

@@ -13,7 +13,7 @@
 
 const http = require('http');
 const net = require('net');
-const { exitWithParent } = require('./lib/process');
+const { keepConnections, serve } = require('./lib/process');
 
 function usage(msg) {
   if (msg) process.stderr.write(`http-proxy: ${msg}\n`);
@@ -116,24 +116,9 @@ server.on('connect', (req, clientSocket, head) => {
   clientSocket.on('error', () => upstream.destroy());
 });
 
-server.keepAliveTimeout = 120 * 1000;
-server.headersTimeout = 121 * 1000;
-server.requestTimeout = 0;
-server.on('clientError', (err, socket) => socket.destroy());
-
-server.listen(opts.listen, opts.host, () => {
-  process.stdout.write(`READY ${server.address().port}\n`);
+keepConnections(server);
+serve(server, 'http-proxy', {
+  port: opts.listen,
+  host: opts.host,
+  exitWithParent: opts.exitWithParent,
 });
-server.on('error', (err) => {
-  process.stderr.write(`http-proxy: ${err.message}\n`);
-  process.exit(1);
-});
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opts.exitWithParent) exitWithParent(shutdown);

@@ -1,5 +1,5 @@
 'use strict';
-// Process utilities shared by the emulator and the fault proxy.
+// Process utilities shared by the emulator and the test servers.
 
 // Call stop() once the process that started us is gone, so a test script
 // that dies without cleaning up leaves no server behind. (process.ppid is
@@ -19,8 +19,20 @@ function exitWithParent(stop) {
   timer.unref();
 }
 
+// Idle longer than clients do, so that a kept-alive connection is never
+// closed under them, and never time a request out ourselves (stalls and
+// long polls are the tests' business).
+function keepConnections(server) {
+  server.keepAliveTimeout = 120 * 1000;
+  server.headersTimeout = 121 * 1000;
+  server.requestTimeout = 0;
+  server.maxRequestsPerSocket = 0;
+  server.on('clientError', (err, socket) => socket.destroy());
+}
+
 // Listen, print "READY <port>" for the test harness (after onListening),
-// and stop cleanly on SIGTERM, SIGINT or, if asked, the parent's exit.
+// and stop cleanly on SIGTERM, SIGINT or, if asked, the parent's exit
+// (calling opts.onShutdown first, if given).
 function serve(server, name, opts, onListening) {
   server.listen(opts.port, opts.host, () => {
     const port = server.address().port;
@@ -34,6 +46,7 @@ function serve(server, name, opts, onListening) {
   function shutdown() {
     server.close(() => process.exit(0));
     server.closeAllConnections();
+    if (opts.onShutdown) opts.onShutdown();
     setTimeout(() => process.exit(0), 2000).unref();
   }
   process.on('SIGTERM', shutdown);
@@ -41,4 +54,4 @@ function serve(server, name, opts, onListening) {
   if (opts.exitWithParent) exitWithParent(shutdown);
 }
 
-module.exports = { exitWithParent, serve };
+module.exports = { exitWithParent, keepConnections, serve };
