@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 'use strict';
 // SQS emulator for the tests: local-aws-sqs behind a front that checks every
-// request's SigV4 signature, as the real service does, and smooths the few
-// places where the emulator answers differently from SQS.
+// request's SigV4 signature, as the real service does. Where the emulator
+// departs from SQS, the front changes only what makes it behave as SQS does,
+// never what would make it friendlier than SQS: each adjustment below says
+// which SQS behaviour it restores. Everything else the emulator answers goes
+// out as it is, quirks included (an empty receive is a 200 with an empty
+// body, which the extension must read as an empty document, as the AWS SDKs
+// do).
 //
 //   node test/sqs-emulator.js --port PORT [--host 127.0.0.1] [--queue NAME]...
 //                             [--session-token TOKEN]... [--exit-with-parent]
@@ -94,7 +99,8 @@ function callEmulator(req, body) {
   return new Promise((resolve, reject) => {
     const fakeReq = Readable.from(body.length ? [body] : []);
     fakeReq.headers = Object.assign({}, req.headers);
-    // SQS accepts a charset parameter; the emulator compares the type exactly.
+    // SQS accepts "application/x-amz-json-1.0; charset=utf-8"; the emulator
+    // compares the type exactly and would refuse what SQS takes.
     if ((fakeReq.headers['content-type'] || '').startsWith(JSON_TYPE)) fakeReq.headers['content-type'] = JSON_TYPE;
     fakeReq.method = req.method;
     fakeReq.url = req.url;
@@ -130,7 +136,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The emulator's long poll waits until it has MaxNumberOfMessages or the wait
 // expires; SQS answers as soon as messages are there. Poll with zero waits
-// instead, until something arrives, time is up or the client went away.
+// instead, until something arrives, time is up or the client went away. The
+// answer is the emulator's own, an empty body when nothing came.
 async function longPollReceive(req, res, json, wait) {
   const deadline = Date.now() + wait * 1000;
   const short = Buffer.from(JSON.stringify(Object.assign({}, json, { WaitTimeSeconds: 0 })));
@@ -138,7 +145,7 @@ async function longPollReceive(req, res, json, wait) {
   res.on('close', () => { gone = true; });
   for (;;) {
     const r = await callEmulator(req, short);
-    const hasMessages = r.status === 200 && r.body.length > 2;
+    const hasMessages = r.status === 200 && /"Messages"\s*:\s*\[\s*\{/.test(r.body);
     if (hasMessages || r.status !== 200 || gone || Date.now() + 60 >= deadline) return r;
     await sleep(60);
     if (gone) return r;
@@ -155,7 +162,9 @@ async function handle(req, res, body) {
   let dropNotVisible = false;
 
   if (json && action === 'ReceiveMessage') {
-    // Newer SDKs name system attributes MessageSystemAttributeNames.
+    // SQS takes system attribute names as MessageSystemAttributeNames (what
+    // current SDKs send) as well as AttributeNames; the emulator knows only
+    // the older name and would leave the attributes out.
     if (Array.isArray(json.MessageSystemAttributeNames)) {
       json = Object.assign({}, json);
       json.AttributeNames = [...new Set([...(json.AttributeNames || []), ...json.MessageSystemAttributeNames])];
@@ -169,7 +178,9 @@ async function handle(req, res, body) {
     }
   } else if (json && action === 'PurgeQueue' && queueOf(json.QueueUrl)) {
     // The emulator empties the queue 60 s later (the most SQS allows itself)
-    // and would then also drop messages sent meanwhile; tests want it now.
+    // and would then also drop messages sent meanwhile. SQS may purge at once
+    // too, which is what tests want. Only the test tools purge; the extension
+    // never does.
     queueOf(json.QueueUrl).clearRecords();
     return finish(res, action, { status: 200, headers: { 'content-type': JSON_TYPE }, body: '{}' }, false, false);
   } else if (json && action === 'GetQueueAttributes' && Array.isArray(json.AttributeNames)) {
@@ -192,9 +203,7 @@ async function handle(req, res, body) {
 
 function finish(res, action, r, fixCounts, dropNotVisible) {
   let out = r.body;
-  if (r.status === 200 && action && out === '') {
-    out = '{}'; // SQS always answers the JSON protocol with a JSON document
-  } else if (r.status === 200 && fixCounts) {
+  if (r.status === 200 && fixCounts) {
     const doc = parseJson(Buffer.from(out));
     const a = doc && doc.Attributes;
     if (a && a[STATS[0]] !== undefined && a[STATS[1]] !== undefined) {
