@@ -8,8 +8,11 @@
       messages deleted. The clock starts with the worker process (/proc
       starttime); its CPU is the new process's whole utime+stime.
   measure.py drain --dsn DSN --expect N [--chunk C]
-      Times SELECT * FROM sqs_ingest_drain(C), repeated in one fresh backend
-      (each call its own transaction) until N rows are stored.
+      Times SELECT * FROM sqs_ingest_drain() in one fresh backend: one call
+      for the whole backlog, or with C > 0 calls of max_messages C until N
+      rows are stored. Each call returns once its batches are committed and
+      their deletes answered. The drain runs in a background worker started
+      for the call: cpu_s is the calling backend's only.
   measure.py rss --dsn DSN --expect N --interval S [--ready-file F]
       Like worker, but samples the worker's VmRSS and RssAnon (its private
       memory: VmRSS also counts the shared buffers it touched) every S
@@ -136,10 +139,13 @@ def cmd_drain(a):
     totals = {}
     calls = 0
     t0 = time.monotonic()
-    # each call is its own transaction (autocommit): its deletes go at its commit
+    # chunk 0: one call for the whole backlog
     while totals.get("inserted", 0) < a.expect:
-        chunk = min(a.chunk, a.expect - totals.get("inserted", 0))
-        cur.execute("SELECT * FROM sqs_ingest_drain(%s)", (chunk,))
+        if a.chunk > 0:
+            chunk = min(a.chunk, a.expect - totals.get("inserted", 0))
+            cur.execute("SELECT * FROM sqs_ingest_drain(%s)", (chunk,))
+        else:
+            cur.execute("SELECT * FROM sqs_ingest_drain()")
         res = dict(zip([d[0] for d in cur.description], cur.fetchone()))
         calls += 1
         for k, v in res.items():
@@ -192,7 +198,8 @@ def main():
     ap.add_argument("--ready-file", help="created once polling can start (worker, rss)")
     ap.add_argument("--poll", type=float, default=0.02)
     ap.add_argument("--interval", type=float, default=5.0)
-    ap.add_argument("--chunk", type=int, default=10000, help="drain: max_messages of each call")
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="drain: max_messages of each call (0: one call, no limit)")
     ap.add_argument("--max-seconds", type=float, default=1800)
     a = ap.parse_args()
     {"worker": cmd_worker, "drain": cmd_drain, "rss": cmd_rss}[a.what](a)

@@ -55,7 +55,7 @@ def figures(rec):
         n = o.get("n", 0)
         f.update(n=n, rate=o.get("msgs_per_s"), cpu=o.get("cpu_s"), rss_kb=o.get("hwm_kb"),
                  anon_kb=o.get("anon_kb"))
-        f["cpu_note"] = "worker" if c == "worker" else "backend"
+        f["cpu_note"] = "worker" if c == "worker" else "calling backend"
         if c == "worker":
             f["rate_rows"] = o.get("msgs_per_s_rows")
         d = o.get("drain") or {}
@@ -167,20 +167,21 @@ How to read it:
   run, not absolute figures across runs.
 - msgs/s: messages received, stored and deleted per second. The ceiling and the seed design count from
   their first request to their last delete; the worker from the start of its process until the queue
-  is empty (all N rows committed and every message deleted); the drain is a timed
-  `SELECT * FROM sqs_ingest_drain(%(drain_chunk)s)` repeated in one backend until N rows are stored.
-  One drain is one transaction, and its deletes wait for its commit: everything it received stays
-  in flight until then. One call for all 100,000 messages outlived the 30 s visibility timeout
-  (SQS handed the first messages out again: 54%% came back as duplicates) and, with 100,000
-  messages in flight, slowed the emulator (its receive walks the in-flight messages) to ~100 msgs/s;
-  real SQS refuses more than 120,000 in flight per queue. So a backlog is drained in chunks.
+  is empty (all N rows committed and every message deleted); the drain from the start of a
+  `SELECT * FROM sqs_ingest_drain()` in a fresh backend until it returns (DRAIN_CHUNK=%(drain_chunk)s:
+  0 is one call for the whole backlog, C > 0 calls of max_messages C). The call starts a background
+  worker that runs the worker's loop (batches committed one at a time, deletes after each commit)
+  and returns once the queue is empty and every delete answered: its time includes that worker's
+  start and the final long poll (`sqs_ingest.drain_wait_time_seconds`, 1 s) that finds the queue
+  empty.
 - The seed design processes only the first "messages" events of a queue filled with N (it is slow);
   a rate is a rate. It uses Debian's boto3/botocore (1.26/1.29) with botocore's SQS model switched
   to AWS JSON 1.0, which boto3 speaks since 1.34 and every other contender here speaks: over the
   query protocol of that botocore, the emulator refuses receives from a queue holding more than
   about 2,000 messages (it adds MaxNumberOfMessages as a string: OverLimit).
 - CPU s / 1k msgs: utime+stime from /proc/PID/stat before and after, per 1,000 messages, of the
-  process doing the work: the ceiling client; the sqs_ingest worker; the backend running the drain;
+  process doing the work: the ceiling client; the sqs_ingest worker; for the drain, the calling
+  backend only (the drain's own work runs in its background worker and is not counted);
   for the seed, the Python process plus its Postgres backend. Peak RSS is VmHWM (Postgres processes)
   or ru_maxrss (clients); the seed's is Python's plus its backend's. VmHWM of a Postgres process
   counts the shared buffers it touched; "anon" is its private memory (RssAnon) at the end.
