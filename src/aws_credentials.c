@@ -43,6 +43,7 @@
 #include "aws_credentials.h"
 #include "aws_files.h"
 #include "credential_http.h"
+#include "redact.h"
 #include "secrets.h"
 
 /* refresh this long before expiration, or a quarter of a short lifetime */
@@ -294,10 +295,11 @@ sts_credentials(const char *region, const char *form, const AwsCredentials *sign
 		if (status != 200)
 		{
 			appendStringInfo(detail, "STS answered HTTP %ld", status);
+			/* free text from the endpoint: made fit for the log first */
 			if (doc.code)
-				appendStringInfo(detail, ": %s", doc.code);
+				appendStringInfo(detail, ": %s", redact_aws_text(doc.code));
 			if (doc.message)
-				appendStringInfo(detail, ": %s", doc.message);
+				appendStringInfo(detail, ": %s", redact_aws_text(doc.message));
 			result = SOURCE_FAILED;
 		}
 		else
@@ -541,7 +543,8 @@ json_credentials(const CredentialRequest *request, const char *source,
 	{
 		if (require_success_code && doc.code && strcmp(doc.code, "Success") != 0)
 		{
-			appendStringInfo(detail, "%s answered code \"%s\"", request->url, doc.code);
+			appendStringInfo(detail, "%s answered code \"%s\"", request->url,
+							 redact_aws_text(doc.code));
 			result = SOURCE_FAILED;
 		}
 		else
