@@ -79,3 +79,16 @@ REVOKE EXECUTE ON FUNCTION sqs_ingest_preview(text, timestamptz),
   sqs_ingest_preview_mapping(text, regclass, jsonb, jsonb, timestamptz, jsonb)
   FROM regress_sqs_previewer;
 DROP ROLE regress_sqs_previewer;
+
+-- all pg_monitor may use of the extension: the statistics and the queue depth
+SELECT p.proname AS monitor_may_execute
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'sqs_ingest'
+WHERE has_function_privilege('pg_monitor', p.oid, 'EXECUTE')
+ORDER BY 1;
+SELECT c.relname AS monitor_may_read
+FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'sqs_ingest'
+WHERE c.relkind IN ('r', 'v', 'p') AND
+      (has_table_privilege('pg_monitor', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE'))
+ORDER BY 1;
