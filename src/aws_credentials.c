@@ -64,7 +64,7 @@ typedef enum SourceResult
 	SOURCE_FAILED				/* set up, but it did not work */
 } SourceResult;
 
-typedef SourceResult (*SourceFetch) (const char *region, AwsCredentials *out,
+typedef SourceResult (*SourceFetch) (const AwsChainScope *scope, AwsCredentials *out,
 									 StringInfo detail);
 
 typedef struct CredentialSource
@@ -74,11 +74,11 @@ typedef struct CredentialSource
 	const char *hint;
 } CredentialSource;
 
-static SourceResult from_environment(const char *region, AwsCredentials *out, StringInfo detail);
-static SourceResult from_web_identity(const char *region, AwsCredentials *out, StringInfo detail);
-static SourceResult from_profile(const char *region, AwsCredentials *out, StringInfo detail);
-static SourceResult from_container(const char *region, AwsCredentials *out, StringInfo detail);
-static SourceResult from_imds(const char *region, AwsCredentials *out, StringInfo detail);
+static SourceResult from_environment(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
+static SourceResult from_web_identity(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
+static SourceResult from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
+static SourceResult from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
+static SourceResult from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
 
 static const CredentialSource sources[] = {
 	{"the environment", from_environment,
@@ -256,13 +256,13 @@ sts_endpoint(const char *region, StringInfo detail)
  * (AssumeRole) or is NULL (AssumeRoleWithWebIdentity is unsigned).
  */
 static SourceResult
-sts_credentials(const char *region, const char *form, const AwsCredentials *signer,
+sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentials *signer,
 				const char *source, AwsCredentials *out, StringInfo detail)
 {
 	CredentialRequest request = {0};
 	CredentialDocument doc;
 	StringInfoData response;
-	char	   *url = sts_endpoint(region, detail);
+	char	   *url = sts_endpoint(scope->region, detail);
 	char	   *token_header = NULL;
 	long		status;
 	SourceResult result;
@@ -271,13 +271,14 @@ sts_credentials(const char *region, const char *form, const AwsCredentials *sign
 		return SOURCE_FAILED;
 	request.method = "POST";
 	request.url = url;
+	request.ca_file = scope->ca_file;
 	request.headers[0] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
 	request.headers[1] = "Accept: text/xml";
 	request.body = form;
 	request.timeout_ms = STS_TIMEOUT_MS;
 	if (signer)
 	{
-		request.sigv4 = psprintf("aws:amz:%s:sts", region);
+		request.sigv4 = psprintf("aws:amz:%s:sts", scope->region);
 		request.username = signer->access_key_id;
 		request.password = signer->secret_access_key;
 		if (signer->session_token)
@@ -315,7 +316,7 @@ sts_credentials(const char *region, const char *form, const AwsCredentials *sign
 
 /* AssumeRoleWithWebIdentity with the token read from token_file */
 static SourceResult
-assume_role_with_web_identity(const char *region, const char *role_arn,
+assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 							  const char *session_name, const char *token_file,
 							  const char *source, AwsCredentials *out,
 							  StringInfo detail)
@@ -333,7 +334,7 @@ assume_role_with_web_identity(const char *region, const char *role_arn,
 	credential_form_append(&form, "RoleArn", role_arn);
 	credential_form_append(&form, "RoleSessionName", session_name);
 	credential_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
-	result = sts_credentials(region, form.data, NULL, source, out, detail);
+	result = sts_credentials(scope, form.data, NULL, source, out, detail);
 	secret_free(token);
 	secret_free(form.data);
 	return result;
@@ -374,7 +375,7 @@ variable_pair(const char *first, const char *second, StringInfo detail)
 }
 
 static SourceResult
-from_environment(const char *region, AwsCredentials *out, StringInfo detail)
+from_environment(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
 	SourceResult set_up = variable_pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", detail);
 
@@ -386,7 +387,7 @@ from_environment(const char *region, AwsCredentials *out, StringInfo detail)
 }
 
 static SourceResult
-from_web_identity(const char *region, AwsCredentials *out, StringInfo detail)
+from_web_identity(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
 	SourceResult set_up = variable_pair("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", detail);
 	const char *token_file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -395,13 +396,13 @@ from_web_identity(const char *region, AwsCredentials *out, StringInfo detail)
 
 	if (set_up != SOURCE_FOUND)
 		return set_up;
-	return assume_role_with_web_identity(region, role_arn,
+	return assume_role_with_web_identity(scope, role_arn,
 										 session_name ? session_name : default_session_name(),
 										 token_file, "web-identity", out, detail);
 }
 
 static SourceResult
-from_profile(const char *region, AwsCredentials *out, StringInfo detail)
+from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
 	const char *profile = env_or_null("AWS_PROFILE");
 	bool		named = profile != NULL;
@@ -460,7 +461,7 @@ from_profile(const char *region, AwsCredentials *out, StringInfo detail)
 				credential_form_append(&form, "RoleSessionName",
 									   p.role_session_name ? p.role_session_name :
 									   default_session_name());
-				result = sts_credentials(region, form.data, &signer, source, out, detail);
+				result = sts_credentials(scope, form.data, &signer, source, out, detail);
 				pfree(form.data);
 				secret_free(signer.access_key_id);
 				secret_free(signer.secret_access_key);
@@ -557,7 +558,7 @@ json_credentials(const CredentialRequest *request, const char *source,
 }
 
 static SourceResult
-from_container(const char *region, AwsCredentials *out, StringInfo detail)
+from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
 	const char *relative = env_or_null("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = env_or_null("AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -569,6 +570,7 @@ from_container(const char *region, AwsCredentials *out, StringInfo detail)
 
 	request.method = "GET";
 	request.timeout_ms = CONTAINER_TIMEOUT_MS;
+	request.ca_file = scope->ca_file;
 	request.direct = true;
 	if (relative)
 	{
@@ -626,7 +628,7 @@ from_container(const char *region, AwsCredentials *out, StringInfo detail)
 }
 
 static SourceResult
-from_imds(const char *region, AwsCredentials *out, StringInfo detail)
+from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
 	const char *disabled = env_or_null("AWS_EC2_METADATA_DISABLED");
 	const char *endpoint = env_or_null("AWS_EC2_METADATA_SERVICE_ENDPOINT");
@@ -664,6 +666,7 @@ from_imds(const char *region, AwsCredentials *out, StringInfo detail)
 								  IMDS_TOKEN_TTL_SECONDS);
 	request.timeout_ms = IMDS_TIMEOUT_MS;
 	request.direct = true;
+	request.ca_file = scope->ca_file;
 	initStringInfo(&response);
 	if (!credential_http(&request, &status, &response, detail))
 		return SOURCE_ABSENT;
@@ -746,7 +749,7 @@ cache_credentials(const AwsCredentials *fresh, int source)
 
 /* ask one source, in a short-lived memory context */
 static SourceResult
-ask_source(int source, const char *region, StringInfo detail)
+ask_source(int source, const AwsChainScope *scope, StringInfo detail)
 {
 	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
 												  "sqs_ingest credentials",
@@ -757,7 +760,7 @@ ask_source(int source, const char *region, StringInfo detail)
 	StringInfoData reason;
 
 	initStringInfo(&reason);
-	result = sources[source].fetch(region, &fresh, &reason);
+	result = sources[source].fetch(scope, &fresh, &reason);
 	MemoryContextSwitchTo(old);
 	appendStringInfoString(detail, reason.data);
 	if (result == SOURCE_FOUND)
@@ -773,7 +776,7 @@ ask_source(int source, const char *region, StringInfo detail)
 
 /* run the whole chain; errors out if no source yields credentials */
 static void
-resolve_chain(const char *region)
+resolve_chain(const AwsChainScope *scope)
 {
 	StringInfoData tried;
 
@@ -785,7 +788,7 @@ resolve_chain(const char *region)
 		SourceResult result;
 
 		initStringInfo(&detail);
-		result = ask_source(i, region, &detail);
+		result = ask_source(i, scope, &detail);
 		if (result == SOURCE_FOUND)
 		{
 			pfree(detail.data);
@@ -826,7 +829,7 @@ needs_refresh(TimestampTz now)
  * the next call; copy what must outlive it.
  */
 const AwsCredentials *
-aws_credentials_current(const char *region)
+aws_credentials_current(const AwsChainScope *scope)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	StringInfoData detail;
@@ -843,7 +846,7 @@ aws_credentials_current(const char *region)
 
 		/* refresh from the source that gave them */
 		initStringInfo(&detail);
-		if (ask_source(source, region, &detail) == SOURCE_FOUND)
+		if (ask_source(source, scope, &detail) == SOURCE_FOUND)
 		{
 			if (had_failed)
 				ereport(LOG,
@@ -872,6 +875,6 @@ aws_credentials_current(const char *region)
 		cached = NULL;
 		cached_source = -1;
 	}
-	resolve_chain(region);
+	resolve_chain(scope);
 	return cached;
 }

@@ -23,6 +23,13 @@ typedef struct AwsCredentials
 	char		source[AWS_SOURCE_LEN]; /* "environment", "profile:NAME", ... */
 } AwsCredentials;
 
-extern const AwsCredentials *aws_credentials_current(const char *region);
+/* what a credential fetch depends on besides the environment */
+typedef struct AwsChainScope
+{
+	const char *region;			/* of STS's regional endpoint */
+	const char *ca_file;		/* CA bundle for https endpoints, or NULL */
+} AwsChainScope;
+
+extern const AwsCredentials *aws_credentials_current(const AwsChainScope *scope);
 
 #endif							/* SQS_INGEST_AWS_CREDENTIALS_H */

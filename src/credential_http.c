@@ -110,6 +110,8 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (request->ca_file)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, request->ca_file);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
 					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));

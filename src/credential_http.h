@@ -22,6 +22,7 @@ typedef struct CredentialRequest
 	const char *body;			/* form body of a POST, or NULL */
 	long		timeout_ms;		/* whole call; connecting gets at most 1 s */
 	bool		direct;			/* link-local or loopback: never via a proxy */
+	const char *ca_file;		/* CA bundle replacing the system's, or NULL */
 	/* SigV4 signing (STS AssumeRole), or all NULL */
 	const char *sigv4;
 	const char *username;

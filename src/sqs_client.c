@@ -258,9 +258,11 @@ sqs_config_free(SqsConfig *config)
 const char *
 sqs_credential_source(const SqsConfig *config)
 {
+	AwsChainScope scope = {config->region, config->ca_file};
+
 	if (config->access_key_id)
 		return "settings";
-	return aws_credentials_current(config->region)->source;
+	return aws_credentials_current(&scope)->source;
 }
 
 /* ---------------------------------------------------------------------
@@ -617,7 +619,8 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	 */
 	if (access_key_id == NULL)
 	{
-		const AwsCredentials *creds = aws_credentials_current(client->config.region);
+		AwsChainScope scope = {client->config.region, client->config.ca_file};
+		const AwsCredentials *creds = aws_credentials_current(&scope);
 
 		access_key_id = creds->access_key_id;
 		secret_access_key = creds->secret_access_key;
