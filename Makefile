@@ -18,6 +18,7 @@ OBJS = \
 	src/sink.o \
 	src/sqs_client.o \
 	src/sqs_decode.o \
+	src/sqs_decode_xml.o \
 	src/stats.o \
 	src/wait_events.o \
 	src/worker.o
@@ -32,7 +33,7 @@ TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags libxml-2.0)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK = -lcurl -lcrypto -lxml2
+SHLIB_LINK = -lcurl -lcrypto $(shell pkg-config --libs libxml-2.0)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -48,6 +48,7 @@ char	   *sqs_ingest_endpoint = NULL;
 char	   *sqs_ingest_region = NULL;
 char	   *sqs_ingest_ca_file = NULL;
 int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
+int			sqs_ingest_protocol = SQS_PROTOCOL_AUTO;
 char	   *sqs_ingest_target_table = NULL;
 char	   *sqs_ingest_database = NULL;
 char	   *sqs_ingest_role = NULL;
@@ -67,6 +68,13 @@ int			sqs_ingest_max_receive_count = 10;
 static const struct config_enum_entry mask_algorithm_options[] = {
 	{"hmac-sha256", MASK_HMAC_SHA256, false},
 	{"sha256", MASK_SHA256, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry protocol_options[] = {
+	{"auto", SQS_PROTOCOL_AUTO, false},
+	{"json", SQS_PROTOCOL_JSON, false},
+	{"query", SQS_PROTOCOL_QUERY, false},
 	{NULL, 0, false}
 };
 
@@ -126,6 +134,11 @@ _PG_init(void)
 							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",
 							 &sqs_ingest_mask_algorithm, MASK_HMAC_SHA256,
 							 mask_algorithm_options, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("sqs_ingest.protocol",
+							 "SQS wire protocol: auto, json (AWS JSON 1.0) or query (form-encoded requests, XML answers).",
+							 "auto speaks JSON and switches to Query, once, when the endpoint shows it does not speak JSON.",
+							 &sqs_ingest_protocol, SQS_PROTOCOL_AUTO,
+							 protocol_options, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.target_table",
 							   "Table the login events are inserted into.",
 							   NULL, &sqs_ingest_target_table, "public.user_logins",

@@ -18,6 +18,7 @@ PACKAGES=(
 	libcurl4-openssl-dev
 	libxml2-dev               # STS answers are XML
 	libssl-dev
+	libxml2-dev               # the Query protocol's XML answers
 	libipc-run-perl           # TAP tests
 	make
 	gcc

@@ -55,6 +55,13 @@
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
 
 #define NUM_ACTIONS 4
+
+/* the two wire protocols a request can go out in */
+#define WIRE_JSON 0
+#define WIRE_QUERY 1
+#define NUM_WIRES 2
+
+#define QUERY_API_VERSION "2012-11-05"
 #define NUM_DEPTH_ATTRIBUTES 3
 
 static const char *const action_names[NUM_ACTIONS] = {
@@ -79,7 +86,11 @@ typedef struct SqsRequest
 	int			attempt;
 	CURL	   *easy;
 	struct curl_slist *headers; /* with its session token, or NULL */
+	long		timeout_ms;
+	int			wire;			/* WIRE_JSON or WIRE_QUERY */
 	char	   *body;			/* request body; libcurl reads it in place */
+	char	   *query_body;		/* the same in the Query protocol, while the
+								 * endpoint may turn out not to speak JSON */
 	char	   *response;		/* malloc'd: filled inside libcurl */
 	size_t		response_len;
 	size_t		response_cap;
@@ -99,12 +110,18 @@ typedef struct SqsSocket
 	int			pos;			/* position in the wait event set, or -1 */
 } SqsSocket;
 
+/* endpoint this process found to speak only the Query protocol, or NULL */
+static char *query_only_endpoint = NULL;
+
 struct SqsClient
 {
 	MemoryContext context;
 	SqsConfig	config;
 	CURLM	   *multi;
-	struct curl_slist *headers[NUM_ACTIONS];
+	struct curl_slist *headers[NUM_WIRES][NUM_ACTIONS];
+	int			wire;			/* protocol new requests go out in */
+	bool		probing;		/* auto: JSON, until the endpoint shows it
+								 * does not speak it */
 	char	   *sigv4;
 
 	dlist_head	inflight;		/* requests libcurl is running */
@@ -208,6 +225,7 @@ sqs_config_from_gucs(void)
 	config->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
 	config->request_timeout_ms = sqs_ingest_request_timeout_ms;
 	config->max_inflight = Min(sqs_ingest_max_inflight, SQS_INGEST_MAX_INFLIGHT_CAP);
+	config->protocol = sqs_ingest_protocol;
 	return config;
 }
 
@@ -424,6 +442,8 @@ free_request(SqsRequest *request)
 	free_headers(request->headers);
 	free(request->response);
 	pfree(request->body);
+	if (request->query_body)
+		pfree(request->query_body);
 	pfree(request);
 }
 
@@ -449,8 +469,9 @@ release_client(SqsClient *client)
 	if (client->multi)
 		curl_multi_cleanup(client->multi);
 	client->multi = NULL;
-	for (int i = 0; i < NUM_ACTIONS; i++)
-		curl_slist_free_all(client->headers[i]);
+	for (int w = 0; w < NUM_WIRES; w++)
+		for (int i = 0; i < NUM_ACTIONS; i++)
+			curl_slist_free_all(client->headers[w][i]);
 	if (client->wait_set)
 		FreeWaitEventSet(client->wait_set);
 	client->wait_set = NULL;
@@ -472,20 +493,27 @@ client_context_gone(void *arg)
 	release_client((SqsClient *) arg);
 }
 
+/* the headers of an action's requests in one wire protocol */
 static struct curl_slist *
-make_headers(SqsAction action)
+make_headers(SqsAction action, int wire)
 {
 	struct curl_slist *headers = NULL;
 	struct curl_slist *next;
 	char		target[64];
 
-	snprintf(target, sizeof(target), "X-Amz-Target: AmazonSQS.%s",
-			 action_names[action]);
-	headers = curl_slist_append(headers, "Content-Type: application/x-amz-json-1.0");
-	if (headers && (next = curl_slist_append(headers, target)) != NULL)
-		headers = next;
+	if (wire == WIRE_QUERY)
+		headers = curl_slist_append(headers,
+									"Content-Type: application/x-www-form-urlencoded; charset=utf-8");
 	else
-		headers = NULL;
+	{
+		snprintf(target, sizeof(target), "X-Amz-Target: AmazonSQS.%s",
+				 action_names[action]);
+		headers = curl_slist_append(headers, "Content-Type: application/x-amz-json-1.0");
+		if (headers && (next = curl_slist_append(headers, target)) != NULL)
+			headers = next;
+		else
+			headers = NULL;
+	}
 	if (headers == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -527,8 +555,18 @@ sqs_client_create(const SqsConfig *config)
 	client->cleanup.arg = client;
 	MemoryContextRegisterResetCallback(context, &client->cleanup);
 
-	for (int i = 0; i < NUM_ACTIONS; i++)
-		client->headers[i] = make_headers((SqsAction) i);
+	for (int w = 0; w < NUM_WIRES; w++)
+		for (int i = 0; i < NUM_ACTIONS; i++)
+			client->headers[w][i] = make_headers((SqsAction) i, w);
+	client->wire = config->protocol == SQS_PROTOCOL_QUERY ? WIRE_QUERY : WIRE_JSON;
+	client->probing = config->protocol == SQS_PROTOCOL_AUTO;
+	if (client->probing && query_only_endpoint &&
+		strcmp(query_only_endpoint, config->endpoint) == 0)
+	{
+		/* this process already found that the endpoint speaks only Query */
+		client->wire = WIRE_QUERY;
+		client->probing = false;
+	}
 
 	client->multi = curl_multi_init();
 	if (client->multi == NULL)
@@ -600,11 +638,10 @@ headers_with_token(const struct curl_slist *base, const char *session_token)
 	return headers;
 }
 
-static SqsRequest *
-start_request(SqsClient *client, SqsAction action, StringInfo body, int requested,
-			  long timeout_ms)
+/* hand a request to libcurl: a new easy handle, in the request's protocol */
+static void
+launch_request(SqsClient *client, SqsRequest *request)
 {
-	SqsRequest *request;
 	CURL	   *easy;
 	CURLMcode	mrc;
 	const char *access_key_id = client->config.access_key_id;
@@ -627,18 +664,15 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 		session_token = creds->session_token;
 	}
 
-	request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
-	request->action = action;
-	request->requested = requested;
-	request->body = MemoryContextStrdup(client->context, body->data);
-	request->headers = headers_with_token(client->headers[action], session_token);
+	/* a request sent again (in the Query protocol) gets its headers anew */
+	free_headers(request->headers);
+	request->headers = headers_with_token(client->headers[request->wire][request->action],
+										  session_token);
 
 	easy = curl_easy_init();
 	if (easy == NULL)
 	{
-		free_headers(request->headers);
-		pfree(request->body);
-		pfree(request);
+		free_request(request);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a libcurl handle")));
@@ -659,13 +693,14 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
-					 request->headers ? request->headers : client->headers[action]);
+					 request->headers ? request->headers :
+					 client->headers[request->wire][request->action]);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) body->len);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(request->body));
 	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, client->sigv4);
 	curl_easy_setopt(easy, CURLOPT_USERNAME, access_key_id);
 	curl_easy_setopt(easy, CURLOPT_PASSWORD, secret_access_key);
@@ -688,15 +723,120 @@ start_request(SqsClient *client, SqsAction action, StringInfo body, int requeste
 	}
 	request->started_at = GetCurrentTimestamp();
 	dlist_push_tail(&client->inflight, &request->node);
-	client->ninflight[action]++;
-	return request;
+	client->ninflight[request->action]++;
+}
+
+/*
+ * A request body in both wire protocols at once: AWS JSON 1.0 and the
+ * Query protocol's form encoding.
+ */
+typedef struct RequestBody
+{
+	StringInfoData json;
+	StringInfoData query;
+} RequestBody;
+
+/* append a form-encoded (RFC 3986 percent-encoded) value */
+static void
+append_form_value(StringInfo buf, const char *value)
+{
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+			*p == '~')
+			appendStringInfoChar(buf, (char) *p);
+		else
+			appendStringInfo(buf, "%%%02X", *p);
+	}
 }
 
 static void
-append_queue_url(SqsClient *client, StringInfo body)
+body_begin(RequestBody *b, SqsClient *client, SqsAction action)
 {
-	appendStringInfoString(body, "{\"QueueUrl\":");
-	escape_json(body, client->config.queue_url);
+	initStringInfo(&b->json);
+	initStringInfo(&b->query);
+	appendStringInfoString(&b->json, "{\"QueueUrl\":");
+	escape_json(&b->json, client->config.queue_url);
+	appendStringInfo(&b->query, "Action=%s&Version=%s&QueueUrl=",
+					 action_names[action], QUERY_API_VERSION);
+	append_form_value(&b->query, client->config.queue_url);
+}
+
+static void
+body_int(RequestBody *b, const char *name, int value)
+{
+	appendStringInfo(&b->json, ",\"%s\":%d", name, value);
+	appendStringInfo(&b->query, "&%s=%d", name, value);
+}
+
+/* a list of names: "json_name":[...] in JSON, query_name.N=... in Query */
+static void
+body_names(RequestBody *b, const char *json_name, const char *query_name,
+		   const char *const *names, int count)
+{
+	appendStringInfo(&b->json, ",\"%s\":[", json_name);
+	for (int i = 0; i < count; i++)
+	{
+		appendStringInfo(&b->json, "%s\"%s\"", i > 0 ? "," : "", names[i]);
+		appendStringInfo(&b->query, "&%s.%d=%s", query_name, i + 1, names[i]);
+	}
+	appendStringInfoChar(&b->json, ']');
+}
+
+/*
+ * The entries of a batch action on receipt handles, with Ids "0" ..
+ * count-1, and an integer member extra_name (if not NULL) in each.
+ */
+static void
+body_entries(RequestBody *b, SqsAction action, char **receipt_handles,
+			 int count, const char *extra_name, int extra_value)
+{
+	const char *prefix = action_names[action];
+
+	appendStringInfoString(&b->json, ",\"Entries\":[");
+	for (int i = 0; i < count; i++)
+	{
+		appendStringInfo(&b->json, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
+						 i > 0 ? "," : "", i);
+		escape_json(&b->json, receipt_handles[i]);
+		appendStringInfo(&b->query, "&%sRequestEntry.%d.Id=%d&%sRequestEntry.%d.ReceiptHandle=",
+						 prefix, i + 1, i, prefix, i + 1);
+		append_form_value(&b->query, receipt_handles[i]);
+		if (extra_name)
+		{
+			appendStringInfo(&b->json, ",\"%s\":%d", extra_name, extra_value);
+			appendStringInfo(&b->query, "&%sRequestEntry.%d.%s=%d",
+							 prefix, i + 1, extra_name, extra_value);
+		}
+		appendStringInfoChar(&b->json, '}');
+	}
+	appendStringInfoChar(&b->json, ']');
+}
+
+/*
+ * Start a request with the body in the client's protocol; while probing,
+ * the Query form is kept to send again should the endpoint not speak JSON.
+ */
+static SqsRequest *
+start_request(SqsClient *client, SqsAction action, RequestBody *b,
+			  int requested, long timeout_ms)
+{
+	SqsRequest *request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
+
+	appendStringInfoChar(&b->json, '}');
+	request->action = action;
+	request->requested = requested;
+	request->timeout_ms = timeout_ms;
+	request->wire = client->wire;
+	request->body = MemoryContextStrdup(client->context,
+										client->wire == WIRE_JSON ? b->json.data : b->query.data);
+	if (client->probing)
+		request->query_body = MemoryContextStrdup(client->context, b->query.data);
+	pfree(b->json.data);
+	pfree(b->query.data);
+	launch_request(client, request);
+	return request;
 }
 
 /*
@@ -708,57 +848,47 @@ void
 sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds,
 				  int attempt)
 {
-	StringInfoData body;
+	static const char *const attributes[] = {"SentTimestamp", "ApproximateReceiveCount"};
+	static const char *const all[] = {"All"};
+	RequestBody b;
 	SqsRequest *request;
 
 	Assert(max_messages >= 1 && max_messages <= 10);
-	initStringInfo(&body);
-	append_queue_url(client, &body);
-	appendStringInfo(&body,
-					 ",\"MaxNumberOfMessages\":%d,\"VisibilityTimeout\":%d,\"WaitTimeSeconds\":%d"
-					 ",\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]"
-					 ",\"MessageSystemAttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]}",
-					 max_messages, client->config.visibility_timeout, wait_seconds);
-	request = start_request(client, SQS_RECEIVE, &body, max_messages,
+	body_begin(&b, client, SQS_RECEIVE);
+	body_int(&b, "MaxNumberOfMessages", max_messages);
+	body_int(&b, "VisibilityTimeout", client->config.visibility_timeout);
+	body_int(&b, "WaitTimeSeconds", wait_seconds);
+	body_names(&b, "AttributeNames", "AttributeName", attributes, lengthof(attributes));
+	/* the Query protocol has no separate list of system attributes */
+	appendStringInfoString(&b.json,
+						   ",\"MessageSystemAttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\"]");
+	body_names(&b, "MessageAttributeNames", "MessageAttributeName", all, lengthof(all));
+	request = start_request(client, SQS_RECEIVE, &b, max_messages,
 							wait_seconds * 1000L + client->config.request_timeout_ms);
 	request->attempt = attempt;
-	pfree(body.data);
 }
 
 /*
  * Start a batch action on 1..10 receipt handles: the entries get Ids "0",
- * "1", ... and each carries the given extra members (or none).
+ * "1", ... and each carries the integer member extra_name (if not NULL).
  */
 static void
 start_batch(SqsClient *client, SqsAction action, char **receipt_handles,
-			int count, const char *extra)
+			int count, const char *extra_name, int extra_value)
 {
-	StringInfoData body;
+	RequestBody b;
 
 	Assert(count >= 1 && count <= 10);
-	initStringInfo(&body);
-	append_queue_url(client, &body);
-	appendStringInfoString(&body, ",\"Entries\":[");
-	for (int i = 0; i < count; i++)
-	{
-		appendStringInfo(&body, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
-						 i > 0 ? "," : "", i);
-		escape_json(&body, receipt_handles[i]);
-		if (extra)
-			appendStringInfoString(&body, extra);
-		appendStringInfoChar(&body, '}');
-	}
-	appendStringInfoString(&body, "]}");
-	start_request(client, action, &body, count,
-				  client->config.request_timeout_ms);
-	pfree(body.data);
+	body_begin(&b, client, action);
+	body_entries(&b, action, receipt_handles, count, extra_name, extra_value);
+	start_request(client, action, &b, count, client->config.request_timeout_ms);
 }
 
 /* Start a DeleteMessageBatch for 1..10 receipt handles. */
 void
 sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
 {
-	start_batch(client, SQS_DELETE_BATCH, receipt_handles, count, NULL);
+	start_batch(client, SQS_DELETE_BATCH, receipt_handles, count, NULL, 0);
 }
 
 /*
@@ -769,28 +899,21 @@ void
 sqs_start_change_visibility(SqsClient *client, char **receipt_handles,
 							int count, int timeout_seconds)
 {
-	char		extra[64];
-
-	snprintf(extra, sizeof(extra), ",\"VisibilityTimeout\":%d", timeout_seconds);
-	start_batch(client, SQS_CHANGE_VISIBILITY_BATCH, receipt_handles, count, extra);
+	start_batch(client, SQS_CHANGE_VISIBILITY_BATCH, receipt_handles, count,
+				"VisibilityTimeout", timeout_seconds);
 }
 
 /* Start a GetQueueAttributes for the approximate message counts. */
 void
 sqs_start_get_attributes(SqsClient *client)
 {
-	StringInfoData body;
+	RequestBody b;
 
-	initStringInfo(&body);
-	append_queue_url(client, &body);
-	appendStringInfoString(&body, ",\"AttributeNames\":[");
-	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
-		appendStringInfo(&body, "%s\"%s\"", i > 0 ? "," : "",
-						 queue_depth_attributes[i]);
-	appendStringInfoString(&body, "]}");
-	start_request(client, SQS_GET_ATTRIBUTES, &body, 0,
+	body_begin(&b, client, SQS_GET_ATTRIBUTES);
+	body_names(&b, "AttributeNames", "AttributeName", queue_depth_attributes,
+			   NUM_DEPTH_ATTRIBUTES);
+	start_request(client, SQS_GET_ATTRIBUTES, &b, 0,
 				  client->config.request_timeout_ms);
-	pfree(body.data);
 }
 
 int
@@ -1118,8 +1241,13 @@ request_error(SqsRequest *request)
 		return error;
 	}
 
-	/* an AWS error: {"__type": "...#Code", "message": "..."} when JSON */
-	if (sqs_decode_json_error(request->response, request->response_len, &document))
+	/*
+	 * An AWS error: {"__type": "...#Code", "message": "..."} in JSON,
+	 * <ErrorResponse><Error><Code>... in the Query protocol.  Fronts and
+	 * proxies do not always answer in the protocol asked: try both.
+	 */
+	if (sqs_decode_json_error(request->response, request->response_len, &document) ||
+		sqs_decode_xml_error(request->response, request->response_len, &document))
 	{
 		error->aws_type = document.code;
 		error->message = redact_aws_text(document.message);
@@ -1152,11 +1280,16 @@ decode_response(SqsRequest *request, SqsResult *result)
 	SqsReceiveResponse receive;
 	SqsBatchResponse batch;
 
+	bool		json = (request->wire == WIRE_JSON);
+
 	switch (request->action)
 	{
 		case SQS_RECEIVE:
-			error = sqs_decode_json_receive(request->response, request->response_len,
-											request->requested, &receive);
+			error = json ?
+				sqs_decode_json_receive(request->response, request->response_len,
+										request->requested, &receive) :
+				sqs_decode_xml_receive(request->response, request->response_len,
+									   request->requested, &receive);
 			if (error == NULL)
 			{
 				result->nmessages = receive.nmessages;
@@ -1168,8 +1301,12 @@ decode_response(SqsRequest *request, SqsResult *result)
 			break;
 		case SQS_DELETE_BATCH:
 		case SQS_CHANGE_VISIBILITY_BATCH:
-			error = sqs_decode_json_batch(request->response, request->response_len,
-										  request->requested, &batch);
+			error = json ?
+				sqs_decode_json_batch(request->response, request->response_len,
+									  request->requested, &batch) :
+				sqs_decode_xml_batch(request->response, request->response_len,
+									 action_names[request->action],
+									 request->requested, &batch);
 			if (error == NULL)
 			{
 				result->nfailed = batch.nfailed;
@@ -1178,47 +1315,109 @@ decode_response(SqsRequest *request, SqsResult *result)
 			}
 			break;
 		case SQS_GET_ATTRIBUTES:
-			error = sqs_decode_json_attributes(request->response, request->response_len,
-											   queue_depth_attributes,
-											   NUM_DEPTH_ATTRIBUTES, result->attributes);
+			error = json ?
+				sqs_decode_json_attributes(request->response, request->response_len,
+										   queue_depth_attributes,
+										   NUM_DEPTH_ATTRIBUTES, result->attributes) :
+				sqs_decode_xml_attributes(request->response, request->response_len,
+										  queue_depth_attributes,
+										  NUM_DEPTH_ATTRIBUTES, result->attributes);
 			break;
 	}
 	return error ? protocol_error(request, error) : NULL;
 }
 
 /*
- * Return the next completed request, parsed in the current memory context,
- * waiting at most timeout_ms (-1: no limit) for one.  Returns NULL on
- * timeout, or when the latch was set so that the caller can look at its
- * flags (configuration reload).  Interrupts are serviced while waiting.
+ * Has a JSON request's answer shown that the endpoint speaks only the Query
+ * protocol?  An SQS XML document (in a 2xx or 4xx answer), or an error code
+ * saying the operation or action is unknown.  A bare 404, a 5xx, a timeout
+ * or a reset say nothing about it: a missing page or a failing server is
+ * not a protocol, and switching on one would be silent and lasting.
  */
-SqsResult *
-sqs_next_result(SqsClient *client, long timeout_ms)
+static bool
+answer_shows_query_only(SqsRequest *request)
 {
-	TimestampTz deadline = timeout_ms < 0 ? 0 :
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	SqsRequest *request;
-	SqsResult  *result;
+	long		status = request->http_status;
+	const char *p = request->response;
+	const char *end = request->response + request->response_len;
+	SqsErrorDocument document;
 
-	while (dlist_is_empty(&client->done))
+	if (request->curl_result != CURLE_OK || status < 200 || status >= 500)
+		return false;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	if (p < end && *p == '<')
 	{
-		long		remaining = -1;
+		/* an SQS answer in XML, not any markup (a proxy's HTML page) */
+		char	   *root = psprintf("<%sResponse", action_names[request->action]);
+		bool		sqs_xml = memmem(p, end - p, root, strlen(root)) != NULL ||
+			sqs_decode_xml_error(request->response, request->response_len, &document);
 
-		if (dlist_is_empty(&client->inflight) && timeout_ms < 0)
-			return NULL;		/* nothing will ever complete */
-		if (timeout_ms >= 0)
-		{
-			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-			if (remaining <= 0)
-				return NULL;
-		}
-		if (wait_once(client, remaining) && dlist_is_empty(&client->done))
-			return NULL;
+		pfree(root);
+		return sqs_xml;
 	}
+	if (status == 200 ||
+		!sqs_decode_json_error(request->response, request->response_len, &document))
+		return false;
+	return document.code &&
+		(strstr(document.code, "UnknownOperation") ||
+		 strstr(document.code, "InvalidAction") ||
+		 strstr(document.code, "MissingAction"));
+}
 
-	request = dlist_container(SqsRequest, node, dlist_pop_head_node(&client->done));
+/*
+ * sqs_ingest.protocol = auto: a JSON request the endpoint did not
+ * understand goes out again in the Query protocol, which the client (and,
+ * for the same endpoint, every later client of this process) speaks from
+ * then on.  Returns true if the request was sent again.
+ */
+static bool
+retry_in_query_protocol(SqsClient *client, SqsRequest *request)
+{
+	if (request->wire != WIRE_JSON || request->query_body == NULL)
+		return false;
+	if (!answer_shows_query_only(request))
+	{
+		if (request->curl_result == CURLE_OK && request->http_status == 200)
+			client->probing = false;	/* it speaks JSON */
+		return false;
+	}
+	if (client->wire == WIRE_JSON)
+	{
+		ereport(LOG,
+				(errmsg("SQS endpoint %s does not speak the AWS JSON protocol: switching to the Query protocol",
+						client->config.endpoint),
+				 errdetail("It answered %s with HTTP status %ld.",
+						   action_names[request->action], request->http_status),
+				 errhint("Set sqs_ingest.protocol to query to start with it.")));
+		client->wire = WIRE_QUERY;
+		client->probing = false;
+		if (query_only_endpoint)
+			pfree(query_only_endpoint);
+		query_only_endpoint = MemoryContextStrdup(TopMemoryContext,
+												  client->config.endpoint);
+	}
+	pfree(request->body);
+	request->body = request->query_body;
+	request->query_body = NULL;
+	request->wire = WIRE_QUERY;
+	free(request->response);
+	request->response = NULL;
+	request->response_len = request->response_cap = 0;
+	request->response_too_big = false;
+	request->curl_result = CURLE_OK;
+	request->http_status = 0;
+	request->curl_error[0] = '\0';
+	launch_request(client, request);
+	return true;
+}
 
-	result = palloc0(sizeof(SqsResult));
+/* the result of a completed request, which is freed */
+static SqsResult *
+result_of(SqsRequest *request)
+{
+	SqsResult  *result = palloc0(sizeof(SqsResult));
+
 	result->action = request->action;
 	result->requested = request->requested;
 	result->attempt = request->attempt;
@@ -1239,6 +1438,42 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	PG_END_TRY();
 
 	return result;
+}
+
+/*
+ * Return the next completed request, parsed in the current memory context,
+ * waiting at most timeout_ms (-1: no limit) for one.  Returns NULL on
+ * timeout, or when the latch was set so that the caller can look at its
+ * flags (configuration reload).  Interrupts are serviced while waiting.
+ */
+SqsResult *
+sqs_next_result(SqsClient *client, long timeout_ms)
+{
+	TimestampTz deadline = timeout_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	SqsRequest *request;
+
+	do
+	{
+		while (dlist_is_empty(&client->done))
+		{
+			long		remaining = -1;
+
+			if (dlist_is_empty(&client->inflight) && timeout_ms < 0)
+				return NULL;	/* nothing will ever complete */
+			if (timeout_ms >= 0)
+			{
+				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+				if (remaining <= 0)
+					return NULL;
+			}
+			if (wait_once(client, remaining) && dlist_is_empty(&client->done))
+				return NULL;
+		}
+		request = dlist_container(SqsRequest, node, dlist_pop_head_node(&client->done));
+	} while (retry_in_query_protocol(client, request));
+
+	return result_of(request);
 }
 
 /* a copy of an error that outlives the memory of the result it came with */

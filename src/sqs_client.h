@@ -29,6 +29,7 @@ typedef struct SqsConfig
 	int			connect_timeout_ms;
 	int			request_timeout_ms; /* beyond a receive's long poll */
 	int			max_inflight;	/* concurrent connections */
+	int			protocol;		/* SqsProtocol */
 } SqsConfig;
 
 typedef enum SqsAction

@@ -142,46 +142,51 @@ parse_int64(const char *str, int64 *result)
 	return INT_OK;
 }
 
+/*
+ * The value of an integer attribute of a message, if it lies within
+ * [min, max] (range says so in words); else -1 and a defect saying why.
+ */
+static int64
+integer_attribute(SqsMessage *message, const char *name, const char *value,
+				  int64 min, int64 max, const char *range)
+{
+	int64		n = -1;
+	IntParse	parse = value ? parse_int64(value, &n) : INT_INVALID;
+
+	if (parse == INT_INVALID)
+	{
+		add_defect(message, value ?
+				   psprintf("%s \"%s\" is not an integer", name,
+							sqs_decode_clip(value, DEFECT_QUOTE_CHARS)) :
+				   psprintf("%s is not an integer", name));
+		return -1;
+	}
+	if (parse == INT_OUT_OF_RANGE || n < min || n > max)
+	{
+		add_defect(message, psprintf("%s %s is outside the range %s", name,
+									 sqs_decode_clip(value, DEFECT_QUOTE_CHARS),
+									 range));
+		return -1;
+	}
+	return n;
+}
+
 /* record a message's SentTimestamp (Unix ms), or the defect it is */
 void
 sqs_decode_sent_timestamp(SqsMessage *message, const char *value)
 {
-	int64		ms = -1;
-	IntParse	parse = value ? parse_int64(value, &ms) : INT_INVALID;
-
-	message->sent_timestamp_ms = -1;
-	if (parse == INT_INVALID)
-		add_defect(message, value ?
-				   psprintf("SentTimestamp \"%s\" is not an integer",
-							sqs_decode_clip(value, DEFECT_QUOTE_CHARS)) :
-				   psprintf("SentTimestamp is not an integer"));
-	else if (parse == INT_OUT_OF_RANGE || ms < 0 || ms > SQS_MAX_SENT_TIMESTAMP_MS)
-		add_defect(message,
-				   psprintf("SentTimestamp %s is outside the range 1970 to 9999",
-							sqs_decode_clip(value, DEFECT_QUOTE_CHARS)));
-	else
-		message->sent_timestamp_ms = ms;
+	message->sent_timestamp_ms =
+		integer_attribute(message, "SentTimestamp", value, 0,
+						  SQS_MAX_SENT_TIMESTAMP_MS, "1970 to 9999");
 }
 
 /* record a message's ApproximateReceiveCount, or the defect it is */
 void
 sqs_decode_receive_count(SqsMessage *message, const char *value)
 {
-	int64		count = -1;
-	IntParse	parse = value ? parse_int64(value, &count) : INT_INVALID;
-
-	message->receive_count = -1;
-	if (parse == INT_INVALID)
-		add_defect(message, value ?
-				   psprintf("ApproximateReceiveCount \"%s\" is not an integer",
-							sqs_decode_clip(value, DEFECT_QUOTE_CHARS)) :
-				   psprintf("ApproximateReceiveCount is not an integer"));
-	else if (parse == INT_OUT_OF_RANGE || count < 0 || count > PG_INT32_MAX)
-		add_defect(message,
-				   psprintf("ApproximateReceiveCount %s is outside the range 0 to %d",
-							sqs_decode_clip(value, DEFECT_QUOTE_CHARS), PG_INT32_MAX));
-	else
-		message->receive_count = (int32) count;
+	message->receive_count = (int32)
+		integer_attribute(message, "ApproximateReceiveCount", value, 0,
+						  PG_INT32_MAX, "0 to 2147483647");
 }
 
 /* a queue attribute that counts messages: a non-negative integer */
@@ -235,6 +240,55 @@ sqs_decode_finish_message(SqsMessage *message, int index, const char *md5,
 	message->body_len = strlen(message->body);
 	if (md5 != NULL && !body_matches_md5(message, md5))
 		*corrupt = true;
+	return NULL;
+}
+
+/*
+ * Record one entry of a batch answer (Ids "0" .. entries-1 were sent):
+ * NULL, or the protocol error if the entry is not one of them or is
+ * reported twice.  reported tracks the entries seen.
+ */
+char *
+sqs_decode_batch_entry(SqsBatchResponse *result, bool *reported, int entries,
+					   const char *id, bool failed, const char *code,
+					   const char *message)
+{
+	int64		n;
+
+	if (id == NULL)
+		return psprintf("an entry has no Id");
+	if (parse_int64(id, &n) != INT_OK || n < 0 || n >= entries ||
+		id[0] == '-' || (id[0] == '0' && id[1] != '\0'))
+		return psprintf("entry Id \"%s\" was not in the request",
+						sqs_decode_clip(id, DEFECT_QUOTE_CHARS));
+	if (reported[n])
+		return psprintf("entry %d is reported twice", (int) n);
+	reported[n] = true;
+	if (!failed)
+		return NULL;
+	result->failed[n] = true;
+	result->nfailed++;
+	if (result->failure == NULL)
+		result->failure =
+			psprintf("%s%s%s",
+					 code ? sqs_decode_clip(code, SQS_DECODE_MAX_TEXT_CHARS) : "unknown error",
+					 message ? ": " : "",
+					 message ? sqs_decode_clip(message, SQS_DECODE_MAX_TEXT_CHARS) : "");
+	return NULL;
+}
+
+/* NULL if every entry of a batch was reported, else the protocol error */
+char *
+sqs_decode_batch_missing(const bool *reported, int entries)
+{
+	int			missing = 0;
+
+	for (int i = 0; i < entries; i++)
+		if (!reported[i])
+			missing++;
+	if (missing > 0)
+		return psprintf("%d of its %d entries are neither successful nor failed",
+						missing, entries);
 	return NULL;
 }
 
@@ -769,39 +823,11 @@ static void
 batch_end(JsonWalk *walk, int frame)
 {
 	BatchDecoder *d = walk->decoder;
-	int64		id;
 
-	if (frame != BF_ENTRY_OK && frame != BF_ENTRY_FAILED)
-		return;
-	if (d->id == NULL)
-	{
-		walk->error = psprintf("an entry has no Id");
-		return;
-	}
-	if (parse_int64(d->id, &id) != INT_OK || id < 0 || id >= d->entries ||
-		d->id[0] == '-' || (d->id[0] == '0' && d->id[1] != '\0'))
-	{
-		walk->error = psprintf("entry Id \"%s\" was not in the request",
-							   sqs_decode_clip(d->id, DEFECT_QUOTE_CHARS));
-		return;
-	}
-	if (d->reported[id])
-	{
-		walk->error = psprintf("entry %d is reported twice", (int) id);
-		return;
-	}
-	d->reported[id] = true;
-	if (frame == BF_ENTRY_FAILED)
-	{
-		d->result->failed[id] = true;
-		d->result->nfailed++;
-		if (d->result->failure == NULL)
-			d->result->failure =
-				psprintf("%s%s%s",
-						 d->code ? sqs_decode_clip(d->code, SQS_DECODE_MAX_TEXT_CHARS) : "unknown error",
-						 d->message ? ": " : "",
-						 d->message ? sqs_decode_clip(d->message, SQS_DECODE_MAX_TEXT_CHARS) : "");
-	}
+	if (frame == BF_ENTRY_OK || frame == BF_ENTRY_FAILED)
+		walk->error = sqs_decode_batch_entry(d->result, d->reported, d->entries,
+											 d->id, frame == BF_ENTRY_FAILED,
+											 d->code, d->message);
 }
 
 /*
@@ -815,7 +841,6 @@ sqs_decode_json_batch(const char *data, size_t len, int entries,
 	JsonWalk	walk = {0};
 	BatchDecoder decoder = {0};
 	char	   *error;
-	int			missing = 0;
 
 	memset(result, 0, sizeof(SqsBatchResponse));
 	result->failed = palloc0(sizeof(bool) * Max(entries, 1));
@@ -826,15 +851,7 @@ sqs_decode_json_batch(const char *data, size_t len, int entries,
 	walk.end = batch_end;
 	walk.decoder = &decoder;
 	error = walk_json(data, len, &walk);
-	if (error)
-		return error;
-	for (int i = 0; i < entries; i++)
-		if (!decoder.reported[i])
-			missing++;
-	if (missing > 0)
-		return psprintf("%d of its %d entries are neither successful nor failed",
-						missing, entries);
-	return NULL;
+	return error ? error : sqs_decode_batch_missing(decoder.reported, entries);
 }
 
 /* ---------------------------------------------------------------------

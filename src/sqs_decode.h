@@ -87,6 +87,17 @@ extern char *sqs_decode_json_attributes(const char *data, size_t len,
 										int64 *values);
 extern bool sqs_decode_json_error(const char *data, size_t len,
 								  SqsErrorDocument *result);
+extern char *sqs_decode_xml_receive(const char *data, size_t len,
+									int max_messages,
+									SqsReceiveResponse *result);
+extern char *sqs_decode_xml_batch(const char *data, size_t len,
+								  const char *action, int entries,
+								  SqsBatchResponse *result);
+extern char *sqs_decode_xml_attributes(const char *data, size_t len,
+									   const char *const *names, int count,
+									   int64 *values);
+extern bool sqs_decode_xml_error(const char *data, size_t len,
+								 SqsErrorDocument *result);
 
 /* shared by the JSON and XML decoders */
 extern char *sqs_decode_check_text(const char *data, size_t len);
@@ -96,6 +107,10 @@ extern char *sqs_decode_finish_message(SqsMessage *message, int index,
 extern void sqs_decode_sent_timestamp(SqsMessage *message, const char *value);
 extern void sqs_decode_receive_count(SqsMessage *message, const char *value);
 extern bool sqs_decode_count(const char *value, int64 *result);
+extern char *sqs_decode_batch_entry(SqsBatchResponse *result, bool *reported,
+									int entries, const char *id, bool failed,
+									const char *code, const char *message);
+extern char *sqs_decode_batch_missing(const bool *reported, int entries);
 extern bool sqs_json_nests_deeper_than(const char *data, int len, int limit);
 
 #endif							/* SQS_INGEST_SQS_DECODE_H */

@@ -19,12 +19,21 @@ typedef enum MaskAlgorithm
 	MASK_SHA256
 } MaskAlgorithm;
 
+/* wire protocols (sqs_ingest.protocol) */
+typedef enum SqsProtocol
+{
+	SQS_PROTOCOL_AUTO,
+	SQS_PROTOCOL_JSON,			/* AWS JSON 1.0 */
+	SQS_PROTOCOL_QUERY			/* form-encoded requests, XML responses */
+} SqsProtocol;
+
 /* GUC variables, see sqs_ingest.c for their meaning */
 extern char *sqs_ingest_queue_url;
 extern char *sqs_ingest_endpoint;
 extern char *sqs_ingest_region;
 extern char *sqs_ingest_ca_file;
 extern int	sqs_ingest_mask_algorithm;
+extern int	sqs_ingest_protocol;
 extern char *sqs_ingest_target_table;
 extern char *sqs_ingest_database;
 extern char *sqs_ingest_role;

@@ -105,6 +105,7 @@ same_config(const SqsConfig *a, const SqsConfig *b)
 		a->connect_timeout_ms == b->connect_timeout_ms &&
 		a->request_timeout_ms == b->request_timeout_ms &&
 		a->max_inflight == b->max_inflight &&
+		a->protocol == b->protocol &&
 		((a->ca_file == NULL && b->ca_file == NULL) ||
 		 (a->ca_file && b->ca_file && strcmp(a->ca_file, b->ca_file) == 0));
 }

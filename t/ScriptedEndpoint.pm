@@ -77,6 +77,12 @@ Answer every later request for $action with this status and body.
 
 Answer the next request for $action so, then go back to the standing answer.
 
+=item answer_json_protocol($status, $body, $content_type)
+
+Answer every request in the JSON protocol (with C<X-Amz-Target>) so,
+whatever its action, as an endpoint that speaks only the Query protocol
+would; they are counted as action C<json>.
+
 =item count($action)
 
 Number of requests for $action served so far.
@@ -104,6 +110,12 @@ sub answer
 {
 	my ($self, $action, @answer) = @_;
 	return $self->_write_answer("$action.answer", @answer);
+}
+
+sub answer_json_protocol
+{
+	my ($self, @answer) = @_;
+	return $self->_write_answer("json.answer", @answer);
 }
 
 sub answer_once
@@ -164,6 +176,7 @@ sub _serve
 			last unless $n;
 		}
 		my ($action) = $headers =~ /^x-amz-target:\s*AmazonSQS\.(\w+)/mi;
+		$action = 'json' if $action && -e "$dir/json.answer";
 		($action) = $body =~ /(?:^|&)Action=(\w+)/ unless $action;
 		$action //= 'unknown';
 

@@ -1,5 +1,5 @@
 'use strict';
-// AWS Signature Version 4 for the JSON protocol of SQS: sign() for the test
+// AWS Signature Version 4 for SQS (JSON and Query protocols alike): sign() for the test
 // client, verify() for the emulator front. Only what SQS needs: header-based
 // signatures (no presigned URLs), unsigned-payload not accepted.
 

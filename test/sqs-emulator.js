@@ -28,6 +28,7 @@ const { serve } = require('./lib/process');
 const ACCOUNT_ID = '000000000000';
 const REGION = 'us-east-1';
 const JSON_TYPE = 'application/x-amz-json-1.0';
+const FORM_TYPE = 'application/x-www-form-urlencoded';
 const MAX_BODY = 8 * 1024 * 1024; // a 1 MiB batch, JSON-escaped, fits with room
 
 function usage(msg) {
@@ -138,14 +139,22 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // expires; SQS answers as soon as messages are there. Poll with zero waits
 // instead, until something arrives, time is up or the client went away. The
 // answer is the emulator's own, an empty body when nothing came.
-async function longPollReceive(req, res, json, wait) {
+async function longPollReceive(req, res, json, wait, queryForm) {
   const deadline = Date.now() + wait * 1000;
-  const short = Buffer.from(JSON.stringify(Object.assign({}, json, { WaitTimeSeconds: 0 })));
+  let short;
+  if (queryForm) {
+    const form = new URLSearchParams(queryForm);
+    form.set('WaitTimeSeconds', '0');
+    short = Buffer.from(form.toString());
+  } else {
+    short = Buffer.from(JSON.stringify(Object.assign({}, json, { WaitTimeSeconds: 0 })));
+  }
   let gone = false;
   res.on('close', () => { gone = true; });
   for (;;) {
     const r = await callEmulator(req, short);
-    const hasMessages = r.status === 200 && /"Messages"\s*:\s*\[\s*\{/.test(r.body);
+    const hasMessages = r.status === 200 &&
+      (queryForm ? r.body.includes('<Message>') : /"Messages"\s*:\s*\[\s*\{/.test(r.body));
     if (hasMessages || r.status !== 200 || gone || Date.now() + 60 >= deadline) return r;
     await sleep(60);
     if (gone) return r;
@@ -160,6 +169,16 @@ async function handle(req, res, body) {
   let json = action ? parseJson(body) : null;
   let fixCounts = false;
   let dropNotVisible = false;
+
+  // The Query protocol (form-encoded, XML answers): the same long-poll fix.
+  const form = !action && String(req.headers['content-type'] || '').startsWith(FORM_TYPE)
+    ? new URLSearchParams(body.toString('utf8')) : null;
+  if (form && form.get('Action') === 'ReceiveMessage' && queueOf(form.get('QueueUrl'))) {
+    const wait = Number(form.get('WaitTimeSeconds') || queueOf(form.get('QueueUrl')).ReceiveMessageWaitTimeSeconds);
+    if (Number.isInteger(wait) && wait > 0 && wait <= 20) {
+      return finish(res, action, await longPollReceive(req, res, null, wait, body.toString('utf8')), false, false);
+    }
+  }
 
   if (json && action === 'ReceiveMessage') {
     // SQS takes system attribute names as MessageSystemAttributeNames (what
