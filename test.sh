@@ -145,6 +145,17 @@ else
 	as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast stop >/dev/null 2>&1
 fi
 
+# SQS_INGEST_FUZZ_SECONDS=N (.ci/run sets it) fuzzes each response decoder
+# for N seconds; a crash or a broken invariant counts as a failure.
+if [ -n "${SQS_INGEST_FUZZ_SECONDS:-}" ]; then
+	echo "=== fuzz (${SQS_INGEST_FUZZ_SECONDS} s per target)"
+	if PG_CONFIG="$PG_CONFIG" ./fuzz/run.sh "$SQS_INGEST_FUZZ_SECONDS"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+fi
+
 echo "=== TAP tests"
 tap_log=$PGTMP/tap.out
 shopt -s nullglob

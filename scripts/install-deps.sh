@@ -25,6 +25,10 @@ PACKAGES=(
 	pkg-config
 	curl                      # the harness checks libcurl's SigV4 against the emulator
 )
+# fuzz/ (test.sh with SQS_INGEST_FUZZ_SECONDS): libFuzzer with ASan and UBSan
+if [ -n "${SQS_INGEST_FUZZ_SECONDS:-}" ]; then
+	PACKAGES+=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
+fi
 
 $npm_only && PACKAGES=()
 

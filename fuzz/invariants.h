@@ -1,0 +1,12 @@
+/* invariants.h: what any successful decode must satisfy (see invariants.c) */
+#ifndef SQS_INGEST_FUZZ_INVARIANTS_H
+#define SQS_INGEST_FUZZ_INVARIANTS_H
+
+#include "sqs_decode.h"
+
+extern void check_error_text(const char *error);
+extern void check_receive(const SqsReceiveResponse *r, int max_messages);
+extern void check_batch(const SqsBatchResponse *b, int entries);
+extern void check_error_document(const SqsErrorDocument *e);
+
+#endif
