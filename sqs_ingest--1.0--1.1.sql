@@ -111,3 +111,40 @@ REVOKE ALL ON FUNCTION sqs_ingest_stats() FROM PUBLIC;
 REVOKE ALL ON sqs_ingest.stats FROM PUBLIC;
 GRANT SELECT ON sqs_ingest.stats TO pg_monitor;
 GRANT EXECUTE ON FUNCTION sqs_ingest_stats() TO pg_monitor;
+
+-- Pipelines: draining one, dead letters that say whose they are -------------
+
+ALTER TABLE sqs_ingest.dead_letters ADD COLUMN pipeline pg_catalog.text;
+COMMENT ON COLUMN sqs_ingest.dead_letters.pipeline IS
+    'the pipeline that rejected the message; "default" for the settings-based one';
+
+CREATE FUNCTION sqs_ingest_drain(pipeline pg_catalog.text, max_messages pg_catalog.int8 DEFAULT NULL)
+RETURNS TABLE (received pg_catalog.int8, inserted pg_catalog.int8,
+               duplicates pg_catalog.int8, dead_lettered pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'sqs_ingest_drain_pipeline'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_drain(text, bigint) IS
+    'drain a pipeline''s queue into its table now, committing batch by batch in a background worker';
+REVOKE ALL ON FUNCTION sqs_ingest_drain(text, bigint) FROM PUBLIC;
+
+-- Pipelines: one stats row per pipeline worker, with the pipeline's name ----
+
+DROP VIEW sqs_ingest.stats;
+DROP FUNCTION sqs_ingest_stats();
+CREATE FUNCTION sqs_ingest_stats()
+RETURNS TABLE (kind pg_catalog.text, worker pg_catalog.int4, pid pg_catalog.int4, state pg_catalog.text,
+               received pg_catalog.int8, inserted pg_catalog.int8, duplicates pg_catalog.int8,
+               dead_lettered pg_catalog.int8, deleted pg_catalog.int8, delete_failures pg_catalog.int8,
+               sqs_errors pg_catalog.int8, retries pg_catalog.int8,
+               last_error pg_catalog.text, last_error_at pg_catalog.timestamptz,
+               last_batch_at pg_catalog.timestamptz, started_at pg_catalog.timestamptz,
+               credential_source pg_catalog.text, pipeline pg_catalog.text)
+AS 'MODULE_PATHNAME', 'sqs_ingest_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION sqs_ingest_stats() IS
+    'counters of each background worker and running drain, with its pipeline';
+CREATE VIEW sqs_ingest.stats AS SELECT * FROM @extschema@.sqs_ingest_stats();
+REVOKE ALL ON FUNCTION sqs_ingest_stats() FROM PUBLIC;
+REVOKE ALL ON sqs_ingest.stats FROM PUBLIC;
+GRANT SELECT ON sqs_ingest.stats TO pg_monitor;
+GRANT EXECUTE ON FUNCTION sqs_ingest_stats() TO pg_monitor;

@@ -27,7 +27,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "src/catalog.h"
 #include "src/drain.h"
+#include "src/launcher.h"
 #include "src/mapping.h"
 #include "src/mask.h"
 #include "src/record.h"
@@ -53,6 +55,7 @@ char	   *sqs_ingest_target_table = NULL;
 char	   *sqs_ingest_database = NULL;
 char	   *sqs_ingest_role = NULL;
 int			sqs_ingest_workers = 1;
+int			sqs_ingest_max_pipeline_workers = 8;
 int			sqs_ingest_visibility_timeout = 30;
 int			sqs_ingest_wait_time_seconds = 20;
 int			sqs_ingest_drain_wait_time_seconds = 1;
@@ -79,6 +82,7 @@ static const struct config_enum_entry protocol_options[] = {
 };
 
 PG_FUNCTION_INFO_V1(sqs_ingest_drain);
+PG_FUNCTION_INFO_V1(sqs_ingest_drain_pipeline);
 PG_FUNCTION_INFO_V1(sqs_ingest_mask);
 PG_FUNCTION_INFO_V1(sqs_ingest_preview);
 PG_FUNCTION_INFO_V1(sqs_ingest_preview_mapping);
@@ -101,6 +105,7 @@ show_##variable##_inactive(void) \
 }
 
 INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
+INACTIVE_SHOW_HOOK(sqs_ingest_max_pipeline_workers, "%d")
 INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
 
 void
@@ -160,6 +165,12 @@ _PG_init(void)
 							&sqs_ingest_workers, 1, 0, 64,
 							worker_context, 0, NULL, NULL,
 							preloaded ? NULL : show_sqs_ingest_workers_inactive);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_workers",
+							"Most background workers the pipelines of sqs_ingest.pipelines run in all.",
+							"Takes effect only when sqs_ingest is in shared_preload_libraries; the workers also count against max_worker_processes.",
+							&sqs_ingest_max_pipeline_workers, 8, 0, 1024,
+							worker_context, 0, NULL, NULL,
+							preloaded ? NULL : show_sqs_ingest_max_pipeline_workers_inactive);
 	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
 							"How long a received message stays hidden from other consumers.",
 							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
@@ -218,6 +229,7 @@ _PG_init(void)
 	{
 		stats_request_shmem();
 		worker_register_all();
+		launcher_register();
 	}
 }
 
@@ -243,19 +255,28 @@ require_utf8(void)
 				 errdetail("SQS message bodies are Unicode text.")));
 }
 
-/*
- * sqs_ingest_drain(max_messages bigint DEFAULT NULL)
- *		RETURNS TABLE(received, inserted, duplicates, dead_lettered)
- */
-Datum
-sqs_ingest_drain(PG_FUNCTION_ARGS)
+/* the drain's result row */
+static Datum
+drain_result(FunctionCallInfo fcinfo, const BatchCounts *totals)
 {
-	int64		max_messages = PG_ARGISNULL(0) ? -1 : PG_GETARG_INT64(0);
-	BatchCounts totals;
 	Datum		values[4];
 	bool		nulls[4] = {0};
 
-	if (!PG_ARGISNULL(0) && max_messages < 0)
+	values[0] = Int64GetDatum(totals->received);
+	values[1] = Int64GetDatum(totals->inserted);
+	values[2] = Int64GetDatum(totals->duplicates);
+	values[3] = Int64GetDatum(totals->dead_lettered);
+	return result_tuple(fcinfo, values, nulls);
+}
+
+/* drain a pipeline (NULL: the settings-based one) */
+static Datum
+drain(FunctionCallInfo fcinfo, const PipelineDefinition *def, int argno)
+{
+	int64		max_messages = PG_ARGISNULL(argno) ? -1 : PG_GETARG_INT64(argno);
+	BatchCounts totals;
+
+	if (!PG_ARGISNULL(argno) && max_messages < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_messages must not be negative")));
@@ -264,13 +285,36 @@ sqs_ingest_drain(PG_FUNCTION_ARGS)
 	if (max_messages == 0)
 		memset(&totals, 0, sizeof(totals));
 	else
-		drain_run(max_messages, &totals);
+		drain_run(def, max_messages, &totals);
+	return drain_result(fcinfo, &totals);
+}
 
-	values[0] = Int64GetDatum(totals.received);
-	values[1] = Int64GetDatum(totals.inserted);
-	values[2] = Int64GetDatum(totals.duplicates);
-	values[3] = Int64GetDatum(totals.dead_lettered);
-	return result_tuple(fcinfo, values, nulls);
+/*
+ * sqs_ingest_drain(max_messages bigint DEFAULT NULL)
+ *		RETURNS TABLE(received, inserted, duplicates, dead_lettered)
+ *
+ * Drains the settings-based pipeline.
+ */
+Datum
+sqs_ingest_drain(PG_FUNCTION_ARGS)
+{
+	return drain(fcinfo, NULL, 0);
+}
+
+/*
+ * sqs_ingest_drain(pipeline text, max_messages bigint DEFAULT NULL)
+ *		RETURNS TABLE(received, inserted, duplicates, dead_lettered)
+ *
+ * Drains a pipeline of the catalog, with its queue, options and mapping.
+ */
+Datum
+sqs_ingest_drain_pipeline(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	return drain(fcinfo, catalog_get(text_to_cstring(PG_GETARG_TEXT_PP(0))), 1);
 }
 
 /* sqs_ingest_mask(value text) RETURNS text: the mask the pipeline applies */
@@ -285,45 +329,77 @@ sqs_ingest_mask(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, MASK_HEX_LEN));
 }
 
+/* the columns of sqs_ingest_preview()'s result, in order */
+static const char *const preview_columns[] = {
+	"user_id", "device_type", "masked_ip", "masked_device_id",
+	"locale", "app_version", "create_date"
+};
+
+/* the preview's values: the mapped row, by preview_columns, or the reason */
+static void
+preview_values(const CompiledMapping *mapping, const MappingMessage *message,
+			   Datum *values, bool *nulls)
+{
+	MappedRows	rows;
+	char	   *error;
+
+	mapping_rows_init(&rows, mapping->ncolumns);
+	error = mapping_map(mapping, message, &rows);
+	for (int i = 0; i < (int) lengthof(preview_columns); i++)
+	{
+		nulls[i] = true;
+		for (int c = 0; c < mapping->ncolumns && error == NULL; c++)
+		{
+			const MappingColumn *col = &mapping->columns[c];
+			Oid			outfunc;
+			bool		isvarlena;
+
+			if (strcmp(col->name, preview_columns[i]) != 0 || rows.nulls[c][0])
+				continue;
+			getTypeOutputInfo(col->basetypid, &outfunc, &isvarlena);
+			values[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, rows.values[c][0]));
+			nulls[i] = false;
+		}
+	}
+	nulls[lengthof(preview_columns)] = error == NULL;
+	values[lengthof(preview_columns)] = error ? CStringGetTextDatum(error) : (Datum) 0;
+}
+
 /*
  * sqs_ingest_preview(body text, sent_at timestamptz)
  *		RETURNS TABLE(user_id, device_type, masked_ip, masked_device_id,
  *					  locale, app_version, create_date, error) (all text)
  *
- * What the pipeline would insert for a message body, against the current
- * target table, or why it would be a dead letter.  Nothing is stored.
+ * What the settings-based pipeline would insert for a message body,
+ * against the current target table, or why it would be a dead letter.
+ * Nothing is stored.
  */
 Datum
 sqs_ingest_preview(PG_FUNCTION_ARGS)
 {
 	text	   *body = PG_GETARG_TEXT_PP(0);
-	TimestampTz sent_at = PG_GETARG_TIMESTAMPTZ(1);
-	TargetTable target;
-	Datum		row[TC_COUNT];
-	bool		row_nulls[TC_COUNT];
-	Datum		values[TC_COUNT + 1];
-	bool		nulls[TC_COUNT + 1];
-	char	   *error;
+	SinkPipeline *sink;
+	MappingMessage message = {0};
+	Datum		values[lengthof(preview_columns) + 1];
+	bool		nulls[lengthof(preview_columns) + 1];
 
 	require_utf8();
-	mask_prepare();
-	sink_lookup_target(&target, AccessShareLock);
+	message.message_id = "preview";
+	message.body = VARDATA_ANY(body);
+	message.body_len = VARSIZE_ANY_EXHDR(body);
+	message.sent_timestamp_ms = record_unix_ms(PG_GETARG_TIMESTAMPTZ(1));
+	message.receive_count = 1;
 
-	error = record_map(&target, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
-					   record_unix_ms(sent_at), row, row_nulls);
-	for (int i = 0; i < TC_COUNT; i++)
+	sink = sink_default_pipeline();
+	PG_TRY();
 	{
-		Oid			outfunc;
-		bool		isvarlena;
-
-		nulls[i] = error != NULL || row_nulls[i];
-		if (nulls[i])
-			continue;
-		getTypeOutputInfo(target.col[i].basetypid, &outfunc, &isvarlena);
-		values[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, row[i]));
+		preview_values(sink_check(sink, AccessShareLock), &message, values, nulls);
 	}
-	nulls[TC_COUNT] = error == NULL;
-	values[TC_COUNT] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	PG_FINALLY();
+	{
+		sink_free_pipeline(sink);
+	}
+	PG_END_TRY();
 	return result_tuple(fcinfo, values, nulls);
 }
 

@@ -13,7 +13,8 @@ SET TimeZone = 'UTC';
 -- the login mapping, in the language
 SELECT jsonb_pretty(sqs_ingest_fetch_login_mapping());
 
--- it reproduces the built-in login mapping on every event of the real sample
+-- sqs_ingest_preview() is this mapping on sqs_ingest.target_table
+-- (sql/mapping.sql holds the login events' expectations)
 \set sample `cat "${SQS_INGEST_SAMPLE:-../shared/data/fetch_sample_data.json}"`
 SELECT count(*) AS events,
        count(*) FILTER (WHERE n.error IS NULL) AS rows,
@@ -28,8 +29,8 @@ FROM jsonb_array_elements(:'sample'::jsonb) AS e,
      LATERAL sqs_ingest_preview_mapping(e::text, 'user_logins', sqs_ingest_fetch_login_mapping(),
                                         '{}', '2022-12-01 10:00:00+00') AS n;
 
--- and on bad input: the same outcome, the reason naming the column; the one
--- difference is create_date, read by the date type's input function
+-- bad input: the reason names the column; create_date is read by the date
+-- type's input function
 SELECT body, n.error, (o.error IS NULL) = (n.error IS NULL) AS same_outcome
 FROM (VALUES
     ('not json at all'),

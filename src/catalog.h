@@ -13,6 +13,7 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 /* what a pipeline's options say; -1 or NULL: the sqs_ingest.* setting */
@@ -45,5 +46,7 @@ extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
 extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);
 extern Oid	catalog_target_relid(const PipelineDefinition *def);
+extern void catalog_apply_settings(const PipelineDefinition *def, GucAction action);
+extern bool catalog_is_pipeline_setting(const char *name);
 
 #endif							/* SQS_INGEST_CATALOG_H */

@@ -17,6 +17,10 @@
  * stop-when-empty and max_messages, and writes its counts, or its error,
  * back into the segment.
  *
+ * A drain of a catalog pipeline (sqs_ingest_drain(pipeline, ...)) takes
+ * the pipeline's queue, options and mapping instead of the caller's
+ * settings for them.
+ *
  * What a drain stored is committed batch by batch, like VACUUM's work: the
  * caller's ROLLBACK does not undo it.  Cancelling the call (statement
  * timeout, pg_cancel_backend) asks the worker to stop after its current
@@ -45,6 +49,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "drain.h"
 #include "mask.h"
 #include "runner.h"
@@ -98,6 +103,7 @@ typedef struct DrainState
 	Oid			database;
 	Oid			role;			/* the worker connects as this role, or as
 								 * the bootstrap superuser if invalid */
+	char		pipeline[NAMEDATALEN];	/* a catalog pipeline, or "" */
 	int64		max_messages;	/* -1: no limit */
 	int			nsettings;
 	Size		settings_len;
@@ -125,29 +131,47 @@ typedef struct DrainState
  * settings make sense.
  */
 static void
-check_before_start(void)
+check_before_start(const PipelineDefinition *def)
 {
-	TargetTable target;
-	SqsConfig  *config;
+	SinkPipeline *sink;
 
 	PreventCommandDuringRecovery("sqs_ingest_drain()");
 	PreventCommandIfReadOnly("sqs_ingest_drain()");
 
-	config = sqs_config_from_gucs();
-	sqs_config_free(config);
-	mask_prepare();
+	if (def == NULL)
+	{
+		SqsConfig  *config = sqs_config_from_gucs();
+
+		sqs_config_free(config);
+		sink = sink_default_pipeline();
+	}
+	else
+		sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
+									 def->options, def->owner);
 
 	/*
 	 * No lock is kept: the caller's transaction must not hold anything the
 	 * drain worker waits for while the caller waits for the worker.
 	 */
-	sink_lookup_target(&target, NoLock);
-	security_check_target_privilege(target.relid, get_rel_name(target.relid));
+	PG_TRY();
+	{
+		const CompiledMapping *mapping = sink_check(sink, NoLock);
+
+		security_check_target_privilege(mapping->relid, get_rel_name(mapping->relid));
+	}
+	PG_FINALLY();
+	{
+		sink_free_pipeline(sink);
+	}
+	PG_END_TRY();
 }
 
-/* the caller's effective value of each setting a drain takes */
+/*
+ * The caller's effective value of each setting a drain takes; but not
+ * those a pipeline sets, when draining one.
+ */
 static char *
-collect_settings(int *nsettings, Size *len)
+collect_settings(bool pipeline, int *nsettings, Size *len)
 {
 	StringInfoData buf;
 
@@ -155,8 +179,11 @@ collect_settings(int *nsettings, Size *len)
 	*nsettings = 0;
 	for (size_t i = 0; i < lengthof(drain_settings); i++)
 	{
-		const char *value = secret_setting_value(drain_settings[i]);
+		const char *value;
 
+		if (pipeline && catalog_is_pipeline_setting(drain_settings[i]))
+			continue;
+		value = secret_setting_value(drain_settings[i]);
 		if (value == NULL)
 			value = GetConfigOption(drain_settings[i], true, false);
 
@@ -262,12 +289,13 @@ report_outcome(DrainState *state)
 }
 
 /*
- * Drain the queue: receive until a receive comes back empty or
- * max_messages (-1: no limit) were received, committing batch by batch in a
- * background worker.  Returns what the batches held.
+ * Drain the queue of the settings-based pipeline (def NULL) or of a catalog
+ * pipeline: receive until a receive comes back empty or max_messages (-1:
+ * no limit) were received, committing batch by batch in a background
+ * worker.  Returns what the batches held.
  */
 void
-drain_run(int64 max_messages, BatchCounts *totals)
+drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals)
 {
 	BackgroundWorker worker = {0};
 	BackgroundWorkerHandle *handle;
@@ -281,9 +309,9 @@ drain_run(int64 max_messages, BatchCounts *totals)
 	Size		settings_len;
 	Size		size;
 
-	check_before_start();
+	check_before_start(def);
 
-	settings = collect_settings(&nsettings, &settings_len);
+	settings = collect_settings(def != NULL, &nsettings, &settings_len);
 	shm_toc_initialize_estimator(&estimator);
 	shm_toc_estimate_chunk(&estimator, sizeof(DrainState));
 	shm_toc_estimate_chunk(&estimator, settings_len);
@@ -299,6 +327,8 @@ drain_run(int64 max_messages, BatchCounts *totals)
 	state->role = (sqs_ingest_role && sqs_ingest_role[0]) ?
 		get_role_oid(sqs_ingest_role, false) : InvalidOid;
 	state->max_messages = max_messages;
+	if (def)
+		strlcpy(state->pipeline, def->name, NAMEDATALEN);
 	state->nsettings = nsettings;
 	state->settings_len = settings_len;
 	SpinLockInit(&state->mutex);
@@ -416,6 +446,36 @@ copy_text(char *dest, const char *src)
 	dest[len] = '\0';
 }
 
+typedef struct PipelineLoad
+{
+	const char *name;
+	SinkPipeline *sink;
+} PipelineLoad;
+
+/* load a pipeline's definition and settings (in the drain worker) */
+static void
+load_pipeline(void *arg)
+{
+	PipelineLoad *load = arg;
+	PipelineDefinition *def = catalog_get(load->name);
+
+	catalog_apply_settings(def, GUC_ACTION_SET);
+	load->sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
+									   def->options, def->owner);
+}
+
+/* what the drain stores through: its caller's pipeline */
+static SinkPipeline *
+drain_sink(DrainState *state)
+{
+	PipelineLoad load = {state->pipeline, NULL};
+
+	if (state->pipeline[0] == '\0')
+		return sink_default_pipeline();
+	runner_in_transaction(load_pipeline, &load, "sqs_ingest: reading the pipeline");
+	return load.sink;
+}
+
 /* entry point of the drain worker; the argument is the segment's handle */
 void
 sqs_ingest_drain_main(Datum main_arg)
@@ -454,7 +514,8 @@ sqs_ingest_drain_main(Datum main_arg)
 	PG_TRY();
 	{
 		apply_settings(state, settings);
-		runner.slot = stats_drain_slot();
+		runner.sink = drain_sink(state);
+		runner.slot = stats_drain_slot(runner.sink->name);
 		run_drain(state, &runner);
 
 		SpinLockAcquire(&state->mutex);

@@ -10,9 +10,11 @@
 #define SQS_INGEST_DRAIN_H
 
 #include "fmgr.h"
+#include "catalog.h"
 #include "sink.h"
 
-extern void drain_run(int64 max_messages, BatchCounts *totals);
+extern void drain_run(const PipelineDefinition *def, int64 max_messages,
+					  BatchCounts *totals);
 extern PGDLLEXPORT void sqs_ingest_drain_main(Datum main_arg);
 
 #endif							/* SQS_INGEST_DRAIN_H */

@@ -29,7 +29,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "mask.h"
 #include "pipeline.h"
 #include "stats.h"
 
@@ -633,8 +632,7 @@ pipeline_store(Pipeline *pipeline, BatchCounts *counts)
 	MemoryContext old = MemoryContextSwitchTo(pipeline->batch_context);
 
 	stats_set_state(pipeline->slot, INGEST_STORING);
-	mask_prepare();
-	sink_store_batch(pipeline->batch, pipeline->nbatch,
+	sink_store_batch(pipeline->sink, pipeline->batch, pipeline->nbatch,
 					 pipeline->config->queue_url, counts);
 	stats_count_batch(pipeline->slot, counts);
 	MemoryContextSwitchTo(old);

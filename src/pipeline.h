@@ -39,6 +39,7 @@ typedef struct Pipeline
 {
 	SqsConfig  *config;
 	PipelineOptions options;
+	SinkPipeline *sink;			/* what batches are stored by */
 	SqsClient  *client;
 	struct IngestSlot *slot;	/* shared statistics, or NULL */
 

@@ -32,7 +32,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "mask.h"
 #include "runner.h"
 #include "security.h"
 #include "sqs_ingest.h"
@@ -98,14 +97,23 @@ bound_lock_waits(const SqsConfig *config)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/* what check_target() checks: the runner's sink, under its configuration */
+typedef struct TargetCheck
+{
+	IngestRunner *runner;
+	const SqsConfig *config;
+} TargetCheck;
+
 static void
 check_target(void *arg)
 {
-	TargetTable target;
+	TargetCheck *check = arg;
+	const CompiledMapping *mapping;
 
-	bound_lock_waits((const SqsConfig *) arg);
-	sink_lookup_target(&target, RowExclusiveLock);
-	security_warn_superuser_target(target.relid);
+	bound_lock_waits(check->config);
+	mapping = sink_check(check->runner->sink, RowExclusiveLock);
+	if (!OidIsValid(check->runner->sink->owner))
+		security_warn_superuser_target(mapping->relid);
 }
 
 /*
@@ -119,11 +127,10 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 {
 	MemoryContext old;
 	PipelineOptions bounded = *options;
+	TargetCheck check = {runner, config};
 
 	Assert(runner->pipeline == NULL);
-	mask_prepare();
-	runner_in_transaction(check_target, (void *) config,
-						  "sqs_ingest: checking the target table");
+	runner_in_transaction(check_target, &check, "sqs_ingest: checking the target table");
 
 	runner->context = AllocSetContextCreate(CurrentMemoryContext,
 											"sqs_ingest runner",
@@ -132,6 +139,7 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 	bound_options(&bounded, config);
 	runner->pipeline = pipeline_create(sqs_config_copy(config), &bounded,
 									   runner->slot);
+	runner->pipeline->sink = runner->sink;
 	MemoryContextSwitchTo(old);
 	runner->storing = false;
 	runner->batches = 0;

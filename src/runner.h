@@ -18,6 +18,7 @@ typedef struct IngestRunner
 {
 	/* set by the owner before runner_start() */
 	IngestSlot *slot;			/* shared statistics, or NULL */
+	SinkPipeline *sink;			/* what batches are stored by */
 
 	/* the runner's own */
 	MemoryContext context;		/* holds the pipeline and its configuration */

@@ -16,6 +16,13 @@
  * missing, permissions, disk full, cancel, deadlock) fail the batch, and
  * its messages stay in SQS.
  *
+ * A batch belongs to one pipeline, whose mapping turns each message into
+ * rows of its target table (any number of columns; several rows for a
+ * message its explode option splits, stored or rejected together).  The
+ * mapping is compiled when the pipeline first stores, and again only when
+ * the target table changes (a relcache invalidation) or is replaced by
+ * another of the same name.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,16 +35,20 @@
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "mapping.h"
 #include "mask.h"
+#include "record.h"
 #include "security.h"
 #include "sink.h"
 #include "sqs_ingest.h"
@@ -55,55 +66,15 @@
 	"masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), " \
 	"app_version integer, create_date date);"
 
-/* plans kept across batches; re-prepared when the target changes */
+/* the name of the settings-based pipeline */
+#define DEFAULT_PIPELINE "default"
+
+/* plans kept across batches; re-prepared when the mapping is recompiled */
 static SPIPlanPtr insert_plan = NULL;
-static TargetTable insert_plan_target;
+static const CompiledMapping *insert_plan_mapping = NULL;
 static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr ledger_all_new_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
-
-static void
-target_error(const char *relname, const char *message, const char *detail,
-			 bool missing)
-{
-	ereport(ERROR,
-			(errcode(missing ? ERRCODE_UNDEFINED_TABLE : ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("sqs_ingest target table %s %s", relname, message),
-			 detail ? errdetail("%s", detail) : 0,
-			 missing ?
-			 errhint("Create it, for example: " TARGET_DDL, relname) :
-			 errhint("sqs_ingest expects a table like: " TARGET_DDL, relname)));
-}
-
-/* kind of a column's base type, or -1 if unusable for that column */
-static int
-column_kind(TargetColumnId id, Oid basetypid)
-{
-	bool		textual = (basetypid == TEXTOID || basetypid == VARCHAROID ||
-						   basetypid == BPCHAROID);
-
-	if (textual)
-		return CK_TEXT;
-	if (id == TC_APP_VERSION)
-	{
-		if (basetypid == INT4OID)
-			return CK_INT4;
-		if (basetypid == INT8OID)
-			return CK_INT8;
-		if (basetypid == NUMERICOID)
-			return CK_NUMERIC;
-	}
-	if (id == TC_CREATE_DATE)
-	{
-		if (basetypid == DATEOID)
-			return CK_DATE;
-		if (basetypid == TIMESTAMPOID)
-			return CK_TIMESTAMP;
-		if (basetypid == TIMESTAMPTZOID)
-			return CK_TIMESTAMPTZ;
-	}
-	return -1;
-}
 
 /* RangeVarGetRelidExtended callback: may the user insert, before locking? */
 static void
@@ -114,85 +85,155 @@ check_target_privilege(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
 }
 
 /*
- * Resolve sqs_ingest.target_table and read its columns from the catalog,
- * taking the lock the insert will need, once the current user is known to
- * have INSERT on it.  An unqualified name means schema public, whatever
- * search_path says.  Errors say what to fix.
+ * A relcache invalidation of a pipeline's target (or of every relation)
+ * makes its compiled mapping stale; the next batch compiles it again.
  */
-void
-sink_lookup_target(TargetTable *target, LOCKMODE lockmode)
+static SinkPipeline *registered_pipelines = NULL;
+
+static void
+invalidate_mappings(Datum arg, Oid relid)
 {
+	for (SinkPipeline *p = registered_pipelines; p; p = p->next)
+		if (p->compiled && (relid == InvalidOid || relid == p->compiled->relid))
+			p->stale = true;
+}
+
+static SinkPipeline *
+new_pipeline(const char *name, const char *target, Jsonb *mapping, Jsonb *options,
+			 bool login, Oid owner)
+{
+	static bool callback_registered = false;
+	MemoryContext context = AllocSetContextCreate(TopMemoryContext,
+												  "sqs_ingest pipeline",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(context);
+	SinkPipeline *p = palloc0(sizeof(SinkPipeline));
+
+	p->context = context;
+	p->name = pstrdup(name);
+	p->target = target ? pstrdup(target) : NULL;
+	p->mapping = mapping ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(mapping)) : NULL;
+	p->options = options ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(options)) : NULL;
+	p->login = login;
+	p->owner = owner;
+	MemoryContextSwitchTo(old);
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_mappings, (Datum) 0);
+		callback_registered = true;
+	}
+	p->next = registered_pipelines;
+	registered_pipelines = p;
+	return p;
+}
+
+/* the settings-based pipeline: the login mapping into sqs_ingest.target_table */
+SinkPipeline *
+sink_default_pipeline(void)
+{
+	return new_pipeline(DEFAULT_PIPELINE, NULL, NULL, NULL, true, InvalidOid);
+}
+
+/* a pipeline of the catalog, whose rows go in with owner's rights */
+SinkPipeline *
+sink_catalog_pipeline(const char *name, const char *target, Jsonb *mapping,
+					  Jsonb *options, Oid owner)
+{
+	return new_pipeline(name, target, mapping, options, false, owner);
+}
+
+/* forget a pipeline and its compiled mapping */
+void
+sink_free_pipeline(SinkPipeline *pipeline)
+{
+	SinkPipeline **link = &registered_pipelines;
+
+	while (*link && *link != pipeline)
+		link = &(*link)->next;
+	if (*link)
+		*link = pipeline->next;
+	if (insert_plan_mapping == pipeline->compiled)
+		insert_plan_mapping = NULL;
+	MemoryContextDelete(pipeline->context);
+}
+
+static void
+target_missing(const SinkPipeline *pipeline, const char *relname)
+{
+	if (pipeline->login)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("sqs_ingest target table %s does not exist", relname),
+				 errhint("Create it, for example: " TARGET_DDL, relname)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("target table %s of pipeline \"%s\" does not exist",
+					relname, pipeline->name),
+			 errhint("Create the table; the pipeline starts when it exists.")));
+}
+
+/*
+ * Resolve the pipeline's target table, taking the lock the insert will
+ * need once the current user is known to have INSERT on it, and compile
+ * its mapping if the table is new or has changed.  An unqualified name
+ * means schema public, whatever search_path says.  The compiled mapping
+ * lives as long as the pipeline.  Errors say what to fix.
+ */
+const CompiledMapping *
+sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
+{
+	const char *relname = pipeline->target ? pipeline->target : sqs_ingest_target_table;
 	List	   *names;
-	RangeVar   *rv;
 	Oid			relid;
-	char		relkind;
-	const char *relname = sqs_ingest_target_table;
+	MemoryContext old;
 
 	/* not stringToQualifiedNameList(): its arguments changed in 16 */
 	names = textToQualifiedNameList(cstring_to_text(relname));
 	if (list_length(names) == 1)
 		names = lcons(makeString("public"), names);
-	rv = makeRangeVarFromNameList(names);
-	relid = RangeVarGetRelidExtended(rv, lockmode, RVR_MISSING_OK,
-									 check_target_privilege, NULL);
+	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), lockmode,
+									 RVR_MISSING_OK, check_target_privilege, NULL);
 	if (!OidIsValid(relid))
-		target_error(relname, "does not exist", NULL, true);
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		target_error(relname, "is not a table", NULL, false);
+		target_missing(pipeline, relname);
+	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid)
+		return pipeline->compiled;
 
-	memset(target, 0, sizeof(*target));
-	target->relid = relid;
-	target->qualified_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-														get_rel_name(relid));
-
-	for (int i = 0; i < TC_COUNT; i++)
-	{
-		TargetColumn *col = &target->col[i];
-		AttrNumber	attnum = get_attnum(relid, target_column_names[i]);
-		Oid			collation;
-		int			kind;
-
-		if (attnum == InvalidAttrNumber || attnum < 0)
-			target_error(target->qualified_name,
-						 psprintf("has no column \"%s\"", target_column_names[i]),
-						 NULL, false);
-		get_atttypetypmodcoll(relid, attnum, &col->typid, &col->basetypmod, &collation);
-		col->basetypid = getBaseTypeAndTypmod(col->typid, &col->basetypmod);
-		kind = column_kind((TargetColumnId) i, col->basetypid);
-		if (kind < 0)
-			target_error(target->qualified_name,
-						 psprintf("has column \"%s\" of unsupported type %s",
-								  target_column_names[i], format_type_be(col->typid)),
-						 i == TC_APP_VERSION ?
-						 "app_version must be integer, bigint, numeric or text-like." :
-						 i == TC_CREATE_DATE ?
-						 "create_date must be date, timestamp, timestamptz or text-like." :
-						 "This column must be text, varchar or char.", false);
-		col->kind = (ColumnKind) kind;
-		col->max_chars = -1;
-		if (col->kind == CK_TEXT && col->basetypid != TEXTOID && col->basetypmod >= VARHDRSZ)
-			col->max_chars = col->basetypmod - VARHDRSZ;
-		if ((i == TC_MASKED_IP || i == TC_MASKED_DEVICE_ID) &&
-			col->max_chars >= 0 && col->max_chars < MASK_HEX_LEN)
-			target_error(target->qualified_name,
-						 psprintf("has column \"%s\" too short for a mask",
-								  target_column_names[i]),
-						 psprintf("A mask is %d characters; the column allows %d.",
-								  MASK_HEX_LEN, col->max_chars), false);
-	}
+	if (pipeline->compiled_context)
+		MemoryContextDelete(pipeline->compiled_context);
+	pipeline->compiled = NULL;
+	pipeline->compiled_context = AllocSetContextCreate(pipeline->context,
+													   "sqs_ingest mapping",
+													   ALLOCSET_DEFAULT_SIZES);
+	pipeline->stale = false;
+	old = MemoryContextSwitchTo(pipeline->compiled_context);
+	pipeline->compiled = mapping_compile(relid,
+										 pipeline->login ? mapping_login() : pipeline->mapping,
+										 pipeline->options);
+	MemoryContextSwitchTo(old);
+	return pipeline->compiled;
 }
 
-static bool
-same_target(const TargetTable *a, const TargetTable *b)
+/*
+ * Check, in a transaction, that the pipeline can store: its target table,
+ * with the lock an insert takes, and its mapping; the mask key if the
+ * mapping masks.  Returns the compiled mapping.
+ */
+const CompiledMapping *
+sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 {
-	if (a->relid != b->relid)
-		return false;
-	for (int i = 0; i < TC_COUNT; i++)
-		if (a->col[i].typid != b->col[i].typid ||
-			a->col[i].basetypmod != b->col[i].basetypmod)
-			return false;
-	return true;
+	const CompiledMapping *mapping = sink_prepare_target(pipeline, lockmode);
+
+	if (mapping->uses_mask)
+		mask_prepare();
+	return mapping;
+}
+
+/* the role the target table's code runs as, for this pipeline */
+Oid
+sink_store_role(const SinkPipeline *pipeline, Oid relid)
+{
+	return OidIsValid(pipeline->owner) ? pipeline->owner : ingest_role_for_target(relid);
 }
 
 static SPIPlanPtr
@@ -208,36 +249,50 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 }
 
 static void
-prepare_plans(const TargetTable *target)
+prepare_plans(const CompiledMapping *mapping)
 {
-	if (insert_plan == NULL || !same_target(&insert_plan_target, target))
+	if (insert_plan == NULL || insert_plan_mapping != mapping)
 	{
 		StringInfoData sql;
-		Oid			argtypes[TC_COUNT];
+		Oid		   *argtypes = palloc(sizeof(Oid) * mapping->ncolumns);
 
 		if (insert_plan)
 			SPI_freeplan(insert_plan);
 		insert_plan = NULL;
 
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "INSERT INTO %s (", target->qualified_name);
-		for (int i = 0; i < TC_COUNT; i++)
-		{
+		appendStringInfo(&sql, "INSERT INTO %s (", mapping->qualified_name);
+		for (int i = 0; i < mapping->ncolumns; i++)
 			appendStringInfo(&sql, "%s%s", i ? ", " : "",
-							 quote_identifier(target_column_names[i]));
-			argtypes[i] = get_array_type(target->col[i].basetypid);
+							 quote_identifier(mapping->columns[i].name));
+		appendStringInfoString(&sql, ") SELECT ");
+		for (int i = 0; i < mapping->ncolumns; i++)
+		{
+			const MappingColumn *col = &mapping->columns[i];
+
+			/* an array of arrays cannot be passed: arrays go as their text */
+			argtypes[i] = get_array_type(col->basetypid);
+			appendStringInfo(&sql, "%sc%d", i ? ", " : "", i + 1);
 			if (!OidIsValid(argtypes[i]))
-				elog(ERROR, "type %u has no array type", target->col[i].basetypid);
+			{
+				argtypes[i] = TEXTARRAYOID;
+				appendStringInfo(&sql, "::%s",
+								 format_type_extended(col->basetypid, col->basetypmod,
+													  FORMAT_TYPE_TYPEMOD_GIVEN |
+													  FORMAT_TYPE_FORCE_QUALIFY));
+			}
 		}
 		/* the multi-argument unnest() is sugar for this, unqualified only */
-		appendStringInfoString(&sql, ") SELECT * FROM ROWS FROM (");
-		for (int i = 0; i < TC_COUNT; i++)
+		appendStringInfoString(&sql, " FROM ROWS FROM (");
+		for (int i = 0; i < mapping->ncolumns; i++)
 			appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i ? ", " : "", i + 1);
+		appendStringInfoString(&sql, ") AS u(");
+		for (int i = 0; i < mapping->ncolumns; i++)
+			appendStringInfo(&sql, "%sc%d", i ? ", " : "", i + 1);
 		appendStringInfoChar(&sql, ')');
 
-		insert_plan = prepare_kept(sql.data, TC_COUNT, argtypes);
-		insert_plan_target = *target;
-		insert_plan_target.qualified_name = NULL;
+		insert_plan = prepare_kept(sql.data, mapping->ncolumns, argtypes);
+		insert_plan_mapping = mapping;
 	}
 
 	if (ledger_plan == NULL)
@@ -266,17 +321,17 @@ prepare_plans(const TargetTable *target)
 
 	if (dead_letter_plan == NULL)
 	{
-		Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		Oid			argtypes[8] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 								   TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-		INT4ARRAYOID, TEXTOID};
+		INT4ARRAYOID, TEXTOID, TEXTOID};
 
 		dead_letter_plan = prepare_kept("INSERT INTO sqs_ingest.dead_letters "
-										"(message_id, body, error, received_at, sent_at, receive_count, queue_url) "
-										"SELECT m, b, e, r, s, c, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+										"(message_id, body, error, received_at, sent_at, receive_count, queue_url, pipeline) "
+										"SELECT m, b, e, r, s, c, $7, $8 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 										"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 										"pg_catalog.unnest($6)) AS u(m, b, e, r, s, c) "
 										"ON CONFLICT (message_id) DO NOTHING",
-										7, argtypes);
+										8, argtypes);
 	}
 }
 
@@ -295,32 +350,49 @@ make_array(Oid elemtype, Datum *elems, bool *nulls, int count)
 											  typlen, typbyval, typalign));
 }
 
+/*
+ * The parameter array of a column's values: of its base type, or of their
+ * text for a type that has no array type (an array column).
+ */
+static Datum
+make_column_array(const MappingColumn *col, Datum *values, bool *nulls, int count)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+	Datum	   *texts;
+
+	if (OidIsValid(get_array_type(col->basetypid)))
+		return make_array(col->basetypid, values, nulls, count);
+	getTypeOutputInfo(col->basetypid, &outfunc, &isvarlena);
+	texts = palloc(sizeof(Datum) * Max(count, 1));
+	for (int i = 0; i < count; i++)
+		texts[i] = nulls[i] ? (Datum) 0 :
+			CStringGetTextDatum(OidOutputFunctionCall(outfunc, values[i]));
+	return make_array(TEXTOID, texts, nulls, count);
+}
+
 /* one message of the batch, as the sink sees it */
 typedef struct BatchItem
 {
 	SqsMessage *message;
 	char	   *ledger_id;		/* its id in the ledger and dead letters */
-	char	   *error;			/* dead-letter reason, or NULL for a row */
-	int			row;			/* index in the row arrays, if a row */
+	char	   *error;			/* dead-letter reason, or NULL for rows */
+	int			first_row;		/* its rows in the row arrays */
+	int			nrows;
 } BatchItem;
 
 /* everything needed to store a batch, built before any statement runs */
 typedef struct Batch
 {
-	const TargetTable *target;
+	const CompiledMapping *mapping;
 	Oid			role;			/* the target's code runs as this role */
 	int			count;			/* distinct messages */
 	BatchItem  *items;
 	Datum		ids;			/* text[] of the items' message ids */
-	/* rows in column-major order */
-	int			nrows;
-	int		   *row_item;		/* the item of each row */
-	Datum	   *values[TC_COUNT];
-	bool	   *nulls[TC_COUNT];
+	MappedRows	rows;			/* column-major */
 	/* rows chosen for the next insert_rows() */
-	int			first;
 	int			nchosen;
-	int		   *chosen;			/* or NULL: rows first .. first + nchosen */
+	int		   *chosen;			/* or NULL: every row */
 } Batch;
 
 /*
@@ -332,14 +404,15 @@ static void
 insert_rows(void *arg)
 {
 	Batch	   *batch = arg;
-	Datum		params[TC_COUNT];
+	int			ncolumns = batch->mapping->ncolumns;
+	Datum	   *params = palloc(sizeof(Datum) * Max(ncolumns, 1));
 	SecurityScope scope;
 	int			rc;
 
-	for (int c = 0; c < TC_COUNT; c++)
+	for (int c = 0; c < ncolumns; c++)
 	{
-		Datum	   *values = batch->values[c] + batch->first;
-		bool	   *nulls = batch->nulls[c] + batch->first;
+		Datum	   *values = batch->rows.values[c];
+		bool	   *nulls = batch->rows.nulls[c];
 
 		if (batch->chosen)
 		{
@@ -347,12 +420,12 @@ insert_rows(void *arg)
 			nulls = palloc(sizeof(bool) * Max(batch->nchosen, 1));
 			for (int i = 0; i < batch->nchosen; i++)
 			{
-				values[i] = batch->values[c][batch->chosen[i]];
-				nulls[i] = batch->nulls[c][batch->chosen[i]];
+				values[i] = batch->rows.values[c][batch->chosen[i]];
+				nulls[i] = batch->rows.nulls[c][batch->chosen[i]];
 			}
 		}
-		params[c] = make_array(batch->target->col[c].basetypid, values, nulls,
-							   batch->nchosen);
+		params[c] = make_column_array(&batch->mapping->columns[c], values, nulls,
+									  batch->nchosen);
 	}
 	security_enter(&scope, batch->role);
 	rc = SPI_execute_plan(insert_plan, params, NULL, false, 0);
@@ -372,11 +445,10 @@ store_all_new(void *arg)
 	rc = SPI_execute_plan(ledger_all_new_plan, &batch->ids, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
-	if (batch->nrows > 0)
+	if (batch->rows.nrows > 0)
 	{
 		batch->chosen = NULL;
-		batch->first = 0;
-		batch->nchosen = batch->nrows;
+		batch->nchosen = batch->rows.nrows;
 		insert_rows(batch);
 	}
 }
@@ -539,23 +611,18 @@ compare_message_ids(const void *a, const void *b)
 /*
  * Build the batch: one item per distinct message id (SQS may deliver a
  * message twice in one batch when its visibility timeout ran out while the
- * batch filled), each mapped to a row or a dead-letter reason.
+ * batch filled), each mapped to its rows or a dead-letter reason.
  */
 static void
-build_batch(Batch *batch, const TargetTable *target, SqsMessage *messages, int count)
+build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage *messages, int count)
 {
 	SqsMessage **sorted = palloc(sizeof(SqsMessage *) * count);
 	Datum	   *ids = palloc(sizeof(Datum) * count);
 
 	memset(batch, 0, sizeof(*batch));
-	batch->target = target;
+	batch->mapping = mapping;
 	batch->items = palloc(sizeof(BatchItem) * count);
-	batch->row_item = palloc(sizeof(int) * count);
-	for (int c = 0; c < TC_COUNT; c++)
-	{
-		batch->values[c] = palloc(sizeof(Datum) * count);
-		batch->nulls[c] = palloc(sizeof(bool) * count);
-	}
+	mapping_rows_init(&batch->rows, mapping->ncolumns);
 
 	for (int i = 0; i < count; i++)
 		sorted[i] = &messages[i];
@@ -564,32 +631,26 @@ build_batch(Batch *batch, const TargetTable *target, SqsMessage *messages, int c
 	for (int i = 0; i < count; i++)
 	{
 		BatchItem  *item;
-		Datum		values[TC_COUNT];
-		bool		nulls[TC_COUNT];
+		MappingMessage message = {0};
 
 		if (i > 0 && strcmp(sorted[i]->message_id, sorted[i - 1]->message_id) == 0)
 			continue;
 		item = &batch->items[batch->count];
 		item->message = sorted[i];
 		item->ledger_id = ledger_id(item->message, &item->error);
-		item->row = -1;
-		ids[batch->count] = CStringGetTextDatum(item->ledger_id);
+		ids[batch->count++] = CStringGetTextDatum(item->ledger_id);
+		item->first_row = batch->rows.nrows;
 		item->error = message_defect(item->message, item->error);
 		if (item->error == NULL)
-			item->error = record_map(target, item->message->body, item->message->body_len,
-									 sent_or_received_ms(item->message), values, nulls);
-		if (item->error)
 		{
-			batch->count++;
-			continue;
+			message.message_id = item->message->message_id;
+			message.body = item->message->body;
+			message.body_len = item->message->body_len;
+			message.sent_timestamp_ms = sent_or_received_ms(item->message);
+			message.receive_count = item->message->receive_count;
+			item->error = mapping_map(mapping, &message, &batch->rows);
 		}
-		item->row = batch->nrows++;
-		batch->row_item[item->row] = batch->count++;
-		for (int c = 0; c < TC_COUNT; c++)
-		{
-			batch->values[c][item->row] = values[c];
-			batch->nulls[c][item->row] = nulls[c];
-		}
+		item->nrows = batch->rows.nrows - item->first_row;
 	}
 	batch->ids = make_array(TEXTOID, ids, NULL, batch->count);
 }
@@ -615,60 +676,77 @@ ledger_new_items(Batch *batch, bool *is_new)
 	return (int) SPI_processed;
 }
 
+/* choose the rows of the given items */
+static void
+choose_rows(Batch *batch, const int *items, int nitems)
+{
+	batch->nchosen = 0;
+	for (int i = 0; i < nitems; i++)
+	{
+		BatchItem  *item = &batch->items[items[i]];
+
+		for (int r = 0; r < item->nrows; r++)
+			batch->chosen[batch->nchosen++] = item->first_row + r;
+	}
+}
+
 /*
- * Insert the given rows, or, if the target rejects any, find which by
- * bisection: each half is tried in a subtransaction of its own until every
- * rejected row stands alone.  k rejected rows among n cost about
- * 2k log2(n/k) subtransactions rather than n.  The reason of each rejected
- * row goes to its item.
+ * Insert the rows of the given items, or, if the target rejects any, find
+ * which items by bisection: each half is tried in a subtransaction of its
+ * own until every rejected item stands alone.  k rejected items among n
+ * cost about 2k log2(n/k) subtransactions rather than n.  All the rows of
+ * an item are stored or rejected together; the reason of each rejected
+ * item goes to it.
  */
 static void
-insert_bisecting(Batch *batch, int *rows, int nrows, BatchCounts *counts)
+insert_bisecting(Batch *batch, int *items, int nitems, BatchCounts *counts)
 {
 	ErrorData  *error;
 	int			half;
 
-	batch->chosen = rows;
-	batch->nchosen = nrows;
+	choose_rows(batch, items, nitems);
 	error = run_isolated(insert_rows, batch);
 	if (error == NULL)
 	{
-		counts->inserted += nrows;
+		counts->inserted += batch->nchosen;
 		return;
 	}
-	if (nrows == 1)
-		batch->items[batch->row_item[rows[0]]].error = describe_row_error(error);
+	if (nitems == 1)
+		batch->items[items[0]].error = describe_row_error(error);
 	FreeErrorData(error);
-	if (nrows == 1)
+	if (nitems == 1)
 		return;
-	half = nrows / 2;
-	insert_bisecting(batch, rows, half, counts);
-	insert_bisecting(batch, rows + half, nrows - half, counts);
+	half = nitems / 2;
+	insert_bisecting(batch, items, half, counts);
+	insert_bisecting(batch, items + half, nitems - half, counts);
 }
 
 /*
  * The careful path, after the happy path failed: find the duplicates, then
- * the rejected rows.  Fills the reason of each new item that is not a row.
+ * the rejected messages.  Fills the reason of each new item that has no
+ * rows stored.
  */
 static void
 store_carefully(Batch *batch, bool *is_new, BatchCounts *counts)
 {
 	int			nnew = ledger_new_items(batch, is_new);
-	int		   *rows;
-	int			nrows = 0;
+	int		   *items;
+	int			nitems = 0;
 
 	counts->duplicates += batch->count - nnew;
 
-	rows = palloc(sizeof(int) * Max(batch->count, 1));
+	items = palloc(sizeof(int) * Max(batch->count, 1));
+	batch->chosen = palloc(sizeof(int) * Max(batch->rows.nrows, 1));
 	for (int i = 0; i < batch->count; i++)
-		if (is_new[i] && batch->items[i].row >= 0)
-			rows[nrows++] = batch->items[i].row;
-	if (nrows > 0)
-		insert_bisecting(batch, rows, nrows, counts);
+		if (is_new[i] && batch->items[i].error == NULL)
+			items[nitems++] = i;
+	if (nitems > 0)
+		insert_bisecting(batch, items, nitems, counts);
 }
 
 static void
-insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
+insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
+					const char *pipeline)
 {
 	int			n = 0;
 	Datum	   *message_id = palloc(sizeof(Datum) * batch->count);
@@ -679,7 +757,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 	bool	   *sent_at_null = palloc(sizeof(bool) * batch->count);
 	Datum	   *receive_count = palloc(sizeof(Datum) * batch->count);
 	bool	   *receive_count_null = palloc(sizeof(bool) * batch->count);
-	Datum		params[7];
+	Datum		params[8];
 	int			rc;
 
 	for (int i = 0; i < batch->count; i++)
@@ -711,21 +789,22 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url)
 	params[4] = make_array(TIMESTAMPTZOID, sent_at, sent_at_null, n);
 	params[5] = make_array(INT4OID, receive_count, receive_count_null, n);
 	params[6] = CStringGetTextDatum(queue_url);
+	params[7] = CStringGetTextDatum(pipeline);
 	rc = SPI_execute_plan(dead_letter_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dead letter insert failed: %s", SPI_result_code_string(rc));
 }
 
 /*
- * Store a batch in the current transaction.  The caller commits, then
- * deletes every message of the batch from SQS (stored, dead-lettered or
- * duplicate alike).  mask_prepare() must have been called.
+ * Store a batch of a pipeline in the current transaction.  The caller
+ * commits, then deletes every message of the batch from SQS (stored,
+ * dead-lettered or duplicate alike).
  */
 void
-sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
-				 BatchCounts *counts)
+sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
+				 const char *queue_url, BatchCounts *counts)
 {
-	TargetTable target;
+	const CompiledMapping *mapping;
 	Batch		batch;
 	bool	   *is_new;
 	int			nest_level;
@@ -748,22 +827,22 @@ sink_store_batch(SqsMessage *messages, int count, const char *queue_url,
 	if ((rc = SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0)) != SPI_OK_UTILITY)
 		elog(ERROR, "SET CONSTRAINTS failed: %s", SPI_result_code_string(rc));
 
-	sink_lookup_target(&target, RowExclusiveLock);
-	prepare_plans(&target);
-	build_batch(&batch, &target, messages, count);
-	batch.role = ingest_role_for_target(target.relid);
+	mapping = sink_check(pipeline, RowExclusiveLock);
+	prepare_plans(mapping);
+	build_batch(&batch, mapping, messages, count);
+	batch.role = sink_store_role(pipeline, mapping->relid);
 	counts->duplicates = count - batch.count;
 
 	is_new = palloc(sizeof(bool) * batch.count);
 	if (run_isolated(store_all_new, &batch) == NULL)
 	{
 		memset(is_new, true, sizeof(bool) * batch.count);
-		counts->inserted = batch.nrows;
+		counts->inserted = batch.rows.nrows;
 	}
 	else
 		store_carefully(&batch, is_new, counts);
 
-	insert_dead_letters(&batch, is_new, queue_url);
+	insert_dead_letters(&batch, is_new, queue_url, pipeline->name);
 	for (int i = 0; i < batch.count; i++)
 		if (is_new[i] && batch.items[i].error)
 			counts->dead_lettered++;

@@ -9,8 +9,9 @@
 #ifndef SQS_INGEST_SINK_H
 #define SQS_INGEST_SINK_H
 
-#include "record.h"
+#include "mapping.h"
 #include "sqs_client.h"
+#include "storage/lockdefs.h"
 
 typedef struct BatchCounts
 {
@@ -20,11 +21,33 @@ typedef struct BatchCounts
 	int64		dead_lettered;
 } BatchCounts;
 
-#include "storage/lockdefs.h"
+/* what a batch is stored by: a pipeline's name, target and mapping */
+typedef struct SinkPipeline
+{
+	char	   *name;			/* "default": the settings-based pipeline */
+	char	   *target;			/* table name; NULL: sqs_ingest.target_table */
+	Jsonb	   *mapping;		/* NULL: columns from members of their name */
+	Jsonb	   *options;		/* envelope and explode */
+	bool		login;			/* the login mapping, not the one above */
+	Oid			owner;			/* rows are inserted as this role, if valid */
+	MemoryContext context;
+	/* compiled against the target, again when the target changes */
+	MemoryContext compiled_context;
+	CompiledMapping *compiled;
+	bool		stale;
+	struct SinkPipeline *next;	/* of the process's pipelines */
+} SinkPipeline;
 
-extern void sink_lookup_target(TargetTable *target, LOCKMODE lockmode);
+extern SinkPipeline *sink_default_pipeline(void);
+extern SinkPipeline *sink_catalog_pipeline(const char *name, const char *target,
+										   Jsonb *mapping, Jsonb *options, Oid owner);
+extern void sink_free_pipeline(SinkPipeline *pipeline);
+extern const CompiledMapping *sink_prepare_target(SinkPipeline *pipeline,
+												  LOCKMODE lockmode);
+extern const CompiledMapping *sink_check(SinkPipeline *pipeline, LOCKMODE lockmode);
+extern Oid	sink_store_role(const SinkPipeline *pipeline, Oid relid);
 extern int64 sink_prune_ledger(int retention_minutes);
-extern void sink_store_batch(SqsMessage *messages, int count,
+extern void sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 							 const char *queue_url, BatchCounts *counts);
 
 #endif							/* SQS_INGEST_SINK_H */

@@ -38,6 +38,7 @@ extern char *sqs_ingest_target_table;
 extern char *sqs_ingest_database;
 extern char *sqs_ingest_role;
 extern int	sqs_ingest_workers;
+extern int	sqs_ingest_max_pipeline_workers;
 extern int	sqs_ingest_visibility_timeout;
 extern int	sqs_ingest_wait_time_seconds;
 extern int	sqs_ingest_drain_wait_time_seconds;

@@ -3,7 +3,9 @@
  * stats.c
  *	  Per-process counters in shared memory.
  *
- * One slot per background worker, and a few for backends running
+ * One slot per worker of the settings-based pipeline, a pool of
+ * sqs_ingest.max_pipeline_workers for the workers of catalog pipelines
+ * (freed when they stop), and a few for backends running
  * sqs_ingest_drain().  A slot holds only plain values, never a pointer
  * into a process's memory, and is updated under its own spinlock once per
  * batch or request, so readers always see a consistent row.  Without
@@ -36,6 +38,7 @@ typedef enum SlotKind
 {
 	SLOT_FREE,
 	SLOT_WORKER,
+	SLOT_PIPELINE_WORKER,
 	SLOT_DRAIN
 } SlotKind;
 
@@ -43,6 +46,7 @@ struct IngestSlot
 {
 	slock_t		mutex;
 	SlotKind	kind;
+	char		pipeline[NAMEDATALEN];
 	int			worker_index;
 	pid_t		pid;
 	IngestState state;
@@ -80,7 +84,7 @@ static const char *const state_names[] = {
 static int
 slot_count(void)
 {
-	return sqs_ingest_workers + DRAIN_SLOTS;
+	return sqs_ingest_workers + sqs_ingest_max_pipeline_workers + DRAIN_SLOTS;
 }
 
 static Size
@@ -136,18 +140,19 @@ release_at_exit(int code, Datum arg)
 }
 
 static void
-claim(IngestSlot *slot, SlotKind kind, int worker_index)
+claim(IngestSlot *slot, SlotKind kind, const char *pipeline, int worker_index)
 {
 	static bool exit_hook_registered = false;
 
 	SpinLockAcquire(&slot->mutex);
 	slot->kind = kind;
+	strlcpy(slot->pipeline, pipeline, NAMEDATALEN);
 	slot->worker_index = worker_index;
 	slot->pid = MyProcPid;
 	slot->state = INGEST_STARTING;
 	slot->started_at = GetCurrentTimestamp();
 	slot->credential_source[0] = '\0';
-	if (kind == SLOT_DRAIN)
+	if (kind != SLOT_WORKER)
 	{
 		/* a drain's counters are its own; a worker's survive its restarts */
 		slot->received = slot->inserted = slot->duplicates = 0;
@@ -175,34 +180,83 @@ stats_worker_slot(int worker_index)
 		return NULL;
 	/* worker slots come first and are never handed to a drain */
 	slot = &shared->slots[worker_index];
-	claim(slot, SLOT_WORKER, worker_index);
+	claim(slot, SLOT_WORKER, "default", worker_index);
 	return slot;
 }
 
-IngestSlot *
-stats_drain_slot(void)
+/* a free slot among first .. end - 1, marked kind, or NULL */
+static IngestSlot *
+free_slot(int first, int end, SlotKind kind)
 {
 	IngestSlot *slot = NULL;
 
-	if (shared == NULL)
-		return NULL;
 	SpinLockAcquire(&shared->mutex);
-	for (int i = sqs_ingest_workers; i < shared->nslots; i++)
+	for (int i = first; i < end; i++)
 	{
 		if (shared->slots[i].kind == SLOT_FREE)
 		{
 			slot = &shared->slots[i];
-			slot->kind = SLOT_DRAIN;
+			slot->kind = kind;
 			break;
 		}
 	}
 	SpinLockRelease(&shared->mutex);
-	if (slot)
-		claim(slot, SLOT_DRAIN, -1);
 	return slot;
 }
 
-/* a drain's slot is freed; a worker's stays, marked stopped */
+/* a slot for a worker of a catalog pipeline, freed when it stops */
+IngestSlot *
+stats_pipeline_slot(const char *pipeline, int worker_index)
+{
+	IngestSlot *slot;
+
+	if (shared == NULL)
+		return NULL;
+	slot = free_slot(sqs_ingest_workers,
+					 sqs_ingest_workers + sqs_ingest_max_pipeline_workers,
+					 SLOT_PIPELINE_WORKER);
+	if (slot)
+		claim(slot, SLOT_PIPELINE_WORKER, pipeline, worker_index);
+	return slot;
+}
+
+IngestSlot *
+stats_drain_slot(const char *pipeline)
+{
+	IngestSlot *slot;
+
+	if (shared == NULL)
+		return NULL;
+	slot = free_slot(sqs_ingest_workers + sqs_ingest_max_pipeline_workers,
+					 shared->nslots, SLOT_DRAIN);
+	if (slot)
+		claim(slot, SLOT_DRAIN, pipeline, -1);
+	return slot;
+}
+
+/*
+ * Stop the workers of catalog pipelines that are still running: a
+ * launcher that starts again does not know them, and starts its own.
+ */
+void
+stats_stop_pipeline_workers(void)
+{
+	if (shared == NULL)
+		return;
+	for (int i = sqs_ingest_workers; i < sqs_ingest_workers + sqs_ingest_max_pipeline_workers; i++)
+	{
+		pid_t		pid = 0;
+
+		SpinLockAcquire(&shared->slots[i].mutex);
+		if (shared->slots[i].kind == SLOT_PIPELINE_WORKER)
+			pid = shared->slots[i].pid;
+		SpinLockRelease(&shared->slots[i].mutex);
+		if (pid != 0)
+			kill(pid, SIGTERM);
+	}
+}
+
+/* a worker's slot stays, marked stopped; the others are freed */
 void
 stats_release_slot(IngestSlot *slot)
 {
@@ -212,7 +266,7 @@ stats_release_slot(IngestSlot *slot)
 	slot->state = INGEST_STOPPED;
 	slot->pid = 0;
 	SpinLockRelease(&slot->mutex);
-	if (slot->kind == SLOT_DRAIN)
+	if (slot->kind != SLOT_WORKER)
 	{
 		SpinLockAcquire(&shared->mutex);
 		slot->kind = SLOT_FREE;
@@ -330,8 +384,8 @@ stats_srf(PG_FUNCTION_ARGS)
 	for (int i = 0; i < shared->nslots; i++)
 	{
 		IngestSlot	copy;
-		Datum		values[17];
-		bool		nulls[17] = {0};
+		Datum		values[19];
+		bool		nulls[19] = {0};
 		int			n = 0;
 
 		SpinLockAcquire(&shared->slots[i].mutex);
@@ -340,8 +394,8 @@ stats_srf(PG_FUNCTION_ARGS)
 		if (copy.kind == SLOT_FREE)
 			continue;
 
-		values[n++] = CStringGetTextDatum(copy.kind == SLOT_WORKER ? "worker" : "drain");
-		nulls[n] = copy.kind != SLOT_WORKER;
+		values[n++] = CStringGetTextDatum(copy.kind == SLOT_DRAIN ? "drain" : "worker");
+		nulls[n] = copy.kind == SLOT_DRAIN;
 		values[n++] = Int32GetDatum(copy.worker_index);
 		nulls[n] = copy.pid == 0;
 		values[n++] = Int32GetDatum(copy.pid);
@@ -365,6 +419,7 @@ stats_srf(PG_FUNCTION_ARGS)
 		/* columns added in 1.1: a 1.0 schema's row type leaves them out */
 		nulls[n] = copy.credential_source[0] == '\0';
 		values[n++] = CStringGetTextDatum(copy.credential_source);
+		values[n++] = CStringGetTextDatum(copy.pipeline);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

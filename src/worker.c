@@ -37,8 +37,11 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
+#include "compat.h"
 #include "runner.h"
 #include "sink.h"
 #include "sqs_ingest.h"
@@ -55,6 +58,8 @@
 typedef struct WorkerState
 {
 	int			index;
+	char	   *label;			/* "worker 0", "pipeline \"orders\" worker 1" */
+	bool		prunes;			/* the one process that prunes the ledger */
 	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
@@ -116,8 +121,8 @@ note_recovery(WorkerState *ws)
 	if (ws->failures == 0)
 		return;
 	ereport(LOG,
-			(errmsg("sqs_ingest worker %d recovered after %d failed attempts",
-					ws->index, ws->failures)));
+			(errmsg("sqs_ingest %s recovered after %d failed attempts",
+					ws->label, ws->failures)));
 	ws->failures = 0;
 	ws->logged_errcode = 0;
 	ws->failed_storing = false;
@@ -171,8 +176,8 @@ exit_if_role_changed(WorkerState *ws)
 		return;
 	runner_finish(&ws->runner);
 	ereport(LOG,
-			(errmsg("sqs_ingest worker %d restarts because sqs_ingest.role changed",
-					ws->index)));
+			(errmsg("sqs_ingest %s restarts because sqs_ingest.role changed",
+					ws->label)));
 	proc_exit(1);
 }
 
@@ -200,7 +205,7 @@ run(WorkerState *ws)
 		CHECK_FOR_INTERRUPTS();
 		reload_if_asked(ws);
 
-		if (ws->index == 0 && sqs_ingest_processed_retention > 0 &&
+		if (ws->prunes && sqs_ingest_processed_retention > 0 &&
 			TimestampDifferenceExceeds(ws->last_prune, GetCurrentTimestamp(),
 									   PRUNE_INTERVAL_MS))
 		{
@@ -259,7 +264,7 @@ back_off(WorkerState *ws, ErrorData *error, bool local)
 		error->elevel = LOG;
 		ThrowErrorData(error);
 		ereport(LOG,
-				(errmsg("sqs_ingest worker %d will retry %s", ws->index,
+				(errmsg("sqs_ingest %s will retry %s", ws->label,
 						transient ? "with exponential backoff" :
 						psprintf("every %ld s until the problem is fixed",
 								 delay_ms / 1000)),
@@ -288,43 +293,47 @@ back_off(WorkerState *ws, ErrorData *error, bool local)
 	}
 }
 
-void
-sqs_ingest_worker_main(Datum main_arg)
+/*
+ * Connect as sqs_ingest.role, or else as the bootstrap superuser, after
+ * the signal handlers are in place.
+ */
+static void
+worker_connect(WorkerState *ws)
 {
-	WorkerState ws = {0};
-	MemoryContext worker_context;
-
-	ws.index = DatumGetInt32(main_arg);
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	/* as sqs_ingest.role, or else as the bootstrap superuser */
-	ws.connected_role = MemoryContextStrdup(TopMemoryContext,
-											sqs_ingest_role ? sqs_ingest_role : "");
+	ws->connected_role = MemoryContextStrdup(TopMemoryContext,
+											 sqs_ingest_role ? sqs_ingest_role : "");
 	BackgroundWorkerInitializeConnection(sqs_ingest_database,
-										 ws.connected_role[0] ? ws.connected_role : NULL,
+										 ws->connected_role[0] ? ws->connected_role : NULL,
 										 0);
-	pgstat_report_appname(psprintf("sqs_ingest worker %d", ws.index));
-	ws.runner.slot = stats_worker_slot(ws.index);
+}
 
+/* the life of a worker, the settings-based pipeline's or a catalog one's */
+pg_noreturn static void
+worker_loop(WorkerState *ws)
+{
+	MemoryContext worker_context;
+
+	pgstat_report_appname(psprintf("sqs_ingest %s", ws->label));
 	worker_context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest worker",
 										   ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG,
-			(errmsg("sqs_ingest worker %d started", ws.index)));
+			(errmsg("sqs_ingest %s started", ws->label)));
 
 	for (;;)
 	{
 		MemoryContextSwitchTo(worker_context);
 		PG_TRY();
 		{
-			run(&ws);
+			run(ws);
 		}
 		PG_CATCH();
 		{
 			ErrorData  *error;
-			bool		local = ws.checking;
+			bool		local = ws->checking;
 
 			/* as PostgresMain does: no interrupt while cleaning up */
 			HOLD_INTERRUPTS();
@@ -334,14 +343,61 @@ sqs_ingest_worker_main(Datum main_arg)
 			/* the error may come from a subtransaction of the sink */
 			AbortOutOfAnyTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
-			ws.failed_storing = ws.runner.storing;
-			ws.checking = false;
-			runner_abandon(&ws.runner);
+			ws->failed_storing = ws->runner.storing;
+			ws->checking = false;
+			runner_abandon(&ws->runner);
 			RESUME_INTERRUPTS();
 
-			back_off(&ws, error, local);
+			back_off(ws, error, local);
 			FreeErrorData(error);
 		}
 		PG_END_TRY();
 	}
+}
+
+/* a worker of the settings-based pipeline */
+void
+sqs_ingest_worker_main(Datum main_arg)
+{
+	WorkerState ws = {0};
+
+	ws.index = DatumGetInt32(main_arg);
+	ws.label = psprintf("worker %d", ws.index);
+	ws.prunes = ws.index == 0;
+	worker_connect(&ws);
+	ws.runner.slot = stats_worker_slot(ws.index);
+	ws.runner.sink = sink_default_pipeline();
+	worker_loop(&ws);
+}
+
+/*
+ * A worker of a catalog pipeline, started by the launcher with the
+ * pipeline's name.  The pipeline's queue and options become this process's
+ * settings; its rows go in with its owner's rights.
+ */
+void
+sqs_ingest_pipeline_worker_main(Datum main_arg)
+{
+	WorkerState ws = {0};
+	char		name[BGW_EXTRALEN];
+	PipelineDefinition *def;
+
+	memcpy(name, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+	name[BGW_EXTRALEN - 1] = '\0';
+	ws.index = DatumGetInt32(main_arg);
+	ws.label = psprintf("pipeline \"%s\" worker %d", name, ws.index);
+	worker_connect(&ws);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	def = catalog_get(name);
+	catalog_apply_settings(def, GUC_ACTION_SET);
+	ws.runner.sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
+										   def->options, def->owner);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	ws.runner.slot = stats_pipeline_slot(name, ws.index);
+	worker_loop(&ws);
 }

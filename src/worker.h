@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * worker.h
- *	  The background worker that ingests continuously.
+ *	  The background workers that ingest continuously: the settings-based
+ *	  pipeline's, and those the launcher starts for catalog pipelines.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,5 +13,6 @@
 
 extern void worker_register_all(void);
 extern PGDLLEXPORT void sqs_ingest_worker_main(Datum main_arg);
+extern PGDLLEXPORT void sqs_ingest_pipeline_worker_main(Datum main_arg);
 
 #endif							/* SQS_INGEST_WORKER_H */
