@@ -37,6 +37,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -75,13 +76,29 @@ static const CompiledMapping *insert_plan_mapping = NULL;
 static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr ledger_all_new_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
+static bool dead_letter_plan_has_pipeline = false;
 
-/* RangeVarGetRelidExtended callback: may the user insert, before locking? */
+/*
+ * RangeVarGetRelidExtended callback: may the user insert, before locking?
+ * For a catalog pipeline, the user is its owner, whose rights its inserts
+ * run with.
+ */
 static void
 check_target_privilege(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
 {
-	if (OidIsValid(relid))
+	const SinkPipeline *pipeline = arg;
+
+	if (!OidIsValid(relid))
+		return;
+	if (!OidIsValid(pipeline->owner))
 		security_check_target_privilege(relid, rv->relname);
+	else if (pg_class_aclcheck(relid, pipeline->owner, ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", rv->relname),
+				 errdetail("Pipeline \"%s\" inserts with the rights of its owner, %s, who may not insert there.",
+						   pipeline->name, GetUserNameFromId(pipeline->owner, true) ?
+						   GetUserNameFromId(pipeline->owner, true) : "(dropped)")));
 }
 
 /*
@@ -193,7 +210,7 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 	if (list_length(names) == 1)
 		names = lcons(makeString("public"), names);
 	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), lockmode,
-									 RVR_MISSING_OK, check_target_privilege, NULL);
+									 RVR_MISSING_OK, check_target_privilege, pipeline);
 	if (!OidIsValid(relid))
 		target_missing(pipeline, relname);
 	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid)
@@ -251,6 +268,10 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 static void
 prepare_plans(const CompiledMapping *mapping)
 {
+	Oid			dead_letters = get_relname_relid("dead_letters",
+												 get_namespace_oid("sqs_ingest", false));
+	bool		has_pipeline;
+
 	if (insert_plan == NULL || insert_plan_mapping != mapping)
 	{
 		StringInfoData sql;
@@ -319,19 +340,32 @@ prepare_plans(const CompiledMapping *mapping)
 										   1, argtypes);
 	}
 
-	if (dead_letter_plan == NULL)
+	/*
+	 * Dead letters name their pipeline from version 1.1 of the SQL objects
+	 * on; a schema still at 1.0 (the library is updated first) has no such
+	 * column.  Looked at for each batch, so that ALTER EXTENSION UPDATE is
+	 * picked up.
+	 */
+	has_pipeline = OidIsValid(dead_letters) &&
+		get_attnum(dead_letters, "pipeline") != InvalidAttrNumber;
+	if (dead_letter_plan == NULL || dead_letter_plan_has_pipeline != has_pipeline)
 	{
 		Oid			argtypes[8] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 								   TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
 		INT4ARRAYOID, TEXTOID, TEXTOID};
 
-		dead_letter_plan = prepare_kept("INSERT INTO sqs_ingest.dead_letters "
-										"(message_id, body, error, received_at, sent_at, receive_count, queue_url, pipeline) "
-										"SELECT m, b, e, r, s, c, $7, $8 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-										"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
-										"pg_catalog.unnest($6)) AS u(m, b, e, r, s, c) "
-										"ON CONFLICT (message_id) DO NOTHING",
-										8, argtypes);
+		if (dead_letter_plan)
+			SPI_freeplan(dead_letter_plan);
+		dead_letter_plan = prepare_kept(psprintf("INSERT INTO sqs_ingest.dead_letters "
+												 "(message_id, body, error, received_at, sent_at, receive_count, queue_url%s) "
+												 "SELECT m, b, e, r, s, c, $7%s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+												 "pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+												 "pg_catalog.unnest($6)) AS u(m, b, e, r, s, c) "
+												 "ON CONFLICT (message_id) DO NOTHING",
+												 has_pipeline ? ", pipeline" : "",
+												 has_pipeline ? ", $8" : ""),
+										has_pipeline ? 8 : 7, argtypes);
+		dead_letter_plan_has_pipeline = has_pipeline;
 	}
 }
 
@@ -599,6 +633,21 @@ message_defect(const SqsMessage *m, char *ledger_id_reason)
 	return NULL;
 }
 
+/* a message's attributes with a string value, as the mapping reads them */
+static void
+message_attributes(const SqsMessage *m, MappingMessage *message)
+{
+	message->attribute_names = palloc(sizeof(char *) * Max(m->nattributes, 1));
+	message->attribute_values = palloc(sizeof(char *) * Max(m->nattributes, 1));
+	for (int i = 0; i < m->nattributes; i++)
+	{
+		if (m->attributes[i].string_value == NULL)
+			continue;
+		message->attribute_names[message->nattributes] = m->attributes[i].name;
+		message->attribute_values[message->nattributes++] = m->attributes[i].string_value;
+	}
+}
+
 static int
 compare_message_ids(const void *a, const void *b)
 {
@@ -648,6 +697,8 @@ build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage *messages, 
 			message.body_len = item->message->body_len;
 			message.sent_timestamp_ms = sent_or_received_ms(item->message);
 			message.receive_count = item->message->receive_count;
+			if (mapping->uses_attributes)
+				message_attributes(item->message, &message);
 			item->error = mapping_map(mapping, &message, &batch->rows);
 		}
 		item->nrows = batch->rows.nrows - item->first_row;

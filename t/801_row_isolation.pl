@@ -150,14 +150,15 @@ reset_tables();
 
 my $long_date = ('a' x 63) . ("\x{c3}\x{a9}" x 10);    # "é", two bytes each
 $url = queue_with('utf8-clip',
-	qq({"user_id":"clip","create_date":"$long_date"}), login('clip-ok'));
+	qq({"user_id":"clip","app_version":"$long_date"}), login('clip-ok'));
 $r = drain($node);
-is($r->{dead_lettered}, 1, 'the unparsable date is a dead letter');
+is($r->{dead_lettered}, 1, 'the unparsable version is a dead letter');
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT convert_from(convert_to(error, 'UTF8'), 'UTF8') FROM sqs_ingest.dead_letters});
 is($ret, 0, 'the reason is valid UTF-8') or diag($err);
 is($out,
-	'"create_date" "' . ('a' x 63) . '..." is not a date of the form YYYY-MM-DD',
+	'column "app_version": $.app_version "' . ('a' x 63)
+	  . '..." is not a version of the form M.m or M.m.p with parts 0 to 999',
 	'cut before the character that would straddle the limit');
 
 $node->stop;

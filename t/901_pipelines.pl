@@ -174,7 +174,8 @@ SET ROLE ingest_admin;
 SELECT sqs_ingest_alter_pipeline('orders', mapping => '{"order_id": {"path": "$.id"}, "amount": {"path": "$.total"},
       "ordered_at": {"path": "$.at"}, "tags": {"path": "$.tags"},
       "customer": {"path": "$.customer.name", "required": true},
-      "body": {"message": "body"}, "channel": {"path": "$.channel", "else": {"message": "id"}}}');
+      "body": {"message": "body"},
+      "channel": {"message_attribute": "channel", "else": {"path": "$.channel"}}}');
 });
 # the launcher replaces the pipeline's workers by ones with the new mapping
 ok( $node->poll_query_until(
@@ -183,17 +184,22 @@ SELECT count(*) = 2 FROM sqs_ingest.stats s, sqs_ingest.pipelines p
 WHERE s.pipeline = 'orders' AND p.name = 'orders' AND s.state = 'polling'
   AND s.started_at > p.updated_at}),
 	'orders: altered, new workers run it');
-# the new mapping reads a channel, else the message id
+# the new mapping reads a message attribute, else a member of the body
 $_->{channel} = 'web' for @orders[ 30 .. 59 ];
-is(send_events($orders_url, [ @orders[ 30 .. 59 ] ]), 30, 'the other orders sent');
+is(sqs_tool('send', $orders_url, '--lines', events_file([ @orders[ 30 .. 44 ] ]),
+		'--attribute', 'channel=api') + 0,
+	15, 'orders sent with a message attribute');
+is(send_events($orders_url, [ @orders[ 45 .. 59 ] ]), 15, 'the other orders sent');
 ok( $node->poll_query_until(
 		'postgres', "SELECT count(*) = " . (60 - $bad_orders) . " FROM orders"),
 	'orders: every good order stored, across the change of mapping');
+sub good { return scalar grep { exists $_->{customer} && $_->{id} !~ /^not/ } @_; }
 is( $node->safe_psql(
 		'postgres',
-		q{SELECT count(*) FROM orders WHERE channel = 'web' AND order_id > '00000000-0000-4000-8000-000000000030'}),
-	30 - grep({ !exists $_->{customer} || $_->{id} =~ /^not/ } @orders[ 30 .. 59 ]),
-	'orders: the altered mapping fills the new column');
+		q{SELECT string_agg(channel || ':' || n, ',' ORDER BY channel)
+          FROM (SELECT channel, count(*) AS n FROM orders WHERE channel IS NOT NULL GROUP BY 1) c}),
+	'api:' . good(@orders[ 30 .. 44 ]) . ',web:' . good(@orders[ 45 .. 59 ]),
+	'orders: the altered mapping fills the new column, from the message attribute when there is one');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM orders WHERE channel IS NOT NULL AND order_id <= '00000000-0000-4000-8000-000000000030'}),
 	'0', 'orders: rows stored before the change keep the old mapping');
 
@@ -280,6 +286,31 @@ like(
 		q{SELECT string_agg(error, ' / ') FROM sqs_ingest.dead_letters WHERE pipeline = 's3'}),
 	qr/^(?=.*element 2 of \$\.Records\[\*\]: column "key": \$\.s3\.object\.key is missing)(?=.*\$\.Records\[\*\] finds no element in the SNS message)/,
 	'S3: a record without a key refuses its whole message; a test event has no record');
+
+# --- a disabled pipeline drained by hand ---------------------------------------------
+
+my $manual_url = create_queue('manual', visibility_timeout => 5);
+$node->safe_psql(
+	'postgres', qq{
+CREATE TABLE manual_events (id int, note text);
+SELECT sqs_ingest_create_pipeline('manual', '$manual_url', 'manual_events', NULL,
+                                  '{"enabled": false}');
+});
+is(send_events($manual_url, [ (map { { id => $_, note => "m$_" } } 1 .. 7), { id => 'eight' } ]),
+	8, 'manual: messages sent to a disabled pipeline');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT received || ' ' || inserted || ' ' || duplicates || ' ' || dead_lettered
+          FROM sqs_ingest_drain('manual')}),
+	'8 7 0 1',
+	'manual: sqs_ingest_drain(pipeline) drains its queue through its mapping');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM manual_events}), '7',
+	'manual: the rows are stored');
+like(
+	$node->safe_psql('postgres',
+		q{SELECT pipeline || ': ' || error FROM sqs_ingest.dead_letters WHERE body LIKE '%eight%'}),
+	qr/^manual: column "id": \$\."id": invalid input syntax for type integer/,
+	'manual: the drain dead-letters with the pipeline and the column');
 
 # --- least privilege: a pipeline inserts with its owner's rights ---------------------
 

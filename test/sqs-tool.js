@@ -119,7 +119,7 @@ function generateEvents(n, seed) {
 }
 
 // Split bodies into SendMessageBatch calls: at most 10 entries and 1 MiB each.
-function batches(bodies) {
+function batches(bodies, attributes) {
   const out = [];
   let cur = [];
   let bytes = 0;
@@ -130,15 +130,17 @@ function batches(bodies) {
       cur = [];
       bytes = 0;
     }
-    cur.push({ Id: `m${i}`, MessageBody: body });
+    const entry = { Id: `m${i}`, MessageBody: body };
+    if (attributes) entry.MessageAttributes = attributes;
+    cur.push(entry);
     bytes += len;
   });
   if (cur.length) out.push(cur);
   return out;
 }
 
-async function sendAll(queueUrl, bodies) {
-  const work = batches(bodies);
+async function sendAll(queueUrl, bodies, attributes) {
+  const work = batches(bodies, attributes);
   let next = 0;
   let sent = 0;
   async function lane() {
@@ -210,7 +212,15 @@ async function main(argv) {
       const linesFile = takeOption(args, '--lines', null);
       const gen = intArg(takeOption(args, '--generate', null), '--generate');
       const seed = intArg(takeOption(args, '--seed', '1'), '--seed');
-      needArgs(args, 1, 'send QUEUE_URL (--json-array FILE | --lines FILE | --generate N [--seed S])');
+      // --attribute NAME=VALUE: a String message attribute on every message
+      const attribute = takeOption(args, '--attribute', null);
+      let attributes = null;
+      if (attribute !== null) {
+        const eq = attribute.indexOf('=');
+        if (eq < 1) throw new ToolError('--attribute needs NAME=VALUE');
+        attributes = { [attribute.slice(0, eq)]: { DataType: 'String', StringValue: attribute.slice(eq + 1) } };
+      }
+      needArgs(args, 1, 'send QUEUE_URL (--json-array FILE | --lines FILE | --generate N [--seed S]) [--attribute NAME=VALUE]');
       if ([jsonFile, linesFile, gen].filter((x) => x !== null).length !== 1) {
         throw new ToolError('send needs exactly one of --json-array, --lines, --generate');
       }
@@ -224,7 +234,7 @@ async function main(argv) {
       } else {
         bodies = generateEvents(gen, seed).map((e) => JSON.stringify(e));
       }
-      process.stdout.write(`${await sendAll(args[0], bodies)}\n`);
+      process.stdout.write(`${await sendAll(args[0], bodies, attributes)}\n`);
       break;
     }
     case 'depth': {
