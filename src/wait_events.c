@@ -31,7 +31,7 @@ static uint32 wait_ids[SQS_WAIT_COUNT];
 uint32
 sqs_wait_event(SqsWait wait)
 {
-	Assert(wait >= 0 && wait < SQS_WAIT_COUNT);
+	Assert(wait < SQS_WAIT_COUNT);
 	if (wait_ids[wait] == 0)
 		wait_ids[wait] = compat_wait_event(wait_names[wait]);
 	return wait_ids[wait];
