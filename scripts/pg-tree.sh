@@ -131,6 +131,11 @@ ensure_tree() {
 		local mirror
 		local work=$tree.new
 		mirror=$(debian_mirror)
+		if ! command -v debootstrap >/dev/null 2>&1; then
+			apt-get -o DPkg::Lock::Timeout=600 -q update >&2
+			DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+				-q -y --no-install-recommends install debootstrap >&2
+		fi
 		# an interrupted build resumes after a complete debootstrap
 		if [ ! -f "$work/.sqs-ingest-base" ]; then
 			rm -rf "$work"

@@ -15,6 +15,9 @@
 #   SQS_INGEST_HOST_PG_MAJOR  the major tested on the host (default 15;
 #                             "none": every major in a tree, e.g. on a
 #                             machine that is not Debian 12)
+#   SQS_INGEST_MATRIX_PARALLEL=1  run the majors side by side (each suite
+#                             mostly waits on timers and the network), each
+#                             one's output printed when it ends
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,12 +38,10 @@ failed=0
 summary=()
 logdir=$(mktemp -d /tmp/sqs_ingest_matrix.XXXXXX)
 
-# Build the trees in the background while the host's major is tested.
-declare -A tree_job
+# Start building the trees while the host's major is tested.
 for major in "$@"; do
-	if [ "$major" != "$HOST_MAJOR" ] && [ -z "${tree_job[$major]:-}" ]; then
-		"$ROOT/scripts/pg-tree.sh" "$major" >"$logdir/tree-$major.out" 2>"$logdir/tree-$major.log" &
-		tree_job[$major]=$!
+	if [ "$major" != "$HOST_MAJOR" ]; then
+		"$ROOT/scripts/pg-tree.sh" "$major" >/dev/null 2>>"$logdir/tree-$major.log" &
 	fi
 done
 
@@ -81,41 +82,69 @@ copy_repository() {
 	fi
 }
 
-for major in "$@"; do
-	out=$logdir/run-$major.out
+# Run one major's suite, printing its output; returns test.sh's status.
+run_major() {
+	local major=$1 tree work rc
 	if [ "$major" = "$HOST_MAJOR" ]; then
 		echo "=== PostgreSQL $major (this machine)"
-		SQS_INGEST_PG_MAJORS= "$ROOT/test.sh" 2>&1 | tee "$out"
-		count_run "$out" "${PIPESTATUS[0]}" "$major"
-		continue
+		SQS_INGEST_PG_MAJORS= PG_TEST_PORT_DIR="$portlock" "$ROOT/test.sh" 2>&1
+		return
 	fi
 
 	echo "=== PostgreSQL $major (Debian tree)"
-	# the test harness's npm packages, for the copy
-	./scripts/install-deps.sh --npm >/dev/null
-	if ! wait "${tree_job[$major]}"; then
+	# waits for the build started above, or builds (resumes) it
+	if ! tree=$("$ROOT/scripts/pg-tree.sh" "$major" 2>>"$logdir/tree-$major.log"); then
 		cat "$logdir/tree-$major.log"
-		echo "test-matrix: PostgreSQL $major: could not build its tree" | tee "$out"
-		count_run "$out" 1 "$major"
-		continue
+		echo "test-matrix: PostgreSQL $major: could not build its tree"
+		return 1
 	fi
-	tree=$(cat "$logdir/tree-$major.out")
 	work=$(mktemp -d "$tree/tmp/sqs_ingest_test.XXXXXX")
 	chmod 755 "$work"
 	copy_repository "$work"
-	"$ROOT/scripts/pg-tree.sh" "$major" env \
+	SQS_INGEST_TREE_BIND="$portlock:/tmp/sqs_ingest_portlock" \
+		"$ROOT/scripts/pg-tree.sh" "$major" env \
 		PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" \
 		SQS_INGEST_PG_MAJOR="$major" \
-		/tmp/"${work##*/}"/repo/test.sh 2>&1 | tee "$out"
-	rc=${PIPESTATUS[0]}
-	count_run "$out" "$rc" "$major"
+		PG_TEST_PORT_DIR=/tmp/sqs_ingest_portlock \
+		/tmp/"${work##*/}"/repo/test.sh 2>&1
+	rc=$?
 	if [ "$rc" -eq 0 ]; then
 		rm -rf "$work"
 	else
 		echo "test-matrix: PostgreSQL $major: logs kept in $work/repo/tmp_check"
 	fi
-done
+	return $rc
+}
 
+# Every run reserves its ports in one place, so that runs side by side
+# (and the servers and emulators of each) never pick the same port.
+portlock=$logdir/portlock
+mkdir -p "$portlock"
+chmod 1777 "$portlock"
+
+# the test harness's npm packages, installed once before any copy is made
+./scripts/install-deps.sh --npm >/dev/null
+
+if [ "${SQS_INGEST_MATRIX_PARALLEL:-0}" = 1 ]; then
+	declare -A run_job
+	for major in "$@"; do
+		run_major "$major" >"$logdir/run-$major.out" 2>&1 &
+		run_job[$major]=$!
+	done
+	for major in "$@"; do
+		wait "${run_job[$major]}"
+		rc=$?
+		cat "$logdir/run-$major.out"
+		count_run "$logdir/run-$major.out" "$rc" "$major"
+	done
+else
+	for major in "$@"; do
+		run_major "$major" | tee "$logdir/run-$major.out"
+		count_run "$logdir/run-$major.out" "${PIPESTATUS[0]}" "$major"
+	done
+fi
+
+wait
 rm -rf "$logdir"
 echo
 printf '%s\n' "${summary[@]}"
