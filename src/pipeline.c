@@ -623,8 +623,7 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 /*
  * Store the current batch in the caller's transaction.  The caller commits
- * and then calls pipeline_queue_batch_deletes(), or hands the handles to
- * whatever deletes them after its commit.
+ * and then calls pipeline_queue_batch_deletes().
  */
 void
 pipeline_store(Pipeline *pipeline, BatchCounts *counts)
@@ -640,12 +639,11 @@ pipeline_store(Pipeline *pipeline, BatchCounts *counts)
 
 /*
  * Queue receipt handles for deletion once WAL is flushed up to durable_at
- * (the end of the commit that stored them; InvalidXLogRecPtr if it is on
- * disk already).  The handles are copied.
+ * (the end of the commit that stored them).  The handles are copied.
  */
-void
-pipeline_queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
-					   XLogRecPtr durable_at)
+static void
+queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
+			  XLogRecPtr durable_at)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -686,7 +684,7 @@ pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at)
 				TimestampTzPlusMilliseconds(pipeline->visible_since[i],
 											extend_after_ms(pipeline)));
 	}
-	pipeline_queue_deletes(pipeline, handles, pipeline->nbatch, durable_at);
+	queue_deletes(pipeline, handles, pipeline->nbatch, durable_at);
 	pfree(handles);
 }
 
