@@ -206,4 +206,23 @@ if [ "$rc" -ne 0 ]; then
 	done
 fi
 
+# Memory checkers, on this host's PostgreSQL only (not in the Debian trees
+# of the matrix), one test each:
+# - SQS_INGEST_VALGRIND=1 (.ci/run sets it): memcheck of one worker over a
+#   short run (scripts/valgrind-worker.sh, under a minute);
+# - SQS_INGEST_SANITIZE=1: the TAP suite again against an AddressSanitizer +
+#   UndefinedBehaviorSanitizer build (scripts/sanitize.sh).
+if [ "$PG_MAJOR" = "${SQS_INGEST_HOST_PG_MAJOR:-15}" ]; then
+	for check in VALGRIND:valgrind-worker SANITIZE:sanitize; do
+		var=SQS_INGEST_${check%%:*}
+		[ "${!var:-0}" = 1 ] || continue
+		echo "=== scripts/${check#*:}.sh"
+		if (cd "$WORK" && env "${SAMPLE_ENV[@]}" PG_CONFIG="$PG_CONFIG" "./scripts/${check#*:}.sh"); then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1))
+		fi
+	done
+fi
+
 finish

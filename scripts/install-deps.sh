@@ -24,6 +24,7 @@ PACKAGES=(
 	gcc
 	pkg-config
 	curl                      # the harness checks libcurl's SigV4 against the emulator
+	valgrind                  # scripts/valgrind-worker.sh (CI)
 )
 # fuzz/ (test.sh with SQS_INGEST_FUZZ_SECONDS): libFuzzer with ASan and UBSan
 if [ -n "${SQS_INGEST_FUZZ_SECONDS:-}" ]; then
