@@ -87,7 +87,7 @@ psql -q -f - <<'SQL'
 CREATE ROLE sqs_ingest_worker LOGIN;
 GRANT USAGE ON SCHEMA sqs_ingest TO sqs_ingest_worker;
 GRANT SELECT, INSERT, DELETE ON sqs_ingest.processed TO sqs_ingest_worker;
-GRANT INSERT ON sqs_ingest.dead_letters TO sqs_ingest_worker;
+GRANT SELECT (message_id), INSERT ON sqs_ingest.dead_letters TO sqs_ingest_worker;  -- ON CONFLICT reads the key
 GRANT INSERT ON public.user_logins TO sqs_ingest_worker;
 ALTER SYSTEM SET sqs_ingest.role = 'sqs_ingest_worker';
 SQL

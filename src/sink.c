@@ -44,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/rls.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -522,11 +523,28 @@ is_row_error(int sqlerrcode)
 }
 
 /*
- * Run fn in a subtransaction.  Returns NULL if it succeeded, or the error
- * if it failed on the data; any other error is re-thrown after rollback.
+ * Did a row-level security policy reject a row?  PostgreSQL reports that
+ * with the SQLSTATE of a missing privilege (42501); it is a rejection of
+ * the row when the role the insert runs as holds INSERT on the target and
+ * the target's policies apply to it.
+ */
+static bool
+is_policy_rejection(const Batch *batch, int sqlerrcode)
+{
+	Oid			relid = batch->mapping->relid;
+
+	return sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		pg_class_aclcheck(relid, batch->role, ACL_INSERT) == ACLCHECK_OK &&
+		check_enable_rls(relid, batch->role, true) == RLS_ENABLED;
+}
+
+/*
+ * Run fn(batch) in a subtransaction.  Returns NULL if it succeeded, or the
+ * error if it failed on the data; any other error is re-thrown after
+ * rollback.
  */
 static ErrorData *
-run_isolated(void (*fn) (void *), void *arg)
+run_isolated(void (*fn) (void *), Batch *batch)
 {
 	MemoryContext context = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -536,7 +554,7 @@ run_isolated(void (*fn) (void *), void *arg)
 	MemoryContextSwitchTo(context);
 	PG_TRY();
 	{
-		fn(arg);
+		fn(batch);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(context);
 		CurrentResourceOwner = owner;
@@ -549,7 +567,8 @@ run_isolated(void (*fn) (void *), void *arg)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(context);
 		CurrentResourceOwner = owner;
-		if (!is_row_error(error->sqlerrcode))
+		if (!is_row_error(error->sqlerrcode) &&
+			!is_policy_rejection(batch, error->sqlerrcode))
 			ReThrowError(error);
 	}
 	PG_END_TRY();
