@@ -26,7 +26,7 @@ OBJS = \
 
 EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql
-PGFILEDESC = "sqs_ingest - ingest JSON login events from Amazon SQS"
+PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 
 REGRESS = mask app_version mapping mapping_language pipelines privileges secrets
 REGRESS_OPTS = --load-extension=pgcrypto

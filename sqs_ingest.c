@@ -3,10 +3,11 @@
  * sqs_ingest.c
  *	  Entry point of sqs_ingest: configuration and SQL-callable functions.
  *
- * sqs_ingest moves JSON login events from an Amazon SQS queue into a
- * table, masking the IP address and device id on the way, from inside
- * PostgreSQL: background workers consume continuously, and
- * sqs_ingest_drain() drains on demand.
+ * sqs_ingest moves JSON messages from Amazon SQS queues into tables from
+ * inside PostgreSQL, each pipeline mapping its queue's bodies to its
+ * table's columns (the login events, with the IP address and device id
+ * masked, being the settings-based pipeline): background workers consume
+ * continuously, and sqs_ingest_drain() drains on demand.
  *
  *-------------------------------------------------------------------------
  */
