@@ -55,7 +55,8 @@ sqs_decode_check_text(const char *data, size_t len)
 {
 	if (len > (size_t) (PG_INT32_MAX / 2))
 		return psprintf("the response is too large to decode");
-	if (memchr(data, '\0', len) != NULL)
+	/* an empty body may come as NULL, which memchr() must not be given */
+	if (len > 0 && memchr(data, '\0', len) != NULL)
 		return psprintf("the response contains a NUL byte");
 	if (pg_encoding_verifymbstr(PG_UTF8, data, (int) len) != (int) len)
 		return psprintf("the response is not valid UTF-8");
