@@ -31,8 +31,21 @@ if [ ! -e "$runtime" ] || [ "$runtime" = libasan.so ]; then
 	exit 1
 fi
 
+# The runtime is preloaded, not linked into postgres, so it initializes on
+# the first malloc; scripts/asan-early-init.c (preloaded after it) keeps that
+# first malloc out of glibc's gettext lock, where it would hang the
+# postmaster at startup.
+shimdir=$(mktemp -d)
+chmod 755 "$shimdir"
+shim=$shimdir/asan-early-init.so
+if ! "$CC" -O2 -Wall -Wextra -shared -fPIC -o "$shim" scripts/asan-early-init.c; then
+	echo "sanitize: could not build scripts/asan-early-init.c" >&2
+	exit 1
+fi
+
 # Whatever happens, leave the regular build installed.
 restore() {
+	rm -rf "$shimdir"
 	make -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
 	make -s PG_CONFIG="$PG_CONFIG" >/dev/null && make -s install PG_CONFIG="$PG_CONFIG" >/dev/null ||
 		echo "sanitize: could not reinstall the regular build" >&2
@@ -60,7 +73,7 @@ sample=${SQS_INGEST_SAMPLE:-$ROOT/../shared/data/fetch_sample_data.json}
 # exit, by design (memory growth is the valgrind run's concern).
 runuser -u postgres -- env \
 	SQS_INGEST_SAMPLE="$sample" \
-	SQS_INGEST_SERVER_PRELOAD="$runtime" \
+	SQS_INGEST_SERVER_PRELOAD="$runtime $shim" \
 	ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:print_summary=1" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 	make -s installcheck REGRESS= TAP_TESTS=1 PG_CONFIG="$PG_CONFIG" PROVE_FLAGS=--timer "${tests[@]}"
