@@ -80,9 +80,16 @@ is(sql(q{SELECT deleted FROM sqs_ingest.stats WHERE worker = 0}), $N + 500,
 my $bound = 2 * $BATCH + 10 * $IN_FLIGHT + 2 * $BATCH + 10 * $IN_FLIGHT + $BATCH;
 cmp_ok($max_held, '<=', $bound,
 	"at most $max_held messages held at once (bound $bound, backlog $N): receives paused while deletes were behind");
-cmp_ok($max_rss - $rss_before, '<', 16 * 1024,
-	sprintf('private memory grew by %.1f MiB at most (%.1f MiB before)',
-		($max_rss - $rss_before) / 1024, $rss_before / 1024));
+SKIP:
+{
+	# an AddressSanitizer build (scripts/sanitize.sh) pads every allocation
+	# and holds freed memory back: its private memory is not the worker's
+	skip 'private memory is the sanitizer\'s under AddressSanitizer', 1
+	  if $ENV{SQS_INGEST_SERVER_PRELOAD};
+	cmp_ok($max_rss - $rss_before, '<', 16 * 1024,
+		sprintf('private memory grew by %.1f MiB at most (%.1f MiB before)',
+			($max_rss - $rss_before) / 1024, $rss_before / 1024));
+}
 is(sql('SELECT count(*) FROM user_logins'), $N + 500, 'every event stored');
 is(worker_stat($node, 'duplicates'), '0', 'none twice');
 ok(wait_for_depth($url, 0, 0, 0), 'queue empty');
