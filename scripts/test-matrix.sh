@@ -118,8 +118,11 @@ run_major() {
 
 # Every run reserves its ports in one place, so that runs side by side
 # (and the servers and emulators of each) never pick the same port.
+# The tests run as postgres: it must reach the directory (mktemp made it
+# private to root) to take its locks there.
 portlock=$logdir/portlock
 mkdir -p "$portlock"
+chmod 711 "$logdir"
 chmod 1777 "$portlock"
 
 # the test harness's npm packages, installed once before any copy is made
