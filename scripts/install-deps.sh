@@ -16,16 +16,19 @@ PACKAGES=(
 	"postgresql-client-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR"  # PGXS, headers, the Perl test modules
 	libcurl4-openssl-dev
-	libxml2-dev               # STS answers are XML
 	libssl-dev
-	libxml2-dev               # the Query protocol's XML answers
+	libxml2-dev               # the Query protocol's and STS's XML answers
 	libipc-run-perl           # TAP tests
 	make
 	gcc
 	pkg-config
 	curl                      # the harness checks libcurl's SigV4 against the emulator
-	valgrind                  # scripts/valgrind-worker.sh (CI)
 )
+# scripts/valgrind-worker.sh (test.sh with SQS_INGEST_VALGRIND=1) runs on the
+# host's PostgreSQL only, never in the Debian trees of other majors
+if [ "${SQS_INGEST_VALGRIND:-0}" = 1 ] && [ "$PG_MAJOR" = "${SQS_INGEST_HOST_PG_MAJOR:-15}" ]; then
+	PACKAGES+=(valgrind)
+fi
 # fuzz/ (test.sh with SQS_INGEST_FUZZ_SECONDS): libFuzzer with ASan and UBSan
 if [ -n "${SQS_INGEST_FUZZ_SECONDS:-}" ]; then
 	PACKAGES+=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
