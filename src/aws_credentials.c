@@ -252,6 +252,54 @@ sts_endpoint(const char *region, StringInfo detail)
 }
 
 /*
+ * Call a credential service and take the credentials of the document it
+ * answers, which parse reads.  service names the service in messages.  An
+ * error is a document too (STS explains a refusal in XML; the instance
+ * metadata service says "Code": "Success" or else why not): its code and
+ * message join the detail.
+ */
+static SourceResult
+service_credentials(const CredentialRequest *request, CredentialParser parse,
+					const char *service, const char *source,
+					AwsCredentials *out, StringInfo detail)
+{
+	StringInfoData response;
+	StringInfoData unusable;
+	CredentialDocument doc = {0};
+	long		status;
+	bool		parsed;
+	SourceResult result = SOURCE_FAILED;
+
+	initStringInfo(&response);
+	initStringInfo(&unusable);
+	if (credential_http(request, &status, &response, detail))
+	{
+		parsed = parse(response.data, response.len, &doc, &unusable);
+		if (status != 200)
+		{
+			appendStringInfo(detail, "%s answered HTTP %ld", service, status);
+			/* free text from the endpoint: made fit for the log first */
+			if (parsed && doc.code)
+				appendStringInfo(detail, ": %s", redact_aws_text(doc.code));
+			if (parsed && doc.message)
+				appendStringInfo(detail, ": %s", redact_aws_text(doc.message));
+		}
+		else if (!parsed)
+			appendStringInfo(detail, "the answer of %s %s", service, unusable.data);
+		else if (doc.code && strcmp(doc.code, "Success") != 0)
+			appendStringInfo(detail, "%s answered code \"%s\"", service,
+							 redact_aws_text(doc.code));
+		else
+			result = accept_document(out, source, &doc, detail);
+		credential_document_free(&doc);
+	}
+	explicit_bzero(response.data, response.maxlen);
+	pfree(response.data);
+	pfree(unusable.data);
+	return result;
+}
+
+/*
  * Call an STS action that returns credentials.  signer signs the call
  * (AssumeRole) or is NULL (AssumeRoleWithWebIdentity is unsigned).
  */
@@ -260,11 +308,8 @@ sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentia
 				const char *source, AwsCredentials *out, StringInfo detail)
 {
 	CredentialRequest request = {0};
-	CredentialDocument doc;
-	StringInfoData response;
 	char	   *url = sts_endpoint(scope->region, detail);
 	char	   *token_header = NULL;
-	long		status;
 	SourceResult result;
 
 	if (url == NULL)
@@ -285,30 +330,8 @@ sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentia
 			request.headers[2] = token_header =
 				psprintf("X-Amz-Security-Token: %s", signer->session_token);
 	}
-
-	initStringInfo(&response);
-	if (!credential_http(&request, &status, &response, detail))
-		result = SOURCE_FAILED;
-	else if (!credential_parse_sts_xml(response.data, response.len, &doc, detail))
-		result = SOURCE_FAILED;
-	else
-	{
-		if (status != 200)
-		{
-			appendStringInfo(detail, "STS answered HTTP %ld", status);
-			/* free text from the endpoint: made fit for the log first */
-			if (doc.code)
-				appendStringInfo(detail, ": %s", redact_aws_text(doc.code));
-			if (doc.message)
-				appendStringInfo(detail, ": %s", redact_aws_text(doc.message));
-			result = SOURCE_FAILED;
-		}
-		else
-			result = accept_document(out, source, &doc, detail);
-		credential_document_free(&doc);
-	}
-	explicit_bzero(response.data, response.maxlen);
-	pfree(response.data);
+	result = service_credentials(&request, credential_parse_sts_xml, "STS",
+								 source, out, detail);
 	secret_free(token_header);
 	pfree(url);
 	return result;
@@ -517,46 +540,6 @@ allowed_container_host(const char *url)
 		(ntohl(addr4.s_addr) >> 24) == 127;
 }
 
-/* a JSON credential document from an endpoint, checked */
-static SourceResult
-json_credentials(const CredentialRequest *request, const char *source,
-				 bool require_success_code, AwsCredentials *out, StringInfo detail)
-{
-	StringInfoData response;
-	CredentialDocument doc;
-	long		status;
-	SourceResult result;
-
-	initStringInfo(&response);
-	if (!credential_http(request, &status, &response, detail))
-		result = SOURCE_FAILED;
-	else if (status != 200)
-	{
-		appendStringInfo(detail, "%s answered HTTP %ld", request->url, status);
-		result = SOURCE_FAILED;
-	}
-	else if (!credential_parse_json(response.data, response.len, &doc))
-	{
-		appendStringInfo(detail, "the answer of %s is not a JSON document", request->url);
-		result = SOURCE_FAILED;
-	}
-	else
-	{
-		if (require_success_code && doc.code && strcmp(doc.code, "Success") != 0)
-		{
-			appendStringInfo(detail, "%s answered code \"%s\"", request->url,
-							 redact_aws_text(doc.code));
-			result = SOURCE_FAILED;
-		}
-		else
-			result = accept_document(out, source, &doc, detail);
-		credential_document_free(&doc);
-	}
-	explicit_bzero(response.data, response.maxlen);
-	pfree(response.data);
-	return result;
-}
-
 static SourceResult
 from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 {
@@ -621,10 +604,34 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 		request.headers[0] = authorization = psprintf("Authorization: %s", token);
 	}
 
-	result = json_credentials(&request, "container", false, out, detail);
+	result = service_credentials(&request, credential_parse_json, request.url,
+								 "container", out, detail);
 	secret_free(token);
 	secret_free(authorization);
 	return result;
+}
+
+/*
+ * A plain-text answer of the instance metadata service, palloc'd (release
+ * it with secret_free()), or NULL with the reason in detail; *status is the
+ * HTTP status, 0 if no answer came.
+ */
+static char *
+imds_text(const CredentialRequest *request, long *status, StringInfo detail)
+{
+	StringInfoData response;
+	char	   *text = NULL;
+
+	initStringInfo(&response);
+	if (!credential_http(request, status, &response, detail))
+		*status = 0;
+	else if (*status != 200)
+		appendStringInfo(detail, "%s answered HTTP %ld", request->url, *status);
+	else
+		text = pstrdup(strip_trailing_space(response.data));
+	explicit_bzero(response.data, response.maxlen);
+	pfree(response.data);
+	return text;
 }
 
 static SourceResult
@@ -634,8 +641,8 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	const char *endpoint = env_or_null("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	const char *mode = env_or_null("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
 	CredentialRequest request = {0};
-	StringInfoData response;
 	char	   *base;
+	char	   *token;
 	char	   *token_header;
 	char	   *role;
 	long		status;
@@ -667,42 +674,31 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	request.timeout_ms = IMDS_TIMEOUT_MS;
 	request.direct = true;
 	request.ca_file = scope->ca_file;
-	initStringInfo(&response);
-	if (!credential_http(&request, &status, &response, detail))
+	token = imds_text(&request, &status, detail);
+	if (token == NULL)
 		return SOURCE_ABSENT;
-	if (status != 200)
+	if (!plausible_field(token, 1024))
 	{
-		appendStringInfo(detail, "%s answered HTTP %ld", request.url, status);
-		return SOURCE_ABSENT;
-	}
-	strip_trailing_space(response.data);
-	if (!plausible_field(response.data, 1024))
-	{
+		secret_free(token);
 		appendStringInfoString(detail, "the instance metadata service sent an unusable token");
 		return SOURCE_FAILED;
 	}
-	token_header = psprintf("X-aws-ec2-metadata-token: %s", response.data);
-	explicit_bzero(response.data, response.maxlen);
+	token_header = psprintf("X-aws-ec2-metadata-token: %s", token);
+	secret_free(token);
 
 	/* the role attached to the instance */
 	request.method = "GET";
 	request.url = psprintf("%s/latest/meta-data/iam/security-credentials/", base);
 	request.headers[0] = token_header;
-	if (!credential_http(&request, &status, &response, detail))
-		result = SOURCE_FAILED;
-	else if (status == 404)
+	role = imds_text(&request, &status, detail);
+	if (role == NULL)
 	{
-		appendStringInfoString(detail, "no IAM role is attached to the instance");
-		result = SOURCE_ABSENT;
-	}
-	else if (status != 200)
-	{
-		appendStringInfo(detail, "%s answered HTTP %ld", request.url, status);
-		result = SOURCE_FAILED;
+		if (status == 404)
+			appendStringInfoString(detail, ": no IAM role is attached to the instance");
+		result = status == 404 ? SOURCE_ABSENT : SOURCE_FAILED;
 	}
 	else
 	{
-		role = pstrdup(response.data);
 		role[strcspn(role, "\r\n")] = '\0';
 		if (role[0] == '\0' || strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") != strlen(role))
 		{
@@ -713,11 +709,11 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 		{
 			request.url = psprintf("%s/latest/meta-data/iam/security-credentials/%s",
 								   base, role);
-			result = json_credentials(&request, "imds", true, out, detail);
+			result = service_credentials(&request, credential_parse_json, request.url,
+										 "imds", out, detail);
 		}
 	}
 	secret_free(token_header);
-	pfree(response.data);
 	return result;
 }
 

@@ -236,10 +236,12 @@ doc_scalar(void *state, char *token, JsonTokenType tokentype)
 
 /*
  * Parse the JSON credential document of the instance metadata service or
- * the container endpoint.  Returns false if it is not valid JSON.
+ * the container endpoint.  Returns false, with what is wrong with the
+ * answer in failure ("is not ..."), if it is not valid JSON.
  */
 bool
-credential_parse_json(const char *json, size_t len, CredentialDocument *doc)
+credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
+					  StringInfo failure)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem = {0};
@@ -248,7 +250,10 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc)
 
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
+	{
+		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
 		return false;
+	}
 	state.doc = doc;
 	sem.semstate = &state;
 	sem.object_start = doc_struct_start;
@@ -267,6 +272,7 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc)
 	if (rc != JSON_SUCCESS)
 	{
 		credential_document_free(doc);
+		appendStringInfoString(failure, "is not a JSON document");
 		return false;
 	}
 	return true;
@@ -331,8 +337,9 @@ collect_sts_fields(xmlNodePtr node, CredentialDocument *doc, int depth)
 
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
- * ErrorResponse).  Returns false, with the reason in failure, if it is not
- * well-formed XML or holds a document type declaration.
+ * ErrorResponse).  Returns false, with what is wrong with the answer in
+ * failure ("is not ..."), if it is not well-formed XML or holds a document
+ * type declaration.
  */
 bool
 credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
@@ -344,8 +351,7 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "the STS answer exceeds %d bytes",
-						 CREDENTIAL_MAX_RESPONSE);
+		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
 
@@ -355,7 +361,7 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	 */
 	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
 	{
-		appendStringInfoString(failure, "the STS answer holds a document type declaration");
+		appendStringInfoString(failure, "holds a document type declaration");
 		return false;
 	}
 
@@ -370,7 +376,7 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	if (xdoc == NULL)
 	{
 		xmlFreeParserCtxt(ctxt);
-		appendStringInfoString(failure, "the STS answer is not well-formed XML");
+		appendStringInfoString(failure, "is not well-formed XML");
 		return false;
 	}
 	PG_TRY();
