@@ -7,6 +7,7 @@ OBJS = \
 	src/catalog.o \
 	src/credential_http.o \
 	src/drain.o \
+	src/json_capture.o \
 	src/launcher.o \
 	src/mapping.o \
 	src/mask.o \

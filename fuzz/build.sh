@@ -1,5 +1,6 @@
 #!/bin/bash
-# Build the decoders as frontend code, outside the server:
+# Build the decoders and the body mapper's streaming pass as frontend code,
+# outside the server:
 #   fuzz/build.sh OUTDIR fuzz   libFuzzer targets (clang, ASan + UBSan)
 #   fuzz/build.sh OUTDIR test   the known-answer driver (cc)
 # PG_CONFIG picks the PostgreSQL whose libpgcommon/libpgport are linked.
@@ -17,12 +18,13 @@ PKGLIB=$($PG_CONFIG --pkglibdir)
 LIBS=("$PKGLIB/libpgcommon.a" "$PKGLIB/libpgport.a" $(pkg-config --libs libxml-2.0) -lcrypto -lm)
 # libpgcommon's JSON parser and StringInfo allocate through the arena too
 WRAP=-Wl,--wrap=palloc,--wrap=palloc0,--wrap=pfree,--wrap=repalloc,--wrap=pstrdup,--wrap=pnstrdup
-COMMON=("$HERE/arena.c" "$HERE/invariants.c" "$HERE/fuzz_decoders.c" "$SRC/sqs_decode.c" "$SRC/sqs_decode_xml.c")
+COMMON=("$HERE/arena.c" "$HERE/invariants.c" "$HERE/fuzz_decoders.c" "$SRC/sqs_decode.c" "$SRC/sqs_decode_xml.c"
+	"$SRC/json_capture.c")
 
 case $MODE in
 	fuzz)
 		CLANG=${CLANG:-clang-14}
-		for target in json xml; do
+		for target in json xml body; do
 			"$CLANG" -g -O1 -Wno-ignored-attributes -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 				"${INC[@]}" -o "$OUT/fuzz_$target" "$HERE/fuzz_$target.c" "${COMMON[@]}" \
 				$WRAP "${LIBS[@]}"

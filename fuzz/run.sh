@@ -1,9 +1,10 @@
 #!/bin/bash
-# Fuzz the SQS response decoders for a bounded time:
+# Fuzz the SQS response decoders and the body mapper's streaming pass for a
+# bounded time:
 #   fuzz/run.sh [SECONDS]      (default 60 per target)
 # Builds the libFuzzer targets (clang-14, ASan + UBSan) against
 # PG_CONFIG's libpgcommon, runs each on a scratch copy of its corpus in
-# fuzz/corpus/<target>/, and exits 1 if any input crashed a decoder or broke
+# fuzz/corpus/<target>/, and exits 1 if any input crashed a target or broke
 # an invariant; the input is kept in FUZZ_ARTIFACTS (default tmp_fuzz/).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,7 @@ if ! "$HERE/build.sh" "$WORK" fuzz >"$WORK/build.log" 2>&1; then
 fi
 
 status=0
-for target in json xml; do
+for target in json xml body; do
 	mkdir -p "$WORK/corpus-$target"
 	"$WORK/fuzz_$target" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$target-" \

@@ -66,19 +66,6 @@ static const char login_mapping[] =
 " \"create_date\": {\"path\": \"$.create_date\", \"type\": \"string\","
 " \"else\": {\"message\": \"sent_date\"}}}";
 
-/* JSON type of a value, and the other things a rule can produce */
-typedef enum JsonKind
-{
-	JV_ABSENT,
-	JV_NULL,
-	JV_STRING,
-	JV_NUMBER,
-	JV_BOOLEAN,
-	JV_OBJECT,
-	JV_ARRAY,
-	JV_DATUM					/* a typed value of the message itself */
-} JsonKind;
-
 static const char *const kind_names[] = {
 	"absent", "null", "a string", "a number", "a boolean", "an object",
 	"an array", "a message field"
@@ -134,26 +121,6 @@ struct MappingRule
 	MappingRule *otherwise;
 };
 
-/* a member name the streaming pass looks for, under its parent's */
-struct CaptureNode
-{
-	char	   *key;
-	bool		wanted;			/* some rule reads exactly this chain */
-	int			capture;		/* its slot, or -1 */
-	int			first_capture;	/* slots of this subtree */
-	int			end_capture;
-	List	   *children;
-};
-
-/* what the streaming pass found for one member chain */
-typedef struct Captured
-{
-	JsonKind	kind;
-	char	   *str;			/* scalar text, or a container's JSON text */
-	int			len;
-	bool		unwrap;			/* an array on the way: lax mode unwraps it */
-} Captured;
-
 /* a value a rule produced */
 typedef struct MappingValue
 {
@@ -179,10 +146,9 @@ typedef struct MapContext
 } MapContext;
 
 /* SNS notifications: the two members read from the envelope */
-static CaptureNode *sns_root = NULL;
-
-#define SNS_TYPE 0
-#define SNS_MESSAGE 1
+static CapturePlan *sns_plan = NULL;
+static const CaptureNode *sns_type;
+static const CaptureNode *sns_message;
 
 
 /* ---------------------------------------------------------------------
@@ -454,35 +420,13 @@ is_text_like(const MappingColumn *col)
 
 /* the node of a member chain in the capture tree, created as needed */
 static CaptureNode *
-capture_node(CaptureNode *root, List *keys)
+chain_node(CaptureNode *root, List *keys)
 {
-	CaptureNode *node = root;
 	ListCell   *lc;
 
 	foreach(lc, keys)
-	{
-		char	   *key = lfirst(lc);
-		CaptureNode *child = NULL;
-		ListCell   *c;
-
-		foreach(c, node->children)
-		{
-			if (strcmp(((CaptureNode *) lfirst(c))->key, key) == 0)
-			{
-				child = lfirst(c);
-				break;
-			}
-		}
-		if (child == NULL)
-		{
-			child = palloc0(sizeof(CaptureNode));
-			child->key = key;
-			child->capture = -1;
-			node->children = lappend(node->children, child);
-		}
-		node = child;
-	}
-	return node;
+		root = capture_child(root, lfirst(lc));
+	return root;
 }
 
 /* the keys of a lax $.a.b..., or NIL if the path is anything else */
@@ -627,7 +571,7 @@ compile_source(CompiledMapping *mapping, MappingColumn *col, MappingRule *rule,
 		/* elements of explode are jsonb anyway */
 		if (keys != NIL && mapping->explode == NULL)
 		{
-			rule->node = capture_node(mapping->captures, keys);
+			rule->node = chain_node(mapping->captures.root, keys);
 			rule->node->wanted = true;
 		}
 		mapping->reads_body = true;
@@ -728,25 +672,11 @@ same_name_rule(CompiledMapping *mapping, MappingColumn *col)
 	rule->path = compile_path(col, path.data, NULL);
 	if (mapping->explode == NULL)
 	{
-		rule->node = capture_node(mapping->captures, list_make1(col->name));
+		rule->node = capture_child(mapping->captures.root, col->name);
 		rule->node->wanted = true;
 	}
 	mapping->reads_body = true;
 	return rule;
-}
-
-/* number the wanted nodes depth first, so a subtree's slots are contiguous */
-static void
-number_captures(CaptureNode *node, int *next, int depth, int *max_depth)
-{
-	ListCell   *lc;
-
-	*max_depth = Max(*max_depth, depth);
-	node->first_capture = *next;
-	node->capture = node->wanted ? (*next)++ : -1;
-	foreach(lc, node->children)
-		number_captures(lfirst(lc), next, depth + 1, max_depth);
-	node->end_capture = *next;
 }
 
 static int
@@ -800,8 +730,6 @@ mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 	Relation	rel;
 	TupleDesc	tupdesc;
 	const char *relname;
-	int			next = 0;
-	int			max_depth = 0;
 
 	rel = relation_open(relid, AccessShareLock);
 	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -813,8 +741,7 @@ mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 				 errmsg("target %s is not a table", relname)));
 	mapping->relid = relid;
 	mapping->qualified_name = pstrdup(relname);
-	mapping->captures = palloc0(sizeof(CaptureNode));
-	mapping->captures->capture = -1;
+	mapping->captures.root = palloc0(sizeof(CaptureNode));
 	mapping->no_vars = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	compile_options(mapping, options);
 	tupdesc = RelationGetDescr(rel);
@@ -884,9 +811,7 @@ mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 	}
 	relation_close(rel, NoLock);
 
-	number_captures(mapping->captures, &next, 0, &max_depth);
-	mapping->ncaptures = next;
-	mapping->capture_depth = max_depth;
+	capture_number(mapping->captures.root, &mapping->captures);
 	return mapping;
 }
 
@@ -898,199 +823,6 @@ mapping_login(void)
 }
 
 
-/* ---------------------------------------------------------------------
- * Parsing: member chains read in one streaming pass
- * ---------------------------------------------------------------------
- */
-
-typedef struct CaptureState
-{
-	JsonLexContext *lex;
-	Captured   *slots;
-	int			max_depth;		/* deepest level a wanted member lives at */
-	int			depth;			/* containers open around the position */
-	CaptureNode **containers;	/* [level]: node whose members are looked for */
-	int		   *open_slot;		/* [level]: slot of the container, or -1 */
-	CaptureNode *pending;		/* the member whose value comes next */
-	JsonKind	top_kind;
-} CaptureState;
-
-static void
-reset_slots(CaptureState *s, const CaptureNode *node)
-{
-	for (int i = node->first_capture; i < node->end_capture; i++)
-		memset(&s->slots[i], 0, sizeof(Captured));
-}
-
-static JsonSemResult
-capture_field_start(void *state, char *fname, bool isnull)
-{
-	CaptureState *s = state;
-	CaptureNode *container;
-	ListCell   *lc;
-
-	s->pending = NULL;
-	if (s->depth > s->max_depth || (container = s->containers[s->depth]) == NULL)
-		return JSON_SEM_SUCCESS;
-	foreach(lc, container->children)
-	{
-		CaptureNode *child = lfirst(lc);
-
-		if (strcmp(child->key, fname) == 0)
-		{
-			/* a repeated key replaces the earlier one, as in jsonb */
-			reset_slots(s, child);
-			s->pending = child;
-			return JSON_SEM_SUCCESS;
-		}
-	}
-	return JSON_SEM_SUCCESS;
-}
-
-/* a container starts: record it for its member, look inside if need be */
-static void
-capture_container_start(CaptureState *s, JsonKind kind)
-{
-	CaptureNode *node = s->pending;
-	int			level = s->depth + 1;
-
-	s->pending = NULL;
-	if (s->depth == 0)
-		s->top_kind = kind;
-	if (level <= s->max_depth + 1)
-	{
-		s->containers[level] = NULL;
-		s->open_slot[level] = -1;
-		if (s->depth == 0 && kind == JV_OBJECT)
-			s->containers[level] = s->containers[0];
-		else if (node)
-		{
-			if (node->capture >= 0)
-			{
-				s->slots[node->capture].kind = kind;
-				/* into the document, which is the caller's and writable */
-				s->slots[node->capture].str = (char *) s->lex->token_start;
-				s->open_slot[level] = node->capture;
-			}
-			if (kind == JV_OBJECT)
-				s->containers[level] = node;
-			else
-			{
-				/* lax mode looks into the array's elements: leave it to jsonpath */
-				for (int i = node->first_capture; i < node->end_capture; i++)
-					if (i != node->capture)
-						s->slots[i].unwrap = true;
-			}
-		}
-	}
-	s->depth++;
-}
-
-static JsonSemResult
-capture_object_start(void *state)
-{
-	capture_container_start(state, JV_OBJECT);
-	return JSON_SEM_SUCCESS;
-}
-
-static JsonSemResult
-capture_array_start(void *state)
-{
-	capture_container_start(state, JV_ARRAY);
-	return JSON_SEM_SUCCESS;
-}
-
-static JsonSemResult
-capture_container_end(void *state)
-{
-	CaptureState *s = state;
-
-	if (s->depth <= s->max_depth + 1 && s->open_slot[s->depth] >= 0)
-	{
-		Captured   *slot = &s->slots[s->open_slot[s->depth]];
-
-		slot->len = s->lex->prev_token_terminator - slot->str;
-	}
-	s->depth--;
-	return JSON_SEM_SUCCESS;
-}
-
-static JsonKind
-scalar_kind(JsonTokenType tokentype)
-{
-	switch (tokentype)
-	{
-		case JSON_TOKEN_STRING:
-			return JV_STRING;
-		case JSON_TOKEN_NUMBER:
-			return JV_NUMBER;
-		case JSON_TOKEN_NULL:
-			return JV_NULL;
-		default:
-			return JV_BOOLEAN;
-	}
-}
-
-static JsonSemResult
-capture_scalar(void *state, char *token, JsonTokenType tokentype)
-{
-	CaptureState *s = state;
-	CaptureNode *node = s->pending;
-
-	s->pending = NULL;
-	if (s->depth == 0)
-		s->top_kind = scalar_kind(tokentype);
-	else if (node && node->capture >= 0)
-	{
-		Captured   *slot = &s->slots[node->capture];
-
-		slot->kind = scalar_kind(tokentype);
-		slot->str = token;
-		slot->len = token ? strlen(token) : 0;
-	}
-	return JSON_SEM_SUCCESS;
-}
-
-/*
- * Parse a JSON document, reading the member chains of the tree under root
- * into slots.  Returns NULL, or the reason the document is not JSON.
- */
-static char *
-capture_parse(CaptureNode *root, int nslots, int max_depth, char *json, int len,
-			  const char *what, Captured **slots, JsonKind *top_kind)
-{
-	JsonSemAction sem = {0};
-	CaptureState s = {0};
-	JsonParseErrorType rc;
-	char	   *error;
-
-	if ((error = record_check_depth(json, len, what)) != NULL)
-		return error;
-
-	s.lex = compat_json_lex(json, len, true);
-	s.slots = *slots = palloc0(sizeof(Captured) * Max(nslots, 1));
-	s.max_depth = max_depth;
-	s.containers = palloc0(sizeof(CaptureNode *) * (max_depth + 2));
-	s.open_slot = palloc(sizeof(int) * (max_depth + 2));
-	s.containers[0] = root;
-	s.top_kind = JV_ABSENT;
-
-	sem.semstate = &s;
-	sem.object_start = capture_object_start;
-	sem.object_end = capture_container_end;
-	sem.array_start = capture_array_start;
-	sem.array_end = capture_container_end;
-	sem.object_field_start = capture_field_start;
-	sem.scalar = capture_scalar;
-
-	rc = pg_parse_json(s.lex, &sem);
-	if (rc != JSON_SUCCESS)
-		error = psprintf("%s is not valid JSON: %s", what, json_errdetail(rc, s.lex));
-	compat_json_lex_free(s.lex);
-	*top_kind = s.top_kind;
-	return error;
-}
-
 /* unwrap an SNS notification: the document is its Message */
 static char *
 unwrap_sns(MapContext *cx)
@@ -1099,32 +831,35 @@ unwrap_sns(MapContext *cx)
 	JsonKind	top;
 	char	   *error;
 
-	if (sns_root == NULL)
+	if (sns_plan == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		CapturePlan *plan = palloc0(sizeof(CapturePlan));
 		CaptureNode *root = palloc0(sizeof(CaptureNode));
-		int			next = 0;
-		int			depth = 0;
 
-		capture_node(root, list_make1("Type"))->wanted = true;
-		capture_node(root, list_make1("Message"))->wanted = true;
-		number_captures(root, &next, 0, &depth);
-		sns_root = root;
+		CaptureNode *type = capture_child(root, "Type");
+		CaptureNode *message = capture_child(root, "Message");
+
+		type->wanted = message->wanted = true;
+		capture_number(root, plan);
+		sns_type = type;
+		sns_message = message;
+		sns_plan = plan;
 		MemoryContextSwitchTo(old);
 	}
 
-	error = capture_parse(sns_root, 2, 1, cx->message->body, cx->message->body_len,
+	error = capture_parse(sns_plan, cx->message->body, cx->message->body_len,
 						  "body", &slots, &top);
 	if (error)
 		return error;
-	if (top != JV_OBJECT || slots[SNS_TYPE].kind != JV_STRING ||
-		strcmp(slots[SNS_TYPE].str, "Notification") != 0)
+	if (top != JV_OBJECT || slots[sns_type->capture].kind != JV_STRING ||
+		strcmp(slots[sns_type->capture].str, "Notification") != 0)
 		return pstrdup("body is not an SNS notification: it needs \"Type\": \"Notification\"");
-	if (slots[SNS_MESSAGE].kind != JV_STRING)
+	if (slots[sns_message->capture].kind != JV_STRING)
 		return psprintf("SNS notification's \"Message\" is %s, not a string",
-						kind_names[slots[SNS_MESSAGE].kind]);
-	cx->doc = slots[SNS_MESSAGE].str;
-	cx->doc_len = slots[SNS_MESSAGE].len;
+						kind_names[slots[sns_message->capture].kind]);
+	cx->doc = slots[sns_message->capture].str;
+	cx->doc_len = slots[sns_message->capture].len;
 	cx->doc_name = "SNS message";
 	return NULL;
 }
@@ -1450,7 +1185,7 @@ element_scalar(void *state, char *token, JsonTokenType tokentype)
 
 	if (s->depth == 1)
 	{
-		MappingValue *e = next_element(s, scalar_kind(tokentype));
+		MappingValue *e = next_element(s, capture_scalar_kind(tokentype));
 
 		e->str = token;
 		e->len = token ? strlen(token) : 0;
@@ -1753,8 +1488,7 @@ mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 	{
 		JsonKind	top;
 
-		error = capture_parse(mapping->captures, mapping->ncaptures,
-							  mapping->capture_depth, cx.doc, cx.doc_len,
+		error = capture_parse(&mapping->captures, cx.doc, cx.doc_len,
 							  cx.doc_name, &cx.slots, &top);
 		if (error == NULL && mapping->explode == NULL && top != JV_OBJECT)
 			error = psprintf("%s is %s, not a JSON object", cx.doc_name,

@@ -16,8 +16,9 @@
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
 
+#include "json_capture.h"
+
 typedef struct MappingRule MappingRule;
-typedef struct CaptureNode CaptureNode;
 
 /* how a column's values are built */
 typedef enum ColumnConversion
@@ -77,9 +78,7 @@ typedef struct CompiledMapping
 	bool		uses_attributes;
 	bool		reads_body;		/* some rule reads a path of the body */
 	/* member chains read in one streaming pass of the parser */
-	CaptureNode *captures;
-	int			ncaptures;
-	int			capture_depth;
+	CapturePlan captures;
 	Jsonb	   *no_vars;		/* the empty object jsonpath queries get */
 } CompiledMapping;
 

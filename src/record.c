@@ -1,13 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * record.c
- *	  Encodings of values the login events carry, and the JSON nesting
- *	  check every body passes before it is parsed.
- *
- * Bodies are parsed by PostgreSQL's own JSON parser (pg_parse_json) in its
- * non-throwing form.  The parser's only throwing path is its stack-depth
- * check, which is why nesting depth is measured first, with the JSON
- * lexer, whenever a body could be deep.
+ *	  Encodings of values the login events carry.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,20 +13,6 @@
 #include "utils/datetime.h"
 
 #include "record.h"
-#include "sqs_decode.h"
-
-/*
- * Refuse JSON nested deeper than RECORD_MAX_JSON_DEPTH, whose parse could
- * exhaust the stack; what names the document in the reason returned.
- */
-char *
-record_check_depth(char *json, int len, const char *what)
-{
-	if (sqs_json_nests_deeper_than(json, len, RECORD_MAX_JSON_DEPTH))
-		return psprintf("%s nests JSON deeper than %d levels", what,
-						RECORD_MAX_JSON_DEPTH);
-	return NULL;
-}
 
 /*
  * Encode "M.m.p" or "M.m" (each part 0..999, one to three digits) as

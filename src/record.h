@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * record.h
- *	  Encodings of values the login events carry, and the JSON nesting
- *	  check every body passes before it is parsed.
+ *	  Encodings of values the login events carry.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,10 +13,6 @@
 #include "datatype/timestamp.h"
 #include "utils/date.h"
 
-/* maximum JSON nesting accepted in a body */
-#define RECORD_MAX_JSON_DEPTH 1000
-
-extern char *record_check_depth(char *json, int len, const char *what);
 extern bool record_parse_app_version(const char *str, int len, int64 *result);
 extern bool record_parse_iso_date(const char *str, int len, DateADT *result);
 extern char *record_iso_date(DateADT date);
