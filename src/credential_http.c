@@ -10,16 +10,15 @@
  * interrupt (SIGTERM, query cancel) aborts them at once.  Everything an
  * endpoint sends is untrusted: responses are capped, redirects are not
  * followed, only http and https are spoken, TLS is always verified, JSON
- * goes through the non-throwing pg_parse_json and XML through libxml2 with
- * DTDs refused and neither entities nor network access.
+ * goes through the non-throwing pg_parse_json and XML through the
+ * hardened decoder of SQS's XML answers (sqs_decode_xml.c: DTDs refused,
+ * neither entities nor network access, nesting capped).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
@@ -27,7 +26,9 @@
 
 #include "compat.h"
 #include "credential_http.h"
+#include "redact.h"
 #include "secrets.h"
+#include "sqs_decode.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -278,75 +279,18 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	return true;
 }
 
-/* ---------------------------------------------------------------------
- * STS XML
- * ---------------------------------------------------------------------
- */
-
-/* the text of an element, palloc'd, or NULL */
-static char *
-element_text(xmlNodePtr node)
-{
-	xmlChar    *content = xmlNodeGetContent(node);
-	char	   *text;
-
-	if (content == NULL)
-		return NULL;
-	text = pstrdup((const char *) content);
-	explicit_bzero(content, strlen((const char *) content));
-	xmlFree(content);
-	return text;
-}
-
-/* collect the fields of <Credentials> and <Error>, anywhere in the tree */
-static void
-collect_sts_fields(xmlNodePtr node, CredentialDocument *doc, int depth)
-{
-	/* STS documents are four levels deep; deeper is not one */
-	if (depth > 8)
-		return;
-	for (; node; node = node->next)
-	{
-		const char *name = (const char *) node->name;
-		char	  **target = NULL;
-
-		if (node->type != XML_ELEMENT_NODE)
-			continue;
-		if (strcmp(name, "AccessKeyId") == 0)
-			target = &doc->access_key_id;
-		else if (strcmp(name, "SecretAccessKey") == 0)
-			target = &doc->secret_access_key;
-		else if (strcmp(name, "SessionToken") == 0)
-			target = &doc->session_token;
-		else if (strcmp(name, "Expiration") == 0)
-			target = &doc->expiration;
-		else if (strcmp(name, "Code") == 0)
-			target = &doc->code;
-		else if (strcmp(name, "Message") == 0)
-			target = &doc->message;
-
-		if (target)
-		{
-			if (*target == NULL)
-				*target = element_text(node);
-		}
-		else
-			collect_sts_fields(node->children, doc, depth + 1);
-	}
-}
-
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
- * ErrorResponse).  Returns false, with what is wrong with the answer in
- * failure ("is not ..."), if it is not well-formed XML or holds a document
- * type declaration.
+ * ErrorResponse) with the hardened XML decoder SQS's answers go through
+ * (sqs_decode_xml.c).  Returns false, with what is wrong with the answer in
+ * failure ("is unusable: ..."), if it is not one.
  */
 bool
 credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 						 StringInfo failure)
 {
-	xmlParserCtxtPtr ctxt;
-	xmlDocPtr	xdoc;
+	SqsStsAnswer answer;
+	char	   *error;
 
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
@@ -354,41 +298,19 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
-
-	/*
-	 * STS never sends a DTD; one could only be an attempt at entity
-	 * expansion or external fetches, so refuse it before parsing.
-	 */
-	if (memmem(xml, len, "<!DOCTYPE", 9) || memmem(xml, len, "<!ENTITY", 8))
+	error = sqs_decode_xml_sts(xml, len, &answer);
+	doc->access_key_id = answer.access_key_id;
+	doc->secret_access_key = answer.secret_access_key;
+	doc->session_token = answer.session_token;
+	doc->expiration = answer.expiration;
+	doc->code = answer.code;
+	doc->message = answer.message;
+	if (error)
 	{
-		appendStringInfoString(failure, "holds a document type declaration");
+		credential_document_free(doc);
+		appendStringInfo(failure, "is unusable: %s", redact_aws_text(error));
 		return false;
 	}
-
-	ctxt = xmlNewParserCtxt();
-	if (ctxt == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create an XML parser")));
-	xdoc = xmlCtxtReadMemory(ctxt, xml, (int) len, NULL, "UTF-8",
-							 XML_PARSE_NONET | XML_PARSE_NOERROR |
-							 XML_PARSE_NOWARNING);
-	if (xdoc == NULL)
-	{
-		xmlFreeParserCtxt(ctxt);
-		appendStringInfoString(failure, "is not well-formed XML");
-		return false;
-	}
-	PG_TRY();
-	{
-		collect_sts_fields(xmlDocGetRootElement(xdoc), doc, 0);
-	}
-	PG_FINALLY();
-	{
-		xmlFreeDoc(xdoc);
-		xmlFreeParserCtxt(ctxt);
-	}
-	PG_END_TRY();
 	return true;
 }
 

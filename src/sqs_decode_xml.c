@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_decode_xml.c
- *	  Pure decoders of SQS's Query protocol (XML) responses.
+ *	  Pure decoders of SQS's Query protocol (XML) responses, and of STS's
+ *	  answers, which the credential chain reads.
  *
  * The same rules as for JSON (sqs_decode.c) apply, and XML adds its own
  * dangers.  libxml2 is asked for the least it can do: no DTD is loaded,
@@ -75,8 +76,8 @@ nests_deeper_than(xmlNode *root, int limit)
 
 /*
  * Parse a response into a tree whose root is an element named root_name
- * (or, when error_ok, ErrorResponse).  Returns NULL and sets *error if the
- * bytes are not such a document; *doc is NULL for an empty document.
+ * (any element when root_name is NULL).  Returns NULL and sets *error if
+ * the bytes are not such a document; *doc is NULL for an empty document.
  */
 static xmlNode *
 parse_document(const char *data, size_t len, const char *root_name,
@@ -115,7 +116,7 @@ parse_document(const char *data, size_t len, const char *root_name,
 		*error = psprintf("the response has no root element");
 	else if (nests_deeper_than(root, XML_MAX_DEPTH))
 		*error = psprintf("the response nests deeper than %d levels", XML_MAX_DEPTH);
-	else if (!is_element(root, root_name))
+	else if (root_name != NULL && !is_element(root, root_name))
 		*error = psprintf("the response is <%s>, not <%s>",
 						  sqs_decode_clip((const char *) root->name, SQS_DECODE_MAX_TEXT_CHARS),
 						  root_name);
@@ -134,28 +135,71 @@ child(const xmlNode *node, const char *name)
 
 /*
  * The text of an element as a palloc'd string, or NULL (and *error set)
- * if it holds elements.  NULL without error when node is NULL.
+ * if it holds elements.  NULL without error when node is NULL.  The string
+ * is allocated at its final size, so that no copy of a secret is left
+ * behind in memory given back.
  */
 static char *
 text_of(const xmlNode *node, const char *what, char **error)
 {
-	StringInfoData buf;
+	size_t		len = 0;
+	char	   *text;
 
 	if (node == NULL)
 		return NULL;
-	initStringInfo(&buf);
 	for (xmlNode *c = node->children; c; c = c->next)
 	{
 		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
-			appendStringInfoString(&buf, (const char *) c->content);
+			len += strlen((const char *) c->content);
 		else if (c->type == XML_ELEMENT_NODE)
 		{
 			*error = psprintf("%s holds elements, not text", what);
-			pfree(buf.data);
 			return NULL;
 		}
 	}
-	return buf.data;
+	text = palloc(len + 1);
+	len = 0;
+	for (xmlNode *c = node->children; c; c = c->next)
+		if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
+		{
+			size_t		n = strlen((const char *) c->content);
+
+			memcpy(text + len, c->content, n);
+			len += n;
+		}
+	text[len] = '\0';
+	return text;
+}
+
+/*
+ * Free a parsed document, first wiping the text it holds (but not the
+ * strings libxml2 shares through its dictionary, which other documents
+ * may use): for documents that carry secrets.
+ */
+static void
+wipe_and_free(xmlDoc *doc)
+{
+	xmlNode    *root = xmlDocGetRootElement(doc);
+	xmlNode    *node = root;
+
+	/* a walk without recursion, as in nests_deeper_than() */
+	while (node)
+	{
+		if ((node->type == XML_TEXT_NODE || node->type == XML_CDATA_SECTION_NODE) &&
+			node->content && !xmlDictOwns(doc->dict, node->content))
+			explicit_bzero(node->content, strlen((const char *) node->content));
+		if (node->type == XML_ELEMENT_NODE && node->children)
+		{
+			node = node->children;
+			continue;
+		}
+		while (node != root && node->next == NULL)
+			node = node->parent;
+		if (node == root)
+			break;
+		node = node->next;
+	}
+	xmlFreeDoc(doc);
 }
 
 /* ---------------------------------------------------------------------
@@ -385,4 +429,60 @@ sqs_decode_xml_error(const char *data, size_t len, SqsErrorDocument *result)
 	if (message)
 		result->message = sqs_decode_clip(message, SQS_DECODE_MAX_TEXT_CHARS);
 	return code != NULL || message != NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * STS
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Decode an STS answer: <AssumeRoleResponse> or
+ * <AssumeRoleWithWebIdentityResponse> with its Credentials, or an
+ * <ErrorResponse>.  The parsed tree is wiped before it is freed: it holds
+ * the credentials.
+ */
+char *
+sqs_decode_xml_sts(const char *data, size_t len, SqsStsAnswer *result)
+{
+	xmlDoc	   *doc;
+	char	   *error;
+	xmlNode    *root = parse_document(data, len, NULL, &doc, &error);
+
+	memset(result, 0, sizeof(SqsStsAnswer));
+	if (root && is_element(root, "ErrorResponse"))
+	{
+		xmlNode    *e = child(root, "Error");
+		char	   *code = text_of(child(e, "Code"), "Code", &error);
+		char	   *message = text_of(child(e, "Message"), "Message", &error);
+
+		if (code)
+			result->code = sqs_decode_clip(code, SQS_DECODE_MAX_TEXT_CHARS);
+		if (message)
+			result->message = sqs_decode_clip(message, SQS_DECODE_MAX_TEXT_CHARS);
+	}
+	else if (root && (is_element(root, "AssumeRoleResponse") ||
+					  is_element(root, "AssumeRoleWithWebIdentityResponse")))
+	{
+		/* <ActionResponse><ActionResult><Credentials> */
+		const char *name = (const char *) root->name;
+		char	   *result_name = psprintf("%.*sResult",
+										   (int) (strlen(name) - strlen("Response")), name);
+		xmlNode    *credentials = child(child(root, result_name), "Credentials");
+
+		result->access_key_id = text_of(child(credentials, "AccessKeyId"),
+										"AccessKeyId", &error);
+		result->secret_access_key = text_of(child(credentials, "SecretAccessKey"),
+											"SecretAccessKey", &error);
+		result->session_token = text_of(child(credentials, "SessionToken"),
+										"SessionToken", &error);
+		result->expiration = text_of(child(credentials, "Expiration"),
+									 "Expiration", &error);
+	}
+	else if (root)
+		error = psprintf("the response is <%s>, not an STS answer",
+						 sqs_decode_clip((const char *) root->name, SQS_DECODE_MAX_TEXT_CHARS));
+	if (doc)
+		wipe_and_free(doc);
+	return error;
 }
