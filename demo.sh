@@ -5,13 +5,15 @@
 #      SELECT * FROM sqs_ingest_drain(), showing rows, dead letter and counts;
 #   2. send a stream of events to a second queue and watch the background
 #      worker ingest them continuously.
-# Everything it starts is stopped when it ends. Run as root on Debian 12.
+# Everything it starts is stopped when it ends. Run as root on Debian 12;
+# PG_CONFIG picks another PostgreSQL (default: Debian's 15).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
 cd "$ROOT"
 SAMPLE=${SQS_INGEST_SAMPLE:-$ROOT/../shared/data/fetch_sample_data.json}
 STREAM=${DEMO_STREAM_MESSAGES:-5000}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo.sh: run as root (it installs packages and the extension)" >&2
@@ -22,9 +24,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "installing dependencies and building"
 ./scripts/install-deps.sh
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >/dev/null
-PGBIN=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
+make -s PG_CONFIG="$PG_CONFIG"
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+PGBIN=$("$PG_CONFIG" --bindir)
 
 WORK=$(mktemp -d /tmp/sqs_ingest_demo.XXXXXX)
 chown postgres: "$WORK"
