@@ -33,41 +33,19 @@
 const crypto = require('crypto');
 const http = require('http');
 const sigv4 = require('./sigv4');
-const { serve } = require('./lib/process');
+const {
+  parseArgs, portNumber, positiveNumber, withBody, sendJson, Refusal, controlApi, serve,
+} = require('./lib/server');
 
 const ROLE_NAME = 'sqs-ingest-test-role';
 const MAX_BODY = 64 * 1024;
 
-function usage(msg) {
-  if (msg) process.stderr.write(`aws-standins: ${msg}\n`);
-  process.stderr.write('usage: aws-standins.js --port PORT [--host HOST] [--lifetime S] ' +
-    '[--container-auth TOKEN] [--web-identity-token JWT] [--exit-with-parent]\n');
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = { port: null, host: '127.0.0.1', lifetime: 3600, containerAuth: null,
-    webIdentityToken: null, exitWithParent: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === '--port') o.port = Number(val());
-    else if (a === '--host') o.host = val();
-    else if (a === '--lifetime') o.lifetime = Number(val());
-    else if (a === '--container-auth') o.containerAuth = val();
-    else if (a === '--web-identity-token') o.webIdentityToken = val();
-    else if (a === '--exit-with-parent') o.exitWithParent = true;
-    else usage(`unknown argument ${a}`);
-  }
-  if (o.port === null || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('--port is required');
-  if (!Number.isFinite(o.lifetime) || o.lifetime <= 0) usage('--lifetime must be positive');
-  return o;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('aws-standins.js', {
+  port: { value: 'PORT', parse: portNumber, required: true },
+  lifetime: { value: 'S', parse: positiveNumber, default: 3600 },
+  'container-auth': { value: 'TOKEN' },
+  'web-identity-token': { value: 'JWT' },
+});
 const keys = {
   accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
   secretAccessKey: process.env.SQS_TEST_SECRET_ACCESS_KEY || 'sqs-ingest-test-secret',
@@ -98,7 +76,6 @@ function send(res, status, type, body) {
   res.end(body);
 }
 
-const sendJson = (res, status, doc) => send(res, status, 'application/json', JSON.stringify(doc));
 const sendText = (res, status, text) => send(res, status, 'text/plain', text);
 
 // A misbehaving answer for a source put in a failure mode, or null.
@@ -209,31 +186,22 @@ function sts(req, res, body) {
   return stsError(res, 400, 'InvalidAction', `Could not find operation ${action}`);
 }
 
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  let size = 0;
-  req.on('data', (c) => {
-    size += c.length;
-    if (size <= MAX_BODY) chunks.push(c);
-  });
-  req.on('end', () => {
-    const body = Buffer.concat(chunks);
-    if (size > MAX_BODY) return sendText(res, 413, 'too large');
-    if (req.url === '/__stats' && req.method === 'GET') return sendJson(res, 200, stats);
-    if (req.url === '/__fail' && req.method === 'POST') {
-      try {
-        failing = JSON.parse(body.toString('utf8')) || {};
-      } catch (e) {
-        return sendText(res, 400, 'bad JSON');
-      }
-      return sendJson(res, 200, failing);
-    }
-    if (req.url.startsWith('/latest/')) return imds(req, res);
-    if (req.url.startsWith('/container/') && req.method === 'GET') return container(req, res);
-    if (req.url === '/' && req.method === 'POST') return sts(req, res, body);
-    return sendText(res, 404, 'Not Found');
-  });
+const control = controlApi({
+  'GET /__stats': () => stats,
+  'POST /__fail': (doc) => {
+    if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw new Refusal('a JSON object, please');
+    failing = doc || {};
+    return failing;
+  },
 });
 
-server.on('clientError', (err, socket) => socket.destroy());
+const server = http.createServer(withBody((req, res, body) => {
+  if (body === null) return sendText(res, 413, 'too large');
+  if (req.url.startsWith('/__')) return control(req, res, body);
+  if (req.url.startsWith('/latest/')) return imds(req, res);
+  if (req.url.startsWith('/container/') && req.method === 'GET') return container(req, res);
+  if (req.url === '/' && req.method === 'POST') return sts(req, res, body);
+  return sendText(res, 404, 'Not Found');
+}, MAX_BODY));
+
 serve(server, 'aws-standins', opts);

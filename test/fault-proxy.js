@@ -31,37 +31,18 @@
 // request (a stand-in for the round trip to AWS). Prints "READY <port>".
 
 const http = require('http');
-const { exitWithParent } = require('./lib/process');
+const {
+  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, Refusal, controlApi, upstream, passThrough, serve,
+} = require('./lib/server');
 
 const JSON_TYPE = 'application/x-amz-json-1.0';
 const DELETE_ACTIONS = new Set(['DeleteMessageBatch', 'DeleteMessage']);
 
-function usage(msg) {
-  if (msg) process.stderr.write(`fault-proxy: ${msg}\n`);
-  process.stderr.write('usage: fault-proxy.js --listen PORT [--host HOST] --target URL [--exit-with-parent]\n');
-  process.exit(2);
-}
-
-const opts = { listen: null, host: '127.0.0.1', target: null, exitWithParent: false };
-{
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--exit-with-parent') {
-      opts.exitWithParent = true;
-      continue;
-    }
-    if (i + 1 >= argv.length) usage(`${a} needs a value`);
-    if (a === '--listen') opts.listen = Number(argv[++i]);
-    else if (a === '--host') opts.host = argv[++i];
-    else if (a === '--target') opts.target = new URL(argv[++i]);
-    else usage(`unknown argument ${a}`);
-  }
-  if (!Number.isInteger(opts.listen) || opts.listen < 0 || opts.listen > 65535) usage('--listen PORT is required');
-  if (!opts.target || opts.target.protocol !== 'http:') usage('--target http://HOST:PORT is required');
-}
-
-const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const opts = parseArgs('fault-proxy.js', {
+  listen: { value: 'PORT', parse: portNumber, required: true, key: 'port' },
+  target: { value: 'URL', parse: httpUrl, required: true },
+});
+const target = upstream(opts.target);
 
 let fault = {};
 let stats = {};
@@ -89,15 +70,6 @@ function count(action, what) {
   const a = action || '(none)';
   if (!stats[a]) stats[a] = { forwarded: 0, failed: 0, corrupted: 0 };
   stats[a][what] += 1;
-}
-
-function reply(res, status, doc, extraHeaders) {
-  const body = JSON.stringify(doc);
-  res.writeHead(status, Object.assign({
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(body),
-  }, extraHeaders || {}));
-  res.end(body);
 }
 
 // The failure planned for this call, if any; consumes one of a limited count.
@@ -135,7 +107,7 @@ function injectFailure(kind, action, req, res, body) {
     } catch (e) {
       entries = [];
     }
-    reply(res, 200, {
+    sendJson(res, 200, {
       Successful: [],
       Failed: entries.map((e) => ({
         Id: e.Id, SenderFault: false, Code: 'InternalError', Message: 'Injected failure: entry not deleted.',
@@ -144,48 +116,24 @@ function injectFailure(kind, action, req, res, body) {
     return;
   }
   if (kind === 'throttle') {
-    reply(res, 400, { __type: 'com.amazonaws.sqs#ThrottlingException', message: 'Rate exceeded.' },
+    sendJson(res, 400, { __type: 'com.amazonaws.sqs#ThrottlingException', message: 'Rate exceeded.' },
       { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': 'ThrottlingException;Sender' });
     return;
   }
   // http500, and failed-entries on a single DeleteMessage (it has no entries)
-  reply(res, 500, { __type: 'InternalError', message: 'Injected failure: service unavailable.' },
+  sendJson(res, 500, { __type: 'InternalError', message: 'Injected failure: service unavailable.' },
     { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': 'InternalError;Receiver' });
 }
 
 function forward(action, req, res, body) {
-  const up = http.request({
-    host: opts.target.hostname,
-    port: opts.target.port || 80,
-    method: req.method,
-    path: req.url,
-    headers: req.rawHeaders, // as received: names, values and order
-    setHost: false,
-    agent: upstreamAgent,
-  }, (upRes) => {
+  passThrough(target, req, body, res, (upRes) => {
     count(action, 'forwarded');
     if (action === 'ReceiveMessage' && fault.corruptBodies > 0 && upRes.statusCode === 200) {
       corruptBodies(upRes, res);
-      return;
+      return true;
     }
-    res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.rawHeaders);
-    upRes.pipe(res);
-    upRes.on('error', () => res.destroy());
-  });
-  up.on('error', (err) => {
-    count(action, 'failed');
-    if (!res.headersSent) {
-      reply(res, 502, { __type: 'InternalError', message: `fault-proxy: upstream unreachable: ${err.message}` },
-        { 'Content-Type': JSON_TYPE });
-    } else {
-      res.destroy();
-    }
-  });
-  // A client that gives up (e.g. during a long poll) takes its upstream call along.
-  res.on('close', () => {
-    if (!res.writableFinished) up.destroy();
-  });
-  up.end(body);
+    return false;
+  }, () => count(action, 'failed'));
 }
 
 // Change received bodies in transit, as a broken network path would; the
@@ -214,69 +162,32 @@ function corruptBodies(upRes, res) {
   });
 }
 
-function control(req, res, body) {
-  const path = req.url.split('?')[0];
-  if (req.method === 'GET' && path === '/__fault') return reply(res, 200, fault);
-  if (req.method === 'GET' && path === '/__fault/stats') return reply(res, 200, stats);
-  if (req.method === 'POST' && path === '/__fault/stats/reset') {
+const control = controlApi({
+  'GET /__fault': () => fault,
+  'GET /__fault/stats': () => stats,
+  'POST /__fault/stats/reset': () => {
     stats = {};
-    return reply(res, 200, stats);
-  }
-  if (req.method === 'POST' && path === '/__fault') {
-    let f;
-    try {
-      f = JSON.parse(body.toString('utf8') || '{}');
-    } catch (e) {
-      return reply(res, 400, { error: `invalid JSON: ${e.message}` });
-    }
+    return stats;
+  },
+  'POST /__fault': (f) => {
     const err = validateFault(f);
-    if (err) return reply(res, 400, { error: err });
+    if (err) throw new Refusal(err);
     fault = f;
-    return reply(res, 200, fault);
-  }
-  return reply(res, 404, { error: `no control endpoint ${req.method} ${path}` });
-}
+    return fault;
+  },
+});
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', async () => {
-    const body = Buffer.concat(chunks);
-    if (req.url.startsWith('/__fault')) return control(req, res, body);
-    const target = String(req.headers['x-amz-target'] || '');
-    const action = target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : target;
-    if (fault.delayMs) await sleep(fault.delayMs);
-    if (fault.deleteDelayMs && DELETE_ACTIONS.has(action)) await sleep(fault.deleteDelayMs);
-    if (res.destroyed) return;
-    const kind = takeFailure(action);
-    if (kind) return injectFailure(kind, action, req, res, body);
-    return forward(action, req, res, body);
-  });
-});
+const server = http.createServer(withBody(async (req, res, body) => {
+  if (req.url.startsWith('/__fault')) return control(req, res, body);
+  const action = sqsJsonAction(req);
+  if (fault.delayMs) await sleep(fault.delayMs);
+  if (fault.deleteDelayMs && DELETE_ACTIONS.has(action)) await sleep(fault.deleteDelayMs);
+  if (res.destroyed) return undefined;
+  const kind = takeFailure(action);
+  if (kind) return injectFailure(kind, action, req, res, body);
+  return forward(action, req, res, body);
+}));
 
-// Idle longer than clients do, so a reused connection is never closed under them.
-server.keepAliveTimeout = 120 * 1000;
-server.headersTimeout = 121 * 1000;
-server.requestTimeout = 0;
-server.maxRequestsPerSocket = 0;
-server.on('clientError', (err, socket) => socket.destroy());
-
-server.listen(opts.listen, opts.host, () => {
-  process.stdout.write(`READY ${server.address().port}\n`);
-});
-server.on('error', (err) => {
-  process.stderr.write(`fault-proxy: ${err.message}\n`);
-  process.exit(1);
-});
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  upstreamAgent.destroy();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-if (opts.exitWithParent) exitWithParent(shutdown);
+serve(server, 'fault-proxy', Object.assign({ onShutdown: () => target.close() }, opts));

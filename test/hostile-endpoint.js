@@ -39,7 +39,10 @@ const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const https = require('https');
-const { keepConnections, serve } = require('./lib/process');
+const {
+  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, Refusal, controlApi, upstream,
+  passThrough, serve,
+} = require('./lib/server');
 
 const JSON_TYPE = 'application/x-amz-json-1.0';
 const ACTIONS = ['ReceiveMessage', 'DeleteMessageBatch', 'GetQueueAttributes'];
@@ -56,35 +59,13 @@ const DEEP_LEVELS = 200000;
 // longest a stalled connection is held if the client never gives up
 const STALL_LIMIT_MS = 10 * 60 * 1000;
 
-function usage(msg) {
-  if (msg) process.stderr.write(`hostile-endpoint: ${msg}\n`);
-  process.stderr.write('usage: hostile-endpoint.js --listen PORT [--host HOST] --target URL [--exit-with-parent]\n');
-  process.exit(2);
-}
-
-const opts = { listen: null, host: '127.0.0.1', target: null, cert: null, key: null, exitWithParent: false };
-{
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--exit-with-parent') {
-      opts.exitWithParent = true;
-      continue;
-    }
-    if (i + 1 >= argv.length) usage(`${a} needs a value`);
-    if (a === '--listen') opts.listen = Number(argv[++i]);
-    else if (a === '--host') opts.host = argv[++i];
-    else if (a === '--target') opts.target = new URL(argv[++i]);
-    else if (a === '--cert') opts.cert = argv[++i];
-    else if (a === '--key') opts.key = argv[++i];
-    else usage(`unknown argument ${a}`);
-  }
-  if (!opts.cert !== !opts.key) usage('--cert and --key go together');
-  if (!Number.isInteger(opts.listen) || opts.listen < 0 || opts.listen > 65535) usage('--listen PORT is required');
-  if (!opts.target || opts.target.protocol !== 'http:') usage('--target http://HOST:PORT is required');
-}
-
-const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const opts = parseArgs('hostile-endpoint.js', {
+  listen: { value: 'PORT', parse: portNumber, required: true, key: 'port' },
+  target: { value: 'URL', parse: httpUrl, required: true },
+  cert: { value: 'FILE' },
+  key: { value: 'FILE' },
+}, (o) => (!o.cert !== !o.key ? '--cert and --key go together' : null));
+const target = upstream(opts.target);
 const md5 = (buf) => crypto.createHash('md5').update(buf).digest('hex');
 
 let script = {};
@@ -103,7 +84,7 @@ function sendRaw(res, status, headers, body) {
   res.end(body);
 }
 
-function sendJson(res, status, text, extra) {
+function sendAwsJson(res, status, text, extra) {
   const body = Buffer.isBuffer(text) ? text : Buffer.from(text, 'utf8');
   sendRaw(res, status, Object.assign({ 'Content-Type': JSON_TYPE, 'Content-Length': body.length,
     'x-amzn-requestid': crypto.randomUUID() }, extra || {}), body);
@@ -138,24 +119,10 @@ function stall(ctx) {
 const headerBlock = (status, reason, headers) =>
   `HTTP/1.1 ${status} ${reason}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
 
-// The call as received, sent on to the target: names, values and order of
-// the headers kept.
-function upstreamRequest(ctx, onResponse) {
-  return http.request({
-    host: opts.target.hostname,
-    port: opts.target.port || 80,
-    method: ctx.req.method,
-    path: ctx.req.url,
-    headers: ctx.req.rawHeaders,
-    setHost: false,
-    agent: upstreamAgent,
-  }, onResponse);
-}
-
 // The document a well-behaved endpoint would give: forwarded for real.
-function upstream(ctx) {
+function fetchUpstream(ctx) {
   return new Promise((resolve, reject) => {
-    const up = upstreamRequest(ctx, (upRes) => {
+    const up = target.request(ctx.req, (upRes) => {
       const chunks = [];
       upRes.on('data', (c) => chunks.push(c));
       upRes.on('end', () => resolve({ status: upRes.statusCode, headers: upRes.headers, body: Buffer.concat(chunks) }));
@@ -168,7 +135,7 @@ function upstream(ctx) {
 
 // A valid document for the action, from upstream; its text.
 async function goodDocument(ctx) {
-  const r = await upstream(ctx);
+  const r = await fetchUpstream(ctx);
   stats[ctx.action].forwarded += 1;
   const text = r.body.toString('utf8');
   if (r.status !== 200) throw new Error(`upstream answered ${r.status}: ${text.slice(0, 200)}`);
@@ -204,7 +171,7 @@ function syntheticMessage(ctx, overrides) {
 }
 
 function receiveWith(ctx, messages) {
-  sendJson(ctx.res, 200, JSON.stringify({ Messages: messages }));
+  sendAwsJson(ctx.res, 200, JSON.stringify({ Messages: messages }));
 }
 
 // A body without user_id: a dead letter, which keeps the message's
@@ -224,7 +191,7 @@ const CASES = {
   // a complete HTTP answer whose document stops half-way
   truncated: [ALL, async (ctx) => {
     const doc = await goodDocument(ctx);
-    sendJson(ctx.res, 200, doc.slice(0, Math.max(1, Math.floor(doc.length / 2))));
+    sendAwsJson(ctx.res, 200, doc.slice(0, Math.max(1, Math.floor(doc.length / 2))));
   }],
   // Content-Length promises more than comes before the connection closes
   'short-body': [ALL, async (ctx) => {
@@ -232,14 +199,14 @@ const CASES = {
     writeSocket(ctx, Buffer.concat([Buffer.from(headerBlock(200, 'OK',
       { 'Content-Type': JSON_TYPE, 'Content-Length': doc.length + 100 })), doc]), 'end');
   }],
-  'wrong-shape': [ALL, (ctx) => sendJson(ctx.res, 200, WRONG_SHAPES[ctx.action])],
-  'json-null': [ALL, (ctx) => sendJson(ctx.res, 200, 'null')],
-  'json-array': [ALL, (ctx) => sendJson(ctx.res, 200, '[]')],
-  'json-string': [ALL, (ctx) => sendJson(ctx.res, 200, '"OK"')],
-  'messages-null': [RECEIVE, (ctx) => sendJson(ctx.res, 200, '{"Messages":null}')],
-  'messages-number': [RECEIVE, (ctx) => sendJson(ctx.res, 200, '{"Messages":7}')],
-  'message-not-object': [RECEIVE, (ctx) => sendJson(ctx.res, 200, '{"Messages":[42,"x",null]}')],
-  'message-fields-wrong-type': [RECEIVE, (ctx) => sendJson(ctx.res, 200,
+  'wrong-shape': [ALL, (ctx) => sendAwsJson(ctx.res, 200, WRONG_SHAPES[ctx.action])],
+  'json-null': [ALL, (ctx) => sendAwsJson(ctx.res, 200, 'null')],
+  'json-array': [ALL, (ctx) => sendAwsJson(ctx.res, 200, '[]')],
+  'json-string': [ALL, (ctx) => sendAwsJson(ctx.res, 200, '"OK"')],
+  'messages-null': [RECEIVE, (ctx) => sendAwsJson(ctx.res, 200, '{"Messages":null}')],
+  'messages-number': [RECEIVE, (ctx) => sendAwsJson(ctx.res, 200, '{"Messages":7}')],
+  'message-not-object': [RECEIVE, (ctx) => sendAwsJson(ctx.res, 200, '{"Messages":[42,"x",null]}')],
+  'message-fields-wrong-type': [RECEIVE, (ctx) => sendAwsJson(ctx.res, 200,
     '{"Messages":[{"MessageId":17,"ReceiptHandle":["h"],"Body":"{}","Attributes":"none"}]}')],
   // HTML from something in the way (a captive portal, a load balancer)
   'non-json': [ALL, (ctx) => sendRaw(ctx.res, 200, { 'Content-Type': 'text/html' },
@@ -250,7 +217,7 @@ const CASES = {
     doc.ResponseMetadata = { RequestId: '@@BAD@@' };
     const text = JSON.stringify(doc);
     const at = text.indexOf('@@BAD@@');
-    sendJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0xc3, 0x28, 0xff, 0xfe]),
+    sendAwsJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0xc3, 0x28, 0xff, 0xfe]),
       Buffer.from(text.slice(at + 7))]));
   }],
   // a raw NUL byte inside a string of the upstream document
@@ -259,7 +226,7 @@ const CASES = {
     doc.ResponseMetadata = { RequestId: '@@NUL@@' };
     const text = JSON.stringify(doc);
     const at = text.indexOf('@@NUL@@');
-    sendJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0x61, 0x00, 0x62]),
+    sendAwsJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0x61, 0x00, 0x62]),
       Buffer.from(text.slice(at + 7))]));
   }],
   // a synthetic message whose Body holds invalid UTF-8 (its MD5 matches)
@@ -268,7 +235,7 @@ const CASES = {
     const m = syntheticMessage(ctx, { Body: '@@BODY@@', MD5OfBody: md5(raw) });
     const text = JSON.stringify({ Messages: [m] });
     const at = text.indexOf('@@BODY@@');
-    sendJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)),
+    sendAwsJson(ctx.res, 200, Buffer.concat([Buffer.from(text.slice(0, at)),
       Buffer.from(raw.toString('latin1').replace(/["\\]/g, (c) => `\\${c}`), 'latin1'),
       Buffer.from(text.slice(at + 8))]));
   }],
@@ -298,7 +265,7 @@ const CASES = {
   // nesting far deeper than any real answer
   deep: [ALL, (ctx) => {
     const key = { ReceiveMessage: 'Messages', DeleteMessageBatch: 'Failed', GetQueueAttributes: 'Attributes' }[ctx.action];
-    sendJson(ctx.res, 200, `{"${key}":${'['.repeat(DEEP_LEVELS)}${']'.repeat(DEEP_LEVELS)}}`);
+    sendAwsJson(ctx.res, 200, `{"${key}":${'['.repeat(DEEP_LEVELS)}${']'.repeat(DEEP_LEVELS)}}`);
   }],
   // a chunk size that is not hexadecimal
   'bad-chunked': [ALL, (ctx) => writeSocket(ctx,
@@ -335,18 +302,18 @@ const CASES = {
     Location: `${opts.cert ? 'https' : 'http'}://${opts.host}:${server.address().port}/__hostile/redirected`, 'Content-Length': 0,
   }, '')],
   'status-400-empty': [ALL, (ctx) => sendRaw(ctx.res, 400, { 'Content-Length': 0 }, '')],
-  'status-400-body': [ALL, (ctx) => sendJson(ctx.res, 400,
+  'status-400-body': [ALL, (ctx) => sendAwsJson(ctx.res, 400,
     '{"__type":"com.amazon.coral.validate#ValidationException","message":"Hostile validation failure."}')],
   'status-403-html': [ALL, (ctx) => sendRaw(ctx.res, 403, { 'Content-Type': 'text/html' },
     '<html><body>Forbidden</body></html>')],
   'status-404-empty': [ALL, (ctx) => sendRaw(ctx.res, 404, { 'Content-Length': 0 }, '')],
   'status-500-empty': [ALL, (ctx) => sendRaw(ctx.res, 500, { 'Content-Length': 0 }, '')],
-  'status-503-body': [ALL, (ctx) => sendJson(ctx.res, 503,
+  'status-503-body': [ALL, (ctx) => sendAwsJson(ctx.res, 503,
     '{"__type":"com.amazonaws.sqs#ServiceUnavailable","message":"Hostile: service unavailable."}')],
   'status-500-non-json': [ALL, (ctx) => sendRaw(ctx.res, 500, { 'Content-Type': 'text/plain' },
     'upstream connect error or disconnect/reset before headers')],
   // an error document whose fields have the wrong types
-  'status-400-wrong-shape': [ALL, (ctx) => sendJson(ctx.res, 400, '{"__type":42,"message":["x"]}')],
+  'status-400-wrong-shape': [ALL, (ctx) => sendAwsJson(ctx.res, 400, '{"__type":42,"message":["x"]}')],
 
   // ReceiveMessage: values out of their types' ranges. Each sends a message
   // that would be a row and one that is a dead letter (which keeps the
@@ -382,20 +349,20 @@ const CASES = {
     const entries = requestJson(ctx).Entries || [];
     const failed = Array.from({ length: 1000 }, (_, i) => ({ Id: `x${i}`, SenderFault: false, Code: 'InternalError',
       Message: 'Hostile: an entry nobody sent.' }));
-    sendJson(ctx.res, 200, JSON.stringify({ Successful: entries.map((e) => ({ Id: e.Id })), Failed: failed }));
+    sendAwsJson(ctx.res, 200, JSON.stringify({ Successful: entries.map((e) => ({ Id: e.Id })), Failed: failed }));
   }],
 
   // GetQueueAttributes: counts outside bigint, negative, not numbers
-  'count-overflow': [ATTRIBUTES, (ctx) => sendJson(ctx.res, 200, JSON.stringify({ Attributes: {
+  'count-overflow': [ATTRIBUTES, (ctx) => sendAwsJson(ctx.res, 200, JSON.stringify({ Attributes: {
     ApproximateNumberOfMessages: '99999999999999999999', ApproximateNumberOfMessagesNotVisible: '9223372036854775808',
     ApproximateNumberOfMessagesDelayed: '18446744073709551615' } }))],
-  'count-negative': [ATTRIBUTES, (ctx) => sendJson(ctx.res, 200, JSON.stringify({ Attributes: {
+  'count-negative': [ATTRIBUTES, (ctx) => sendAwsJson(ctx.res, 200, JSON.stringify({ Attributes: {
     ApproximateNumberOfMessages: '-1', ApproximateNumberOfMessagesNotVisible: '-9223372036854775808',
     ApproximateNumberOfMessagesDelayed: '-0' } }))],
-  'count-not-number': [ATTRIBUTES, (ctx) => sendJson(ctx.res, 200, JSON.stringify({ Attributes: {
+  'count-not-number': [ATTRIBUTES, (ctx) => sendAwsJson(ctx.res, 200, JSON.stringify({ Attributes: {
     ApproximateNumberOfMessages: 'many', ApproximateNumberOfMessagesNotVisible: '1e3',
     ApproximateNumberOfMessagesDelayed: ' 7' } }))],
-  'count-json-number': [ATTRIBUTES, (ctx) => sendJson(ctx.res, 200,
+  'count-json-number': [ATTRIBUTES, (ctx) => sendAwsJson(ctx.res, 200,
     '{"Attributes":{"ApproximateNumberOfMessages":1e400,"ApproximateNumberOfMessagesNotVisible":-1,"ApproximateNumberOfMessagesDelayed":3.5}}')],
 };
 
@@ -433,42 +400,22 @@ function takeCase(action) {
   return step.case;
 }
 
-function reply(res, status, doc) {
-  const body = JSON.stringify(doc);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function control(req, res, body) {
-  const path = req.url.split('?')[0];
-  if (path === '/__hostile/redirected') {
-    stats.redirectsFollowed += 1;
-    return reply(res, 200, {});
-  }
-  if (req.method === 'GET' && path === '/__hostile') return reply(res, 200, script);
-  if (req.method === 'GET' && path === '/__hostile/stats') return reply(res, 200, stats);
-  if (req.method === 'GET' && path === '/__hostile/cases') {
-    return reply(res, 200, Object.fromEntries(Object.entries(CASES).map(([k, v]) =>
-      [k, { actions: v[0], invents: v[0] === INVENTS }])));
-  }
-  if (req.method === 'POST' && path === '/__hostile/stats/reset') {
+const control = controlApi({
+  'GET /__hostile': () => script,
+  'GET /__hostile/stats': () => stats,
+  'GET /__hostile/cases': () => Object.fromEntries(Object.entries(CASES).map(([k, v]) =>
+    [k, { actions: v[0], invents: v[0] === INVENTS }])),
+  'POST /__hostile/stats/reset': () => {
     resetStats();
-    return reply(res, 200, stats);
-  }
-  if (req.method === 'POST' && path === '/__hostile') {
-    let s;
-    try {
-      s = JSON.parse(body.toString('utf8') || '{}');
-    } catch (e) {
-      return reply(res, 400, { error: `invalid JSON: ${e.message}` });
-    }
+    return stats;
+  },
+  'POST /__hostile': (s) => {
     const err = validateScript(s);
-    if (err) return reply(res, 400, { error: err });
+    if (err) throw new Refusal(err);
     script = s;
-    return reply(res, 200, script);
-  }
-  return reply(res, 404, { error: `no control endpoint ${req.method} ${path}` });
-}
+    return script;
+  },
+});
 
 // Deletes of synthetic receipt handles are answered here; a batch mixing
 // them with real ones is forwarded and the emulator's verdict on the
@@ -479,9 +426,9 @@ async function forwardDelete(ctx) {
   for (const e of entries) if (ours.has(e.Id)) stats.syntheticDeleted.push(e.ReceiptHandle);
   if (ours.size === 0) return forward(ctx);
   if (ours.size === entries.length) {
-    return sendJson(ctx.res, 200, JSON.stringify({ Successful: entries.map((e) => ({ Id: e.Id })) }));
+    return sendAwsJson(ctx.res, 200, JSON.stringify({ Successful: entries.map((e) => ({ Id: e.Id })) }));
   }
-  const r = await upstream(ctx);
+  const r = await fetchUpstream(ctx);
   stats[ctx.action].forwarded += 1;
   let out = r.body;
   if (r.status === 200) {
@@ -491,60 +438,42 @@ async function forwardDelete(ctx) {
     if (doc.Failed.length === 0) delete doc.Failed;
     out = Buffer.from(JSON.stringify(doc));
   }
-  return sendJson(ctx.res, r.status, out);
+  return sendAwsJson(ctx.res, r.status, out);
 }
 
 // Pass a call through untouched.
 function forward(ctx) {
-  const up = upstreamRequest(ctx, (upRes) => {
+  passThrough(target, ctx.req, ctx.body, ctx.res, () => {
     if (stats[ctx.action]) stats[ctx.action].forwarded += 1;
-    ctx.res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.rawHeaders);
-    upRes.pipe(ctx.res);
-    upRes.on('error', () => ctx.res.destroy());
+    return false;
   });
-  up.on('error', (err) => {
-    if (!ctx.res.headersSent) reply(ctx.res, 502, { __type: 'InternalError', message: `upstream: ${err.message}` });
-    else ctx.res.destroy();
-  });
-  // a client that gives up (a long poll) takes its upstream call along
-  ctx.res.on('close', () => {
-    if (!ctx.res.writableFinished) up.destroy();
-  });
-  up.end(ctx.body);
 }
 
-const handler = (req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', async () => {
-    const body = Buffer.concat(chunks);
-    if (req.url.startsWith('/__hostile')) return control(req, res, body);
-    const target = String(req.headers['x-amz-target'] || '');
-    const action = target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : target;
-    const caseName = takeCase(action);
-    const ctx = { req, res, body, action, caseName };
-    try {
-      if (!caseName) {
-        if (action === 'DeleteMessageBatch') return await forwardDelete(ctx);
-        return forward(ctx);
-      }
-      stats[action].served[caseName] = (stats[action].served[caseName] || 0) + 1;
-      return await CASES[caseName][1](ctx);
-    } catch (err) {
-      process.stderr.write(`hostile-endpoint: ${action} ${caseName || '(forward)'}: ${err.stack}\n`);
-      if (!res.headersSent) reply(res, 502, { __type: 'InternalError', message: `hostile-endpoint: ${err.message}` });
-      else res.destroy();
+const handler = withBody(async (req, res, body) => {
+  if (req.url.split('?')[0] === '/__hostile/redirected') {
+    stats.redirectsFollowed += 1;
+    return sendJson(res, 200, {});
+  }
+  if (req.url.startsWith('/__hostile')) return control(req, res, body);
+  const action = sqsJsonAction(req);
+  const caseName = takeCase(action);
+  const ctx = { req, res, body, action, caseName };
+  try {
+    if (!caseName) {
+      if (action === 'DeleteMessageBatch') return await forwardDelete(ctx);
+      return forward(ctx);
     }
-  });
-};
+    stats[action].served[caseName] = (stats[action].served[caseName] || 0) + 1;
+    return await CASES[caseName][1](ctx);
+  } catch (err) {
+    process.stderr.write(`hostile-endpoint: ${action} ${caseName || '(forward)'}: ${err.stack}\n`);
+    if (!res.headersSent) sendJson(res, 502, { __type: 'InternalError', message: `hostile-endpoint: ${err.message}` });
+    else res.destroy();
+    return undefined;
+  }
+});
 const server = opts.cert
   ? https.createServer({ cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) }, handler)
   : http.createServer(handler);
 
-keepConnections(server);
-serve(server, 'hostile-endpoint', {
-  port: opts.listen,
-  host: opts.host,
-  exitWithParent: opts.exitWithParent,
-  onShutdown: () => upstreamAgent.destroy(),
-});
+serve(server, 'hostile-endpoint', Object.assign({ onShutdown: () => target.close() }, opts));

@@ -13,34 +13,23 @@
 
 const http = require('http');
 const net = require('net');
-const { keepConnections, serve } = require('./lib/process');
+const {
+  parseArgs, portNumber, withBody, sendJson, controlApi, serve,
+} = require('./lib/server');
 
-function usage(msg) {
-  if (msg) process.stderr.write(`http-proxy: ${msg}\n`);
-  process.stderr.write('usage: http-proxy.js --listen PORT [--host HOST] [--exit-with-parent]\n');
-  process.exit(2);
-}
-
-const opts = { listen: null, host: '127.0.0.1', exitWithParent: false };
-{
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--exit-with-parent') {
-      opts.exitWithParent = true;
-      continue;
-    }
-    if (i + 1 >= argv.length) usage(`${a} needs a value`);
-    if (a === '--listen') opts.listen = Number(argv[++i]);
-    else if (a === '--host') opts.host = argv[++i];
-    else usage(`unknown argument ${a}`);
-  }
-  if (!Number.isInteger(opts.listen) || opts.listen < 0 || opts.listen > 65535) usage('--listen PORT is required');
-}
+const opts = parseArgs('http-proxy.js', { listen: { value: 'PORT', parse: portNumber, required: true, key: 'port' } });
 
 let stats;
 const resetStats = () => { stats = { connect: 0, http: 0, targets: {} }; };
 resetStats();
+
+const control = withBody(controlApi({
+  'GET /__proxy/stats': () => stats,
+  'POST /__proxy/stats/reset': () => {
+    resetStats();
+    return stats;
+  },
+}));
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -50,30 +39,17 @@ function count(kind, host, port) {
   stats.targets[key] = (stats.targets[key] || 0) + 1;
 }
 
-function reply(res, status, doc) {
-  const body = JSON.stringify(doc);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
 const server = http.createServer((req, res) => {
-  if (req.url.startsWith('/')) {
-    // addressed to the proxy itself
-    if (req.method === 'GET' && req.url === '/__proxy/stats') return reply(res, 200, stats);
-    if (req.method === 'POST' && req.url === '/__proxy/stats/reset') {
-      resetStats();
-      return reply(res, 200, stats);
-    }
-    return reply(res, 404, { error: `no control endpoint ${req.method} ${req.url}` });
-  }
+  // origin-form: addressed to the proxy itself
+  if (req.url.startsWith('/')) return control(req, res);
   let url;
   try {
     url = new URL(req.url);
   } catch (e) {
-    return reply(res, 400, { error: 'bad request target' });
+    return sendJson(res, 400, { error: 'bad request target' });
   }
   if (url.protocol !== 'http:' || !LOOPBACK.has(url.hostname)) {
-    return reply(res, 403, { error: 'loopback http only' });
+    return sendJson(res, 403, { error: 'loopback http only' });
   }
   const port = Number(url.port || 80);
   count('http', url.hostname, port);
@@ -89,7 +65,7 @@ const server = http.createServer((req, res) => {
     upRes.pipe(res);
   });
   up.on('error', () => {
-    if (!res.headersSent) reply(res, 502, { error: 'upstream unreachable' });
+    if (!res.headersSent) sendJson(res, 502, { error: 'upstream unreachable' });
     else res.destroy();
   });
   res.on('close', () => {
@@ -116,9 +92,4 @@ server.on('connect', (req, clientSocket, head) => {
   clientSocket.on('error', () => upstream.destroy());
 });
 
-keepConnections(server);
-serve(server, 'http-proxy', {
-  port: opts.listen,
-  host: opts.host,
-  exitWithParent: opts.exitWithParent,
-});
+serve(server, 'http-proxy', opts);

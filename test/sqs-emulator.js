@@ -23,7 +23,9 @@ const http = require('http');
 const { Readable } = require('stream');
 const { createRequestHandler } = require('local-aws-sqs');
 const sigv4 = require('./sigv4');
-const { serve } = require('./lib/process');
+const {
+  parseArgs, portNumber, withBody, sqsJsonAction, serve,
+} = require('./lib/server');
 
 const ACCOUNT_ID = '000000000000';
 const REGION = 'us-east-1';
@@ -31,33 +33,11 @@ const JSON_TYPE = 'application/x-amz-json-1.0';
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 const MAX_BODY = 8 * 1024 * 1024; // a 1 MiB batch, JSON-escaped, fits with room
 
-function usage(msg) {
-  if (msg) process.stderr.write(`sqs-emulator: ${msg}\n`);
-  process.stderr.write('usage: sqs-emulator.js --port PORT [--host HOST] [--queue NAME]... ' +
-    '[--session-token TOKEN]... [--exit-with-parent]\n');
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = { port: null, host: '127.0.0.1', queues: [], sessionTokens: [], exitWithParent: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === '--port') o.port = Number(val());
-    else if (a === '--host') o.host = val();
-    else if (a === '--queue') o.queues.push(val());
-    else if (a === '--session-token') o.sessionTokens.push(val());
-    else if (a === '--exit-with-parent') o.exitWithParent = true;
-    else usage(`unknown argument ${a}`);
-  }
-  if (o.port === null || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('--port is required');
-  return o;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('sqs-emulator.js', {
+  port: { value: 'PORT', parse: portNumber, required: true },
+  queue: { value: 'NAME', many: true, key: 'queues' },
+  'session-token': { value: 'TOKEN', many: true, key: 'sessionTokens' },
+});
 const creds = {
   accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
   secretAccessKey: process.env.SQS_TEST_SECRET_ACCESS_KEY || 'sqs-ingest-test-secret',
@@ -164,8 +144,7 @@ async function longPollReceive(req, res, json, wait, queryForm) {
 const STATS = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'];
 
 async function handle(req, res, body) {
-  const target = String(req.headers['x-amz-target'] || '');
-  const action = target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : '';
+  const action = sqsJsonAction(req);
   let json = action ? parseJson(body) : null;
   let fixCounts = false;
   let dropNotVisible = false;
@@ -240,45 +219,26 @@ function finish(res, action, r, fixCounts, dropNotVisible) {
 
 const tokensSeen = new Set();
 
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  let size = 0;
-  let tooBig = false;
-  req.on('data', (c) => {
-    size += c.length;
-    if (size > MAX_BODY) tooBig = true;
-    else chunks.push(c);
+const server = http.createServer(withBody((req, res, body) => {
+  if (body === null) {
+    sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
+    return;
+  }
+  const v = sigv4.verify(req, body, creds);
+  if (!v.ok) {
+    sendError(res, 403, v.code, AUTH_TYPES[v.code], v.message);
+    return;
+  }
+  const token = req.headers['x-amz-security-token'];
+  if (token && !tokensSeen.has(token)) {
+    tokensSeen.add(token);
+    process.stdout.write(`session token in use: ${token}\n`);
+  }
+  handle(req, res, body).catch((err) => {
+    if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));
+    else res.destroy();
   });
-  req.on('end', () => {
-    if (tooBig) {
-      sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
-      return;
-    }
-    const body = Buffer.concat(chunks);
-    const v = sigv4.verify(req, body, creds);
-    if (!v.ok) {
-      sendError(res, 403, v.code, AUTH_TYPES[v.code], v.message);
-      return;
-    }
-    const token = req.headers['x-amz-security-token'];
-    if (token && !tokensSeen.has(token)) {
-      tokensSeen.add(token);
-      process.stdout.write(`session token in use: ${token}\n`);
-    }
-    handle(req, res, body).catch((err) => {
-      if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));
-      else res.destroy();
-    });
-  });
-});
-
-// Clients keep connections open between calls: idle longer than they do, so
-// a request never races the server closing its connection.
-server.keepAliveTimeout = 120 * 1000;
-server.headersTimeout = 121 * 1000;
-server.requestTimeout = 0;
-server.maxRequestsPerSocket = 0;
-server.on('clientError', (err, socket) => socket.destroy());
+}, MAX_BODY));
 
 // queue URLs carry the real port when 0 was asked for
 serve(server, 'sqs-emulator', opts, (port) => { service.PORT = port; });
