@@ -96,6 +96,21 @@ static const char *const drain_settings[] = {
 	"sqs_ingest.max_receive_count",
 };
 
+/*
+ * Who has the settings in the segment, which hold secrets.  Whoever moves
+ * them out of SETTINGS_WAITING owns them: the worker takes them (a private
+ * copy, then wipes them in the segment), or the caller withdraws them
+ * (wipes them) when it detaches from the segment, on every path, error or
+ * not.  So they are wiped once read or once nobody will read them, and the
+ * worker never reads them while they are being wiped.
+ */
+typedef enum SettingsHandover
+{
+	SETTINGS_WAITING,
+	SETTINGS_TAKEN,				/* by the worker, which wipes them */
+	SETTINGS_WITHDRAWN			/* by the caller, which wipes them */
+} SettingsHandover;
+
 /* the segment's fixed part; the settings follow as name\0value\0 pairs */
 typedef struct DrainState
 {
@@ -109,6 +124,7 @@ typedef struct DrainState
 	Size		settings_len;
 
 	slock_t		mutex;			/* protects the rest */
+	SettingsHandover settings_state;
 	bool		stop_requested;
 	Latch	   *worker_latch;	/* NULL until the worker is attached */
 	bool		finished;		/* totals are final */
@@ -167,34 +183,76 @@ check_before_start(const PipelineDefinition *def)
 }
 
 /*
- * The caller's effective value of each setting a drain takes; but not
- * those a pipeline sets, when draining one.
+ * The caller's effective value of a setting a drain takes, or NULL if it
+ * is not to be handed over: undefined, or set by the pipeline drained.
  */
-static char *
-collect_settings(bool pipeline, int *nsettings, Size *len)
+static const char *
+handed_over_value(const char *name, bool pipeline)
 {
-	StringInfoData buf;
+	const char *value;
 
-	initStringInfo(&buf);
+	if (pipeline && catalog_is_pipeline_setting(name))
+		return NULL;
+	value = secret_setting_value(name);
+	if (value == NULL)
+		value = GetConfigOption(name, true, false);
+	return value;
+}
+
+/*
+ * Write the settings a drain hands over into dest as name\0value\0 pairs,
+ * or with dest NULL only count them.  Returns their length.  They are
+ * written straight into the segment, so that no copy of the secrets among
+ * them is left in the caller's memory.
+ */
+static Size
+collect_settings(bool pipeline, char *dest, int *nsettings)
+{
+	Size		len = 0;
+
 	*nsettings = 0;
 	for (size_t i = 0; i < lengthof(drain_settings); i++)
 	{
-		const char *value;
-
-		if (pipeline && catalog_is_pipeline_setting(drain_settings[i]))
-			continue;
-		value = secret_setting_value(drain_settings[i]);
-		if (value == NULL)
-			value = GetConfigOption(drain_settings[i], true, false);
+		const char *name = drain_settings[i];
+		const char *value = handed_over_value(name, pipeline);
+		Size		name_len = strlen(name) + 1;
+		Size		value_len;
 
 		if (value == NULL)
 			continue;
-		appendBinaryStringInfo(&buf, drain_settings[i], strlen(drain_settings[i]) + 1);
-		appendBinaryStringInfo(&buf, value, strlen(value) + 1);
+		value_len = strlen(value) + 1;
+		if (dest)
+		{
+			memcpy(dest + len, name, name_len);
+			memcpy(dest + len + name_len, value, value_len);
+		}
+		len += name_len + value_len;
 		(*nsettings)++;
 	}
-	*len = buf.len;
-	return buf.data;
+	return len;
+}
+
+/*
+ * The caller detaches from the segment (at the end of the call, or on its
+ * error): the settings the worker did not take are wiped.  Runs on every
+ * path out of drain_run(), so that no secret waits in the segment for it
+ * to be destroyed.
+ */
+static void
+withdraw_settings(dsm_segment *segment, Datum arg)
+{
+	shm_toc    *toc = (shm_toc *) DatumGetPointer(arg);
+	DrainState *state = shm_toc_lookup(toc, DRAIN_KEY_STATE, false);
+	char	   *settings = shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false);
+	bool		waiting;
+
+	SpinLockAcquire(&state->mutex);
+	waiting = state->settings_state == SETTINGS_WAITING;
+	state->settings_state = SETTINGS_WITHDRAWN;
+	SpinLockRelease(&state->mutex);
+	/* taken: the worker wipes them as it copies them */
+	if (waiting)
+		explicit_bzero(settings, state->settings_len);
 }
 
 static void
@@ -304,14 +362,17 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	shm_toc    *toc;
 	DrainState *state;
 	char	   *settings;
-	char	   *settings_copy;
 	int			nsettings;
 	Size		settings_len;
 	Size		size;
+	Oid			role;
 
 	check_before_start(def);
+	/* like the workers: as sqs_ingest.role, or else the bootstrap superuser */
+	role = (sqs_ingest_role && sqs_ingest_role[0]) ?
+		get_role_oid(sqs_ingest_role, false) : InvalidOid;
 
-	settings = collect_settings(def != NULL, &nsettings, &settings_len);
+	settings_len = collect_settings(def != NULL, NULL, &nsettings);
 	shm_toc_initialize_estimator(&estimator);
 	shm_toc_estimate_chunk(&estimator, sizeof(DrainState));
 	shm_toc_estimate_chunk(&estimator, settings_len);
@@ -323,21 +384,20 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	state = shm_toc_allocate(toc, sizeof(DrainState));
 	memset(state, 0, sizeof(DrainState));
 	state->database = MyDatabaseId;
-	/* like the workers: as sqs_ingest.role, or else the bootstrap superuser */
-	state->role = (sqs_ingest_role && sqs_ingest_role[0]) ?
-		get_role_oid(sqs_ingest_role, false) : InvalidOid;
+	state->role = role;
 	state->max_messages = max_messages;
 	if (def)
 		strlcpy(state->pipeline, def->name, NAMEDATALEN);
 	state->nsettings = nsettings;
 	state->settings_len = settings_len;
+	state->settings_state = SETTINGS_WAITING;
 	SpinLockInit(&state->mutex);
 	shm_toc_insert(toc, DRAIN_KEY_STATE, state);
-	settings_copy = shm_toc_allocate(toc, settings_len);
-	memcpy(settings_copy, settings, settings_len);
-	shm_toc_insert(toc, DRAIN_KEY_SETTINGS, settings_copy);
-	explicit_bzero(settings, settings_len);
-	pfree(settings);
+	settings = shm_toc_allocate(toc, settings_len);
+	shm_toc_insert(toc, DRAIN_KEY_SETTINGS, settings);
+	/* before any secret is in the segment */
+	on_dsm_detach(segment, withdraw_settings, PointerGetDatum(toc));
+	(void) collect_settings(def != NULL, settings, &nsettings);
 
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -349,20 +409,15 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
 	worker.bgw_notify_pid = MyProcPid;
 
+	/* on an error from here on, detaching the segment wipes the settings */
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		/* the settings in the segment hold secrets */
-		explicit_bzero(settings_copy, settings_len);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a background worker for sqs_ingest_drain()"),
 				 errdetail("Every background worker slot is in use."),
 				 errhint("A drain runs in a background worker of its own: raise max_worker_processes (a restart is needed).")));
-	}
 
 	wait_for_drain(state, handle);
-	/* a worker that never started never read them */
-	explicit_bzero(settings_copy, settings_len);
 	report_outcome(state);
 	*totals = state->totals;
 	dsm_detach(segment);
@@ -373,15 +428,38 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
  * ---------------------------------------------------------------------
  */
 
-/* make the caller's settings this session's, and wipe them from the segment */
+/*
+ * Take the caller's settings out of the segment: a private copy, wiped
+ * there.  Errors out if the caller has withdrawn them (it stopped waiting
+ * before the worker got this far).
+ */
+static char *
+take_settings(DrainState *state, char *settings)
+{
+	/* allocated first: nothing may fail between taking and wiping */
+	char	   *copy = MemoryContextAlloc(TopMemoryContext, Max(state->settings_len, 1));
+	bool		waiting;
+
+	SpinLockAcquire(&state->mutex);
+	waiting = state->settings_state == SETTINGS_WAITING;
+	if (waiting)
+		state->settings_state = SETTINGS_TAKEN;
+	SpinLockRelease(&state->mutex);
+	if (!waiting)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sqs_ingest drain started after its caller had gone")));
+	memcpy(copy, settings, state->settings_len);
+	explicit_bzero(settings, state->settings_len);
+	return copy;
+}
+
+/* make the caller's settings this session's, and wipe the copy */
 static void
 apply_settings(DrainState *state, char *settings)
 {
-	char	   *copy = palloc(Max(state->settings_len, 1));
-	char	   *p = copy;
+	char	   *p = settings;
 
-	memcpy(copy, settings, state->settings_len);
-	explicit_bzero(settings, state->settings_len);
 	for (int i = 0; i < state->nsettings; i++)
 	{
 		char	   *name = p;
@@ -398,8 +476,8 @@ apply_settings(DrainState *state, char *settings)
 		(void) set_config_option(name, value, PGC_SUSET, PGC_S_DATABASE_USER,
 								 GUC_ACTION_SET, true, 0, false);
 	}
-	explicit_bzero(copy, state->settings_len);
-	pfree(copy);
+	explicit_bzero(settings, state->settings_len);
+	pfree(settings);
 }
 
 static bool
@@ -499,7 +577,8 @@ sqs_ingest_drain_main(Datum main_arg)
 	if (toc == NULL)
 		elog(ERROR, "bad sqs_ingest drain segment");
 	state = shm_toc_lookup(toc, DRAIN_KEY_STATE, false);
-	settings = shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false);
+	/* taken at once, so that nothing that fails later leaves them there */
+	settings = take_settings(state, shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false));
 
 	SpinLockAcquire(&state->mutex);
 	state->worker_latch = MyLatch;
@@ -553,7 +632,5 @@ sqs_ingest_drain_main(Datum main_arg)
 	}
 	PG_END_TRY();
 
-	/* the settings, if an error came before they were read */
-	explicit_bzero(settings, state->settings_len);
 	proc_exit(0);
 }
