@@ -214,7 +214,9 @@ sub _stop_node_process
 Start the SQS emulator on a free port (or C<port =E<gt> N>); C<queues =E<gt> [...]>
 creates queues at start, C<session_token =E<gt> T> requires that token
 (or one of them, given an array reference),
-C<default =E<gt> 0> leaves the current emulator the default one.
+C<default =E<gt> 0> leaves the current emulator the default one,
+C<front =E<gt> 0> serves the emulator package exactly as it answers (no
+signature check, none of the front's adjustments).
 Returns an object with C<endpoint>, C<port>, C<queue_url(NAME)>, C<stop>,
 C<start> (again on the same port; queues of C<queues> are recreated, others
 and all messages are gone). The last emulator started is the one the
@@ -229,6 +231,7 @@ sub start_emulator
 		port => $opts{port} // PostgreSQL::Test::Cluster::get_free_port(),
 		queues => $opts{queues} // [],
 		session_token => $opts{session_token},
+		front => $opts{front} // 1,
 	}, 'SqsIngestTest::Emulator';
 	$self->start;
 	$default_emulator = $self unless defined $opts{default} && !$opts{default};
@@ -902,6 +905,7 @@ sub start
 	my $tokens = $self->{session_token};
 	push @args, map { ('--session-token', $_) }
 	  ref $tokens ? @$tokens : defined $tokens ? ($tokens) : ();
+	push @args, '--front', 'off' unless $self->{front};
 	$self->_register(
 		SqsIngestTest::_start_node_process('emulator', 'sqs-emulator.js', @args));
 	return $self;

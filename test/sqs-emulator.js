@@ -10,7 +10,12 @@
 // do).
 //
 //   node test/sqs-emulator.js --port PORT [--host 127.0.0.1] [--queue NAME]...
-//                             [--session-token TOKEN]... [--exit-with-parent]
+//                             [--session-token TOKEN]... [--front on|off]
+//                             [--exit-with-parent]
+//
+// --front off serves the package exactly as it answers, with no front at all:
+// no signature check and none of the adjustments (t/707 runs the extension
+// against it).
 //
 // Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY. With
 // --session-token, every request must carry one of the tokens given; the
@@ -37,6 +42,14 @@ const opts = parseArgs('sqs-emulator.js', {
   port: { value: 'PORT', parse: portNumber, required: true },
   queue: { value: 'NAME', many: true, key: 'queues' },
   'session-token': { value: 'TOKEN', many: true, key: 'sessionTokens' },
+  front: {
+    value: 'on|off',
+    default: true,
+    parse: (v) => {
+      if (v !== 'on' && v !== 'off') throw new Error('is on or off');
+      return v === 'on';
+    },
+  },
 });
 const creds = {
   accessKeyId: process.env.SQS_TEST_ACCESS_KEY_ID || 'AKIDSQSINGESTTEST',
@@ -219,7 +232,7 @@ function finish(res, action, r, fixCounts, dropNotVisible) {
 
 const tokensSeen = new Set();
 
-const server = http.createServer(withBody((req, res, body) => {
+const front = withBody((req, res, body) => {
   if (body === null) {
     sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
     return;
@@ -238,7 +251,8 @@ const server = http.createServer(withBody((req, res, body) => {
     if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));
     else res.destroy();
   });
-}, MAX_BODY));
+}, MAX_BODY);
+const server = http.createServer(opts.front ? front : requestHandler);
 
 // queue URLs carry the real port when 0 was asked for
 serve(server, 'sqs-emulator', opts, (port) => { service.PORT = port; });
