@@ -67,6 +67,8 @@
 #define DRAIN_STOP_WAIT_MS 900
 
 #define DRAIN_TEXT_LEN 1024
+/* longest endpoint or queue URL whose protocol a backend remembers */
+#define DRAIN_URL_LEN 1024
 
 /*
  * The settings a drain takes from its caller's session, so that a session's
@@ -123,6 +125,17 @@ typedef struct DrainState
 	int			nsettings;
 	Size		settings_len;
 
+	/*
+	 * protocol = auto: the endpoint and queue URL that earlier drains of
+	 * the caller found to speak only the Query protocol ("" for none), and
+	 * on return what this drain found.  Written by the worker only once the
+	 * caller no longer reads them, and read by the caller only once the
+	 * worker has exited.
+	 */
+	char		query_only_endpoint[DRAIN_URL_LEN];
+	char		query_only_queue[DRAIN_URL_LEN];
+	bool		protocol_found; /* the worker wrote the two above */
+
 	slock_t		mutex;			/* protects the rest */
 	SettingsHandover settings_state;
 	bool		stop_requested;
@@ -135,6 +148,15 @@ typedef struct DrainState
 	char		detail[DRAIN_TEXT_LEN];
 	char		hint[DRAIN_TEXT_LEN];
 } DrainState;
+
+/*
+ * protocol = auto: the endpoint and queue URL this backend's last drain
+ * found to speak only the Query protocol, in TopMemoryContext, or NULL.  A
+ * drain worker is a new process each time, which would otherwise probe
+ * again on every call; a drain to another endpoint or queue probes anew.
+ */
+static char *known_query_only_endpoint = NULL;
+static char *known_query_only_queue = NULL;
 
 /* ---------------------------------------------------------------------
  * the calling backend
@@ -328,6 +350,26 @@ wait_for_drain(DrainState *state, BackgroundWorkerHandle *handle)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* keep what the drain worker found of the endpoint's protocol, if it said */
+static void
+remember_protocol(const DrainState *state)
+{
+	if (!state->protocol_found)
+		return;
+	if (known_query_only_endpoint)
+		pfree(known_query_only_endpoint);
+	if (known_query_only_queue)
+		pfree(known_query_only_queue);
+	known_query_only_endpoint = known_query_only_queue = NULL;
+	if (state->query_only_endpoint[0] != '\0')
+	{
+		known_query_only_endpoint = MemoryContextStrdup(TopMemoryContext,
+														state->query_only_endpoint);
+		known_query_only_queue = MemoryContextStrdup(TopMemoryContext,
+													 state->query_only_queue);
+	}
+}
+
 /* raise the drain worker's error, or its unexpected end, in the caller */
 static void
 report_outcome(DrainState *state)
@@ -391,6 +433,11 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	state->nsettings = nsettings;
 	state->settings_len = settings_len;
 	state->settings_state = SETTINGS_WAITING;
+	if (known_query_only_endpoint)
+	{
+		strlcpy(state->query_only_endpoint, known_query_only_endpoint, DRAIN_URL_LEN);
+		strlcpy(state->query_only_queue, known_query_only_queue, DRAIN_URL_LEN);
+	}
 	SpinLockInit(&state->mutex);
 	shm_toc_insert(toc, DRAIN_KEY_STATE, state);
 	settings = shm_toc_allocate(toc, settings_len);
@@ -418,6 +465,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 				 errhint("A drain runs in a background worker of its own: raise max_worker_processes (a restart is needed).")));
 
 	wait_for_drain(state, handle);
+	remember_protocol(state);
 	report_outcome(state);
 	*totals = state->totals;
 	dsm_detach(segment);
@@ -491,6 +539,35 @@ stop_requested(DrainState *state)
 	return stop;
 }
 
+/*
+ * protocol = auto: start from what the caller's earlier drains found of
+ * this endpoint and queue.
+ */
+static void
+recall_protocol(DrainState *state, const SqsConfig *config)
+{
+	if (config->protocol == SQS_PROTOCOL_AUTO &&
+		strcmp(state->query_only_endpoint, config->endpoint) == 0 &&
+		strcmp(state->query_only_queue, config->queue_url) == 0)
+		sqs_remember_only_query(config->endpoint);
+}
+
+/* protocol = auto: hand back what this drain found, for the caller's next */
+static void
+report_protocol(DrainState *state, const SqsConfig *config)
+{
+	state->query_only_endpoint[0] = state->query_only_queue[0] = '\0';
+	if (config->protocol == SQS_PROTOCOL_AUTO &&
+		sqs_speaks_only_query(config->endpoint) &&
+		strlen(config->endpoint) < DRAIN_URL_LEN &&
+		strlen(config->queue_url) < DRAIN_URL_LEN)
+	{
+		strlcpy(state->query_only_endpoint, config->endpoint, DRAIN_URL_LEN);
+		strlcpy(state->query_only_queue, config->queue_url, DRAIN_URL_LEN);
+	}
+	state->protocol_found = true;
+}
+
 /* the drain itself: the runner until the queue is empty, or told to stop */
 static void
 run_drain(DrainState *state, IngestRunner *runner)
@@ -500,8 +577,8 @@ run_drain(DrainState *state, IngestRunner *runner)
 
 	options.stop_when_empty = true;
 	options.max_messages = state->max_messages;
+	recall_protocol(state, config);
 	runner_start(runner, config, &options);
-	sqs_config_free(config);
 
 	while (!stop_requested(state))
 	{
@@ -509,6 +586,8 @@ run_drain(DrainState *state, IngestRunner *runner)
 			break;
 	}
 	runner_finish(runner);
+	report_protocol(state, config);
+	sqs_config_free(config);
 }
 
 /* copy an error's text, cut on a character boundary */

@@ -560,8 +560,7 @@ sqs_client_create(const SqsConfig *config)
 			client->headers[w][i] = make_headers((SqsAction) i, w);
 	client->wire = config->protocol == SQS_PROTOCOL_QUERY ? WIRE_QUERY : WIRE_JSON;
 	client->probing = config->protocol == SQS_PROTOCOL_AUTO;
-	if (client->probing && query_only_endpoint &&
-		strcmp(query_only_endpoint, config->endpoint) == 0)
+	if (client->probing && sqs_speaks_only_query(config->endpoint))
 	{
 		/* this process already found that the endpoint speaks only Query */
 		client->wire = WIRE_QUERY;
@@ -1366,6 +1365,29 @@ answer_shows_query_only(SqsRequest *request)
 }
 
 /*
+ * Has this process found that the endpoint speaks only the Query protocol
+ * (sqs_ingest.protocol = auto)?
+ */
+bool
+sqs_speaks_only_query(const char *endpoint)
+{
+	return query_only_endpoint != NULL && strcmp(query_only_endpoint, endpoint) == 0;
+}
+
+/*
+ * Remember for this process that the endpoint speaks only the Query
+ * protocol: found by a client, or by an earlier drain of the backend that
+ * started this drain worker.
+ */
+void
+sqs_remember_only_query(const char *endpoint)
+{
+	if (query_only_endpoint)
+		pfree(query_only_endpoint);
+	query_only_endpoint = MemoryContextStrdup(TopMemoryContext, endpoint);
+}
+
+/*
  * sqs_ingest.protocol = auto: a JSON request the endpoint did not
  * understand goes out again in the Query protocol, which the client (and,
  * for the same endpoint, every later client of this process) speaks from
@@ -1392,10 +1414,7 @@ retry_in_query_protocol(SqsClient *client, SqsRequest *request)
 				 errhint("Set sqs_ingest.protocol to query to start with it.")));
 		client->wire = WIRE_QUERY;
 		client->probing = false;
-		if (query_only_endpoint)
-			pfree(query_only_endpoint);
-		query_only_endpoint = MemoryContextStrdup(TopMemoryContext,
-												  client->config.endpoint);
+		sqs_remember_only_query(client->config.endpoint);
 	}
 	pfree(request->body);
 	request->body = request->query_body;

@@ -77,6 +77,8 @@ extern SqsConfig *sqs_config_from_gucs(void);
 extern SqsConfig *sqs_config_copy(const SqsConfig *config);
 extern void sqs_config_free(SqsConfig *config);
 extern const char *sqs_credential_source(const SqsConfig *config);
+extern bool sqs_speaks_only_query(const char *endpoint);
+extern void sqs_remember_only_query(const char *endpoint);
 extern SqsClient *sqs_client_create(const SqsConfig *config);
 extern void sqs_client_destroy(SqsClient *client);
 extern void sqs_start_receive(SqsClient *client, int max_messages,

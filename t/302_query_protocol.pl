@@ -110,6 +110,30 @@ like($ep->last_request('DeleteMessageBatch') // '',
 	qr/Action=DeleteMessageBatch&Version=2012-11-05&QueueUrl=http%3A%2F%2F.*DeleteMessageBatchRequestEntry\.1\.ReceiptHandle=rh-1/,
 	'auto: form-encoded request');
 
+### auto: a backend's drains remember a Query-only endpoint and queue
+
+# each drain runs in a new worker process: the calling backend remembers
+$log_at = -s $node->logfile;
+my $json_before = $ep->count('json');
+is( $node->safe_psql('postgres',
+		'SELECT received FROM sqs_ingest_drain(1); '
+		  . 'SELECT received FROM sqs_ingest_drain(1); '
+		  . 'SELECT received FROM sqs_ingest_drain(1);'),
+	"1\n1\n1", 'auto: three drains in one session');
+is($ep->count('json') - $json_before, 1, 'auto: one session probes once for its drains');
+$log = substr(slurp_file($node->logfile), $log_at);
+is(scalar(() = $log =~ /$SWITCH/g), 1, 'auto: and switches once');
+
+# another queue URL (or endpoint) in the same session: probed anew
+$json_before = $ep->count('json');
+is( $node->safe_psql('postgres',
+		'SELECT received FROM sqs_ingest_drain(1); '
+		  . "SET sqs_ingest.queue_url = '" . $ep->queue_url . "-other'; "
+		  . 'SELECT received FROM sqs_ingest_drain(1); '
+		  . 'SELECT received FROM sqs_ingest_drain(1);'),
+	"1\n1\n1", 'auto: three drains, the last two of another queue');
+is($ep->count('json') - $json_before, 2, 'auto: a drain of another queue probes anew');
+
 ### hostile XML is refused with a clean error
 
 set_gucs($node, { 'sqs_ingest.protocol' => 'query' });
