@@ -32,7 +32,6 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/transam.h"
-#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/jsonapi.h"
@@ -47,13 +46,13 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
+#include "subxact.h"
 
 /* the take-home's login events, in the mapping language */
 static const char login_mapping[] =
@@ -200,39 +199,36 @@ call_builtin(CatchingFunction fn, void *arg, Datum *result)
 	return error;
 }
 
+typedef struct IsolatedCall
+{
+	CatchingFunction fn;
+	void	   *arg;
+	Datum		result;
+} IsolatedCall;
+
+static void
+isolated_call(void *arg)
+{
+	IsolatedCall *call = arg;
+
+	call->result = call->fn(call->arg);
+}
+
 /* run any function in a subtransaction; NULL, or the message of its error */
 static char *
 call_isolated(CatchingFunction fn, void *arg, Datum *result)
 {
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile error = NULL;
+	IsolatedCall call = {fn, arg, (Datum) 0};
+	ErrorData  *error = subxact_call(isolated_call, &call);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
+	if (error == NULL)
 	{
-		*result = fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
+		*result = call.result;
+		return NULL;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (is_process_error(edata->sqlerrcode))
-			ReThrowError(edata);
-		error = edata->message;
-	}
-	PG_END_TRY();
-	return error;
+	if (is_process_error(error->sqlerrcode))
+		ReThrowError(error);
+	return error->message;
 }
 
 typedef struct InputCall

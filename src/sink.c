@@ -27,7 +27,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -43,7 +42,6 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/rls.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -54,6 +52,7 @@
 #include "security.h"
 #include "sink.h"
 #include "sqs_ingest.h"
+#include "subxact.h"
 
 /*
  * Longest MessageId kept as it is in the ledger and the dead letters (SQS's
@@ -546,32 +545,11 @@ is_policy_rejection(const Batch *batch, int sqlerrcode)
 static ErrorData *
 run_isolated(void (*fn) (void *), Batch *batch)
 {
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile error = NULL;
+	ErrorData  *error = subxact_call(fn, batch);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		fn(batch);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (!is_row_error(error->sqlerrcode) &&
-			!is_policy_rejection(batch, error->sqlerrcode))
-			ReThrowError(error);
-	}
-	PG_END_TRY();
+	if (error && !is_row_error(error->sqlerrcode) &&
+		!is_policy_rejection(batch, error->sqlerrcode))
+		ReThrowError(error);
 	return error;
 }
 

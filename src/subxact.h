@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * subxact.h
+ *	  Running a function in a subtransaction of its own, its error caught.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SQS_INGEST_SUBXACT_H
+#define SQS_INGEST_SUBXACT_H
+
+#include "postgres.h"
+
+extern ErrorData *subxact_call(void (*fn) (void *), void *arg);
+
+#endif							/* SQS_INGEST_SUBXACT_H */
