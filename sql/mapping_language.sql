@@ -176,6 +176,17 @@ SELECT * FROM sqs_ingest_preview_mapping('{}', 'v');
 CREATE TABLE all_defaults (id serial);
 SELECT * FROM sqs_ingest_preview_mapping('{}', 'all_defaults');
 
+-- an extension type's input function runs in a subtransaction of its own:
+-- its error is the message's dead letter, and the next message is mapped
+CREATE EXTENSION hstore;
+CREATE TABLE kv (id int, attrs hstore);
+SELECT b.body, p.mapped, p.error
+FROM (VALUES (1, '{"id": 1, "attrs": "a=>1, b=>x"}'), (2, '{"id": 2, "attrs": "a=>"}'),
+             (3, '{"id": 3, "attrs": "c=>3"}')) AS b(n, body),
+     LATERAL sqs_ingest_preview_mapping(b.body, 'kv') AS p
+ORDER BY b.n;
+
 DROP VIEW v;
-DROP TABLE t, plain, orders, s3_objects, gen, all_defaults, user_logins;
+DROP TABLE t, plain, orders, s3_objects, gen, all_defaults, user_logins, kv;
+DROP EXTENSION hstore;
 DROP DOMAIN positive_qty;

@@ -158,8 +158,12 @@ static const CaptureNode *sns_message;
 typedef Datum (*CatchingFunction) (void *arg);
 
 /*
- * Errors that say nothing about the data: they are re-thrown, never turned
- * into a dead letter.
+ * Errors that say nothing about the value: they are re-thrown, never turned
+ * into a dead letter.  Cancel, shutdown and running out of resources are
+ * the process's; a serialization failure or a deadlock is the
+ * transaction's; an I/O error is the system's.  Anything else an input
+ * function raises is about its input, the value of the message: extension
+ * types often report bad input with elog(), as an internal error (XX000).
  */
 static bool
 is_process_error(int sqlerrcode)
@@ -169,6 +173,21 @@ is_process_error(int sqlerrcode)
 	return category == ERRCODE_INSUFFICIENT_RESOURCES ||
 		category == ERRCODE_OPERATOR_INTERVENTION ||
 		category == ERRCODE_SYSTEM_ERROR ||
+		category == ERRCODE_TRANSACTION_ROLLBACK;
+}
+
+/*
+ * Built-in functions are called without a subtransaction, which is safe
+ * only for the errors they raise about their input while holding nothing.
+ * An internal error or a program limit may leave state behind that only an
+ * abort cleans up: those are re-thrown too.
+ */
+static bool
+is_builtin_process_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return is_process_error(sqlerrcode) ||
 		category == ERRCODE_INTERNAL_ERROR ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
 }
@@ -190,7 +209,7 @@ call_builtin(CatchingFunction fn, void *arg, Datum *result)
 
 		MemoryContextSwitchTo(context);
 		edata = CopyErrorData();
-		if (is_process_error(edata->sqlerrcode))
+		if (is_builtin_process_error(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
 		error = edata->message;
