@@ -53,7 +53,7 @@ our @EXPORT = qw(
   send_generated send_lines queue_depth wait_for_depth receive_messages
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
-  app_version_code rows_mismatch no_crash hostile_settings try_drain drain_until_stored
+  app_version_code rows_mismatch rows_sent_today no_crash hostile_settings try_drain drain_until_stored
   $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
   $TARGET_TABLE_DDL);
 
@@ -782,6 +782,26 @@ sub drain_until_stored
 		usleep(300_000);
 	}
 	return 0;
+}
+
+=pod
+
+=item rows_sent_today($node)
+
+How many rows of the target table have as C<create_date> the UTC date of
+today or yesterday (a run may straddle midnight): events without a
+C<create_date> take the date their message was sent.
+
+=cut
+
+sub rows_sent_today
+{
+	my ($node) = @_;
+	return $node->safe_psql(
+		'postgres', q{
+SELECT count(*) FROM public.user_logins
+WHERE create_date BETWEEN (now() AT TIME ZONE 'UTC')::date - 1
+                      AND (now() AT TIME ZONE 'UTC')::date});
 }
 
 =pod
