@@ -13,6 +13,8 @@ typedef struct Decoders
 	char	   *(*attributes) (const char *data, size_t len,
 							   const char *const *names, int count, int64 *values);
 	bool		(*error) (const char *data, size_t len, SqsErrorDocument *result);
+	/* STS answers (credentials): XML only, NULL for JSON */
+	char	   *(*sts) (const char *data, size_t len, SqsStsAnswer *result);
 } Decoders;
 
 extern const Decoders json_decoders;

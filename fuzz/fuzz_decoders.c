@@ -26,12 +26,12 @@ xml_delete_batch(const char *data, size_t len, int entries, SqsBatchResponse *re
 
 const Decoders json_decoders = {
 	sqs_decode_json_receive, sqs_decode_json_batch,
-	sqs_decode_json_attributes, sqs_decode_json_error
+	sqs_decode_json_attributes, sqs_decode_json_error, NULL
 };
 
 const Decoders xml_decoders = {
 	sqs_decode_xml_receive, xml_delete_batch,
-	sqs_decode_xml_attributes, sqs_decode_xml_error
+	sqs_decode_xml_attributes, sqs_decode_xml_error, sqs_decode_xml_sts
 };
 
 void
@@ -40,6 +40,7 @@ fuzz_decoders(const Decoders *d, const char *data, size_t len)
 	SqsReceiveResponse receive;
 	SqsBatchResponse batch;
 	SqsErrorDocument error;
+	SqsStsAnswer sts;
 	int64		values[3];
 	char	   *reason;
 
@@ -58,5 +59,11 @@ fuzz_decoders(const Decoders *d, const char *data, size_t len)
 	check_error_text(reason);
 	if (d->error(data, len, &error))
 		check_error_document(&error);
+	if (d->sts)
+	{
+		reason = d->sts(data, len, &sts);
+		check_error_text(reason);
+		check_sts(&sts);
+	}
 	arena_reset();
 }

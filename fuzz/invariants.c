@@ -86,3 +86,14 @@ check_error_document(const SqsErrorDocument *e)
 	check_text(e->code, "error code is UTF-8");
 	check_text(e->message, "error message is UTF-8");
 }
+
+void
+check_sts(const SqsStsAnswer *a)
+{
+	check_text(a->access_key_id, "AccessKeyId is UTF-8");
+	check_text(a->secret_access_key, "SecretAccessKey is UTF-8");
+	check_text(a->session_token, "SessionToken is UTF-8");
+	check_text(a->expiration, "Expiration is UTF-8");
+	check_text(a->code, "STS error code is UTF-8");
+	check_text(a->message, "STS error message is UTF-8");
+}

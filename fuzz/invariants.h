@@ -8,5 +8,6 @@ extern void check_error_text(const char *error);
 extern void check_receive(const SqsReceiveResponse *r, int max_messages);
 extern void check_batch(const SqsBatchResponse *b, int entries);
 extern void check_error_document(const SqsErrorDocument *e);
+extern void check_sts(const SqsStsAnswer *a);
 
 #endif
