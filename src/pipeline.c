@@ -51,11 +51,11 @@
 
 /*
  * Backoff of a failed request: the first retry after about a second,
- * doubling with each failure, at most RECEIVE_BACKOFF_MAX_MS for a receive
- * (the AWS SDKs' figures).
+ * doubling with each failure, at most RETRY_BACKOFF_MAX_MS for a receive
+ * or a delete (the AWS SDKs' figures).
  */
 #define BACKOFF_INITIAL_MS 1000
-#define RECEIVE_BACKOFF_MAX_MS (20 * 1000)
+#define RETRY_BACKOFF_MAX_MS (20 * 1000)
 
 /* a failed receive, to be started again when its backoff is over */
 typedef struct ReceiveRetry
@@ -64,6 +64,16 @@ typedef struct ReceiveRetry
 	int			attempt;		/* the attempt it will be */
 	int			max_messages;
 } ReceiveRetry;
+
+/* a DeleteMessageBatch call, in flight or waiting to be sent again */
+typedef struct DeleteCall
+{
+	int			count;			/* handles; 0 = a free slot */
+	char	   *handles[DELETE_BATCH_MAX];
+	int			attempt;
+	bool		waiting;		/* failed, to be sent again at due */
+	TimestampTz due;
+} DeleteCall;
 
 /* a receipt handle waiting to be deleted */
 typedef struct PendingDelete
@@ -96,6 +106,8 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 	pipeline->retries = MemoryContextAlloc(pipeline->delete_context,
 										   sizeof(ReceiveRetry) * Max(config->max_inflight, 1));
 	pipeline->deletes_urgent_at = DT_NOEND;
+	pipeline->delete_calls = MemoryContextAllocZero(pipeline->delete_context,
+													sizeof(DeleteCall) * Max(config->max_inflight, 1));
 	return pipeline;
 }
 
@@ -182,7 +194,8 @@ issue_receives(Pipeline *pipeline)
 		/* do not let unstored messages pile up beyond two batches */
 		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
 			break;
-		sqs_start_receive(pipeline->client, want, options->wait_time_seconds, 1);
+		sqs_start_receive(pipeline->client, want, options->wait_time_seconds,
+						  1 /* first attempt */ );
 		pipeline->receives_pending++;
 		pipeline->reserved += want;
 	}
@@ -196,23 +209,59 @@ deletes_wait_for_flush(Pipeline *pipeline)
 		pipeline->delete_queue[0].durable_at > GetFlushRecPtr(NULL);
 }
 
+/* a free slot for a delete call, or -1 if max_inflight are taken */
+static int
+free_delete_call(Pipeline *pipeline)
+{
+	if (pipeline->ndelete_calls >= pipeline->config->max_inflight)
+		return -1;
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+		if (pipeline->delete_calls[i].count == 0)
+			return i;
+	return -1;
+}
+
+/* end a delete call for good: its handles and its slot are freed */
+static void
+release_delete_call(Pipeline *pipeline, DeleteCall *call)
+{
+	for (int i = 0; i < call->count; i++)
+		pfree(call->handles[i]);
+	call->count = 0;
+	pipeline->ndelete_calls--;
+}
+
 /*
- * Start deletes for queued receipt handles whose commit is on disk, as
- * connections allow.  A commit the WAL writer has not flushed after a
- * short while is flushed here: by then the receives are in flight, so the
- * wait costs no throughput.
+ * Send again the failed delete calls whose backoff is over, then start
+ * calls for queued receipt handles whose commit is on disk, as slots
+ * allow.  A commit the WAL writer has not flushed after a short while is
+ * flushed here: by then the receives are in flight, so the wait costs no
+ * throughput.
  */
 static void
 issue_deletes(Pipeline *pipeline)
 {
 	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	TimestampTz now = GetCurrentTimestamp();
 	int			start = 0;
+	int			slot;
+
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	{
+		DeleteCall *call = &pipeline->delete_calls[i];
+
+		if (call->count > 0 && call->waiting && call->due <= now)
+		{
+			call->waiting = false;
+			sqs_start_delete(pipeline->client, call->handles, call->count, i);
+		}
+	}
 
 	while (pipeline->ndelete_queue - start > 0 &&
-		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) < pipeline->config->max_inflight)
+		   (slot = free_delete_call(pipeline)) >= 0)
 	{
 		PendingDelete *head = &pipeline->delete_queue[start];
-		char	   *handles[DELETE_BATCH_MAX];
+		DeleteCall *call = &pipeline->delete_calls[slot];
 		int			n = 0;
 
 		if (head->durable_at > flushed)
@@ -223,13 +272,15 @@ issue_deletes(Pipeline *pipeline)
 			XLogFlush(head->durable_at);
 			flushed = GetFlushRecPtr(NULL);
 		}
+		/* the call takes the handles over from the queue */
 		while (n < DELETE_BATCH_MAX && start < pipeline->ndelete_queue &&
 			   pipeline->delete_queue[start].durable_at <= flushed)
-			handles[n++] = pipeline->delete_queue[start++].receipt_handle;
-		sqs_start_delete(pipeline->client, handles, n);
-		/* the request body holds copies */
-		for (int i = 0; i < n; i++)
-			pfree(handles[i]);
+			call->handles[n++] = pipeline->delete_queue[start++].receipt_handle;
+		call->count = n;
+		call->attempt = 1;
+		call->waiting = false;
+		pipeline->ndelete_calls++;
+		sqs_start_delete(pipeline->client, call->handles, n, slot);
 	}
 	if (start == 0)
 		return;
@@ -246,24 +297,35 @@ issue_deletes(Pipeline *pipeline)
 	}
 }
 
-/* is a failed receive waiting for its backoff, to be started after it? */
-static bool
-retry_waits(Pipeline *pipeline)
-{
-	return pipeline->nretries > 0 && pipeline->receiving &&
-		!deletes_behind(pipeline);
-}
-
-/* when the next failed receive is due again, or 0 if none waits */
+/*
+ * When the next failed request waiting out its backoff is due to be sent
+ * again, or 0 if none waits: a delete call, or, with_receives, a receive
+ * (unless receiving is paused, which would leave it waiting anyway).
+ */
 static TimestampTz
-next_retry_due(Pipeline *pipeline)
+next_retry_due(Pipeline *pipeline, bool with_receives)
 {
 	TimestampTz due = 0;
 
-	for (int i = 0; i < pipeline->nretries; i++)
-		if (due == 0 || pipeline->retries[i].due < due)
-			due = pipeline->retries[i].due;
+	if (with_receives && pipeline->receiving && !deletes_behind(pipeline))
+		for (int i = 0; i < pipeline->nretries; i++)
+			if (due == 0 || pipeline->retries[i].due < due)
+				due = pipeline->retries[i].due;
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	{
+		DeleteCall *call = &pipeline->delete_calls[i];
+
+		if (call->count > 0 && call->waiting && (due == 0 || call->due < due))
+			due = call->due;
+	}
 	return due;
+}
+
+/* milliseconds until due (at least 1), for a wait */
+static long
+ms_until(TimestampTz due)
+{
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due), 1);
 }
 
 /*
@@ -277,6 +339,7 @@ static bool
 retry_receive(Pipeline *pipeline, SqsResult *result)
 {
 	SqsError   *error = result->error;
+	int			attempt = result->tag;	/* receives are tagged so */
 	ReceiveRetry *retry;
 
 	stats_record_error(pipeline->slot, error->message, true);
@@ -286,25 +349,25 @@ retry_receive(Pipeline *pipeline, SqsResult *result)
 	{
 		retry = &pipeline->retries[pipeline->nretries++];
 		retry->due = 0;
-		retry->attempt = result->attempt;
+		retry->attempt = attempt;
 		retry->max_messages = result->requested / 2;
 		pipeline->reserved -= result->requested - retry->max_messages;
 	}
 	else if (error->transient && !error->too_large &&
-			 result->attempt < pipeline->options.max_attempts)
+			 attempt < pipeline->options.max_attempts)
 	{
 		retry = &pipeline->retries[pipeline->nretries++];
 		retry->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 pipeline_backoff_ms(result->attempt,
-																	 RECEIVE_BACKOFF_MAX_MS));
-		retry->attempt = result->attempt + 1;
+												 pipeline_backoff_ms(attempt,
+																	 RETRY_BACKOFF_MAX_MS));
+		retry->attempt = attempt + 1;
 		retry->max_messages = result->requested;
 	}
 	else
 		return false;
 
 	elog(DEBUG1, "sqs_ingest: SQS ReceiveMessage failed (attempt %d), retrying: %s",
-		 result->attempt, error->message);
+		 attempt, error->message);
 	return true;
 }
 
@@ -430,10 +493,30 @@ handle_extension_result(Pipeline *pipeline, SqsResult *result)
 			 errdetail("SQS may deliver them again before they are stored; they will then be skipped as duplicates.")));
 }
 
+/*
+ * A delete call answered: a call that failed transiently is sent again
+ * after a backoff, up to max_attempts attempts; otherwise it is counted
+ * and its handles freed.
+ */
 static void
 handle_delete_result(Pipeline *pipeline, SqsResult *result)
 {
+	DeleteCall *call = &pipeline->delete_calls[result->tag];
 	int			failed = result->error ? result->requested : result->nfailed;
+
+	if (result->error && result->error->transient &&
+		call->attempt < pipeline->options.max_attempts)
+	{
+		call->waiting = true;
+		call->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												pipeline_backoff_ms(call->attempt,
+																	RETRY_BACKOFF_MAX_MS));
+		call->attempt++;
+		elog(DEBUG1, "sqs_ingest: SQS DeleteMessageBatch failed (attempt %d), retrying: %s",
+			 call->attempt - 1, result->error->message);
+		return;
+	}
+	release_delete_call(pipeline, call);
 
 	pipeline->deleted += result->requested - failed;
 	pipeline->delete_failures += failed;
@@ -464,7 +547,7 @@ static bool
 deletes_urgent(Pipeline *pipeline)
 {
 	if (pipeline->ndelete_queue == 0 &&
-		sqs_inflight(pipeline->client, SQS_DELETE_BATCH) == 0)
+		pipeline->ndelete_calls == 0)
 	{
 		pipeline->deletes_urgent_at = DT_NOEND;
 		return false;
@@ -556,10 +639,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		}
 		if (deletes_wait_for_flush(pipeline))
 			wait_ms = wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
-		if (retry_waits(pipeline))
+		if (next_retry_due(pipeline, true) != 0)
 		{
-			long		until_retry = Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																		  next_retry_due(pipeline)), 1);
+			long		until_retry = ms_until(next_retry_due(pipeline, true));
 
 			wait_ms = wait_ms < 0 ? until_retry : Min(wait_ms, until_retry);
 		}
@@ -578,7 +660,7 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		{
 			/* a filling batch, a delete or a retry may be due: the loop decides */
 			if (pipeline->nbatch > 0 || deletes_wait_for_flush(pipeline) ||
-				retry_waits(pipeline))
+				next_retry_due(pipeline, true) != 0)
 				continue;
 			return PIPELINE_IDLE;
 		}
@@ -706,15 +788,16 @@ pipeline_flush_deletes(Pipeline *pipeline)
 	stats_set_state(pipeline->slot, INGEST_DELETING);
 	if (pipeline->ndelete_queue > 0)
 		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
-	while (pipeline->ndelete_queue > 0 ||
-		   sqs_inflight(pipeline->client, SQS_DELETE_BATCH) > 0)
+	while (pipeline->ndelete_queue > 0 || pipeline->ndelete_calls > 0)
 	{
 		SqsResult  *result;
 		MemoryContext old;
+		TimestampTz due;
 
 		issue_deletes(pipeline);
+		due = next_retry_due(pipeline, false);
 		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client, -1);
+		result = sqs_next_result(pipeline->client, due ? ms_until(due) : -1);
 		MemoryContextSwitchTo(old);
 		if (result == NULL)
 			continue;

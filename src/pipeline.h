@@ -23,7 +23,8 @@ typedef struct PipelineOptions
 	int			batch_size;		/* store when this many are waiting */
 	int			batch_timeout_ms;	/* or when the oldest waited this long */
 	int			delete_log_level;	/* level of delete failure reports */
-	int			max_attempts;	/* of a receive that fails transiently */
+	int			max_attempts;	/* of a receive or delete call failing
+								 * transiently */
 } PipelineOptions;
 
 typedef enum PipelineEvent
@@ -78,6 +79,14 @@ typedef struct Pipeline
 	struct PendingDelete *delete_queue;
 	int			ndelete_queue;
 	int			delete_queue_capacity;
+
+	/*
+	 * DeleteMessageBatch calls in flight or waiting out a backoff after a
+	 * transient failure (max_inflight slots; a call owns its handles until
+	 * it is answered for good).
+	 */
+	struct DeleteCall *delete_calls;
+	int			ndelete_calls;
 	int64		deleted;
 	int64		delete_failures;
 	TimestampTz deletes_urgent_at;	/* when a queued delete's message has

@@ -83,7 +83,7 @@ typedef struct SqsRequest
 	TimestampTz started_at;
 	TimestampTz answered_after; /* earliest the response can have come */
 	int			requested;
-	int			attempt;
+	int			tag;
 	CURL	   *easy;
 	struct curl_slist *headers; /* with its session token, or NULL */
 	long		timeout_ms;
@@ -840,12 +840,12 @@ start_request(SqsClient *client, SqsAction action, RequestBody *b,
 
 /*
  * Start a ReceiveMessage long poll for up to max_messages (1..10) messages,
- * asking for the attributes the mapping uses.  attempt (1 for a first
- * try) comes back with the result, for the caller's retries.
+ * asking for the attributes the mapping uses.  tag comes back with the
+ * result.
  */
 void
 sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds,
-				  int attempt)
+				  int tag)
 {
 	static const char *const attributes[] = {"SentTimestamp", "ApproximateReceiveCount"};
 	static const char *const all[] = {"All"};
@@ -864,30 +864,34 @@ sqs_start_receive(SqsClient *client, int max_messages, int wait_seconds,
 	body_names(&b, "MessageAttributeNames", "MessageAttributeName", all, lengthof(all));
 	request = start_request(client, SQS_RECEIVE, &b, max_messages,
 							wait_seconds * 1000L + client->config.request_timeout_ms);
-	request->attempt = attempt;
+	request->tag = tag;
 }
 
 /*
  * Start a batch action on 1..10 receipt handles: the entries get Ids "0",
  * "1", ... and each carries the integer member extra_name (if not NULL).
+ * tag comes back with the result.
  */
 static void
 start_batch(SqsClient *client, SqsAction action, char **receipt_handles,
-			int count, const char *extra_name, int extra_value)
+			int count, const char *extra_name, int extra_value, int tag)
 {
 	RequestBody b;
+	SqsRequest *request;
 
 	Assert(count >= 1 && count <= 10);
 	body_begin(&b, client, action);
 	body_entries(&b, action, receipt_handles, count, extra_name, extra_value);
-	start_request(client, action, &b, count, client->config.request_timeout_ms);
+	request = start_request(client, action, &b, count,
+							client->config.request_timeout_ms);
+	request->tag = tag;
 }
 
-/* Start a DeleteMessageBatch for 1..10 receipt handles. */
+/* Start a DeleteMessageBatch for 1..10 receipt handles; tag comes back. */
 void
-sqs_start_delete(SqsClient *client, char **receipt_handles, int count)
+sqs_start_delete(SqsClient *client, char **receipt_handles, int count, int tag)
 {
-	start_batch(client, SQS_DELETE_BATCH, receipt_handles, count, NULL, 0);
+	start_batch(client, SQS_DELETE_BATCH, receipt_handles, count, NULL, 0, tag);
 }
 
 /*
@@ -899,7 +903,7 @@ sqs_start_change_visibility(SqsClient *client, char **receipt_handles,
 							int count, int timeout_seconds)
 {
 	start_batch(client, SQS_CHANGE_VISIBILITY_BATCH, receipt_handles, count,
-				"VisibilityTimeout", timeout_seconds);
+				"VisibilityTimeout", timeout_seconds, 0);
 }
 
 /* Start a GetQueueAttributes for the approximate message counts. */
@@ -1439,7 +1443,7 @@ result_of(SqsRequest *request)
 
 	result->action = request->action;
 	result->requested = request->requested;
-	result->attempt = request->attempt;
+	result->tag = request->tag;
 
 	for (int i = 0; i < NUM_DEPTH_ATTRIBUTES; i++)
 		result->attributes[i] = -1;

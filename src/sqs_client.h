@@ -58,7 +58,8 @@ typedef struct SqsResult
 	SqsAction	action;
 	SqsError   *error;			/* NULL on success */
 	int			requested;		/* messages asked for, or entries sent */
-	int			attempt;		/* of a receive: as given to sqs_start_receive */
+	int			tag;			/* the caller's number for the request, as
+								 * given when it was started */
 	/* ReceiveMessage */
 	int			nmessages;
 	SqsMessage *messages;
@@ -82,9 +83,9 @@ extern void sqs_remember_only_query(const char *endpoint);
 extern SqsClient *sqs_client_create(const SqsConfig *config);
 extern void sqs_client_destroy(SqsClient *client);
 extern void sqs_start_receive(SqsClient *client, int max_messages,
-							  int wait_seconds, int attempt);
+							  int wait_seconds, int tag);
 extern void sqs_start_delete(SqsClient *client, char **receipt_handles,
-							 int count);
+							 int count, int tag);
 extern void sqs_start_change_visibility(SqsClient *client, char **receipt_handles,
 										int count, int timeout_seconds);
 extern void sqs_start_get_attributes(SqsClient *client);

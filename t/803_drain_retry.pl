@@ -2,8 +2,9 @@
 # Copyright (c) sqs_ingest contributors. PostgreSQL License.
 
 # The drain retries what the AWS SDKs retry (5xx, throttling, reset
-# connections), with backoff, up to three attempts of a receive; only then
-# does the call fail.
+# connections), with backoff, up to three attempts of a request; only then
+# does the call fail (a receive) or leave the messages to come back as
+# duplicates (a delete).
 
 use strict;
 use warnings;
@@ -58,6 +59,20 @@ $proxy->set_fault({ receiveFailure => 'http500', receiveFailureCount => 6 });
 my $r = drain($node);
 is($r->{inserted}, 10, 'with 32 receives in flight, six failures are retried and the drain succeeds');
 is($proxy->stats->{ReceiveMessage}{failed}, 6, 'six failures went through the proxy');
+
+# deletes are retried the same way: nothing is left for a redelivery
+for my $kind ('http500', 'reset')
+{
+	is(send_generated($url, 20, 80 + length $kind), 20, "delete $kind: 20 events sent");
+	$proxy->reset_stats;
+	$proxy->set_fault({ deleteFailure => $kind, deleteFailureCount => 2 });
+	my $r = drain($node);
+	is($r->{inserted}, 20, "delete $kind: stored");
+	is($proxy->stats->{DeleteMessageBatch}{failed}, 2, "delete $kind: two delete calls failed");
+	is_deeply([ queue_depth($url) ], [ 0, 0, 0 ],
+		"delete $kind: retried, every message deleted when the drain returns");
+	$proxy->clear_faults;
+}
 
 $node->stop;
 done_testing();
