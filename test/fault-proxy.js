@@ -8,11 +8,14 @@
 //
 // Requests are forwarded byte for byte, Host header included: the SigV4
 // signature covers it, so the emulator must see what the client signed.
+// The action is read from X-Amz-Target (the JSON protocol) or from the
+// form's Action (the Query protocol); injected errors are answered in the
+// protocol of the request.
 //
 // Control, on the same port:
 //   POST /__fault         {"delayMs": N,
 //                          "deleteDelayMs": N,         (more delay for delete calls only)
-//                          "deleteFailure": null | "http500" | "failed-entries" | "reset" | "hang",
+//                          "deleteFailure": null | "http500" | "throttle" | "failed-entries" | "reset" | "hang",
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
 //                          "receiveFailure": null | "http500" | "throttle" | "reset",
 //                          "receiveFailureCount": N,
@@ -32,7 +35,8 @@
 
 const http = require('http');
 const {
-  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, Refusal, controlApi, upstream, passThrough, serve,
+  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, sqsQueryAction, Refusal, controlApi, upstream,
+  passThrough, serve,
 } = require('./lib/server');
 
 const JSON_TYPE = 'application/x-amz-json-1.0';
@@ -57,8 +61,8 @@ function validateFault(f) {
       return `${k} must be a non-negative integer`;
     }
   }
-  if (![undefined, null, 'http500', 'failed-entries', 'reset', 'hang'].includes(f.deleteFailure)) {
-    return 'deleteFailure must be null, "http500", "failed-entries", "reset" or "hang"';
+  if (![undefined, null, 'http500', 'throttle', 'failed-entries', 'reset', 'hang'].includes(f.deleteFailure)) {
+    return 'deleteFailure must be null, "http500", "throttle", "failed-entries", "reset" or "hang"';
   }
   if (![undefined, null, 'http500', 'throttle', 'reset'].includes(f.receiveFailure)) {
     return 'receiveFailure must be null, "http500", "throttle" or "reset"';
@@ -91,7 +95,21 @@ function takeFailure(action) {
   return kind;
 }
 
-function injectFailure(kind, action, req, res, body) {
+// An AWS error as the request's protocol has it: JSON, or Query's XML.
+function sendError(res, query, status, code, type, message) {
+  if (query) {
+    const xml = '<?xml version="1.0"?><ErrorResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/">'
+      + `<Error><Type>${type}</Type><Code>${code}</Code><Message>${message}</Message><Detail/></Error>`
+      + '<RequestId>fault-proxy</RequestId></ErrorResponse>';
+    res.writeHead(status, { 'Content-Type': 'text/xml', 'Content-Length': Buffer.byteLength(xml) });
+    res.end(xml);
+    return;
+  }
+  sendJson(res, status, { __type: code === 'ThrottlingException' ? `com.amazonaws.sqs#${code}` : code, message },
+    { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': `${code};${type}` });
+}
+
+function injectFailure(kind, action, query, req, res, body) {
   count(action, 'failed');
   if (kind === 'hang') return;
   if (kind === 'reset') {
@@ -100,7 +118,7 @@ function injectFailure(kind, action, req, res, body) {
     else sock.destroy();
     return;
   }
-  if (kind === 'failed-entries' && action === 'DeleteMessageBatch') {
+  if (kind === 'failed-entries' && action === 'DeleteMessageBatch' && !query) {
     let entries = [];
     try {
       entries = JSON.parse(body.toString('utf8')).Entries || [];
@@ -116,13 +134,12 @@ function injectFailure(kind, action, req, res, body) {
     return;
   }
   if (kind === 'throttle') {
-    sendJson(res, 400, { __type: 'com.amazonaws.sqs#ThrottlingException', message: 'Rate exceeded.' },
-      { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': 'ThrottlingException;Sender' });
+    sendError(res, query, 400, 'ThrottlingException', 'Sender', 'Rate exceeded.');
     return;
   }
   // http500, and failed-entries on a single DeleteMessage (it has no entries)
-  sendJson(res, 500, { __type: 'InternalError', message: 'Injected failure: service unavailable.' },
-    { 'Content-Type': JSON_TYPE, 'x-amzn-query-error': 'InternalError;Receiver' });
+  // or in the Query protocol
+  sendError(res, query, 500, 'InternalError', 'Receiver', 'Injected failure: service unavailable.');
 }
 
 function forward(action, req, res, body) {
@@ -181,12 +198,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const server = http.createServer(withBody(async (req, res, body) => {
   if (req.url.startsWith('/__fault')) return control(req, res, body);
-  const action = sqsJsonAction(req);
+  const queryAction = sqsJsonAction(req) ? '' : sqsQueryAction(req, body);
+  const query = queryAction !== '';
+  const action = query ? queryAction : sqsJsonAction(req);
   if (fault.delayMs) await sleep(fault.delayMs);
   if (fault.deleteDelayMs && DELETE_ACTIONS.has(action)) await sleep(fault.deleteDelayMs);
   if (res.destroyed) return undefined;
   const kind = takeFailure(action);
-  if (kind) return injectFailure(kind, action, req, res, body);
+  if (kind) return injectFailure(kind, action, query, req, res, body);
   return forward(action, req, res, body);
 }));
 

@@ -114,6 +114,13 @@ function sqsJsonAction(req) {
   return target.startsWith('AmazonSQS.') ? target.slice('AmazonSQS.'.length) : '';
 }
 
+// The SQS action of a Query-protocol call (a form-encoded body with
+// Action=...), or ''.
+function sqsQueryAction(req, body) {
+  if (!body || !/^application\/x-www-form-urlencoded/i.test(String(req.headers['content-type'] || ''))) return '';
+  return new URLSearchParams(body.toString('utf8')).get('Action') || '';
+}
+
 // A control call refused for what it asked (400).
 class Refusal extends Error {}
 
@@ -253,7 +260,7 @@ function serve(server, name, opts, onListening) {
 
 module.exports = {
   parseArgs, portNumber, httpUrl, positiveNumber,
-  withBody, sendJson, sqsJsonAction, Refusal, controlApi,
+  withBody, sendJson, sqsJsonAction, sqsQueryAction, Refusal, controlApi,
   upstream, passThrough,
   serve,
 };
