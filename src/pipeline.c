@@ -496,7 +496,8 @@ handle_extension_result(Pipeline *pipeline, SqsResult *result)
 /*
  * A delete call answered: a call that failed transiently is sent again
  * after a backoff, up to max_attempts attempts; otherwise it is counted
- * and its handles freed.
+ * and its handles freed.  Each failed attempt shows in the stats, as a
+ * receive's does.
  */
 static void
 handle_delete_result(Pipeline *pipeline, SqsResult *result)
@@ -504,6 +505,8 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 	DeleteCall *call = &pipeline->delete_calls[result->tag];
 	int			failed = result->error ? result->requested : result->nfailed;
 
+	if (result->error)
+		stats_record_error(pipeline->slot, result->error->message, true);
 	if (result->error && result->error->transient &&
 		call->attempt < pipeline->options.max_attempts)
 	{

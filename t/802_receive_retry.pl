@@ -4,7 +4,8 @@
 # One receive throttled among many in flight is retried alone, with backoff:
 # the worker does not tear its pipeline down, the other receives and the
 # messages they hold are not disturbed (none left hidden for the visibility
-# timeout), nothing is stored twice.
+# timeout), nothing is stored twice.  Throttled delete calls are retried
+# alone too, so that their messages do not come back.
 
 use strict;
 use warnings;
@@ -57,6 +58,26 @@ is(worker_pid($node, 0), $pid, 'same worker process');
 my $log = log_since($node, $offset);
 unlike($log, qr/will retry|ReceiveMessage failed/,
 	'nothing logged: a throttled receive is retried quietly');
+
+# Delete calls throttled after their batches are stored are retried alone
+# as well, not left for SQS to deliver again as duplicates (which, with
+# this visibility timeout, would come long after the test has given up).
+my $M = 200;
+$offset = log_offset($node);
+$proxy->reset_stats;
+$proxy->set_fault({ deleteFailure => 'throttle', deleteFailureCount => 2 });
+my $more = generate_events($M, 8021);
+is(send_generated($url, $M, 8021), $M, "$M more events sent while two delete calls are throttled");
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM user_logins', $N + $M),
+	'every event stored');
+ok(wait_for_depth($url, 0, 0, 0), 'no message left in SQS: the throttled deletes were retried');
+is($proxy->stats->{DeleteMessageBatch}{failed}, 2, 'two delete calls were throttled');
+is(rows_mismatch($node, [ @$events, @$more ]), 0, 'rows equal the events, each once');
+is( worker_stat($node, q{sqs_errors || '|' || retries || '|' || duplicates || '|' || delete_failures}),
+	'3|0|0|0', 'stats: two more SQS errors; no retry of the worker, duplicate or failed delete');
+is(worker_pid($node, 0), $pid, 'same worker process');
+unlike(log_since($node, $offset), qr/could not delete|DeleteMessageBatch failed/,
+	'nothing logged: a throttled delete call is retried quietly');
 
 $node->stop;
 done_testing();

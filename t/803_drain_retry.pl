@@ -60,19 +60,41 @@ my $r = drain($node);
 is($r->{inserted}, 10, 'with 32 receives in flight, six failures are retried and the drain succeeds');
 is($proxy->stats->{ReceiveMessage}{failed}, 6, 'six failures went through the proxy');
 
-# deletes are retried the same way: nothing is left for a redelivery
-for my $kind ('http500', 'reset')
+# deletes are retried the same way, in either protocol: nothing is left for
+# a redelivery, nothing is logged
+my $seed = 80;
+for my $case ([ json => 'http500' ], [ json => 'reset' ], [ json => 'throttle' ],
+	[ query => 'http500' ], [ query => 'throttle' ])
 {
-	is(send_generated($url, 20, 80 + length $kind), 20, "delete $kind: 20 events sent");
+	my ($protocol, $kind) = @$case;
+	my $what = "delete $kind ($protocol)";
+	set_gucs($node, { 'sqs_ingest.protocol' => $protocol });
+	is(send_generated($url, 20, ++$seed), 20, "$what: 20 events sent");
 	$proxy->reset_stats;
 	$proxy->set_fault({ deleteFailure => $kind, deleteFailureCount => 2 });
+	my $offset = -s $node->logfile;
 	my $r = drain($node);
-	is($r->{inserted}, 20, "delete $kind: stored");
-	is($proxy->stats->{DeleteMessageBatch}{failed}, 2, "delete $kind: two delete calls failed");
+	is($r->{inserted}, 20, "$what: stored");
+	is($proxy->stats->{DeleteMessageBatch}{failed}, 2, "$what: two delete calls failed");
 	is_deeply([ queue_depth($url) ], [ 0, 0, 0 ],
-		"delete $kind: retried, every message deleted when the drain returns");
+		"$what: retried, every message deleted when the drain returns");
+	unlike(slurp_file($node->logfile, $offset), qr/could not delete/,
+		"$what: no delete reported as failed");
 	$proxy->clear_faults;
 }
+set_gucs($node, { 'sqs_ingest.protocol' => undef });
+
+# a delete failing on every attempt is given up after three: its messages
+# stay in SQS, to come back as duplicates
+is(send_generated($url, 5, 90), 5, 'delete failing for good: 5 events sent');
+$proxy->reset_stats;
+$proxy->set_fault({ deleteFailure => 'http500' });
+my $offset = -s $node->logfile;
+is(drain($node)->{inserted}, 5, 'delete failing for good: stored');
+is($proxy->stats->{DeleteMessageBatch}{failed}, 3, 'delete failing for good: after exactly three attempts');
+like(slurp_file($node->logfile, $offset), qr/could not delete 5 stored messages from SQS: Injected failure/,
+	'delete failing for good: logged');
+$proxy->clear_faults;
 
 $node->stop;
 done_testing();
