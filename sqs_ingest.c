@@ -330,6 +330,23 @@ sqs_ingest_mask(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, MASK_HEX_LEN));
 }
 
+/*
+ * Map a message as ingestion would, as the role the target's code runs as
+ * (a domain's check, say, is the table's code, not the caller's).
+ */
+static char *
+preview_map(const CompiledMapping *mapping, const MappingMessage *message,
+			MappedRows *rows)
+{
+	SecurityScope scope;
+	char	   *error;
+
+	security_enter(&scope, ingest_role_for_target(mapping->relid));
+	error = mapping_map(mapping, message, rows);
+	security_leave(&scope);
+	return error;
+}
+
 /* the columns of sqs_ingest_preview()'s result, in order */
 static const char *const preview_columns[] = {
 	"user_id", "device_type", "masked_ip", "masked_device_id",
@@ -345,7 +362,7 @@ preview_values(const CompiledMapping *mapping, const MappingMessage *message,
 	char	   *error;
 
 	mapping_rows_init(&rows, mapping->ncolumns);
-	error = mapping_map(mapping, message, &rows);
+	error = preview_map(mapping, message, &rows);
 	for (int i = 0; i < (int) lengthof(preview_columns); i++)
 	{
 		nulls[i] = true;
@@ -521,7 +538,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 	preview_attributes(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &message);
 
 	mapping_rows_init(&rows, mapping->ncolumns);
-	error = mapping_map(mapping, &message, &rows);
+	error = preview_map(mapping, &message, &rows);
 	if (error)
 	{
 		nulls[0] = true;

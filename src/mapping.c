@@ -23,7 +23,10 @@
  * for text, varchar and ISO dates, which are built directly.  Built-in
  * input functions report bad input by raising an error while holding no
  * resource, so their errors are caught without a subtransaction; other
- * input functions (extension types) run in one.
+ * input functions (extension types, and the domains, composites and ranges
+ * whose input runs a user's code) run in one.  The caller maps as the role
+ * the target table's code runs as (security.c), so that such code never
+ * runs with the rights of the worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -354,6 +358,30 @@ rule_error(const MappingColumn *col, const char *detail)
 			 errdetail("%s", detail)));
 }
 
+/*
+ * Does a type's input function run nothing but built-in code?  True of a
+ * base or enum type whose input function is built in, and of arrays of
+ * those.  A domain runs its CHECK expressions, and composites, ranges and
+ * multiranges run their members' input functions: any of them can be a
+ * user's code, which must not run uncaught outside a subtransaction.
+ */
+static bool
+input_runs_builtin_code(Oid typid)
+{
+	char		typtype = get_typtype(typid);
+	Oid			func;
+	Oid			ioparam;
+
+	if (typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM)
+		return false;
+	getTypeInputInfo(typid, &func, &ioparam);
+	if (func >= FirstGenbkiObjectId)
+		return false;
+	if (func == F_ARRAY_IN)
+		return input_runs_builtin_code(get_element_type(typid));
+	return true;
+}
+
 /* a type's input function */
 static void
 lookup_input(TypeInput *input, Oid typid, int32 typmod)
@@ -364,7 +392,7 @@ lookup_input(TypeInput *input, Oid typid, int32 typmod)
 	fmgr_info(func, &input->func);
 	input->typid = typid;
 	input->typmod = typmod;
-	input->builtin = func < FirstGenbkiObjectId;
+	input->builtin = input_runs_builtin_code(typid);
 }
 
 static ColumnConversion
@@ -745,6 +773,7 @@ mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 	Relation	rel;
 	TupleDesc	tupdesc;
 	const char *relname;
+
 
 	rel = relation_open(relid, AccessShareLock);
 	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),

@@ -42,7 +42,8 @@ typedef struct TypeInput
 	int32		typmod;
 	FmgrInfo	func;
 	Oid			ioparam;
-	bool		builtin;		/* internal C function: cannot leak resources */
+	bool		builtin;		/* runs built-in code only: its errors are
+								 * caught without a subtransaction */
 } TypeInput;
 
 typedef struct MappingColumn

@@ -854,6 +854,8 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 {
 	const CompiledMapping *mapping;
 	Batch		batch;
+	Oid			role;
+	SecurityScope scope;
 	bool	   *is_new;
 	int			nest_level;
 	int			rc;
@@ -877,8 +879,12 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 
 	mapping = sink_check(pipeline, RowExclusiveLock);
 	prepare_plans(mapping);
+	/* input functions may run the target's code (domain checks) */
+	role = sink_store_role(pipeline, mapping->relid);
+	security_enter(&scope, role);
 	build_batch(&batch, mapping, messages, count);
-	batch.role = sink_store_role(pipeline, mapping->relid);
+	security_leave(&scope);
+	batch.role = role;
 	counts->duplicates = count - batch.count;
 
 	is_new = palloc(sizeof(bool) * batch.count);
