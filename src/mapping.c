@@ -769,11 +769,13 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 CompiledMapping *
 mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 {
+	static uint64 generations = 0;
 	CompiledMapping *mapping = palloc0(sizeof(CompiledMapping));
 	Relation	rel;
 	TupleDesc	tupdesc;
 	const char *relname;
 
+	mapping->generation = ++generations;
 
 	rel = relation_open(relid, AccessShareLock);
 	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),

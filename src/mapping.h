@@ -68,6 +68,8 @@ typedef struct MappingColumn
 /* a mapping compiled against its target table's columns */
 typedef struct CompiledMapping
 {
+	uint64		generation;		/* unique among the mappings compiled in
+								 * this process, never 0 */
 	Oid			relid;
 	char	   *qualified_name;
 	int			ncolumns;

@@ -70,9 +70,13 @@
 /* the name of the settings-based pipeline */
 #define DEFAULT_PIPELINE "default"
 
-/* plans kept across batches; re-prepared when the mapping is recompiled */
+/*
+ * Plans kept across batches.  The insert is re-prepared when the mapping is
+ * recompiled (the table changed): recognised by the mapping's generation,
+ * since a recompiled mapping may well land at the address of the old one.
+ */
 static SPIPlanPtr insert_plan = NULL;
-static const CompiledMapping *insert_plan_mapping = NULL;
+static uint64 insert_plan_generation = 0;
 static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr ledger_all_new_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
@@ -170,8 +174,6 @@ sink_free_pipeline(SinkPipeline *pipeline)
 		link = &(*link)->next;
 	if (*link)
 		*link = pipeline->next;
-	if (insert_plan_mapping == pipeline->compiled)
-		insert_plan_mapping = NULL;
 	MemoryContextDelete(pipeline->context);
 }
 
@@ -272,7 +274,7 @@ prepare_plans(const CompiledMapping *mapping)
 												 get_namespace_oid("sqs_ingest", false));
 	bool		has_pipeline;
 
-	if (insert_plan == NULL || insert_plan_mapping != mapping)
+	if (insert_plan == NULL || insert_plan_generation != mapping->generation)
 	{
 		StringInfoData sql;
 		Oid		   *argtypes = palloc(sizeof(Oid) * mapping->ncolumns);
@@ -313,7 +315,7 @@ prepare_plans(const CompiledMapping *mapping)
 		appendStringInfoChar(&sql, ')');
 
 		insert_plan = prepare_kept(sql.data, mapping->ncolumns, argtypes);
-		insert_plan_mapping = mapping;
+		insert_plan_generation = mapping->generation;
 	}
 
 	if (ledger_plan == NULL)
