@@ -57,6 +57,7 @@
 #include "security.h"
 #include "sqs_ingest.h"
 #include "stats.h"
+#include "subxact.h"
 #include "wait_events.h"
 
 #define DRAIN_MAGIC 0x73716464
@@ -687,7 +688,7 @@ sqs_ingest_drain_main(Datum main_arg)
 
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
+		error = subxact_copy_error();
 		FlushErrorState();
 		/* the error may come from a subtransaction of the sink */
 		AbortOutOfAnyTransaction();

@@ -212,7 +212,7 @@ call_builtin(CatchingFunction fn, void *arg, Datum *result)
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
+		edata = subxact_copy_error();
 		if (is_builtin_process_error(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * subxact.c
- *	  Running a function in a subtransaction of its own, its error caught.
+ *	  Running a function in a subtransaction of its own, its error caught;
+ *	  copying a caught error.
  *
  * Whatever the function leaves behind when it fails (locks, buffers, open
  * relations, half-inserted rows) is released by rolling the subtransaction
@@ -17,6 +18,22 @@
 #include "utils/resowner.h"
 
 #include "subxact.h"
+
+/*
+ * The error being handled, copied into the current memory context.  An
+ * error raised without errmsg() (third-party code may) has no message; it
+ * gets the text PostgreSQL itself would log, so that no caller mistakes a
+ * NULL message for success or passes it to strlen().
+ */
+ErrorData *
+subxact_copy_error(void)
+{
+	ErrorData  *error = CopyErrorData();
+
+	if (error->message == NULL)
+		error->message = pstrdup("missing error text");
+	return error;
+}
 
 /*
  * Run fn(arg) in a subtransaction.  Returns NULL if it succeeded, or its
@@ -43,7 +60,7 @@ subxact_call(void (*fn) (void *), void *arg)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
+		error = subxact_copy_error();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(context);

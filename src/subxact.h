@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * subxact.h
- *	  Running a function in a subtransaction of its own, its error caught.
+ *	  Running a function in a subtransaction of its own, its error caught;
+ *	  copying a caught error.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +11,7 @@
 
 #include "postgres.h"
 
+extern ErrorData *subxact_copy_error(void);
 extern ErrorData *subxact_call(void (*fn) (void *), void *arg);
 
 #endif							/* SQS_INGEST_SUBXACT_H */

@@ -46,6 +46,7 @@
 #include "sink.h"
 #include "sqs_ingest.h"
 #include "stats.h"
+#include "subxact.h"
 #include "wait_events.h"
 #include "worker.h"
 
@@ -338,7 +339,7 @@ worker_loop(WorkerState *ws)
 			/* as PostgresMain does: no interrupt while cleaning up */
 			HOLD_INTERRUPTS();
 			MemoryContextSwitchTo(worker_context);
-			error = CopyErrorData();
+			error = subxact_copy_error();
 			FlushErrorState();
 			/* the error may come from a subtransaction of the sink */
 			AbortOutOfAnyTransaction();
