@@ -281,13 +281,17 @@ catalog_get(const char *name)
 	return linitial(defs);
 }
 
-/* the pipeline's target table, or InvalidOid if there is none of its name */
+/*
+ * The pipeline's target table, or InvalidOid if there is none of its name,
+ * locked in lockmode.  NoLock only resolves the name: for callers that must
+ * not wait on whoever holds the table.
+ */
 Oid
-catalog_target_relid(const PipelineDefinition *def)
+catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode)
 {
 	List	   *names = textToQualifiedNameList(cstring_to_text(def->target));
 
-	return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), lockmode, true);
 }
 
 /* the settings a pipeline sets, whose caller's values a drain of it ignores */
@@ -529,7 +533,7 @@ sqs_ingest_alter_pipeline(PG_FUNCTION_ARGS)
 		relid = PG_GETARG_OID(2);
 	else
 	{
-		relid = catalog_target_relid(def);
+		relid = catalog_target_relid(def, AccessShareLock);
 		if (!OidIsValid(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),

@@ -209,7 +209,12 @@ sync_with_catalog(void)
 	foreach(lc, defs)
 	{
 		PipelineDefinition *def = lfirst(lc);
-		Oid			target = catalog_target_relid(def);
+		/*
+		 * The name only, unlocked: a pipeline's owner may hold its table in
+		 * any lock mode for as long as they like, and the launcher serves
+		 * every pipeline.  Its workers lock the table when they use it.
+		 */
+		Oid			target = catalog_target_relid(def, NoLock);
 		PipelineWorkers *set = find_set(def->name);
 		int			wanted = (def->settings.enabled && OidIsValid(target)) ?
 			def->settings.workers : 0;
