@@ -346,7 +346,8 @@ assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 {
 	StringInfoData form;
 	bool		missing;
-	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, detail);
+	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, NULL,
+											detail);
 	SourceResult result;
 
 	if (token == NULL)
@@ -586,7 +587,7 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	{
 		bool		missing;
 
-		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, detail);
+		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, NULL, detail);
 		if (token == NULL)
 			return SOURCE_FAILED;
 		strip_trailing_space(token);

@@ -27,10 +27,12 @@
 /*
  * Read a small file whole (a token, a profile file).  Returns NULL, with
  * the reason in detail, if it cannot; *missing tells a file that does not
- * exist from one that cannot be read.
+ * exist from one that cannot be read.  If len is not NULL, *len is the
+ * number of bytes read: what a caller that cuts the text up must wipe.
  */
 char *
-read_small_file(const char *path, size_t max_len, bool *missing, StringInfo detail)
+read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
+				StringInfo detail)
 {
 	int			fd;
 	StringInfoData content;
@@ -70,6 +72,8 @@ read_small_file(const char *path, size_t max_len, bool *missing, StringInfo deta
 		return NULL;
 	}
 	close(fd);
+	if (len)
+		*len = content.len;
 	return content.data;
 }
 
@@ -137,7 +141,9 @@ read_profile(const char *path, const char *profile, bool config_file,
 			 ProfileSettings *p, StringInfo detail)
 {
 	bool		missing;
-	char	   *content = read_small_file(path, MAX_PROFILE_FILE, &missing, detail);
+	size_t		content_len;
+	char	   *content = read_small_file(path, MAX_PROFILE_FILE, &missing,
+										  &content_len, detail);
 	char	   *line;
 	char	   *save = NULL;
 	bool		in_profile = false;
@@ -192,7 +198,8 @@ read_profile(const char *path, const char *profile, bool config_file,
 		if (target && *target == NULL && *strip_space(eq + 1) != '\0')
 			*target = pstrdup(strip_space(eq + 1));
 	}
-	explicit_bzero(content, strlen(content));
+	/* strtok_r() cut the text at every newline: wipe all of it */
+	explicit_bzero(content, content_len);
 	pfree(content);
 	return true;
 }

@@ -24,7 +24,7 @@ typedef struct ProfileSettings
 } ProfileSettings;
 
 extern char *read_small_file(const char *path, size_t max_len, bool *missing,
-							 StringInfo detail);
+							 size_t *len, StringInfo detail);
 extern char *strip_trailing_space(char *s);
 extern const char *home_directory(void);
 extern bool load_profile(const char *profile, const char *credentials_path,
