@@ -598,15 +598,25 @@ Datum
 sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
 {
 	SqsConfig  *config = sqs_config_from_gucs();
-	SqsClient  *client = sqs_client_create(config);
-	SqsResult  *result = NULL;
+	SqsResult  *volatile result = NULL;
 	Datum		values[3];
 	bool		nulls[3];
 
-	sqs_start_get_attributes(client);
-	while (result == NULL)
-		result = sqs_next_result(client, -1);
-	sqs_client_destroy(client);
+	/* the configuration's copies of the credentials are wiped, error or not */
+	PG_TRY();
+	{
+		SqsClient  *client = sqs_client_create(config);
+
+		sqs_start_get_attributes(client);
+		while (result == NULL)
+			result = sqs_next_result(client, -1);
+		sqs_client_destroy(client);
+	}
+	PG_FINALLY();
+	{
+		sqs_config_free(config);
+	}
+	PG_END_TRY();
 	if (result->error)
 		sqs_report_error(result->error, ERROR);
 
