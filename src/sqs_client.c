@@ -1252,7 +1252,8 @@ request_error(SqsRequest *request)
 	if (sqs_decode_json_error(request->response, request->response_len, &document) ||
 		sqs_decode_xml_error(request->response, request->response_len, &document))
 	{
-		error->aws_type = document.code;
+		/* the code is the endpoint's text as much as the message is */
+		error->aws_type = redact_aws_text(document.code);
 		error->message = redact_aws_text(document.message);
 	}
 	if (error->message == NULL)

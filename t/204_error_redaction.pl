@@ -5,7 +5,9 @@
 # clipped on a character boundary and redacted: an endpoint that answers
 # with SignatureDoesNotMatch quoting the canonical request and the string
 # to sign, or echoing the Authorization and X-Amz-Security-Token headers it
-# received, gets none of them into any of those places.
+# received, gets none of them into any of those places.  The error code
+# is the endpoint's text too: one with a line break and credentials in it
+# is redacted the same way.
 
 use strict;
 use warnings;
@@ -23,8 +25,9 @@ use Test::More;
 my $TOKEN = 'token-SECRET-204-' . ('Zx9' x 30);
 
 # An endpoint that answers every request with an AWS error quoting what it
-# received, in turn: the canonical request, the Authorization header, and
-# a long message of two-byte characters.
+# received, in turn: the canonical request, the Authorization header, a
+# long message of two-byte characters, and an error code that echoes the
+# credentials and forges a second log line.
 my $listener = IO::Socket::INET->new(
 	LocalAddr => '127.0.0.1',
 	LocalPort => 0,
@@ -58,7 +61,8 @@ if ($pid == 0)
 		my ($date)  = $head =~ /^x-amz-date:\s*([^\r\n]*)/mi;
 		$auth //= ''; $token //= ''; $date //= '';
 		# a drain picks the answer by its queue name, the worker takes turns
-		my $variant = $body =~ /hostile-(\d)/ ? $1 : $n % 3;
+		my $variant = $body =~ /hostile-(\d)/ ? $1 : $n % 4;
+		my $code_tail = '';
 		my ($type, $message);
 		if ($variant == 0)
 		{
@@ -77,14 +81,21 @@ if ($pid == 0)
 			$message = "Authorization header requires 'Credential' parameter. Authorization=$auth "
 			  . "X-Amz-Security-Token=$token";
 		}
-		else
+		elsif ($variant == 2)
 		{
 			$type = 'InvalidParameterValue';
 			$message = ("\x{e9}" x 600) . " $token";
 		}
+		else
+		{
+			$type = 'InvalidParameterValue';
+			$code_tail = " SecretAccessKey=$TEST_SECRET_ACCESS_KEY $TEST_ACCESS_KEY_ID\n"
+			  . "LOG:  FORGED-204 Authorization=$auth $token";
+			$message = 'The code says more than it should.';
+		}
 		$n++;
 		my $doc = JSON::PP->new->utf8->encode(
-			{ __type => "com.amazon.coral.service#$type", message => $message });
+			{ __type => "com.amazon.coral.service#$type$code_tail", message => $message });
 		print $c "HTTP/1.1 400 Bad Request\r\n"
 		  . "Content-Type: application/x-amz-json-1.0\r\n"
 		  . "Content-Length: " . length($doc) . "\r\nConnection: close\r\n\r\n$doc";
@@ -108,7 +119,7 @@ my $log_start = log_offset($node);
 
 my @secrets = ($TEST_ACCESS_KEY_ID, $TEST_SECRET_ACCESS_KEY, $TOKEN, 'Zx9Zx9Zx9');
 my @request_material = (
-	'x-amz-security-token', 'X-Amz-Security-Token', 'Canonical String', 'String-to-Sign',
+	'FORGED-204',           'x-amz-security-token', 'X-Amz-Security-Token', 'Canonical String', 'String-to-Sign',
 	'Credential=', 'Signature=', 'SignedHeaders', 'AWS4-HMAC-SHA256', 'host:127');
 
 sub found
@@ -118,7 +129,7 @@ sub found
 }
 
 my @errors;
-for my $variant (0 .. 2)
+for my $variant (0 .. 3)
 {
 	my ($ret, $out, $err) = $node->psql('postgres',
 		"SET sqs_ingest.queue_url = '$url-$variant'; SELECT * FROM sqs_ingest_drain()");
@@ -131,12 +142,14 @@ like($errors[1], qr/requires 'Credential' parameter.*\[redacted\]/,
 like($errors[2], qr/\x{c3}\x{a9}\x{c3}\x{a9}\.\.\./,
 	'a long message is clipped after whole characters');
 unlike($errors[2], qr/\x{c3}\.\.\./, 'never in the middle of one');
+like($errors[3], qr/AWS error code: InvalidParameterValue \[redacted\][^\n]*; HTTP status 400\./,
+	'an error code is cut before the credentials it echoes and its line break');
 is(found(join("\n", @errors)), '', 'no secret or request material in the errors the caller sees');
 
 ok( $node->poll_query_until(
-		'postgres', q{SELECT last_error IS NOT NULL AND sqs_errors >= 3
+		'postgres', q{SELECT last_error IS NOT NULL AND sqs_errors >= 4
 		FROM sqs_ingest.stats WHERE kind = 'worker'}),
-	'the worker met all three answers');
+	'the worker met all four answers');
 my $stats = $node->safe_psql('postgres',
 	q{SELECT last_error FROM sqs_ingest.stats WHERE kind = 'worker'});
 is(found($stats), '', 'no secret or request material in sqs_ingest.stats.last_error');
