@@ -34,6 +34,7 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -509,36 +510,81 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 }
 
 /*
- * May credentials be fetched over plain http from this host?  As in the
- * SDKs: loopback, and the ECS and EKS Pod Identity link-local addresses.
+ * May credentials be fetched over plain http from this host, as libcurl's
+ * URL parser gives it?  As in the SDKs: loopback, and the ECS and EKS Pod
+ * Identity link-local addresses.
  */
 static bool
-allowed_container_host(const char *url)
+allowed_container_host(const char *host)
 {
-	const char *host = url + strlen("http://");
-	const char *end;
-	char		name[64];
+	size_t		len = strlen(host);
+	char		name[INET6_ADDRSTRLEN];
 	struct in_addr addr4;
+	struct in6_addr addr6;
+	struct in6_addr eks6;
 
-	if (*host == '[')
+	if (host[0] == '[')
 	{
-		end = strchr(host, ']');
-		if (end == NULL || end - host - 1 >= (int) sizeof(name))
+		if (len < 3 || host[len - 1] != ']' || len - 2 >= sizeof(name))
 			return false;
-		memcpy(name, host + 1, end - host - 1);
-		name[end - host - 1] = '\0';
-		return strcmp(name, "::1") == 0 || pg_strcasecmp(name, "fd00:ec2::23") == 0;
+		memcpy(name, host + 1, len - 2);
+		name[len - 2] = '\0';
+		if (inet_pton(AF_INET6, name, &addr6) != 1)
+			return false;
+		(void) inet_pton(AF_INET6, "fd00:ec2::23", &eks6);
+		return IN6_IS_ADDR_LOOPBACK(&addr6) ||
+			memcmp(&addr6, &eks6, sizeof(addr6)) == 0;
 	}
-	end = host + strcspn(host, ":/?#");
-	if (end - host >= (int) sizeof(name))
-		return false;
-	memcpy(name, host, end - host);
-	name[end - host] = '\0';
-	if (pg_strcasecmp(name, "localhost") == 0 ||
-		strcmp(name, "169.254.170.2") == 0 || strcmp(name, "169.254.170.23") == 0)
+	if (pg_strcasecmp(host, "localhost") == 0 ||
+		strcmp(host, "169.254.170.2") == 0 || strcmp(host, "169.254.170.23") == 0)
 		return true;
-	return inet_pton(AF_INET, name, &addr4) == 1 &&
+	return inet_pton(AF_INET, host, &addr4) == 1 &&
 		(ntohl(addr4.s_addr) >> 24) == 127;
+}
+
+/*
+ * May container credentials be fetched from this URL?  It is parsed by
+ * libcurl's own URL parser, so that the host checked is the host libcurl
+ * connects to, whatever a hand-made parser would make of
+ * "http://127.0.0.1:80@elsewhere/".  https goes anywhere, plain http only
+ * to allowed_container_host(); a user name or password is refused outright.
+ * Returns false with the reason in detail; *tls tells https.
+ */
+static bool
+check_container_url(const char *url, bool *tls, StringInfo detail)
+{
+	CURLU	   *parsed = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *user = NULL;
+	char	   *password = NULL;
+	bool		ok = false;
+
+	if (parsed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (curl_url_set(parsed, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		curl_url_get(parsed, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		curl_url_get(parsed, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL");
+	else if (curl_url_get(parsed, CURLUPART_USER, &user, 0) != CURLUE_NO_USER ||
+			 curl_url_get(parsed, CURLUPART_PASSWORD, &password, 0) != CURLUE_NO_PASSWORD)
+		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must not hold a user name or password");
+	else if (strcmp(scheme, "https") == 0 ||
+			 (strcmp(scheme, "http") == 0 && allowed_container_host(host)))
+	{
+		*tls = strcmp(scheme, "https") == 0;
+		ok = true;
+	}
+	else
+		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(password);
+	curl_url_cleanup(parsed);
+	return ok;
 }
 
 static SourceResult
@@ -567,13 +613,11 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	}
 	else if (full)
 	{
-		if (strncmp(full, "https://", 8) == 0)
-			request.direct = false;
-		else if (strncmp(full, "http://", 7) != 0 || !allowed_container_host(full))
-		{
-			appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
+		bool		tls;
+
+		if (!check_container_url(full, &tls, detail))
 			return SOURCE_FAILED;
-		}
+		request.direct = !tls;
 		request.url = full;
 	}
 	else

@@ -234,6 +234,37 @@ restart_with_env($node,
 like(drain_error($node), qr/AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address/,
 	'plain http to a host the SDKs do not allow is refused before any connection');
 
+# the host checked is the host libcurl connects to: "127.0.0.1:80@" is a
+# user name and password, not the host, and is refused whatever the host
+my ($aws_port) = $aws->endpoint =~ /:(\d+)$/;
+my $container_path = "/container/v2/credentials/task";
+for my $userinfo ('127.0.0.1:80@', 'user:container-pass@', 'user@')
+{
+	restart_with_env($node,
+		AWS_CONTAINER_CREDENTIALS_FULL_URI => "http://${userinfo}127.0.0.1:$aws_port$container_path",
+		AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
+	$before = $aws->stats->{container};
+	$err = drain_error($node);
+	like($err, qr/AWS_CONTAINER_CREDENTIALS_FULL_URI must not hold a user name or password/,
+		"a container URL with user information ($userinfo) is refused");
+	unlike($err, qr/container-pass|container-auth-secret/, 'the refusal quotes neither password nor token');
+	is($aws->stats->{container}, $before, 'no request reached the container endpoint');
+}
+
+restart_with_env($node,
+	AWS_CONTAINER_CREDENTIALS_FULL_URI => 'not a URL',
+	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
+like(drain_error($node), qr/AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL/,
+	'a container URL libcurl cannot parse is refused');
+
+# 2130706433 is 127.0.0.1 to libcurl, so to the check as well
+restart_with_env($node,
+	AWS_CONTAINER_CREDENTIALS_FULL_URI => "http://2130706433:$aws_port$container_path",
+	AWS_CONTAINER_AUTHORIZATION_TOKEN  => 'container-auth-secret');
+$before = $aws->stats->{container};
+drains_with('container at a loopback address in decimal');
+is($aws->stats->{container}, $before + 1, 'the container endpoint was asked');
+
 restart_with_env($node, 
 	%imds,
 	AWS_CONTAINER_CREDENTIALS_FULL_URI => $full_uri,
