@@ -285,6 +285,9 @@ xml_cases(void)
 	receive_fails(d, "<ReceiveMessageResponse><a>", -1, 10, "not well-formed XML", "xml: truncated");
 	receive_fails(d, "<ErrorResponse/>", -1, 10, "the response is <ErrorResponse>, not <ReceiveMessageResponse>",
 				  "xml: the wrong root element");
+	receive_fails(d, "<ReceiveMessageResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+				  "</ReceiveMessageResponse>", -1, 10, "the response has no <ReceiveMessageResult>",
+				  "xml: no result element is no empty receive");
 	receive_fails(d, "<ReceiveMessageResponse><ReceiveMessageResult><Message><MessageId>m</MessageId>"
 				  "</Message></ReceiveMessageResult></ReceiveMessageResponse>", -1, 10,
 				  "message 1 has no ReceiptHandle", "xml: no ReceiptHandle");
@@ -320,6 +323,12 @@ xml_cases(void)
 						  "ApproximateNumberOfMessagesDelayed</Name><Value>7</Value></Attribute>"
 						  "</GetQueueAttributesResult></GetQueueAttributesResponse>"), depth_names, 3, v);
 	ok(error == NULL && v[0] == -1 && v[2] == 7, "xml attributes: a count");
+	error = d->attributes(DOC("<GetQueueAttributesResponse><ResponseMetadata/></GetQueueAttributesResponse>"),
+						  depth_names, 3, v);
+	ok(contains(error, "the response has no <GetQueueAttributesResult>"),
+	   "xml attributes: no result element is no answer");
+	error = d->batch(DOC("<DeleteMessageBatchResponse/>"), 1, &b);
+	ok(contains(error, "the response has no <DeleteMessageBatchResult>"), "xml batch: no result element");
 
 	ok(d->error(DOC("<ErrorResponse><Error><Type>Sender</Type><Code>AWS.SimpleQueueService.NonExistentQueue</Code>"
 				"<Message>gone</Message></Error></ErrorResponse>"), &e) &&

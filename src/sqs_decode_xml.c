@@ -134,6 +134,26 @@ child(const xmlNode *node, const char *name)
 }
 
 /*
+ * The result element (such as <ReceiveMessageResult>) of a parsed
+ * response, or NULL.  SQS always sends it, empty when there is nothing to
+ * report, so a document without it is the wrong shape (*error is set):
+ * read as "nothing", it would make a broken answer look like an empty
+ * queue.  An empty document (root NULL) has none and is no error.
+ */
+static xmlNode *
+result_element(const xmlNode *root, const char *name, char **error)
+{
+	xmlNode    *result;
+
+	if (root == NULL)
+		return NULL;
+	result = child(root, name);
+	if (result == NULL)
+		*error = psprintf("the response has no <%s>", name);
+	return result;
+}
+
+/*
  * The text of an element as a palloc'd string, or NULL (and *error set)
  * if it holds elements.  NULL without error when node is NULL.  The string
  * is allocated at its final size, so that no copy of a secret is left
@@ -264,7 +284,7 @@ sqs_decode_xml_receive(const char *data, size_t len, int max_messages,
 	xmlDoc	   *doc;
 	char	   *error;
 	xmlNode    *root = parse_document(data, len, "ReceiveMessageResponse", &doc, &error);
-	xmlNode    *list = child(root, "ReceiveMessageResult");
+	xmlNode    *list = result_element(root, "ReceiveMessageResult", &error);
 	int			seen = 0;
 
 	memset(result, 0, sizeof(SqsReceiveResponse));
@@ -322,7 +342,7 @@ sqs_decode_xml_batch(const char *data, size_t len, const char *action,
 	xmlDoc	   *doc;
 	char	   *error;
 	xmlNode    *root = parse_document(data, len, response, &doc, &error);
-	xmlNode    *list = child(root, result_name);
+	xmlNode    *list = result_element(root, result_name, &error);
 	bool	   *reported = palloc0(sizeof(bool) * Max(entries, 1));
 
 	memset(result, 0, sizeof(SqsBatchResponse));
@@ -366,7 +386,7 @@ sqs_decode_xml_attributes(const char *data, size_t len,
 	xmlDoc	   *doc;
 	char	   *error;
 	xmlNode    *root = parse_document(data, len, "GetQueueAttributesResponse", &doc, &error);
-	xmlNode    *list = child(root, "GetQueueAttributesResult");
+	xmlNode    *list = result_element(root, "GetQueueAttributesResult", &error);
 
 	for (int i = 0; i < count; i++)
 		values[i] = -1;
