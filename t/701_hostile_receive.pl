@@ -36,46 +36,7 @@ cmp_ok(scalar @transport, '>=', 25, 'the endpoint knows the transport cases');
 
 my @all;
 my $seed = 7000;
-for my $case (@transport)
-{
-	my $events = generate_events($N, ++$seed);
-	is(send_generated($url, $N, $seed), $N, "$case: $N events sent");
-	push @all, @$events;
-
-	$hostile->reset_stats;
-	$hostile->script({ ReceiveMessage => { case => $case, count => 1 } });
-	my $offset = -s $node->logfile;
-	my $r = try_drain($node, undef, timeout => 120);
-	note("$case: " . ($r->{ok} ? "drain returned @{$r->{result}}{qw(received inserted)}" : $r->{stderr}));
-
-	is($hostile->served('ReceiveMessage', $case), 1, "$case: served once");
-	ok(!$r->{timed_out}, "$case: the drain returns within the timeouts");
-	no_crash($node, $offset, $case) or next;
-	if ($case eq 'empty')
-	{
-		# an empty 200 is an empty JSON object, as the AWS SDKs read it
-		ok($r->{ok}, "$case: read as an empty queue, no error")
-		  or diag($r->{stderr});
-	}
-	elsif ($r->{ok})
-	{
-		cmp_ok($r->{result}{received}, '>', 0,
-			"$case: not read as an empty queue (retried and received)");
-	}
-	else
-	{
-		like($r->{stderr}, qr/^psql:.*ERROR:  .*(ReceiveMessage|SQS)/m,
-			"$case: a clean error naming the call");
-	}
-	is($hostile->stats->{redirectsFollowed}, 0, "$case: no redirect followed")
-	  if $case eq 'redirect';
-	cmp_ok($hostile->stats->{clientClosed}, '>=', 1,
-		"$case: the client gave up the stalled connection")
-	  if $case =~ /^stall/;
-
-	$hostile->clear;
-	ok(drain_until_stored($node, $events), "$case: every message stored in the end");
-}
+push @all, @{ drain_meets_hostile($node, $hostile, $url, $_, $N, ++$seed) } for @transport;
 
 is(rows_mismatch($node, \@all), 0, 'every event stored exactly once, as it should be');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM sqs_ingest.dead_letters'),

@@ -42,35 +42,7 @@ cmp_ok(scalar @attribute_cases, '>=', 25, 'the endpoint knows the attribute case
 my %may_answer = map { $_ => 1 } qw(empty invalid-utf8 count-overflow
   count-negative count-not-number count-json-number);
 
-for my $case (@attribute_cases)
-{
-	$hostile->reset_stats;
-	$hostile->script({ GetQueueAttributes => { case => $case, count => 1 } });
-	my $offset = -s $node->logfile;
-	my ($timed_out, $out, $err) = (0);
-	my $ret = $node->psql('postgres', $depth_sql,
-		stdout    => \$out,
-		stderr    => \$err,
-		timeout   => 120,
-		timed_out => \$timed_out);
-	note("$case: " . ($ret == 0 ? $out : $err));
-
-	is($hostile->served('GetQueueAttributes', $case), 1, "$case: served once");
-	ok(!$timed_out, "$case: returns within the timeouts");
-	no_crash($node, $offset, $case) or next;
-	if ($ret == 0)
-	{
-		ok($may_answer{$case}, "$case: answered only when the document allows it");
-		unlike($out, qr/-/, "$case: no negative count");
-	}
-	else
-	{
-		like($err, qr/ERROR:  .*(GetQueueAttributes|SQS)/,
-			"$case: a clean error naming the call");
-	}
-	is($hostile->stats->{redirectsFollowed}, 0, "$case: no redirect followed")
-	  if $case eq 'redirect';
-}
+depth_meets_hostile($node, $hostile, $_, $depth_sql, \%may_answer) for @attribute_cases;
 
 $hostile->clear;
 is($node->safe_psql('postgres', $depth_sql), '3 0 0', 'depth read again once the endpoint behaves');

@@ -54,6 +54,7 @@ our @EXPORT = qw(
   generate_events
   new_node set_gucs drain drain_error repo_root sample_file sample_events
   app_version_code rows_mismatch rows_sent_today no_crash hostile_settings try_drain drain_until_stored
+  drain_meets_hostile depth_meets_hostile
   $TEST_ACCESS_KEY_ID $TEST_SECRET_ACCESS_KEY $TEST_MASK_KEY
   $TARGET_TABLE_DDL);
 
@@ -317,10 +318,13 @@ sub start_proxy
 Start the scripted hostile endpoint (F<test/hostile-endpoint.js>) in front
 of C<$target_endpoint>. Returns an object with C<endpoint>, C<port>,
 C<script(\%script)> (action =E<gt> {case =E<gt> NAME, count =E<gt> N}),
-C<clear>, C<stats>, C<reset_stats>, C<cases> (case =E<gt> [actions]),
-C<served($action, $case)> (how often that case was served),
-C<transport_cases($action)> (the cases for that action, sorted, but those
-that answer with messages of their own making), C<stop>,
+C<clear>, C<stats>, C<reset_stats>, C<cases> (case =E<gt> {actions, protocols,
+invents}), C<served($action, $case)> (how often that case was served),
+C<wait_served($action, $case)> (true once it was, false after the
+harness's timeout), C<transport_cases($action, $protocol)> (the cases for that action that have a
+form in C<$protocol>, C<json> (default) or C<query>, sorted, but those that
+answer with messages of their own making), C<entity_file> ({path, marker}:
+the local file the C<external-entity> case points at), C<stop>,
 C<start>. With C<cert =E<gt> FILE, key =E<gt> FILE> it serves HTTPS (its
 C<endpoint> is https://127.0.0.1:PORT): a TLS front for the target.
 
@@ -840,6 +844,111 @@ SQL
 
 =pod
 
+=item drain_meets_hostile($node, $hostile, $url, $case, $n, $seed, what => TEXT, check => sub { ($offset) })
+
+Send C<$n> events generated from C<$seed> to C<$url>, script the hostile
+endpoint to answer the drain's next ReceiveMessage with C<$case>, drain,
+and test that the case is served once, the drain returns within the
+timeouts, no process of the cluster is terminated by a signal, and the
+drain either fails with a clean error naming the call or receives (never
+reads a fault as an empty queue; only C<empty> is an empty queue), that no
+redirect is followed and a stalled connection is given up. C<check>, if
+given, runs next with the server log offset of the case. Then, the
+endpoint cleared, every event must be stored. C<what> (default the case)
+starts each test's name. Returns the events.
+
+=item depth_meets_hostile($node, $hostile, $case, $sql, \%may_answer, what => TEXT, check => sub { ($offset) })
+
+Script the hostile endpoint to answer the next GetQueueAttributes with
+C<$case>, run C<$sql> (which calls C<sqs_ingest_queue_depth()>), and test
+that the case is served once, the call returns within the timeouts, no
+process is terminated by a signal, and the call either fails with a clean
+error naming the call or answers, with no negative count, for a case in
+C<%may_answer> only.
+
+=cut
+
+sub drain_meets_hostile
+{
+	my ($node, $hostile, $url, $case, $n, $seed, %opts) = @_;
+	my $what = $opts{what} // $case;
+	my $events = generate_events($n, $seed);
+	is(send_generated($url, $n, $seed), $n, "$what: $n events sent");
+
+	$hostile->reset_stats;
+	$hostile->script({ ReceiveMessage => { case => $case, count => 1 } });
+	my $offset = -s $node->logfile;
+	my $r = try_drain($node, undef, timeout => 120);
+	note("$what: " . ($r->{ok} ? "drain returned @{$r->{result}}{qw(received inserted)}" : $r->{stderr}));
+
+	is($hostile->served('ReceiveMessage', $case), 1, "$what: served once");
+	ok(!$r->{timed_out}, "$what: the drain returns within the timeouts");
+	if (no_crash($node, $offset, $what))
+	{
+		if ($case eq 'empty')
+		{
+			# an empty 200 is an empty document, as the AWS SDKs read it
+			ok($r->{ok}, "$what: read as an empty queue, no error")
+			  or diag($r->{stderr});
+		}
+		elsif ($r->{ok})
+		{
+			cmp_ok($r->{result}{received}, '>', 0,
+				"$what: not read as an empty queue (retried and received)");
+		}
+		else
+		{
+			like($r->{stderr}, qr/^psql:.*ERROR:  .*(ReceiveMessage|SQS)/m,
+				"$what: a clean error naming the call");
+		}
+		is($hostile->stats->{redirectsFollowed}, 0, "$what: no redirect followed")
+		  if $case eq 'redirect';
+		cmp_ok($hostile->stats->{clientClosed}, '>=', 1,
+			"$what: the client gave up the stalled connection")
+		  if $case =~ /^stall/;
+		$opts{check}->($offset) if $opts{check};
+	}
+	$hostile->clear;
+	ok(drain_until_stored($node, $events), "$what: every message stored in the end");
+	return $events;
+}
+
+sub depth_meets_hostile
+{
+	my ($node, $hostile, $case, $sql, $may_answer, %opts) = @_;
+	my $what = $opts{what} // $case;
+	$hostile->reset_stats;
+	$hostile->script({ GetQueueAttributes => { case => $case, count => 1 } });
+	my $offset = -s $node->logfile;
+	my ($timed_out, $out, $err) = (0);
+	my $ret = $node->psql('postgres', $sql,
+		stdout    => \$out,
+		stderr    => \$err,
+		timeout   => 120,
+		timed_out => \$timed_out);
+	note("$what: " . ($ret == 0 ? $out : $err));
+
+	is($hostile->served('GetQueueAttributes', $case), 1, "$what: served once");
+	ok(!$timed_out, "$what: returns within the timeouts");
+	no_crash($node, $offset, $what) or return;
+	if ($ret == 0)
+	{
+		ok($may_answer->{$case}, "$what: answered only when the document allows it");
+		unlike($out, qr/-/, "$what: no negative count");
+	}
+	else
+	{
+		like($err, qr/ERROR:  .*(GetQueueAttributes|SQS)/,
+			"$what: a clean error naming the call");
+	}
+	is($hostile->stats->{redirectsFollowed}, 0, "$what: no redirect followed")
+	  if $case eq 'redirect';
+	$opts{check}->($offset) if $opts{check};
+	return;
+}
+
+=pod
+
 =back
 
 =cut
@@ -1013,13 +1122,32 @@ sub stats       { return $_[0]->_control('GET', '/__hostile/stats'); }
 sub reset_stats { return $_[0]->_control('POST', '/__hostile/stats/reset', {}); }
 sub cases       { return $_[0]->_control('GET', '/__hostile/cases'); }
 
+sub entity_file { return $_[0]->_control('GET', '/__hostile/entity-file'); }
+
+# wait until the case has been served to $action (true), or the harness's
+# timeout passes (false)
+sub wait_served
+{
+	my ($self, $action, $case) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		return 1 if $self->served($action, $case) >= 1;
+		Time::HiRes::usleep(100_000);
+	}
+	return 0;
+}
+
 sub transport_cases
 {
-	my ($self, $action) = @_;
+	my ($self, $action, $protocol) = @_;
+	$protocol //= 'json';
 	my $cases = $self->cases;
 	return grep {
 		my $c = $cases->{$_};
-		!$c->{invents} && grep { $_ eq $action } @{ $c->{actions} }
+		!$c->{invents}
+		  && (grep { $_ eq $action } @{ $c->{actions} })
+		  && grep { $_ eq $protocol } @{ $c->{protocols} }
 	} sort keys %$cases;
 }
 

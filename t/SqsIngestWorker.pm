@@ -40,11 +40,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use SqsIngestTest;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
   worker_node wait_for_workers worker_pid worker_pids worker_stat
   log_offset log_since count_lines
-  events_file send_events send_in_background user_ids_digest rows_digest);
+  events_file send_events send_in_background user_ids_digest rows_digest
+  worker_meets_hostile);
 
 =pod
 
@@ -306,6 +308,66 @@ sub rows_digest
 	return $node->safe_psql('postgres', q{
 SELECT coalesce(md5(string_agg(user_id::text, ',' ORDER BY user_id COLLATE "C")), md5(''))
 FROM public.user_logins});
+}
+
+=pod
+
+=item worker_meets_hostile($node, $hostile, $url, $action, $case, $n, $seed, check => sub { ($offset) })
+
+Script the hostile endpoint to answer the worker's next C<$action> with
+C<$case>, send C<$n> events generated from C<$seed> to C<$url>, and test
+that the case is served, no process of the cluster is terminated by a
+signal, every event is stored, the worker still runs, a receive fault is
+reported (in the log or the error count, never read as an empty queue) and
+the queue ends empty (what was not deleted comes back and is deleted as a
+duplicate). C<check>, if given, runs before the queue is waited for, with
+the server log offset of the case. Returns the events.
+
+=cut
+
+sub worker_meets_hostile
+{
+	my ($node, $hostile, $url, $action, $case, $n, $seed, %opts) = @_;
+	my $what = "$action $case";
+	$hostile->reset_stats;
+	my $offset = -s $node->logfile;
+	my $errors = worker_stat($node, 'sqs_errors') || 0;
+	$hostile->script({ $action => { case => $case, count => 1 } });
+	my $events = generate_events($n, $seed);
+	is(send_generated($url, $n, $seed), $n, "$what: $n events sent");
+
+	ok($hostile->wait_served($action, $case), "$what: served");
+	my $ids = join ',', map { "'$_->{user_id}'" } @$events;
+	# (a crash shuts the cluster down under the poll)
+	my $stored = eval {
+		$node->poll_query_until('postgres',
+			"SELECT count(*) FROM public.user_logins WHERE user_id IN ($ids)", $n);
+	};
+	no_crash($node, $offset, $what) or return $events;
+	ok($stored, "$what: every message stored");
+	ok( $node->poll_query_until(
+			'postgres', q{SELECT count(*) FROM pg_stat_activity
+			  WHERE backend_type = 'sqs_ingest worker'}, '1'),
+		"$what: the worker runs");
+	# libcurl itself retries a request whose reused connection dies
+	# before any answer, so a reset may never reach the worker
+	if ($action eq 'ReceiveMessage' && $case ne 'empty' && $case ne 'reset')
+	{
+		my $deadline = time() + 15;
+		my $reported = 0;
+		while (!$reported && time() < $deadline)
+		{
+			$reported = slurp_file($node->logfile, $offset) =~ /ReceiveMessage|SQS/
+			  || (worker_stat($node, 'sqs_errors') || 0) > $errors;
+			usleep(200_000) unless $reported;
+		}
+		ok($reported, "$what: the fault is reported, not read as an empty queue");
+	}
+	is($hostile->stats->{redirectsFollowed}, 0, "$what: no redirect followed")
+	  if $case eq 'redirect';
+	$opts{check}->($offset) if $opts{check};
+	ok(wait_for_depth($url, 0, 0, 0), "$what: queue empty");
+	return $events;
 }
 
 =pod
