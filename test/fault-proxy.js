@@ -35,7 +35,7 @@
 
 const http = require('http');
 const {
-  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, sqsQueryAction, Refusal, controlApi, upstream,
+  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsCall, Refusal, controlApi, upstream,
   passThrough, serve,
 } = require('./lib/server');
 
@@ -198,9 +198,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const server = http.createServer(withBody(async (req, res, body) => {
   if (req.url.startsWith('/__fault')) return control(req, res, body);
-  const queryAction = sqsJsonAction(req) ? '' : sqsQueryAction(req, body);
-  const query = queryAction !== '';
-  const action = query ? queryAction : sqsJsonAction(req);
+  const { action, query } = sqsCall(req, body);
   if (fault.delayMs) await sleep(fault.delayMs);
   if (fault.deleteDelayMs && DELETE_ACTIONS.has(action)) await sleep(fault.deleteDelayMs);
   if (res.destroyed) return undefined;

@@ -53,7 +53,7 @@ const https = require('https');
 const os = require('os');
 const path = require('path');
 const {
-  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsJsonAction, sqsQueryAction, Refusal, controlApi, upstream,
+  parseArgs, portNumber, httpUrl, withBody, sendJson, sqsCall, Refusal, controlApi, upstream,
   passThrough, serve,
 } = require('./lib/server');
 
@@ -643,9 +643,7 @@ const handler = withBody(async (req, res, body) => {
     return sendRaw(res, 200, { 'Content-Type': 'text/plain' }, `fetched-${entityFile.marker}`);
   }
   if (req.url.startsWith('/__hostile')) return control(req, res, body);
-  const queryAction = sqsJsonAction(req) ? '' : sqsQueryAction(req, body);
-  const query = queryAction !== '';
-  const action = query ? queryAction : sqsJsonAction(req);
+  const { action, query } = sqsCall(req, body);
   const form = query ? new URLSearchParams(body.toString('utf8')) : null;
   const ctx = {
     req, res, body, form, action,

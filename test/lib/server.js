@@ -121,6 +121,14 @@ function sqsQueryAction(req, body) {
   return new URLSearchParams(body.toString('utf8')).get('Action') || '';
 }
 
+// The SQS action of a call in either protocol, and whether it came in the
+// Query protocol: {action, query}.
+function sqsCall(req, body) {
+  const jsonAction = sqsJsonAction(req);
+  const queryAction = jsonAction ? '' : sqsQueryAction(req, body);
+  return queryAction ? { action: queryAction, query: true } : { action: jsonAction, query: false };
+}
+
 // A control call refused for what it asked (400).
 class Refusal extends Error {}
 
@@ -260,7 +268,7 @@ function serve(server, name, opts, onListening) {
 
 module.exports = {
   parseArgs, portNumber, httpUrl, positiveNumber,
-  withBody, sendJson, sqsJsonAction, sqsQueryAction, Refusal, controlApi,
+  withBody, sendJson, sqsJsonAction, sqsCall, Refusal, controlApi,
   upstream, passThrough,
   serve,
 };
