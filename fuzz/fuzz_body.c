@@ -22,6 +22,7 @@
 
 #include "arena.h"
 #include "compat.h"
+#include "invariants.h"
 #include "json_capture.h"
 #include "sqs_decode.h"
 
@@ -56,16 +57,6 @@ typedef struct RefResult
 } RefResult;
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-require(bool condition, const char *what)
-{
-	if (!condition)
-	{
-		fprintf(stderr, "capture invariant violated: %s\n", what);
-		abort();
-	}
-}
 
 static void
 attach(RefBuild *b, RefValue *v)

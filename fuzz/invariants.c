@@ -13,12 +13,13 @@
 
 #include "invariants.h"
 
-static void
+/* abort, which the fuzzer reports as a crash, unless condition holds */
+void
 require(bool condition, const char *what)
 {
 	if (!condition)
 	{
-		fprintf(stderr, "decoder invariant violated: %s\n", what);
+		fprintf(stderr, "invariant violated: %s\n", what);
 		abort();
 	}
 }

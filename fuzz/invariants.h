@@ -4,6 +4,7 @@
 
 #include "sqs_decode.h"
 
+extern void require(bool condition, const char *what);
 extern void check_error_text(const char *error);
 extern void check_receive(const SqsReceiveResponse *r, int max_messages);
 extern void check_batch(const SqsBatchResponse *b, int entries);
