@@ -15,9 +15,12 @@
 #   SQS_INGEST_HOST_PG_MAJOR  the major tested on the host (default 15;
 #                             "none": every major in a tree, e.g. on a
 #                             machine that is not Debian 12)
-#   SQS_INGEST_MATRIX_PARALLEL=1  run the majors side by side (each suite
-#                             mostly waits on timers and the network), each
-#                             one's output printed when it ends
+#   SQS_INGEST_MATRIX_PARALLEL=1  two suites at a time: the host's major
+#                             (with its fuzzing and memory checkers) beside
+#                             the Debian trees' majors, those one after the
+#                             other; each suite mostly waits on timers and
+#                             the network. Each major's output is printed
+#                             when its lane ends.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -129,16 +132,39 @@ chmod 1777 "$portlock"
 ./scripts/install-deps.sh --npm >/dev/null
 
 if [ "${SQS_INGEST_MATRIX_PARALLEL:-0}" = 1 ]; then
-	declare -A run_job
+	host_lane=()
+	tree_lane=()
 	for major in "$@"; do
-		run_major "$major" >"$logdir/run-$major.out" 2>&1 &
-		run_job[$major]=$!
+		if [ "$major" = "$HOST_MAJOR" ]; then
+			host_lane+=("$major")
+		else
+			tree_lane+=("$major")
+		fi
+	done
+	# a lane runs its majors in turn, each one's status in run-MAJOR.rc;
+	# the trees' lane prints as it goes, the host's when it ends
+	run_lane() {
+		local live=$1 major
+		shift
+		for major in "$@"; do
+			if [ "$live" = live ]; then
+				run_major "$major" 2>&1 | tee "$logdir/run-$major.out"
+				echo "${PIPESTATUS[0]}" >"$logdir/run-$major.rc"
+			else
+				run_major "$major" >"$logdir/run-$major.out" 2>&1
+				echo $? >"$logdir/run-$major.rc"
+			fi
+		done
+	}
+	run_lane quiet "${host_lane[@]}" &
+	host_job=$!
+	run_lane live "${tree_lane[@]}"
+	wait "$host_job"
+	for major in "${host_lane[@]}"; do
+		cat "$logdir/run-$major.out"
 	done
 	for major in "$@"; do
-		wait "${run_job[$major]}"
-		rc=$?
-		cat "$logdir/run-$major.out"
-		count_run "$logdir/run-$major.out" "$rc" "$major"
+		count_run "$logdir/run-$major.out" "$(cat "$logdir/run-$major.rc" 2>/dev/null || echo 1)" "$major"
 	done
 else
 	for major in "$@"; do
