@@ -180,7 +180,9 @@ SELECT * FROM sqs_ingest_preview_mapping('{}', 'all_defaults');
 -- its error is the message's dead letter, and the next message is mapped
 CREATE EXTENSION hstore;
 CREATE TABLE kv (id int, attrs hstore);
-SELECT b.body, p.mapped, p.error
+-- (hstore's wording differs between majors)
+SELECT b.body, p.mapped,
+       p.error ~* '^column "attrs": \$\."attrs": .*unexpected end of string$' AS refused
 FROM (VALUES (1, '{"id": 1, "attrs": "a=>1, b=>x"}'), (2, '{"id": 2, "attrs": "a=>"}'),
              (3, '{"id": 3, "attrs": "c=>3"}')) AS b(n, body),
      LATERAL sqs_ingest_preview_mapping(b.body, 'kv') AS p
