@@ -27,7 +27,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = sqs_ingest
-DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql
+DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql sqs_ingest--1.1--1.2.sql
 PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 
 REGRESS = mask app_version mapping mapping_language pipelines privileges secrets
