@@ -11,8 +11,10 @@ OBJS = \
 	src/launcher.o \
 	src/mapping.o \
 	src/mask.o \
+	src/openpgp.o \
 	src/pipeline.o \
 	src/record.o \
+	src/recovery.o \
 	src/redact.o \
 	src/runner.o \
 	src/secrets.o \
