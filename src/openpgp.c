@@ -10,8 +10,9 @@
  * the key id of the key it was encrypted to) and a symmetrically
  * encrypted integrity protected data packet (AES-256 in OpenPGP's CFB
  * mode, with the modification detection code) holding a literal data
- * packet.  Every value gets a fresh random session key and random prefix,
- * so that two encryptions of one value differ.
+ * packet of UTF-8 text (values are JSON text).  Every value gets a fresh
+ * random session key and random prefix, so that two encryptions of one
+ * value differ.
  *
  * Only what these messages need is implemented: RSA keys of version 4,
  * unprotected secret keys (what dearmor() of gpg --export-secret-keys
@@ -852,7 +853,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	out[AES_BLOCK + 1] = out[AES_BLOCK - 1];
 	out += AES_BLOCK + 2;
 	out = put_header(out, TAG_LITERAL, literal_len);
-	*out++ = 'b';				/* binary */
+	*out++ = 'u';				/* UTF-8 text: pgp_pub_decrypt() reads it too */
 	*out++ = 0;					/* no file name */
 	memset(out, 0, 4);			/* no date */
 	out += 4;
