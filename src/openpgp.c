@@ -233,8 +233,15 @@ key_id_hex(const uint8 *key_id, char *out)
 static void
 need(const PgpReader *r, size_t n)
 {
-	if ((size_t) (r->end - r->p) < n)
+	if (r->p > r->end || (size_t) (r->end - r->p) < n)
 		malformed(r, "The data ends in the middle of a packet.");
+}
+
+static void
+skip(PgpReader *r, size_t n)
+{
+	need(r, n);
+	r->p += n;
 }
 
 static uint8
@@ -263,8 +270,7 @@ get_mpi(PgpReader *r, int *len)
 	const uint8 *bytes = r->p;
 
 	*len = (bits + 7) / 8;
-	need(r, *len);
-	r->p += *len;
+	skip(r, *len);
 	return bytes;
 }
 
@@ -560,7 +566,7 @@ read_key_flags(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 			key->has_flags = true;
 			key->flags = hashed.p[1];
 		}
-		hashed.p += len;
+		skip(&hashed, len);
 	}
 }
 
@@ -1050,7 +1056,7 @@ decrypt_data(DecryptState *s, const PgpReader *r, const PgpPacket *seipd, int sy
 				  "Its encrypted data holds no literal data packet.");
 	body = body_reader(r, &literal);
 	(void) get_u8(&body);		/* format */
-	body.p += get_u8(&body);	/* file name */
+	skip(&body, get_u8(&body)); /* file name */
 	(void) get_be(&body, 4);	/* date */
 	*len = body.end - body.p;
 	value = palloc(*len + 1);

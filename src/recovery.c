@@ -181,6 +181,14 @@ log_recovery(const char *reason, const char *key_id, const char *ciphertext, int
 	SPI_finish();
 }
 
+/* wipe a detoasted copy of an argument, never the argument itself */
+static void
+wipe_detoasted(bytea *value, Datum arg)
+{
+	if ((Pointer) value != DatumGetPointer(arg))
+		explicit_bzero(value, VARSIZE_ANY(value));
+}
+
 /*
  * sqs_ingest_recover(ciphertext bytea, secret_key bytea, reason text)
  *		RETURNS text
@@ -195,7 +203,7 @@ sqs_ingest_recover(PG_FUNCTION_ARGS)
 	bytea	   *ciphertext;
 	bytea	   *secret_key;
 	char	   *reason;
-	char	   *value;
+	char	   *volatile value = NULL;
 	char	   *key_id;
 	int			len;
 
@@ -215,9 +223,24 @@ sqs_ingest_recover(PG_FUNCTION_ARGS)
 	ciphertext = PG_GETARG_BYTEA_PP(0);
 	secret_key = PG_GETARG_BYTEA_PP(1);
 
-	value = openpgp_decrypt(VARDATA_ANY(ciphertext), VARSIZE_ANY_EXHDR(ciphertext),
-						VARDATA_ANY(secret_key), VARSIZE_ANY_EXHDR(secret_key),
-						&len, &key_id);
+	/*
+	 * A key detoasted here is a copy of ours to wipe; the argument itself
+	 * may be a constant of the plan, used again for the next row, and is
+	 * freed with the statement.
+	 */
+	PG_TRY();
+	{
+		value = openpgp_decrypt(VARDATA_ANY(ciphertext), VARSIZE_ANY_EXHDR(ciphertext),
+								VARDATA_ANY(secret_key), VARSIZE_ANY_EXHDR(secret_key),
+								&len, &key_id);
+	}
+	PG_CATCH();
+	{
+		wipe_detoasted(secret_key, PG_GETARG_DATUM(1));
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	wipe_detoasted(secret_key, PG_GETARG_DATUM(1));
 	/* values were text in the message: anything else was not encrypted here */
 	if (!pg_verifymbstr(value, len, true))
 		ereport(ERROR,

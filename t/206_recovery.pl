@@ -209,6 +209,31 @@ FROM vault WHERE id IN (1, 11)}),
 like($err, qr/value was encrypted to key $rotated_key_id, which the secret key given does not hold/,
 	'the old secret key does not open a value under the new key, and says which key it needs');
 
+# --- a worker: the login mapping follows the setting as it is reloaded ----------
+
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'sqs_ingest'\nsqs_ingest.workers = 1\nsqs_ingest.wait_time_seconds = 1\n");
+$node->restart;
+wait_for_workers($node, 1);
+my $seed = 20;
+my $worker_round = sub {
+	my ($want_key) = @_;
+	my $events = generate_events(3, ++$seed);
+	my $ids = join ',', map { sql_literal($_->{user_id}) } @$events;
+	send_generated($url, 3, $seed);
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM user_logins WHERE user_id IN ($ids)")
+	  or die 'the worker did not store the events';
+	return $node->safe_psql('postgres',
+		"SELECT coalesce(string_agg(DISTINCT coalesce(pgp_key_id(encrypted_ip), 'none'), ','), 'none') "
+		  . "FROM user_logins WHERE user_id IN ($ids)");
+};
+is($worker_round->(), 'none', 'worker: no key set, nothing encrypted');
+set_gucs($node, { 'sqs_ingest.recovery_key_file' => $key_file });
+is($worker_round->(), $rotated_key_id, 'worker: the key set by a reload encrypts the next batches');
+set_gucs($node, { 'sqs_ingest.recovery_key_file' => undef });
+is($worker_round->(), 'none', 'worker: the key reset by a reload, the columns are left alone again');
+
 no_crash($node, 0, "encryption and recovery");
 $node->stop;
 done_testing();
