@@ -784,8 +784,9 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid recovery_key option"),
 					 errdetail("recovery_key is an ASCII-armored OpenPGP public key, as gpg --armor --export prints it.")));
-		mapping->recovery_key = openpgp_public_key_parse(v->val.string.val, v->val.string.len,
-													 "pipeline option \"recovery_key\"");
+		mapping->recovery_key = openpgp_public_key_parse(v->val.string.val,
+														 v->val.string.len,
+														 "pipeline option \"recovery_key\"");
 	}
 }
 
@@ -1439,9 +1440,10 @@ convert(const MapContext *cx, const MappingColumn *col, MappingValue *v, Datum *
 		if (v->len > OPENPGP_MAX_PLAINTEXT)
 			return psprintf("column \"%s\": %s is %d bytes long, more than the %d bytes a value to encrypt may have",
 							col->name, rule->what, v->len, OPENPGP_MAX_PLAINTEXT);
-		*result = PointerGetDatum(openpgp_encrypt(mapping->recovery_key ? mapping->recovery_key :
-											  recovery_key_current(),
-											  v->str, v->len));
+		*result = PointerGetDatum(openpgp_encrypt(mapping->recovery_key ?
+												  mapping->recovery_key :
+												  recovery_key_current(),
+												  v->str, v->len));
 		return NULL;
 	}
 	else if (rule->transform == TRANSFORM_VERSION_NUMBER)

@@ -80,7 +80,7 @@ typedef struct CompiledMapping
 	char	   *explode_text;
 	bool		uses_mask;
 	const char *encrypts;		/* the first column encrypted, or NULL */
-	OpenPgpKey *recovery_key; /* the pipeline's, or NULL: the setting's */
+	OpenPgpKey *recovery_key;	/* the pipeline's, or NULL: the setting's */
 	bool		uses_attributes;
 	bool		reads_body;		/* some rule reads a path of the body */
 	/* member chains read in one streaming pass of the parser */

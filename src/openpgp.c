@@ -113,7 +113,6 @@ struct OpenPgpKey
 	EVP_PKEY   *pkey;
 	EVP_PKEY_CTX *ctx;			/* initialised for encryption */
 	uint8		key_id[OPENPGP_KEY_ID_LEN];
-	char		key_id_hex[2 * OPENPGP_KEY_ID_LEN + 1];
 	size_t		modulus_len;
 };
 
@@ -700,7 +699,6 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 
 	key = palloc0(sizeof(OpenPgpKey));
 	memcpy(key->key_id, chosen->key_id, OPENPGP_KEY_ID_LEN);
-	key_id_hex(key->key_id, key->key_id_hex);
 	key->modulus_len = chosen->n_len;
 
 	n = bn(chosen->n, chosen->n_len);
@@ -734,13 +732,6 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, callback);
 	pfree(data);
 	return key;
-}
-
-/* the key id values are encrypted to, in hex as gpg prints it */
-const char *
-openpgp_public_key_id(const OpenPgpKey *key)
-{
-	return key->key_id_hex;
 }
 
 
@@ -1172,8 +1163,8 @@ decrypt(DecryptState *s, const char *message, int message_len,
  */
 char *
 openpgp_decrypt(const char *message, int message_len,
-			const char *secret_key, int secret_key_len,
-			int *len, char **key_id)
+				const char *secret_key, int secret_key_len,
+				int *len, char **key_id)
 {
 	DecryptState state = {0};
 	char	   *volatile value = NULL;

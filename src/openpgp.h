@@ -21,11 +21,10 @@
 typedef struct OpenPgpKey OpenPgpKey;
 
 extern OpenPgpKey *openpgp_public_key_parse(const char *armored, int len,
-										  const char *source);
-extern const char *openpgp_public_key_id(const OpenPgpKey *key);
+											const char *source);
 extern bytea *openpgp_encrypt(const OpenPgpKey *key, const char *data, int len);
 extern char *openpgp_decrypt(const char *message, int message_len,
-						 const char *secret_key, int secret_key_len,
-						 int *len, char **key_id);
+							 const char *secret_key, int secret_key_len,
+							 int *len, char **key_id);
 
 #endif							/* SQS_INGEST_OPENPGP_H */
