@@ -209,6 +209,56 @@ FROM vault WHERE id IN (1, 11)}),
 like($err, qr/value was encrypted to key $rotated_key_id, which the secret key given does not hold/,
 	'the old secret key does not open a value under the new key, and says which key it needs');
 
+# --- damaged input: a clean error or the value, never a crash ----------------------
+
+# 1,000 calls, alternately with a damaged ciphertext and a damaged secret key
+# (bytes replaced, bits flipped, cut short, doubled)
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION damaged(b bytea) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE pos int;
+BEGIN
+  FOR i IN 1 .. 1 + (random() * 3)::int LOOP
+    EXIT WHEN length(b) < 2;
+    pos := (random() * (length(b) - 1))::int;
+    CASE (random() * 3)::int
+      WHEN 0 THEN b := set_byte(b, pos, (random() * 255)::int);
+      WHEN 1 THEN b := set_byte(b, pos, get_byte(b, pos) # (1 << (random() * 7)::int));
+      WHEN 2 THEN b := substr(b, 1, pos);
+      ELSE b := b || b;
+    END CASE;
+  END LOOP;
+  RETURN b;
+END $$;
+CREATE TABLE damage_results (value text, error text);
+});
+$node->safe_psql(
+	'postgres', qq{
+SELECT setseed(0.18);
+DO \$\$
+DECLARE
+  ct bytea := (SELECT ip FROM vault WHERE id = 1);
+  sk bytea := dearmor($sec_sql);
+BEGIN
+  FOR i IN 1 .. 1000 LOOP
+    BEGIN
+      INSERT INTO damage_results (value)
+      VALUES (CASE WHEN i % 2 = 0 THEN sqs_ingest_recover(damaged(ct), sk, 'damage')
+                   ELSE sqs_ingest_recover(ct, damaged(sk), 'damage') END);
+    EXCEPTION WHEN OTHERS THEN
+      INSERT INTO damage_results (error) VALUES (SQLERRM);
+    END;
+  END LOOP;
+END \$\$;
+});
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(*) || ' ' || count(*) FILTER (WHERE value IS NOT NULL AND value <> '10.0.0.1') || ' ' ||
+       count(*) FILTER (WHERE error !~ '^(ciphertext is not an OpenPGP message that sqs_ingest can decrypt|ciphertext fails its integrity check|secret key is not a valid OpenPGP secret key|value was encrypted to key [0-9A-F]{16}, which the secret key given does not hold|OpenSSL failed in an OpenPGP operation|recovered value is not valid text in the database.s encoding)$')
+FROM damage_results}),
+	'1000 0 0',
+	'1,000 damaged ciphertexts and keys: each the original value or a clean error, never another value');
+
 # --- a worker: the login mapping follows the setting as it is reloaded ----------
 
 $node->append_conf('postgresql.conf',
