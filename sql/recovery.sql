@@ -64,6 +64,9 @@ SELECT * FROM sqs_ingest_preview_mapping('{"ip": "203.0.113.7"}', 'vault',
     '{"ip": {"path": "$.ip", "transform": "encrypt"}}', jsonb_build_object('recovery_key', replace(:'pub', 'A', 'B')));
 SELECT * FROM sqs_ingest_preview_mapping('{"ip": "203.0.113.7"}', 'vault',
     '{"ip": {"path": "$.ip", "transform": "encrypt"}}', jsonb_build_object('recovery_key', :'sec'));
+SELECT * FROM sqs_ingest_preview_mapping('{"ip": "203.0.113.7"}', 'vault',
+    '{"ip": {"path": "$.ip", "transform": "encrypt"}}',
+    jsonb_build_object('recovery_key', armor(dearmor(:'pub') || dearmor(:'rotated_pub'))));
 
 -- pipelines: refused at create and alter when the key is missing or unusable
 SELECT sqs_ingest_create_pipeline('vault', 'http://127.0.0.1:1/000000000000/vault', 'vault',

@@ -128,7 +128,7 @@ malformed(const PgpReader *r, const char *detail)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("recovery key in %s is not a valid OpenPGP public key", r->source),
 					 errdetail("%s", detail),
-					 errhint("Give the key as gpg --armor --export prints it.")));
+					 errhint("Give one key as gpg --armor --export KEY-ID prints it.")));
 			break;
 		case INPUT_SECRET_KEY:
 			ereport(ERROR,
@@ -611,6 +611,8 @@ read_keys(PgpReader *r)
 /*
  * The key to encrypt to: the last subkey made for encryption, else the
  * primary key if it is; RSA, or refused naming the algorithm it uses.
+ * Revocations and expiry dates are not looked at: whoever configures the
+ * key gives the one in use, and rotates by giving another.
  */
 static KeyPacket *
 choose_encryption_key(const PgpReader *r, List *keys)
@@ -628,6 +630,8 @@ choose_encryption_key(const PgpReader *r, List *keys)
 	{
 		KeyPacket  *key = lfirst(lc);
 
+		if (key->tag == TAG_PUBLIC_KEY)
+			malformed(r, "It holds more than one key.");
 		if (key->has_flags ? (key->flags & KEY_FLAGS_ENCRYPT) != 0 :
 			key->algo != ALGO_RSA_SIGN)
 			chosen = key;
@@ -695,7 +699,7 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("recovery key in %s is an RSA key of %d bits, fewer than 1024",
 						source, chosen->n_len * 8),
-				 errhint("Generate an RSA key of 3072 bits.")));
+				 errhint("Generate an RSA key of 2048 or 3072 bits.")));
 
 	key = palloc0(sizeof(OpenPgpKey));
 	memcpy(key->key_id, chosen->key_id, OPENPGP_KEY_ID_LEN);
