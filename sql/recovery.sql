@@ -110,6 +110,11 @@ SELECT sqs_ingest_recover(ct, dearmor(:'sec'), 'ticket 50') AS recovered FROM pr
 ROLLBACK;
 SELECT count(*) AS after_rollback FROM sqs_ingest.recovery_log;
 
+-- where the log cannot be written, nothing is recovered
+BEGIN READ ONLY;
+SELECT sqs_ingest_recover(ct, dearmor(:'sec'), 'ticket 52') AS recovered FROM previews WHERE i = 1;
+ROLLBACK;
+
 -- key rotation: each value decrypts with the key it was encrypted to
 SELECT sqs_ingest_recover(decode(substr(mapped->>'ip', 3), 'hex'), dearmor(:'rotated_sec'), 'rotation') AS rotated
 FROM sqs_ingest_preview_mapping('{"ip": "198.51.100.1"}', 'vault',
