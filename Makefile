@@ -11,8 +11,10 @@ OBJS = \
 	src/launcher.o \
 	src/mapping.o \
 	src/mask.o \
+	src/openpgp.o \
 	src/pipeline.o \
 	src/record.o \
+	src/recovery.o \
 	src/redact.o \
 	src/runner.o \
 	src/secrets.o \
@@ -30,7 +32,7 @@ EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql sqs_ingest--1.1--1.2.sql
 PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 
-REGRESS = mask app_version mapping mapping_language pipelines privileges secrets
+REGRESS = mask app_version mapping mapping_language pipelines privileges secrets recovery
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 

@@ -34,6 +34,7 @@
 #include "src/mapping.h"
 #include "src/mask.h"
 #include "src/record.h"
+#include "src/recovery.h"
 #include "src/secrets.h"
 #include "src/security.h"
 #include "src/sink.h"
@@ -130,6 +131,7 @@ _PG_init(void)
 							   NULL, &sqs_ingest_region, "us-east-1",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	secrets_define_settings();
+	recovery_define_settings();
 	DefineCustomStringVariable("sqs_ingest.ca_file",
 							   "File of CA certificates that HTTPS endpoints are verified against; empty means the system's.",
 							   "For an endpoint whose certificate a private CA issued. Verification itself is always on.",
@@ -525,8 +527,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 	mapping = mapping_compile(PG_GETARG_OID(1),
 							  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
 							  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
-	if (mapping->uses_mask)
-		mask_prepare();
+	mapping_prepare(mapping);
 
 	message.message_id = "preview";
 	message.body = VARDATA_ANY(body);
@@ -558,7 +559,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 Datum
 sqs_ingest_fetch_login_mapping(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_JSONB_P(mapping_login());
+	PG_RETURN_JSONB_P(mapping_login(InvalidOid));
 }
 
 /*

@@ -14,6 +14,7 @@ import tempfile
 CONTENDERS = [
     ("ceiling", "ceiling (C, libcurl, no database)"),
     ("worker", "sqs_ingest background worker"),
+    ("worker-encrypted", "sqs_ingest background worker, ip and device_id also encrypted (RSA 2048)"),
     ("drain", "sqs_ingest_drain()"),
     ("seed", "seed design: Python, one message at a time"),
     ("seed-batched", "seed design, batched (--batched)"),
@@ -51,12 +52,12 @@ def figures(rec):
         n = o.get("deleted", 0)
         f.update(n=n, rate=o.get("msgs_per_s"), cpu=o.get("cpu_s"), rss_kb=o.get("maxrss_kb"))
         f["cpu_note"] = "client"
-    elif c in ("worker", "drain"):
+    elif c in ("worker", "worker-encrypted", "drain"):
         n = o.get("n", 0)
         f.update(n=n, rate=o.get("msgs_per_s"), cpu=o.get("cpu_s"), rss_kb=o.get("hwm_kb"),
                  anon_kb=o.get("anon_kb"))
-        f["cpu_note"] = "worker" if c == "worker" else "calling backend"
-        if c == "worker":
+        f["cpu_note"] = "calling backend" if c == "drain" else "worker"
+        if c != "drain":
             f["rate_rows"] = o.get("msgs_per_s_rows")
         d = o.get("drain") or {}
         notes = []

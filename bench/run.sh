@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # sqs_ingest benchmark: one command, one emulator, one machine, one run.
+# The worker runs twice: the login mapping as is, and with ip and device_id
+# also encrypted to a recovery key (README, "Recovering personal data").
 #
 #   bench/run.sh                 N = 100,000 messages per contender
 #   SMOKE=1 bench/run.sh         N = 2,000: proves every part works
@@ -121,7 +123,7 @@ run_ceiling() {
 }
 
 run_worker() {
-	local mode=$1 k=$2 n=$3 role=$4 url e0 p0 out mpid i
+	local mode=$1 k=$2 n=$3 role=$4 contender=${5:-worker} url e0 p0 out mpid i
 	url=$(new_queue worker "$n")
 	reset_tables 1
 	# the worker starts with the postmaster and its clock with its process:
@@ -136,11 +138,26 @@ run_worker() {
 		"sqs_ingest.max_inflight=$k" "sqs_ingest.workers=1"
 	wait "$mpid" || die "measuring the worker failed"
 	out=$(cat "$BENCH_TMP/measure.out")
-	emit "$mode" worker "$k" "$role" "$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" \
+	emit "$mode" "$contender" "$k" "$role" "$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" \
 		"$(cpu_delta "$p0" "$(proc_cpu "$PROXY_PID")")" "$out" "$DELAY"
 	pg_set --restart "sqs_ingest.workers=0"
 	[ "$(sqs_tool depth "$url")" = "0 0 0" ] || die "the worker left messages in $url"
 	finish_queue "$url" "$n"
+}
+
+# The worker again, the login events' ip and device_id encrypted as well as
+# masked: sqs_ingest.recovery_key_file names an RSA 2048 test key, and the
+# table has encrypted_ip and encrypted_device_id.
+run_worker_encrypted() {
+	local n=$3 encrypted
+	install -o postgres -m 600 "$ROOT/test/keys/recovery.pub.asc" "$BENCH_TMP/recovery.pub.asc"
+	PSQL -c 'ALTER TABLE public.user_logins ADD COLUMN encrypted_ip bytea, ADD COLUMN encrypted_device_id bytea'
+	pg_set "sqs_ingest.recovery_key_file=$BENCH_TMP/recovery.pub.asc"
+	run_worker "$@" worker-encrypted
+	encrypted=$(PSQL -c 'SELECT count(encrypted_ip) FROM public.user_logins')
+	[ "$encrypted" = "$n" ] || die "$encrypted of $n rows have encrypted_ip"
+	pg_set "sqs_ingest.recovery_key_file="
+	PSQL -c 'ALTER TABLE public.user_logins DROP COLUMN encrypted_ip, DROP COLUMN encrypted_device_id'
 }
 
 # A drain commits batch by batch in a background worker of its own, as the
@@ -198,6 +215,7 @@ for MODE in direct proxy; do
 	run_ceiling "$MODE" "$INFLIGHT" "$N" headline
 	if [ "$EXT" = 1 ]; then
 		run_worker "$MODE" "$INFLIGHT" "$N" headline
+		run_worker_encrypted "$MODE" "$INFLIGHT" "$N" headline
 		run_drain "$MODE" "$INFLIGHT" "$N" headline
 	fi
 	run_seed "$MODE" single "$N" "$SN"

@@ -23,6 +23,7 @@ PACKAGES=(
 	gcc
 	pkg-config
 	curl                      # the harness checks libcurl's SigV4 against the emulator
+	gnupg                     # t/206_recovery.pl decrypts a stored value with gpg
 )
 # scripts/valgrind-worker.sh (test.sh with SQS_INGEST_VALGRIND=1) runs on the
 # host's PostgreSQL only, never in the Debian trees of other majors

@@ -54,6 +54,7 @@ PACKAGES=(
 	curl
 	nodejs
 	ca-certificates
+	gnupg
 )
 stamp_want=$(printf '%s\n' "$suite" "${PACKAGES[@]}" | sha256sum | cut -d' ' -f1)
 

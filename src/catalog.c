@@ -105,8 +105,8 @@ int_option(const IntOption *option, const JsonbValue *v)
 }
 
 /*
- * Check a pipeline's options and read them; envelope and explode are
- * checked with the mapping (mapping_compile).  Errors name the option.
+ * Check a pipeline's options and read them; envelope, explode and
+ * recovery_key are checked with the mapping (mapping_compile).  Errors name the option.
  */
 void
 catalog_parse_options(Jsonb *options, PipelineSettings *settings)
@@ -148,7 +148,9 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 					int_option(&int_options[i], &v);
 				known = true;
 			}
-		if (known || strcmp(key, "envelope") == 0 || strcmp(key, "explode") == 0)
+		/* checked with the mapping */
+		if (known || strcmp(key, "envelope") == 0 || strcmp(key, "explode") == 0 ||
+			strcmp(key, "recovery_key") == 0)
 			continue;
 		if (strcmp(key, "enabled") == 0)
 		{
@@ -174,7 +176,7 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown pipeline option \"%s\"", key),
-					 errhint("The options are workers, enabled, envelope, explode, region, endpoint, visibility_timeout, wait_time_seconds, batch_size, max_inflight.")));
+					 errhint("The options are workers, enabled, envelope, explode, recovery_key, region, endpoint, visibility_timeout, wait_time_seconds, batch_size, max_inflight.")));
 	}
 }
 

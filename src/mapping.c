@@ -55,7 +55,9 @@
 #include "compat.h"
 #include "mapping.h"
 #include "mask.h"
+#include "openpgp.h"
 #include "record.h"
+#include "recovery.h"
 #include "subxact.h"
 
 /* the take-home's login events, in the mapping language */
@@ -68,6 +70,12 @@ static const char login_mapping[] =
 " \"app_version\": {\"path\": \"$.app_version\", \"transform\": \"version_number\"},"
 " \"create_date\": {\"path\": \"$.create_date\", \"type\": \"string\","
 " \"else\": {\"message\": \"sent_date\"}}}";
+
+/* with a recovery key, and these columns in the table, the originals too */
+static const char login_encrypted_ip[] =
+"\"encrypted_ip\": {\"path\": \"$.ip\", \"type\": \"string\", \"transform\": \"encrypt\"}";
+static const char login_encrypted_device_id[] =
+"\"encrypted_device_id\": {\"path\": \"$.device_id\", \"type\": \"string\", \"transform\": \"encrypt\"}";
 
 static const char *const kind_names[] = {
 	"absent", "null", "a string", "a number", "a boolean", "an object",
@@ -106,7 +114,8 @@ typedef enum Transform
 {
 	TRANSFORM_NONE,
 	TRANSFORM_MASK,
-	TRANSFORM_VERSION_NUMBER
+	TRANSFORM_VERSION_NUMBER,
+	TRANSFORM_ENCRYPT
 } Transform;
 
 struct MappingRule
@@ -590,8 +599,15 @@ compile_transform(MappingColumn *col, MappingRule *rule, const JsonbValue *v)
 									 format_type_be(col->typid)));
 		rule->transform = TRANSFORM_VERSION_NUMBER;
 	}
+	else if (strcmp(name, "encrypt") == 0)
+	{
+		if (col->basetypid != BYTEAOID)
+			rule_error(col, psprintf("An encrypted value is an OpenPGP message, bytea; the column is %s.",
+									 format_type_be(col->typid)));
+		rule->transform = TRANSFORM_ENCRYPT;
+	}
 	else
-		rule_error(col, "\"transform\" is \"mask\" or \"version_number\".");
+		rule_error(col, "\"transform\" is \"mask\", \"version_number\" or \"encrypt\".");
 }
 
 static void
@@ -690,6 +706,8 @@ compile_rule(CompiledMapping *mapping, MappingColumn *col, const JsonbValue *v,
 	}
 	if (rule->transform == TRANSFORM_MASK)
 		mapping->uses_mask = true;
+	if (rule->transform == TRANSFORM_ENCRYPT && mapping->encrypts == NULL)
+		mapping->encrypts = col->name;
 	return rule;
 }
 
@@ -758,6 +776,36 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 		mapping->explode_text = jsonb_string(v);
 		mapping->explode = compile_path(NULL, mapping->explode_text, "explode option");
 	}
+	v = getKeyJsonValueFromContainer(&options->root, "recovery_key", strlen("recovery_key"), NULL);
+	if (v && v->type != jbvNull)
+	{
+		if (v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid recovery_key option"),
+					 errdetail("recovery_key is an ASCII-armored OpenPGP public key, as gpg --armor --export prints it.")));
+		mapping->recovery_key = openpgp_public_key_parse(v->val.string.val,
+														 v->val.string.len,
+														 "pipeline option \"recovery_key\"");
+	}
+}
+
+/*
+ * A mapping that encrypts needs a key: the pipeline's, else the one of
+ * sqs_ingest.recovery_key_file, which must be usable now.
+ */
+static void
+check_recovery_key(const CompiledMapping *mapping)
+{
+	if (mapping->encrypts == NULL || mapping->recovery_key != NULL)
+		return;
+	if (!recovery_key_configured())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mapping for column \"%s\"", mapping->encrypts),
+				 errdetail("The column is encrypted, and there is no recovery key to encrypt to."),
+				 errhint("Give the pipeline the option \"recovery_key\" (an ASCII-armored OpenPGP public key), or set sqs_ingest.recovery_key_file.")));
+	(void) recovery_key_prepare();
 }
 
 /*
@@ -856,16 +904,52 @@ mapping_compile(Oid relid, Jsonb *mapping_jsonb, Jsonb *options)
 			  compare_attnums);
 	}
 	relation_close(rel, NoLock);
+	check_recovery_key(mapping);
 
 	capture_number(mapping->captures.root, &mapping->captures);
 	return mapping;
 }
 
-/* sqs_ingest_fetch_login_mapping(): the login events' mapping */
-Jsonb *
-mapping_login(void)
+/*
+ * Make ready the keys a compiled mapping uses that come from settings:
+ * the mask key, the recovery key of the setting.  Before each batch, so
+ * that a reload takes effect at the next one.
+ */
+void
+mapping_prepare(const CompiledMapping *mapping)
 {
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(login_mapping)));
+	if (mapping->uses_mask)
+		mask_prepare();
+	if (mapping->encrypts != NULL && mapping->recovery_key == NULL)
+		(void) recovery_key_prepare();
+}
+
+/*
+ * The login events' mapping (sqs_ingest_fetch_login_mapping() with
+ * InvalidOid); for a table relid that has the columns encrypted_ip and
+ * encrypted_device_id, with those encrypted, when sqs_ingest.recovery_key_file
+ * is set.
+ */
+Jsonb *
+mapping_login(Oid relid)
+{
+	Jsonb	   *mapping = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															 CStringGetDatum(login_mapping)));
+	StringInfoData encrypted;
+
+	if (!OidIsValid(relid) || !recovery_key_configured())
+		return mapping;
+	initStringInfo(&encrypted);
+	appendStringInfoChar(&encrypted, '{');
+	if (get_attnum(relid, "encrypted_ip") != InvalidAttrNumber)
+		appendStringInfoString(&encrypted, login_encrypted_ip);
+	if (get_attnum(relid, "encrypted_device_id") != InvalidAttrNumber)
+		appendStringInfo(&encrypted, "%s%s", encrypted.len > 1 ? ", " : "",
+						 login_encrypted_device_id);
+	appendStringInfoChar(&encrypted, '}');
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(mapping),
+											  DirectFunctionCall1(jsonb_in,
+																  CStringGetDatum(encrypted.data))));
 }
 
 
@@ -1310,7 +1394,7 @@ datum_as_is(const MappingColumn *col, const MappingValue *v, Datum *result)
 
 /* turn a value into the column's Datum; NULL or the reason it cannot be */
 static char *
-convert(const MappingColumn *col, MappingValue *v, Datum *result)
+convert(const MapContext *cx, const MappingColumn *col, MappingValue *v, Datum *result)
 {
 	const MappingRule *rule = v->rule;
 	char	   *error;
@@ -1345,6 +1429,22 @@ convert(const MappingColumn *col, MappingValue *v, Datum *result)
 		v->kind = JV_STRING;
 		v->str = hex;
 		v->len = MASK_HEX_LEN;
+	}
+	else if (rule->transform == TRANSFORM_ENCRYPT)
+	{
+		const CompiledMapping *mapping = cx->mapping;
+
+		if (v->kind == JV_OBJECT || v->kind == JV_ARRAY)
+			return psprintf("column \"%s\": %s is %s, which cannot be encrypted",
+							col->name, rule->what, kind_names[v->kind]);
+		if (v->len > OPENPGP_MAX_PLAINTEXT)
+			return psprintf("column \"%s\": %s is %d bytes long, more than the %d bytes a value to encrypt may have",
+							col->name, rule->what, v->len, OPENPGP_MAX_PLAINTEXT);
+		*result = PointerGetDatum(openpgp_encrypt(mapping->recovery_key ?
+												  mapping->recovery_key :
+												  recovery_key_current(),
+												  v->str, v->len));
+		return NULL;
 	}
 	else if (rule->transform == TRANSFORM_VERSION_NUMBER)
 	{
@@ -1461,7 +1561,7 @@ map_row(MapContext *cx, MappedRows *rows)
 		rows->nulls[c][row] = (v.kind == JV_ABSENT || v.kind == JV_NULL);
 		rows->values[c][row] = (Datum) 0;
 		if (!rows->nulls[c][row] &&
-			(error = convert(col, &v, &rows->values[c][row])) != NULL)
+			(error = convert(cx, col, &v, &rows->values[c][row])) != NULL)
 			return error;
 	}
 	return NULL;

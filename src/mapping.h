@@ -17,6 +17,7 @@
 #include "utils/jsonpath.h"
 
 #include "json_capture.h"
+#include "openpgp.h"
 
 typedef struct MappingRule MappingRule;
 
@@ -78,6 +79,8 @@ typedef struct CompiledMapping
 	JsonPath   *explode;		/* one row per element found, or NULL */
 	char	   *explode_text;
 	bool		uses_mask;
+	const char *encrypts;		/* the first column encrypted, or NULL */
+	OpenPgpKey *recovery_key;	/* the pipeline's, or NULL: the setting's */
 	bool		uses_attributes;
 	bool		reads_body;		/* some rule reads a path of the body */
 	/* member chains read in one streaming pass of the parser */
@@ -109,7 +112,8 @@ typedef struct MappedRows
 } MappedRows;
 
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
-extern Jsonb *mapping_login(void);
+extern void mapping_prepare(const CompiledMapping *mapping);
+extern Jsonb *mapping_login(Oid relid);
 extern void mapping_rows_init(MappedRows *rows, int ncolumns);
 extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 						 MappedRows *rows);

@@ -187,8 +187,9 @@ drop_cached_file(SecretFileCache *cache)
 	memset(cache, 0, sizeof(*cache));
 }
 
-static bool
-same_file_state(const struct stat *a, const struct stat *b)
+/* has a file read at state a not changed since (state b)? */
+bool
+secret_file_unchanged(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
 		a->st_size == b->st_size && a->st_mode == b->st_mode &&
@@ -204,7 +205,7 @@ same_file_state(const struct stat *a, const struct stat *b)
  * such an ssl_key_file; fd is closed before any error.
  */
 static void
-check_secret_file(const SecretSetting *s, const char *path, const struct stat *st,
+check_secret_file(const char *setting, const char *path, const struct stat *st,
 				  int fd)
 {
 	bool		regular = S_ISREG(st->st_mode);
@@ -219,31 +220,32 @@ check_secret_file(const SecretSetting *s, const char *path, const struct stat *s
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("secret file \"%s\" of %s is not a regular file",
-						path, s->file_name)));
+						path, setting)));
 	if (!owner_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("secret file \"%s\" of %s must be owned by the database user or root",
-						path, s->file_name)));
+						path, setting)));
 	if (!private)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("secret file \"%s\" of %s has group or world access",
-						path, s->file_name),
+						path, setting),
 				 errdetail("File must have permissions u=rw (0600) or less if owned by the database user, or permissions u=rw,g=r (0640) or less if owned by root."),
 				 errhint("Run chmod 600 on the file, owned by the user the server runs as.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
 			 errmsg("secret file \"%s\" of %s is larger than %d bytes",
-					path, s->file_name, SECRET_FILE_MAX)));
+					path, setting, SECRET_FILE_MAX)));
 }
 
 /*
- * Read a secret file into malloc'd memory, without its trailing line
- * break and white space.  Errors never quote the file's content.
+ * Read a file named by the setting of that name, checked like a secret
+ * file, into malloc'd memory, without its trailing line break and white
+ * space.  Errors never quote the file's content.
  */
-static char *
-read_secret_file(const SecretSetting *s, const char *path, struct stat *st)
+char *
+secret_file_read(const char *setting, const char *path, struct stat *st)
 {
 	int			fd;
 	char	   *buf;
@@ -254,7 +256,7 @@ read_secret_file(const SecretSetting *s, const char *path, struct stat *st)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open secret file \"%s\" of %s: %m",
-						path, s->file_name)));
+						path, setting)));
 	if (fstat(fd, st) != 0)
 	{
 		int			save_errno = errno;
@@ -264,9 +266,9 @@ read_secret_file(const SecretSetting *s, const char *path, struct stat *st)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat secret file \"%s\" of %s: %m",
-						path, s->file_name)));
+						path, setting)));
 	}
-	check_secret_file(s, path, st, fd);
+	check_secret_file(setting, path, st, fd);
 
 	buf = malloc(st->st_size + 1);
 	if (buf == NULL)
@@ -298,7 +300,7 @@ read_secret_file(const SecretSetting *s, const char *path, struct stat *st)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("secret file \"%s\" of %s is empty or not text",
-						path, s->file_name)));
+						path, setting)));
 	}
 	return buf;
 }
@@ -314,11 +316,11 @@ secret_from_file(SecretId id, const char *path)
 	struct stat st;
 
 	if (cache->path && strcmp(cache->path, path) == 0 &&
-		stat(path, &st) == 0 && same_file_state(&st, &cache->st))
+		stat(path, &st) == 0 && secret_file_unchanged(&st, &cache->st))
 		return pstrdup(cache->value);
 
 	drop_cached_file(cache);
-	cache->value = read_secret_file(&secrets[id], path, &cache->st);
+	cache->value = secret_file_read(secrets[id].file_name, path, &cache->st);
 	cache->path = strdup(path);
 	if (cache->path == NULL)
 	{

@@ -9,6 +9,8 @@
 #ifndef SQS_INGEST_SECRETS_H
 #define SQS_INGEST_SECRETS_H
 
+#include <sys/stat.h>
+
 typedef enum SecretId
 {
 	SECRET_ACCESS_KEY_ID,
@@ -23,5 +25,7 @@ extern char *secret_value(SecretId id);
 extern void secret_free(char *value);
 extern const char *secret_setting_value(const char *name);
 extern void secrets_curl_global_init(void);
+extern char *secret_file_read(const char *setting, const char *path, struct stat *st);
+extern bool secret_file_unchanged(const struct stat *a, const struct stat *b);
 
 #endif							/* SQS_INGEST_SECRETS_H */

@@ -47,8 +47,8 @@
 #include "utils/varlena.h"
 
 #include "mapping.h"
-#include "mask.h"
 #include "record.h"
+#include "recovery.h"
 #include "security.h"
 #include "sink.h"
 #include "sqs_ingest.h"
@@ -215,7 +215,9 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 									 RVR_MISSING_OK, check_target_privilege, pipeline);
 	if (!OidIsValid(relid))
 		target_missing(pipeline, relname);
-	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid)
+	/* the login mapping encrypts when a recovery key is set: it may change */
+	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid &&
+		(!pipeline->login || pipeline->compiled_with_key == recovery_key_configured()))
 		return pipeline->compiled;
 
 	if (pipeline->compiled_context)
@@ -225,9 +227,10 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 													   "sqs_ingest mapping",
 													   ALLOCSET_DEFAULT_SIZES);
 	pipeline->stale = false;
+	pipeline->compiled_with_key = recovery_key_configured();
 	old = MemoryContextSwitchTo(pipeline->compiled_context);
 	pipeline->compiled = mapping_compile(relid,
-										 pipeline->login ? mapping_login() : pipeline->mapping,
+										 pipeline->login ? mapping_login(relid) : pipeline->mapping,
 										 pipeline->options);
 	MemoryContextSwitchTo(old);
 	return pipeline->compiled;
@@ -235,16 +238,15 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 
 /*
  * Check, in a transaction, that the pipeline can store: its target table,
- * with the lock an insert takes, and its mapping; the mask key if the
- * mapping masks.  Returns the compiled mapping.
+ * with the lock an insert takes, and its mapping; the keys the mapping
+ * takes from settings.  Returns the compiled mapping.
  */
 const CompiledMapping *
 sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 {
 	const CompiledMapping *mapping = sink_prepare_target(pipeline, lockmode);
 
-	if (mapping->uses_mask)
-		mask_prepare();
+	mapping_prepare(mapping);
 	return mapping;
 }
 

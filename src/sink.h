@@ -34,6 +34,7 @@ typedef struct SinkPipeline
 	/* compiled against the target, again when the target changes */
 	MemoryContext compiled_context;
 	CompiledMapping *compiled;
+	bool		compiled_with_key;	/* sqs_ingest.recovery_key_file was set */
 	bool		stale;
 	struct SinkPipeline *next;	/* of the process's pipelines */
 } SinkPipeline;
