@@ -6,7 +6,8 @@
 # that a failover to it loses nothing; with local_flush (the default) they
 # are deleted once the commit is on the primary's disk, standby or not.
 # The standby's WAL receiver is paused (SIGSTOP: connected, flushing
-# nothing) or the standby is stopped while the worker stores a batch.
+# nothing) or the standby is stopped while the worker stores a batch; with
+# synchronous_standby_names set, the synchronous standby is the one waited for.
 
 use strict;
 use warnings;
@@ -152,5 +153,22 @@ is("$r->{received} $r->{duplicates}", '5 5', 'a second drain skips them as dupli
 ok(wait_for_depth($drain_url, 0, 0, 0), 'and deletes them');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM user_logins'),
 	'75', 'each stored once');
+
+# 6. With synchronous_standby_names set, the synchronous standbys are the
+# ones that count, whatever synchronous_commit the workers use (local here,
+# so that commits do not wait): while it names a standby that is not
+# connected, deletes wait although another standby streams.
+set_gucs($primary,
+	{ synchronous_standby_names => 'elsewhere', synchronous_commit => 'local' });
+sleep 1;
+is(send_generated($url, 10, 1106), 10, '10 events sent');
+stored(85, 'synchronous standby absent');
+still_in_sqs(10, 'synchronous standby absent, another one streaming');
+set_gucs($primary, { synchronous_standby_names => 'standby' });
+# WAL for the standby to confirm as a synchronous one
+$primary->safe_psql('postgres', 'CREATE TABLE nudge (); DROP TABLE nudge;');
+ok(wait_for_depth($url, 0, 0, 0), 'deleted once the synchronous standby has them');
+is($primary->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM user_logins'),
+	'85|85', 'each stored once');
 
 done_testing();
