@@ -171,4 +171,18 @@ ok(wait_for_depth($url, 0, 0, 0), 'deleted once the synchronous standby has them
 is($primary->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM user_logins'),
 	'85|85', 'each stored once');
 
+# 7. A worker waiting for the standby still stops at once when terminated.
+pause_receiver();
+is(send_generated($url, 5, 1107), 5, '5 events sent');
+stored(90, 'synchronous standby paused');
+still_in_sqs(5, 'synchronous standby paused');
+my $pid = worker_pid($primary, 0);
+my $t0 = time();
+$primary->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+ok($primary->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+	'the worker waiting for the standby exits when terminated');
+ok(time() - $t0 < 5, 'at once');
+resume_receiver();
+
 done_testing();
