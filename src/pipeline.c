@@ -225,7 +225,7 @@ deletable_upto(Pipeline *pipeline, XLogRecPtr flushed)
 	return flushed;
 }
 
-/* is the head of the delete queue waiting for a WAL flush, here or on a standby? */
+/* does the head of the delete queue wait for a flush, here or on a standby? */
 static bool
 deletes_wait_for_flush(Pipeline *pipeline)
 {
@@ -824,14 +824,15 @@ pipeline_reset_batch(Pipeline *pipeline)
 static long
 standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
 {
+	PendingDelete *last;
 	XLogRecPtr	deletable;
 	int			keep = 0;
 	int			dropped;
 
 	if (!deletes_wait_for_flush(pipeline))
 		return wait_ms;
-	if (!TimestampDifferenceExceeds(pipeline->delete_queue[pipeline->ndelete_queue - 1].queued_at,
-									GetCurrentTimestamp(),
+	last = &pipeline->delete_queue[pipeline->ndelete_queue - 1];
+	if (!TimestampDifferenceExceeds(last->queued_at, GetCurrentTimestamp(),
 									pipeline->config->visibility_timeout * 1000))
 		return wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
 
