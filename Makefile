@@ -23,6 +23,7 @@ OBJS = \
 	src/sqs_client.o \
 	src/sqs_decode.o \
 	src/sqs_decode_xml.o \
+	src/standby.o \
 	src/subxact.o \
 	src/stats.o \
 	src/wait_events.o \

@@ -69,6 +69,7 @@ int			sqs_ingest_request_timeout_ms = 10000;
 int			sqs_ingest_processed_retention = 14 * 24 * 60;
 int			sqs_ingest_retry_interval = 60;
 int			sqs_ingest_max_receive_count = 10;
+int			sqs_ingest_delete_after = DELETE_AFTER_LOCAL_FLUSH;
 
 static const struct config_enum_entry mask_algorithm_options[] = {
 	{"hmac-sha256", MASK_HMAC_SHA256, false},
@@ -80,6 +81,12 @@ static const struct config_enum_entry protocol_options[] = {
 	{"auto", SQS_PROTOCOL_AUTO, false},
 	{"json", SQS_PROTOCOL_JSON, false},
 	{"query", SQS_PROTOCOL_QUERY, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry delete_after_options[] = {
+	{"local_flush", DELETE_AFTER_LOCAL_FLUSH, false},
+	{"standby_flush", DELETE_AFTER_STANDBY_FLUSH, false},
 	{NULL, 0, false}
 };
 
@@ -223,6 +230,16 @@ _PG_init(void)
 							"A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever.",
 							&sqs_ingest_max_receive_count, 10, 0, 1000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	/*
+	 * Server-wide, like synchronous_standby_names: a session (or a drain's
+	 * caller) cannot trade the failover guarantee for speed.
+	 */
+	DefineCustomEnumVariable("sqs_ingest.delete_after",
+							 gettext_noop("What the delete of a stored message from SQS waits for."),
+							 gettext_noop("local_flush: the commit that stored it is flushed to disk here; standby_flush: also on the synchronous standbys if synchronous_standby_names is set, else on every streaming standby, so that a failover loses no message."),
+							 &sqs_ingest_delete_after, DELETE_AFTER_LOCAL_FLUSH,
+							 delete_after_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("sqs_ingest");
 

@@ -20,6 +20,15 @@
  * most another quarter (pipeline_store_lock_timeout_ms()), so that a message
  * is always stored and deleted before SQS could hand it to anyone else.
  *
+ * With sqs_ingest.delete_after = standby_flush, a delete also waits until
+ * the standbys have flushed the commit (standby.c), polled like the local
+ * flush.  Meanwhile the stored messages' visibility may run out: SQS then
+ * delivers them again, the ledger skips them as duplicates, and their
+ * deletes join the queue, whose length pauses receiving.  A flush of the
+ * deletes (a drain's end) waits for the standbys at most a visibility
+ * timeout after the last batch was stored, then leaves the rest to SQS's
+ * redelivery.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +39,8 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "sqs_ingest.h"
+#include "standby.h"
 #include "stats.h"
 
 /* messages a DeleteMessageBatch call carries at most */
@@ -201,12 +212,26 @@ issue_receives(Pipeline *pipeline)
 	}
 }
 
-/* is the head of the delete queue waiting for a WAL flush? */
+/*
+ * How far the WAL must be on disk for a delete to go out: flushed here
+ * (flushed), and with delete_after = standby_flush on the standbys too,
+ * so that no failover loses a message SQS has forgotten.
+ */
+static XLogRecPtr
+deletable_upto(Pipeline *pipeline, XLogRecPtr flushed)
+{
+	if (pipeline->options.delete_after == DELETE_AFTER_STANDBY_FLUSH)
+		return Min(flushed, standby_flushed_upto());
+	return flushed;
+}
+
+/* does the head of the delete queue wait for a flush, here or on a standby? */
 static bool
 deletes_wait_for_flush(Pipeline *pipeline)
 {
 	return pipeline->ndelete_queue > 0 &&
-		pipeline->delete_queue[0].durable_at > GetFlushRecPtr(NULL);
+		pipeline->delete_queue[0].durable_at >
+		deletable_upto(pipeline, GetFlushRecPtr(NULL));
 }
 
 /* a free slot for a delete call, or -1 if max_inflight are taken */
@@ -242,6 +267,7 @@ static void
 issue_deletes(Pipeline *pipeline)
 {
 	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	XLogRecPtr	deletable;
 	TimestampTz now = GetCurrentTimestamp();
 	int			start = 0;
 	int			slot;
@@ -272,9 +298,12 @@ issue_deletes(Pipeline *pipeline)
 			XLogFlush(head->durable_at);
 			flushed = GetFlushRecPtr(NULL);
 		}
+		deletable = deletable_upto(pipeline, flushed);
+		if (head->durable_at > deletable)
+			break;
 		/* the call takes the handles over from the queue */
 		while (n < DELETE_BATCH_MAX && start < pipeline->ndelete_queue &&
-			   pipeline->delete_queue[start].durable_at <= flushed)
+			   pipeline->delete_queue[start].durable_at <= deletable)
 			call->handles[n++] = pipeline->delete_queue[start++].receipt_handle;
 		call->count = n;
 		call->attempt = 1;
@@ -562,7 +591,8 @@ deletes_urgent(Pipeline *pipeline)
 		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
 		issue_deletes(pipeline);
 	}
-	return true;
+	/* deletes held back for the standbys cannot go first: they hold up nothing */
+	return pipeline->ndelete_calls > 0 || !deletes_wait_for_flush(pipeline);
 }
 
 /* has the drain received all it will? */
@@ -784,6 +814,46 @@ pipeline_reset_batch(Pipeline *pipeline)
 	MemoryContextReset(pipeline->batch_context);
 }
 
+/*
+ * In a flush, deletes waiting for the standbys are looked at again every
+ * DELETE_FLUSH_POLL_MS: returns how long the flush may wait for an answer
+ * (wait_ms if no delete waits).  Once the visibility timeout of the last
+ * batch queued has passed, they are given up: SQS delivers their messages
+ * again, and the ledger skips them as duplicates.
+ */
+static long
+standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
+{
+	PendingDelete *last;
+	XLogRecPtr	deletable;
+	int			keep = 0;
+	int			dropped;
+
+	if (!deletes_wait_for_flush(pipeline))
+		return wait_ms;
+	last = &pipeline->delete_queue[pipeline->ndelete_queue - 1];
+	if (!TimestampDifferenceExceeds(last->queued_at, GetCurrentTimestamp(),
+									pipeline->config->visibility_timeout * 1000))
+		return wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
+
+	/* the queue is in commit order: what still waits is its tail */
+	deletable = deletable_upto(pipeline, GetFlushRecPtr(NULL));
+	while (keep < pipeline->ndelete_queue &&
+		   pipeline->delete_queue[keep].durable_at <= deletable)
+		keep++;
+	dropped = pipeline->ndelete_queue - keep;
+	for (int i = keep; i < pipeline->ndelete_queue; i++)
+		pfree(pipeline->delete_queue[i].receipt_handle);
+	pipeline->ndelete_queue = keep;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg_plural("%d stored message was not deleted from SQS: no standby flushed its commit within the visibility timeout",
+						   "%d stored messages were not deleted from SQS: no standby flushed their commit within the visibility timeout",
+						   dropped, dropped),
+			 errdetail("sqs_ingest.delete_after is \"standby_flush\"; SQS will deliver them again, and they will then be skipped as duplicates and deleted.")));
+	return wait_ms;
+}
+
 /* wait until every queued delete has been sent and answered */
 void
 pipeline_flush_deletes(Pipeline *pipeline)
@@ -800,7 +870,8 @@ pipeline_flush_deletes(Pipeline *pipeline)
 		issue_deletes(pipeline);
 		due = next_retry_due(pipeline, false);
 		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client, due ? ms_until(due) : -1);
+		result = sqs_next_result(pipeline->client,
+								 standby_wait_in_flush(pipeline, due ? ms_until(due) : -1));
 		MemoryContextSwitchTo(old);
 		if (result == NULL)
 			continue;

@@ -25,6 +25,7 @@ typedef struct PipelineOptions
 	int			delete_log_level;	/* level of delete failure reports */
 	int			max_attempts;	/* of a receive or delete call failing
 								 * transiently */
+	int			delete_after;	/* DeleteAfter: what deletes wait for */
 } PipelineOptions;
 
 typedef enum PipelineEvent

@@ -53,6 +53,7 @@ runner_options_from_gucs(int wait_time_seconds)
 	options.delete_log_level = LOG;
 	/* the AWS SDKs' standard retry mode */
 	options.max_attempts = 3;
+	options.delete_after = sqs_ingest_delete_after;
 	return options;
 }
 

@@ -27,6 +27,13 @@ typedef enum SqsProtocol
 	SQS_PROTOCOL_QUERY			/* form-encoded requests, XML responses */
 } SqsProtocol;
 
+/* what a stored message's delete from SQS waits for (sqs_ingest.delete_after) */
+typedef enum DeleteAfter
+{
+	DELETE_AFTER_LOCAL_FLUSH,	/* the commit flushed here */
+	DELETE_AFTER_STANDBY_FLUSH	/* and on the standbys (standby.c) */
+} DeleteAfter;
+
 /* GUC variables, see sqs_ingest.c for their meaning */
 extern char *sqs_ingest_queue_url;
 extern char *sqs_ingest_endpoint;
@@ -50,6 +57,7 @@ extern int	sqs_ingest_request_timeout_ms;
 extern int	sqs_ingest_processed_retention;
 extern int	sqs_ingest_retry_interval;
 extern int	sqs_ingest_max_receive_count;
+extern int	sqs_ingest_delete_after;
 
 /* hard cap on concurrent HTTP requests of one process */
 #define SQS_INGEST_MAX_INFLIGHT_CAP 128
