@@ -12,6 +12,7 @@ OBJS = \
 	src/mapping.o \
 	src/mask.o \
 	src/pipeline.o \
+	src/queue_grants.o \
 	src/record.o \
 	src/redact.o \
 	src/runner.o \

@@ -235,8 +235,9 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 
 /*
  * Check, in a transaction, that the pipeline can store: its target table,
- * with the lock an insert takes, and its mapping; the mask key if the
- * mapping masks.  Returns the compiled mapping.
+ * with the lock an insert takes, and its mapping; if the mapping masks,
+ * the mask key, and that a catalog pipeline's owner may execute the mask
+ * (a revoke takes effect at the next batch).  Returns the compiled mapping.
  */
 const CompiledMapping *
 sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
@@ -244,7 +245,11 @@ sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 	const CompiledMapping *mapping = sink_prepare_target(pipeline, lockmode);
 
 	if (mapping->uses_mask)
+	{
+		if (OidIsValid(pipeline->owner))
+			security_check_mask_privilege(pipeline->owner, pipeline->name);
 		mask_prepare();
+	}
 	return mapping;
 }
 
