@@ -116,15 +116,16 @@ compat_wait_event(const char *name)
 #endif							/* !FRONTEND */
 
 #ifndef FRONTEND
+#include "catalog/pg_proc.h"
+#include "commands/extension.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM < 160000
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_extension.h"
-#include "catalog/pg_proc.h"
-#include "commands/extension.h"
-#include "utils/acl.h"
 #include "utils/fmgroids.h"
-#include "utils/rel.h"
+#endif
 
 /*
  * The schema of an extension: 16 exported get_extension_schema(); 15 has

@@ -241,9 +241,13 @@ queue_refusal(const PipelineDefinition *def, List *defs, bool defining)
 
 	if (!role_exists(def->owner))
 		return PIPELINE_OWNER_DROPPED;
-	/* a URL stored before URLs were checked: nobody may read it */
+
+	/*
+	 * A URL stored before URLs were checked, which names no queue: no grant
+	 * can name it either, and nothing can be compared with it.
+	 */
 	if (identity == NULL)
-		return PIPELINE_QUEUE_NOT_GRANTED;
+		return superuser_arg(def->owner) ? PIPELINE_MAY_READ : PIPELINE_QUEUE_NOT_GRANTED;
 
 	settings_identity = settings_url ? queue_identity(settings_url) : NULL;
 	if (settings_identity && strcmp(settings_identity, identity) == 0)
@@ -308,7 +312,8 @@ queue_report_refusal(const PipelineDefinition *def, PipelineRefusal refusal,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied for queue %s", identity),
 					 errdetail("Pipeline \"%s\" reads its queue with the rights of its owner, %s, to whom the queue is not granted.",
-							   def->name, GetUserNameFromId(def->owner, false)),
+							   def->name, GetUserNameFromId(def->owner, true) ?
+							   GetUserNameFromId(def->owner, true) : "(dropped)"),
 					 errhint("A superuser grants a queue with sqs_ingest_grant_queue(queue_url, role).")));
 			break;
 	}

@@ -227,6 +227,21 @@ is(send_events($doomed_url, [ map { { id => $_ } } 1 .. 3 ]), 3, 'sent to doomed
 ok(wait_for_depth($doomed_url, 3, 0, 0), 'doomed: the messages wait in the queue');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM doomed_events'), '0', 'doomed: nothing stored');
 
+# --- two pipelines left on one queue (written behind the functions' back):
+# only the first by name runs ------------------------------------------------------
+
+$offset = log_offset($node);
+$node->safe_psql('postgres', qq{
+INSERT INTO sqs_ingest.pipelines (name, queue_url, target, options, owner)
+VALUES ('zz-twin', '$other_url/', 'public.other_events', '{"wait_time_seconds": 1}', 'postgres');
+});
+ok($node->wait_for_log(qr/launcher does not run pipeline "zz-twin"/, $offset),
+	'a second pipeline on a queue is not run, and the log says so');
+like(log_since($node, $offset), qr/queue 000000000000\/other is already read by another pipeline/,
+	'the log says why');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM sqs_ingest.stats WHERE pipeline = 'zz-twin'}),
+	'0', 'zz-twin: no worker');
+
 # the settings' pipeline and theirs ran all along
 is(send_events($other_url, [ { id => 1, note => 'x' } ]), 1, 'sent to theirs');
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM other_events'), 'theirs: still runs');
