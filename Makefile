@@ -13,6 +13,7 @@ OBJS = \
 	src/mask.o \
 	src/openpgp.o \
 	src/pipeline.o \
+	src/queue_grants.o \
 	src/record.o \
 	src/recovery.o \
 	src/redact.o \

@@ -24,3 +24,42 @@ RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'sqs_ingest_recover'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION sqs_ingest_recover(bytea, bytea, text) FROM PUBLIC;
+
+-- Queues granted like tables ------------------------------------------------
+
+-- Which queues the pipelines of roles that are not superusers may read: a
+-- grant lets the grantee's pipelines (and those of the roles that have its
+-- privileges) receive and delete the queue's messages with the server's AWS
+-- identity.  Written by the functions below only, read as the table's owner.
+CREATE TABLE sqs_ingest.queue_grants (
+    queue      pg_catalog.text NOT NULL,
+    queue_url  pg_catalog.text NOT NULL,
+    grantee    pg_catalog.regrole NOT NULL,
+    granted_by pg_catalog.regrole NOT NULL,
+    granted_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (queue, grantee)
+);
+COMMENT ON TABLE sqs_ingest.queue_grants IS
+    'queues granted to roles for their pipelines; change with sqs_ingest_grant_queue/revoke_queue()';
+COMMENT ON COLUMN sqs_ingest.queue_grants.queue IS
+    'the queue as SQS identifies it: account id/queue name';
+COMMENT ON COLUMN sqs_ingest.queue_grants.queue_url IS 'the URL as it was granted';
+REVOKE ALL ON sqs_ingest.queue_grants FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sqs_ingest.queue_grants', '');
+
+CREATE FUNCTION sqs_ingest_grant_queue(queue_url pg_catalog.text, grantee pg_catalog.regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sqs_ingest_grant_queue'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_grant_queue(text, regrole) IS
+    'superusers only: let a role''s pipelines read a queue (receive and delete its messages with the server''s AWS identity)';
+
+CREATE FUNCTION sqs_ingest_revoke_queue(queue_url pg_catalog.text, grantee pg_catalog.regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sqs_ingest_revoke_queue'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION sqs_ingest_revoke_queue(text, regrole) IS
+    'superusers only: take a queue grant back; the pipelines it allowed stop';
+
+REVOKE ALL ON FUNCTION sqs_ingest_grant_queue(text, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sqs_ingest_revoke_queue(text, regrole) FROM PUBLIC;

@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -37,6 +38,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "mapping.h"
+#include "queue_grants.h"
 #include "security.h"
 #include "sqs_ingest.h"
 
@@ -180,24 +182,29 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 	}
 }
 
-/* the owner of sqs_ingest.pipelines, who reads and writes it */
 static Oid
-catalog_owner(void)
+catalog_relid(void)
 {
 	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "sqs_ingest.pipelines is missing");
-	return security_relation_owner(relid);
+	return relid;
 }
 
-typedef struct CatalogAccess
+/* the owner of sqs_ingest.pipelines, who reads and writes it */
+static Oid
+catalog_owner(void)
 {
-	SecurityScope scope;
-} CatalogAccess;
+	return security_relation_owner(catalog_relid());
+}
 
-/* become the catalog's owner, search_path pinned, for SPI statements on it */
-static void
+/*
+ * Become the catalog's owner, search_path pinned, for SPI statements on
+ * the extension's tables (sqs_ingest.pipelines, sqs_ingest.queue_grants),
+ * which are granted to no one.
+ */
+void
 catalog_begin(CatalogAccess *access)
 {
 	Oid			owner = catalog_owner();
@@ -207,7 +214,7 @@ catalog_begin(CatalogAccess *access)
 	security_enter(&access->scope, owner);
 }
 
-static void
+void
 catalog_end(CatalogAccess *access)
 {
 	security_leave(&access->scope);
@@ -406,15 +413,33 @@ check_target(Oid relid)
 									  get_rel_name(relid));
 }
 
-/* a pipeline as it will be stored, checked whole */
+/*
+ * A pipeline as it will be stored, checked whole, for its owner: options,
+ * endpoint, mapping (and the owner's right to the mask it uses), and its
+ * queue (see queue_grants.c).
+ */
 static void
-check_definition(const char *queue_url, Oid relid, Jsonb *mapping, Jsonb *options)
+check_definition(const PipelineDefinition *def, Oid relid)
 {
 	PipelineSettings settings;
+	CompiledMapping *compiled;
+	PipelineRefusal refusal;
 
-	catalog_parse_options(options, &settings);
-	security_check_pipeline_endpoint(queue_url, settings.endpoint);
-	(void) mapping_compile(relid, mapping, options);
+	catalog_parse_options(def->options, &settings);
+	security_check_pipeline_endpoint(def->queue_url, settings.endpoint);
+	compiled = mapping_compile(relid, def->mapping, def->options);
+	if (compiled->uses_mask)
+		security_check_mask_privilege(def->owner, def->name);
+	(void) queue_identity_checked(def->queue_url);
+
+	/*
+	 * One definer at a time (the workers' reads go on), so that two cannot
+	 * take one queue at once.
+	 */
+	LockRelationOid(catalog_relid(), ShareRowExclusiveLock);
+	refusal = queue_refusal(def, catalog_list(), true);
+	if (refusal != PIPELINE_MAY_READ)
+		queue_report_refusal(def, refusal, ERROR);
 }
 
 static void
@@ -449,36 +474,34 @@ write_definition(const char *sql, const char *name, const char *queue_url,
 Datum
 sqs_ingest_create_pipeline(PG_FUNCTION_ARGS)
 {
-	char	   *name;
-	char	   *queue_url;
-	char	   *target;
-	Jsonb	   *mapping = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
-	Jsonb	   *options;
+	PipelineDefinition def = {0};
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a pipeline needs a name, a queue_url and a target")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	queue_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	options = PG_ARGISNULL(4) ?
+	def.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	def.queue_url = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	def.mapping = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	def.options = PG_ARGISNULL(4) ?
 		DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))) :
 		PG_GETARG_JSONB_P(4);
+	def.owner = GetUserId();
 
-	check_name(name);
-	check_queue_url(queue_url);
-	target = check_target(PG_GETARG_OID(2));
-	check_definition(queue_url, PG_GETARG_OID(2), mapping, options);
-	if (read_definitions(name, true) != NIL)
+	check_name(def.name);
+	check_queue_url(def.queue_url);
+	def.target = check_target(PG_GETARG_OID(2));
+	check_definition(&def, PG_GETARG_OID(2));
+	if (read_definitions(def.name, true) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("pipeline \"%s\" already exists", name),
+				 errmsg("pipeline \"%s\" already exists", def.name),
 				 errhint("Change it with sqs_ingest_alter_pipeline().")));
 
 	write_definition("INSERT INTO sqs_ingest.pipelines "
 					 "(name, queue_url, target, mapping, options, owner) "
 					 "VALUES ($1, $2, $3, $4, $5, $6)",
-					 name, queue_url, target, mapping, options);
+					 def.name, def.queue_url, def.target, def.mapping, def.options);
 	PG_RETURN_VOID();
 }
 
@@ -557,7 +580,9 @@ sqs_ingest_alter_pipeline(PG_FUNCTION_ARGS)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls,
 													 JsonbPGetDatum(merged)));
 	}
-	check_definition(def->queue_url, relid, mapping, options);
+	def->mapping = mapping;
+	def->options = options;
+	check_definition(def, relid);
 
 	write_definition("UPDATE sqs_ingest.pipelines SET queue_url = $2, target = $3, "
 					 "mapping = $4, options = $5, updated_at = pg_catalog.now() "

@@ -17,6 +17,8 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 
+#include "security.h"
+
 /* what a pipeline's options say; -1 or NULL: the sqs_ingest.* setting */
 typedef struct PipelineSettings
 {
@@ -43,6 +45,14 @@ typedef struct PipelineDefinition
 	PipelineSettings settings;
 } PipelineDefinition;
 
+/* SPI access to the extension's tables as their owner */
+typedef struct CatalogAccess
+{
+	SecurityScope scope;
+} CatalogAccess;
+
+extern void catalog_begin(CatalogAccess *access);
+extern void catalog_end(CatalogAccess *access);
 extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
 extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);

@@ -116,6 +116,61 @@ compat_wait_event(const char *name)
 #endif							/* !FRONTEND */
 
 #ifndef FRONTEND
+#include "catalog/pg_proc.h"
+#include "commands/extension.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM < 160000
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#endif
+
+/*
+ * The schema of an extension: 16 exported get_extension_schema(); 15 has
+ * it static, so this is its body.
+ */
+static inline Oid
+compat_get_extension_schema(Oid extension)
+{
+#if PG_VERSION_NUM >= 160000
+	return get_extension_schema(extension);
+#else
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			schema = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return schema;
+#endif
+}
+
+/*
+ * May role do mode on a function?  16 folded the per-kind ACL checks into
+ * object_aclcheck().
+ */
+static inline AclResult
+compat_proc_aclcheck(Oid proc, Oid role, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, proc, role, mode);
+#else
+	return pg_proc_aclcheck(proc, role, mode);
+#endif
+}
+#endif							/* FRONTEND */
+
+#ifndef FRONTEND
 #include "utils/guc.h"
 
 /*

@@ -52,6 +52,7 @@
 #include "catalog.h"
 #include "drain.h"
 #include "mask.h"
+#include "queue_grants.h"
 #include "runner.h"
 #include "secrets.h"
 #include "security.h"
@@ -185,8 +186,14 @@ check_before_start(const PipelineDefinition *def)
 		sink = sink_default_pipeline();
 	}
 	else
+	{
+		PipelineRefusal refusal = queue_refusal(def, catalog_list(), false);
+
+		if (refusal != PIPELINE_MAY_READ)
+			queue_report_refusal(def, refusal, ERROR);
 		sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
 									 def->options, def->owner);
+	}
 
 	/*
 	 * No lock is kept: the caller's transaction must not hold anything the

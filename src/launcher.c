@@ -5,8 +5,10 @@
  *	  workers running for each enabled pipeline of sqs_ingest.pipelines.
  *
  * Once a second (and whenever one of its workers starts or stops) it reads
- * the catalog.  A pipeline wants its workers when it is enabled and its
- * target table exists; the set it has is kept while the pipeline's row
+ * the catalog.  A pipeline wants its workers when it is enabled, its
+ * target table exists and it may read its queue (queue_grants.c: its owner
+ * exists and holds a grant on the queue, which no other reader reads; a
+ * refusal is logged once); the set it has is kept while the pipeline's row
  * and target stay the same, and replaced when either changes (an alter,
  * a table dropped and created again), so that every change reaches the
  * workers within a second or two.  The workers of all pipelines together
@@ -35,6 +37,7 @@
 
 #include "catalog.h"
 #include "launcher.h"
+#include "queue_grants.h"
 #include "sqs_ingest.h"
 #include "stats.h"
 
@@ -51,6 +54,7 @@ typedef struct PipelineWorkers
 	int			nworkers;
 	BackgroundWorkerHandle **handles;
 	bool		logged_shortage;
+	PipelineRefusal refusal;	/* why it may not read its queue, as logged */
 	bool		seen;			/* still in the catalog this pass */
 } PipelineWorkers;
 
@@ -179,6 +183,14 @@ find_set(const char *name)
 	return NULL;
 }
 
+/* context of the launcher's log line about a pipeline it does not run */
+static void
+refusal_context(void *arg)
+{
+	errcontext("the sqs_ingest launcher does not run pipeline \"%s\"",
+			   (const char *) arg);
+}
+
 /* is sqs_ingest installed in this database (pipelines being version 1.1)? */
 static bool
 catalog_exists(void)
@@ -216,7 +228,9 @@ sync_with_catalog(void)
 		 */
 		Oid			target = catalog_target_relid(def, NoLock);
 		PipelineWorkers *set = find_set(def->name);
-		int			wanted = (def->settings.enabled && OidIsValid(target)) ?
+		PipelineRefusal refusal = queue_refusal(def, defs, false);
+		int			wanted = (def->settings.enabled && OidIsValid(target) &&
+							  refusal == PIPELINE_MAY_READ) ?
 			def->settings.workers : 0;
 
 		if (set == NULL)
@@ -230,6 +244,16 @@ sync_with_catalog(void)
 			MemoryContextSwitchTo(old);
 		}
 		set->seen = true;
+		if (refusal != set->refusal && refusal != PIPELINE_MAY_READ)
+		{
+			ErrorContextCallback context = {error_context_stack,
+											refusal_context, def->name};
+
+			error_context_stack = &context;
+			queue_report_refusal(def, refusal, LOG);
+			error_context_stack = context.previous;
+		}
+		set->refusal = refusal;
 		reap_workers(set);
 		/* a changed definition or table: a new set of workers */
 		if (set->updated_at != def->updated_at || set->target != target)

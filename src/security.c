@@ -21,12 +21,15 @@
 #include "access/htup_details.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "security.h"
 #include "sqs_ingest.h"
 
@@ -229,4 +232,33 @@ security_check_pipeline_endpoint(const char *queue_url, const char *endpoint)
 						   configured) :
 				 errdetail("Pipelines sign their requests with the server's AWS credentials, and the server names no endpoint other roles may use."),
 				 errhint("Ask a superuser to define the pipeline, or to set sqs_ingest.queue_url or sqs_ingest.endpoint in postgresql.conf.")));
+}
+
+/*
+ * A pipeline that masks must not be a way around EXECUTE on the mask: its
+ * owner must be allowed to call sqs_ingest_mask(text) itself, or the
+ * pipeline would mask values of its owner's choosing.  The function is
+ * found by its signature in the extension's schema, whatever search_path
+ * says.  Checked when the pipeline is defined and before each batch, so
+ * that a REVOKE stops it.
+ */
+void
+security_check_mask_privilege(Oid role, const char *pipeline)
+{
+	Oid			extension = get_extension_oid("sqs_ingest", false);
+	Oid			argtypes[1] = {TEXTOID};
+	List	   *name;
+	Oid			mask;
+
+	name = list_make2(makeString(get_namespace_name(compat_get_extension_schema(extension))),
+					  makeString("sqs_ingest_mask"));
+	mask = LookupFuncName(name, 1, argtypes, false);
+	if (compat_proc_aclcheck(mask, role, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function sqs_ingest_mask"),
+				 errdetail("Pipeline \"%s\" masks with the rights of its owner, %s, who may not execute sqs_ingest_mask().",
+						   pipeline, GetUserNameFromId(role, true) ?
+						   GetUserNameFromId(role, true) : "(dropped)"),
+				 errhint("Grant EXECUTE on sqs_ingest_mask(text) to the owner, or map the column without \"transform\": \"mask\".")));
 }

@@ -31,5 +31,6 @@ extern bool security_check_queue_url(char **newval, void **extra, GucSource sour
 extern bool security_check_endpoint(char **newval, void **extra, GucSource source);
 extern void security_check_pipeline_endpoint(const char *queue_url,
 											 const char *endpoint);
+extern void security_check_mask_privilege(Oid role, const char *pipeline);
 
 #endif							/* SQS_INGEST_SECURITY_H */

@@ -239,13 +239,17 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 /*
  * Check, in a transaction, that the pipeline can store: its target table,
  * with the lock an insert takes, and its mapping; the keys the mapping
- * takes from settings.  Returns the compiled mapping.
+ * takes from settings, and, if it masks, that a catalog pipeline's owner
+ * may execute the mask (a revoke takes effect at the next batch).  Returns
+ * the compiled mapping.
  */
 const CompiledMapping *
 sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 {
 	const CompiledMapping *mapping = sink_prepare_target(pipeline, lockmode);
 
+	if (mapping->uses_mask && OidIsValid(pipeline->owner))
+		security_check_mask_privilege(pipeline->owner, pipeline->name);
 	mapping_prepare(mapping);
 	return mapping;
 }

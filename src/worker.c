@@ -42,6 +42,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "queue_grants.h"
 #include "runner.h"
 #include "sink.h"
 #include "sqs_ingest.h"
@@ -382,6 +383,7 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	WorkerState ws = {0};
 	char		name[BGW_EXTRALEN];
 	PipelineDefinition *def;
+	PipelineRefusal refusal;
 
 	memcpy(name, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
 	name[BGW_EXTRALEN - 1] = '\0';
@@ -393,6 +395,10 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	def = catalog_get(name);
+	/* the launcher checked too, but a revoke may have come in between */
+	refusal = queue_refusal(def, catalog_list(), false);
+	if (refusal != PIPELINE_MAY_READ)
+		queue_report_refusal(def, refusal, ERROR);
 	catalog_apply_settings(def, GUC_ACTION_SET);
 	ws.runner.sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
 										   def->options, def->owner);

@@ -51,6 +51,12 @@ GRANT EXECUTE ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb
                           sqs_ingest_drop_pipeline(text) TO ingest_admin;
 GRANT INSERT ON orders, s3_objects TO ingest_admin;
 });
+# the queues its pipelines read are granted to it
+$node->safe_psql(
+	'postgres', qq{
+SELECT sqs_ingest_grant_queue('$orders_url', 'ingest_admin');
+SELECT sqs_ingest_grant_queue('$s3_url', 'ingest_admin');
+});
 
 # the orders pipeline belongs to a role that may insert into orders only
 $node->safe_psql(

@@ -31,7 +31,8 @@ CREATE ROLE owner_a LOGIN;
 CREATE TABLE a_logins (LIKE user_logins INCLUDING ALL);
 GRANT USAGE ON SCHEMA sqs_ingest TO owner_a;
 GRANT EXECUTE ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb, jsonb),
-                          sqs_ingest_fetch_login_mapping() TO owner_a;
+                          sqs_ingest_fetch_login_mapping(), sqs_ingest_mask(text) TO owner_a;
+SELECT sqs_ingest_grant_queue('$url_a', 'owner_a');
 ALTER TABLE a_logins OWNER TO owner_a;
 SET ROLE owner_a;
 SELECT sqs_ingest_create_pipeline('a', '$url_a', 'a_logins',
