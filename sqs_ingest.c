@@ -430,7 +430,11 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	sink = sink_default_pipeline();
 	PG_TRY();
 	{
-		preview_values(sink_check(sink, AccessShareLock), &message, values, nulls);
+		const CompiledMapping *mapping = sink_check(sink, AccessShareLock);
+
+		/* the login mapping masks: not a way around EXECUTE on the mask */
+		security_check_mask_privilege(GetUserId(), NULL);
+		preview_values(mapping, &message, values, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -544,6 +548,9 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 	mapping = mapping_compile(PG_GETARG_OID(1),
 							  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
 							  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	/* nor a way around EXECUTE on the mask */
+	if (mapping->uses_mask)
+		security_check_mask_privilege(GetUserId(), NULL);
 	mapping_prepare(mapping);
 
 	message.message_id = "preview";

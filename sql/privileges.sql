@@ -72,7 +72,29 @@ RESET ROLE;
 GRANT INSERT ON regress_sqs_target TO regress_sqs_previewer;
 SET ROLE regress_sqs_previewer;
 SELECT * FROM sqs_ingest_preview_mapping('{"user_id": "u"}', 'regress_sqs_target', NULL);
+-- nor a way around EXECUTE on the mask
+SELECT * FROM sqs_ingest_preview_mapping('{"user_id": "u"}', 'regress_sqs_target',
+  '{"user_id": {"path": "$.user_id", "transform": "mask"}}');
 RESET ROLE;
+CREATE TABLE regress_sqs_logins (user_id varchar(128), device_type varchar(32),
+  masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32),
+  app_version integer, create_date date);
+GRANT INSERT ON regress_sqs_logins TO regress_sqs_previewer;
+SET sqs_ingest.target_table = 'regress_sqs_logins';
+SET ROLE regress_sqs_previewer;
+SELECT error FROM sqs_ingest_preview('{"user_id": "u", "ip": "10.0.0.1"}');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION sqs_ingest_mask(text) TO regress_sqs_previewer;
+SET ROLE regress_sqs_previewer;
+SELECT masked_ip IS NOT NULL AS masked, error FROM sqs_ingest_preview('{"user_id": "u", "ip": "10.0.0.1"}');
+RESET ROLE;
+DROP TABLE regress_sqs_logins;
+SET sqs_ingest.target_table = 'regress_sqs_target';
+SET ROLE regress_sqs_previewer;
+SELECT * FROM sqs_ingest_preview_mapping('{"user_id": "u"}', 'regress_sqs_target',
+  '{"user_id": {"path": "$.user_id", "transform": "mask"}}');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION sqs_ingest_mask(text) FROM regress_sqs_previewer;
 RESET sqs_ingest.target_table;
 DROP TABLE regress_sqs_target;
 REVOKE EXECUTE ON FUNCTION sqs_ingest_preview(text, timestamptz),

@@ -235,12 +235,13 @@ security_check_pipeline_endpoint(const char *queue_url, const char *endpoint)
 }
 
 /*
- * A pipeline that masks must not be a way around EXECUTE on the mask: its
- * owner must be allowed to call sqs_ingest_mask(text) itself, or the
- * pipeline would mask values of its owner's choosing.  The function is
- * found by its signature in the extension's schema, whatever search_path
- * says.  Checked when the pipeline is defined and before each batch, so
- * that a REVOKE stops it.
+ * A pipeline or a preview that masks must not be a way around EXECUTE on
+ * the mask: the pipeline's owner (or the preview's caller, pipeline NULL)
+ * must be allowed to call sqs_ingest_mask(text) itself, or it would get
+ * masks of values of its choosing.  The function is found by its
+ * signature in the extension's schema, whatever search_path says.  Checked
+ * when a pipeline is defined and before each batch, so that a REVOKE stops
+ * it, and by every preview that masks.
  */
 void
 security_check_mask_privilege(Oid role, const char *pipeline)
@@ -249,16 +250,24 @@ security_check_mask_privilege(Oid role, const char *pipeline)
 	Oid			argtypes[1] = {TEXTOID};
 	List	   *name;
 	Oid			mask;
+	const char *role_name;
 
 	name = list_make2(makeString(get_namespace_name(compat_get_extension_schema(extension))),
 					  makeString("sqs_ingest_mask"));
 	mask = LookupFuncName(name, 1, argtypes, false);
-	if (compat_proc_aclcheck(mask, role, ACL_EXECUTE) != ACLCHECK_OK)
+	if (compat_proc_aclcheck(mask, role, ACL_EXECUTE) == ACLCHECK_OK)
+		return;
+	if (pipeline == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function sqs_ingest_mask"),
-				 errdetail("Pipeline \"%s\" masks with the rights of its owner, %s, who may not execute sqs_ingest_mask().",
-						   pipeline, GetUserNameFromId(role, true) ?
-						   GetUserNameFromId(role, true) : "(dropped)"),
-				 errhint("Grant EXECUTE on sqs_ingest_mask(text) to the owner, or map the column without \"transform\": \"mask\".")));
+				 errdetail("The mapping previewed masks, which needs EXECUTE on sqs_ingest_mask()."),
+				 errhint("Grant EXECUTE on sqs_ingest_mask(text) to the role, or preview a mapping without \"transform\": \"mask\".")));
+	role_name = GetUserNameFromId(role, true);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for function sqs_ingest_mask"),
+			 errdetail("Pipeline \"%s\" masks with the rights of its owner, %s, who may not execute sqs_ingest_mask().",
+					   pipeline, role_name ? role_name : "(dropped)"),
+			 errhint("Grant EXECUTE on sqs_ingest_mask(text) to the owner, or map the column without \"transform\": \"mask\".")));
 }
