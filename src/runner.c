@@ -112,15 +112,17 @@ check_target(void *arg)
 
 	bound_lock_waits(check->config);
 	mapping = sink_check(check->runner->sink, RowExclusiveLock);
+	sink_check_bookkeeping(check->runner->sink, mapping);
 	if (!OidIsValid(check->runner->sink->owner))
 		security_warn_superuser_target(mapping->relid);
 }
 
 /*
  * Start receiving with a copy of the given configuration.  Everything a
- * store needs is checked first, so that a runner that cannot store does
- * not take messages out of the queue.  On error nothing is left allocated
- * and the copied credentials are wiped.
+ * store needs (target table, mapping, mask key, the extension's ledger and
+ * dead letters, and the privileges on them) is checked first, so that a
+ * runner that cannot store does not take messages out of the queue.  On
+ * error nothing is left allocated and the copied credentials are wiped.
  */
 void
 runner_start(IngestRunner *runner, const SqsConfig *config,
