@@ -411,6 +411,17 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	ws.index = DatumGetInt32(main_arg);
 	ws.label = psprintf("pipeline \"%s\" worker %d", name, ws.index);
 
+	/*
+	 * A worker nobody sees would also be one a launcher started again
+	 * could not stop: without a slot, it does not run.
+	 */
+	ws.runner.slot = stats_pipeline_slot(name, ws.index);
+	if (ws.runner.slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("sqs_ingest %s found no free statistics slot", ws.label),
+				 errdetail("Every one of the sqs_ingest.max_pipeline_workers slots is held by another worker."),
+				 errhint("The launcher starts the worker again once a slot is free.")));
 	worker_connect(&ws);
 
 	SetCurrentStatementStartTimestamp();
@@ -423,6 +434,5 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	ws.runner.slot = stats_pipeline_slot(name, ws.index);
 	worker_loop(&ws);
 }
