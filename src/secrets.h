@@ -21,6 +21,7 @@ typedef enum SecretId
 extern void secrets_define_settings(void);
 extern char *secret_value(SecretId id);
 extern void secret_free(char *value);
+extern char *secret_header_line(const char *name, const char *value);
 extern const char *secret_setting_value(const char *name);
 extern void secrets_curl_global_init(void);
 

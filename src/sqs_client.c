@@ -616,7 +616,7 @@ headers_with_token(const struct curl_slist *base, const char *session_token)
 		if (next)
 			headers = next;
 	}
-	line = psprintf("X-Amz-Security-Token: %s", session_token);
+	line = secret_header_line("X-Amz-Security-Token", session_token);
 	if (!failed)
 	{
 		struct curl_slist *next = curl_slist_append(headers, line);
