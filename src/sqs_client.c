@@ -19,7 +19,10 @@
  * only when a socket is opened or closed, which kept-alive connections make
  * rare.  Sockets are opened and closed through our own callbacks so that a
  * descriptor number reused by a new connection can never be mistaken for
- * an old one still registered in the set.
+ * an old one still registered in the set, and so that each counts against
+ * the server's file descriptor budget (AcquireExternalFD()), as libpq's
+ * connections in postgres_fdw do: past it, the connection fails like a
+ * refused one, with EMFILE.
  *
  * Responses are decoded by the pure decoders of sqs_decode.c; what they
  * find wrong becomes a protocol error of the request.
@@ -35,6 +38,7 @@
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -365,9 +369,14 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 		client->sockets_overflow = true;
 		return CURL_SOCKET_BAD;
 	}
+	/* within the server's descriptor budget; refused, errno says EMFILE */
+	if (!AcquireExternalFD())
+		return CURL_SOCKET_BAD;
 	fd = socket(address->family, address->socktype, address->protocol);
 	if (fd != CURL_SOCKET_BAD)
 		add_socket(client, fd, true);
+	else
+		ReleaseExternalFD();
 	return fd;
 }
 
@@ -376,10 +385,13 @@ close_socket(void *clientp, curl_socket_t fd)
 {
 	SqsClient  *client = clientp;
 	SqsSocket  *sock = find_socket(client, fd);
+	int			rc;
 
 	if (sock)
 		forget_socket(client, sock);
-	return close(fd);
+	rc = close(fd);
+	ReleaseExternalFD();
+	return rc;
 }
 
 static int
