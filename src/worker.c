@@ -360,20 +360,21 @@ worker_loop(WorkerState *ws)
 
 			/* as PostgresMain does: no interrupt while cleaning up */
 			HOLD_INTERRUPTS();
-			MemoryContextSwitchTo(worker_context);
+			MemoryContextSwitchTo(attempt_context);
 			error = subxact_copy_error();
 			FlushErrorState();
 			/* the error may come from a subtransaction of the sink */
 			AbortOutOfAnyTransaction();
+			MemoryContextSwitchTo(attempt_context);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			ws->failed_storing = ws->runner.storing;
 			ws->starting = false;
 			runner_abandon(&ws->runner);
-			MemoryContextReset(attempt_context);
 			RESUME_INTERRUPTS();
 
 			back_off(ws, error, starting, local);
-			FreeErrorData(error);
+			/* all the attempt allocated, the copy of its error included */
+			MemoryContextReset(attempt_context);
 		}
 		PG_END_TRY();
 	}
