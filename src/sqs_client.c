@@ -592,6 +592,13 @@ sqs_client_create(const SqsConfig *config)
 	curl_multi_setopt(client->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) connections);
 	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS, (long) connections);
 
+	/*
+	 * The wait set's own descriptor is taken before any socket, from the
+	 * same budget, so that the sockets cannot leave it none: each rebuild
+	 * (update_wait_set) gives it back and takes it again at once.
+	 */
+	client->wait_set = compat_create_wait_event_set(context, 2);
+
 	MemoryContextSwitchTo(old);
 	return client;
 }
