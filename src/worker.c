@@ -23,9 +23,9 @@
  * table refused) retry every sqs_ingest.retry_interval.  Only changes are
  * logged: the first failure, a different failure, and the recovery.
  *
- * Each attempt runs in a memory context of its own, deleted after a
- * failure, and wipes the credentials it copied on the way out: a worker
- * that keeps failing neither grows nor leaves secrets in freed memory.
+ * Each attempt runs in a memory context of its own, reset after a failure,
+ * and wipes the credentials it copied on the way out: a worker that keeps
+ * failing neither grows nor leaves secrets in freed memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -254,8 +254,8 @@ is_transient(int sqlerrcode)
 /*
  * After a failure: log it if it is news, drop the pipeline, and wait
  * before the next attempt.  A configuration reload cuts the wait short,
- * since it may well be the fix.  starting tells a failure to start (before
- * any receive), local one found by the checks of the store.
+ * since it may well be the fix.  starting: the attempt failed before it
+ * could receive; local: the checks of what a store needs failed.
  */
 static void
 back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
