@@ -29,9 +29,9 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
-#include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
@@ -329,7 +330,7 @@ sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapp
 				 errdetail("Each batch is stored with its ledger entries and dead letters, in tables the extension creates."),
 				 errhint("Run CREATE EXTENSION sqs_ingest in that database, or set sqs_ingest.database to the database where it is created.")));
 	schema = get_namespace_oid("sqs_ingest", false);
-	if (pg_namespace_aclcheck(schema, user, ACL_USAGE) != ACLCHECK_OK)
+	if (compat_namespace_aclcheck(schema, user, ACL_USAGE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for schema sqs_ingest"),
@@ -342,7 +343,7 @@ sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapp
 
 	role = sink_store_role(pipeline, mapping->relid);
 	target_schema = get_rel_namespace(mapping->relid);
-	if (pg_namespace_aclcheck(target_schema, role, ACL_USAGE) != ACLCHECK_OK)
+	if (compat_namespace_aclcheck(target_schema, role, ACL_USAGE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for schema %s", get_namespace_name(target_schema)),
