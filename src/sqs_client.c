@@ -138,6 +138,8 @@ struct SqsClient
 	int			max_sockets;
 	bool		sockets_dirty;	/* set needs rebuilding */
 	bool		sockets_overflow;
+	bool		out_of_descriptors; /* a socket was refused for the budget */
+	bool		descriptors_reported;
 
 	TimestampTz unwatched_since;	/* end of the last wait on the sockets */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
@@ -371,7 +373,10 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 	}
 	/* within the server's descriptor budget; refused, errno says EMFILE */
 	if (!AcquireExternalFD())
+	{
+		client->out_of_descriptors = true;
 		return CURL_SOCKET_BAD;
+	}
 	fd = socket(address->family, address->socktype, address->protocol);
 	if (fd != CURL_SOCKET_BAD)
 		add_socket(client, fd, true);
@@ -970,10 +975,28 @@ wait_events_for(int curl_what)
 	}
 }
 
+/*
+ * Say once per client that connections were refused for want of file
+ * descriptors: the requests themselves fail as refused connections do.
+ */
+static void
+report_descriptor_shortage(SqsClient *client)
+{
+	if (!client->out_of_descriptors || client->descriptors_reported)
+		return;
+	client->descriptors_reported = true;
+	ereport(LOG,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("sqs_ingest could not open a connection to SQS: the server's file descriptor budget is used up"),
+			 errdetail("Connections to SQS count against max_files_per_process, of which a third may be held outside data files."),
+			 errhint("Lower sqs_ingest.max_inflight (or the pipeline's max_inflight option), or raise max_files_per_process.")));
+}
+
 /* bring the wait event set in line with what libcurl wants watched */
 static void
 update_wait_set(SqsClient *client)
 {
+	report_descriptor_shortage(client);
 	if (client->sockets_overflow)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -59,8 +59,12 @@ for (1 .. 20)
 cmp_ok($most, '<=', int($FILES / 3),
 	"40 receives asked for, at most $most sockets open: within the budget");
 cmp_ok($most, '>', 0, 'some receives are in flight');
-like(slurp_file($node->logfile), qr/SQS ReceiveMessage failed: .*Couldn't connect to server/,
-	'the others fail as connections do');
+my $log = slurp_file($node->logfile);
+like($log, qr/SQS ReceiveMessage failed: .*Couldn't connect to server/,
+	'the others fail as refused connections do');
+like($log,
+	qr/could not open a connection to SQS: the server's file descriptor budget is used up/,
+	'and the log says why');
 is(worker_pid($node, 0) ne '' ? 1 : 0, 1, 'the worker is still there');
 
 $node->stop;
