@@ -307,6 +307,9 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	sem.scalar = doc_scalar;
 
 	lex = compat_json_lex(unconstify(char *, json), (int) len, true);
+	/* room for the longest string at once: a buffer that grows leaves copies */
+	if (lex->strval != NULL)
+		enlargeStringInfo(lex->strval, (int) len + 1);
 	rc = pg_parse_json(lex, &sem);
 	/* the lexer's last string may be a secret */
 	if (lex->strval != NULL)
