@@ -329,7 +329,7 @@ sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentia
 		request.password = signer->secret_access_key;
 		if (signer->session_token)
 			request.headers[2] = token_header =
-				psprintf("X-Amz-Security-Token: %s", signer->session_token);
+				secret_header_line("X-Amz-Security-Token", signer->session_token);
 	}
 	result = service_credentials(&request, credential_parse_sts_xml, "STS",
 								 source, out, detail);
@@ -347,20 +347,24 @@ assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 {
 	StringInfoData form;
 	bool		missing;
-	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, NULL,
-											detail);
+	size_t		token_len;
+	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing,
+										&token_len, detail);
 	SourceResult result;
 
 	if (token == NULL)
 		return SOURCE_FAILED;
 	initStringInfo(&form);
+	/* room for every value percent-encoded: the form never moves */
+	enlargeStringInfo(&form, 3 * (token_len + strlen(role_arn) + strlen(session_name)) + 128);
 	credential_form_append(&form, "Action", "AssumeRoleWithWebIdentity");
 	credential_form_append(&form, "Version", "2011-06-15");
 	credential_form_append(&form, "RoleArn", role_arn);
 	credential_form_append(&form, "RoleSessionName", session_name);
 	credential_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
 	result = sts_credentials(scope, form.data, NULL, source, out, detail);
-	secret_free(token);
+	explicit_bzero(token, token_len);
+	pfree(token);
 	secret_free(form.data);
 	return result;
 }
@@ -595,6 +599,7 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	const char *token_file = env_or_null("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 	CredentialRequest request = {0};
 	char	   *token = NULL;
+	size_t		token_len = 0;
 	char	   *authorization = NULL;
 	SourceResult result;
 
@@ -631,27 +636,37 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	{
 		bool		missing;
 
-		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, NULL, detail);
+		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, &token_len,
+								detail);
 		if (token == NULL)
 			return SOURCE_FAILED;
 		strip_trailing_space(token);
 	}
 	else if (env_or_null("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
+	{
 		token = pstrdup(getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+		token_len = strlen(token);
+	}
 	if (token)
 	{
 		if (strpbrk(token, "\r\n") != NULL)
 		{
-			secret_free(token);
+			explicit_bzero(token, token_len);
+			pfree(token);
 			appendStringInfoString(detail, "the container authorization token holds a line break");
 			return SOURCE_FAILED;
 		}
-		request.headers[0] = authorization = psprintf("Authorization: %s", token);
+		request.headers[0] = authorization = secret_header_line("Authorization", token);
 	}
 
 	result = service_credentials(&request, credential_parse_json, request.url,
 								 "container", out, detail);
-	secret_free(token);
+	if (token)
+	{
+		/* all of what was read: a NUL in the file would stop strlen() */
+		explicit_bzero(token, token_len);
+		pfree(token);
+	}
 	secret_free(authorization);
 	return result;
 }

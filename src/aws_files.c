@@ -4,8 +4,8 @@
  *	  The files the AWS credential chain reads: the shared config and
  *	  credentials files (INI, one section per profile) and small token files.
  *
- * Files are read whole, capped in size, and wiped from memory once parsed:
- * they hold secrets.  A file that does not exist is not an error (the
+ * Files are read whole, capped in size, into a buffer that never leaves a
+ * copy behind, and wiped from memory once parsed: they hold secrets.  A file that does not exist is not an error (the
  * chain moves on); one that exists but cannot be read is.
  *
  *-------------------------------------------------------------------------
@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/stringinfo.h"
@@ -29,15 +30,23 @@
  * the reason in detail, if it cannot; *missing tells a file that does not
  * exist from one that cannot be read.  If len is not NULL, *len is the
  * number of bytes read: what a caller that cuts the text up must wipe.
+ *
+ * The buffer is sized from the file's size, so that it never has to grow:
+ * a buffer that grows leaves the copy it outgrew in freed memory.  If it
+ * must grow all the same (the file grew meanwhile, or is not a regular
+ * file), the old buffer is wiped first; every error path wipes too.
  */
 char *
 read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 				StringInfo detail)
 {
 	int			fd;
-	StringInfoData content;
-	char		chunk[8192];
+	struct stat st;
+	char	   *buf;
+	size_t		cap;
+	size_t		used = 0;
 	ssize_t		n;
+	int			save_errno;
 
 	*missing = false;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -47,34 +56,60 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 		appendStringInfo(detail, "could not open \"%s\": %m", path);
 		return NULL;
 	}
-	initStringInfo(&content);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+	if (fstat(fd, &st) != 0)
 	{
-		if ((size_t) content.len + n > max_len)
+		save_errno = errno;
+		close(fd);
+		errno = save_errno;
+		appendStringInfo(detail, "could not stat \"%s\": %m", path);
+		return NULL;
+	}
+	/* room for the size seen and one byte more, to see the end at once */
+	cap = S_ISREG(st.st_mode) ? Min((size_t) st.st_size, max_len) + 2 : 1024;
+	buf = palloc(cap);
+	for (;;)
+	{
+		if (used > max_len)
 		{
 			close(fd);
-			explicit_bzero(chunk, sizeof(chunk));
-			secret_free(content.data);
+			explicit_bzero(buf, cap);
+			pfree(buf);
 			appendStringInfo(detail, "\"%s\" is larger than %zu bytes", path, max_len);
 			return NULL;
 		}
-		appendBinaryStringInfo(&content, chunk, n);
+		if (used == cap - 1)
+		{
+			size_t		bigger = Min(cap * 2, max_len + 2);
+			char	   *moved = palloc(bigger);
+
+			memcpy(moved, buf, used);
+			explicit_bzero(buf, cap);
+			pfree(buf);
+			buf = moved;
+			cap = bigger;
+		}
+		n = read(fd, buf + used, cap - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += n;
 	}
-	explicit_bzero(chunk, sizeof(chunk));
 	if (n < 0)
 	{
-		int			save_errno = errno;
-
+		save_errno = errno;
 		close(fd);
-		secret_free(content.data);
+		explicit_bzero(buf, cap);
+		pfree(buf);
 		errno = save_errno;
 		appendStringInfo(detail, "could not read \"%s\": %m", path);
 		return NULL;
 	}
 	close(fd);
+	buf[used] = '\0';
 	if (len)
-		*len = content.len;
-	return content.data;
+		*len = used;
+	return buf;
 }
 
 /* strip trailing whitespace in place (a token file ends with a newline) */

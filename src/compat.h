@@ -188,4 +188,23 @@ compat_guc_extra_alloc(size_t size)
 }
 #endif							/* FRONTEND */
 
+#ifndef FRONTEND
+#include "catalog/pg_namespace.h"
+#include "utils/acl.h"
+
+/*
+ * Does role hold mode on the schema?  16 folded pg_namespace_aclcheck()
+ * into object_aclcheck().
+ */
+static inline AclResult
+compat_namespace_aclcheck(Oid nspid, Oid roleid, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(NamespaceRelationId, nspid, roleid, mode);
+#else
+	return pg_namespace_aclcheck(nspid, roleid, mode);
+#endif
+}
+#endif							/* !FRONTEND */
+
 #endif							/* SQS_INGEST_COMPAT_H */

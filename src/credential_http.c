@@ -12,17 +12,22 @@
  * followed, only http and https are spoken, TLS is always verified, JSON
  * goes through the non-throwing pg_parse_json and XML through the
  * hardened decoder of SQS's XML answers (sqs_decode_xml.c: DTDs refused,
- * neither entities nor network access, nesting capped).
+ * neither entities nor network access, nesting capped).  Their sockets
+ * count against the server's file descriptor budget, as the SQS client's
+ * do.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 
 #include "compat.h"
 #include "credential_http.h"
@@ -67,6 +72,36 @@ abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 }
 
 /*
+ * libcurl's sockets, opened within the server's file descriptor budget
+ * (AcquireExternalFD()); past it the connection fails, and
+ * *(bool *) clientp says why.
+ */
+static curl_socket_t
+open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	curl_socket_t fd;
+
+	if (!AcquireExternalFD())
+	{
+		*(bool *) clientp = true;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return fd;
+}
+
+static int
+close_counted_socket(void *clientp, curl_socket_t fd)
+{
+	int			rc = close(fd);
+
+	ReleaseExternalFD();
+	return rc;
+}
+
+/*
  * Make one call.  Returns false, with the reason in failure, if no HTTP
  * answer came; otherwise the status and the body (capped).
  */
@@ -80,6 +115,7 @@ credential_http(const CredentialRequest *request, long *status,
 	ResponseBuffer buf;
 	CURLcode	rc;
 	bool		ok = true;
+	bool		out_of_descriptors = false;
 
 	resetStringInfo(response);
 	enlargeStringInfo(response, CREDENTIAL_MAX_RESPONSE + 1);
@@ -147,6 +183,9 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &out_of_descriptors);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
 
 	rc = curl_easy_perform(easy);
 	*status = 0;
@@ -158,6 +197,9 @@ credential_http(const CredentialRequest *request, long *status,
 		if (buf.too_big)
 			appendStringInfo(failure, "the answer of %s exceeds %d bytes",
 							 request->url, CREDENTIAL_MAX_RESPONSE);
+		else if (out_of_descriptors)
+			appendStringInfo(failure, "%s: no file descriptor left for a connection (max_files_per_process)",
+							 request->url);
 		else
 			appendStringInfo(failure, "%s: %s", request->url,
 							 error[0] ? error : curl_easy_strerror(rc));
@@ -265,6 +307,9 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	sem.scalar = doc_scalar;
 
 	lex = compat_json_lex(unconstify(char *, json), (int) len, true);
+	/* room for the longest string at once: a buffer that grows leaves copies */
+	if (lex->strval != NULL)
+		enlargeStringInfo(lex->strval, (int) len + 1);
 	rc = pg_parse_json(lex, &sem);
 	/* the lexer's last string may be a secret */
 	if (lex->strval != NULL)

@@ -16,6 +16,12 @@
  * background worker slots; a pipeline that cannot get its workers says so
  * in the log, once, and gets them as slots free up.
  *
+ * A worker asked to stop counts against the cap until it has exited: it
+ * holds its statistics slot until then, and the slots are as many as the
+ * cap, so that every worker that runs has one and shows in
+ * sqs_ingest.stats.  For the same reason a launcher that starts again
+ * waits for the workers of the one before it to exit before starting any.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -59,6 +65,8 @@ typedef struct PipelineWorkers
 } PipelineWorkers;
 
 static List *running = NIL;		/* of PipelineWorkers, in TopMemoryContext */
+static List *stopping = NIL;	/* handles of workers told to stop, until
+								 * they have, in TopMemoryContext */
 
 /* register the launcher; called from _PG_init when preloaded */
 void
@@ -76,26 +84,53 @@ launcher_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* workers running in all pipelines */
+/* workers running in all pipelines, those told to stop included */
 static int
 total_workers(void)
 {
 	ListCell   *lc;
-	int			total = 0;
+	int			total = list_length(stopping);
 
 	foreach(lc, running)
 		total += ((PipelineWorkers *) lfirst(lc))->nworkers;
 	return total;
 }
 
+/* tell a worker to stop; it counts until it has */
+static void
+stop_worker(BackgroundWorkerHandle *handle)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	TerminateBackgroundWorker(handle);
+	stopping = lappend(stopping, handle);
+	MemoryContextSwitchTo(old);
+}
+
+/* forget the workers told to stop that have */
+static void
+reap_stopping(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, stopping)
+	{
+		BackgroundWorkerHandle *handle = lfirst(lc);
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+		{
+			stopping = foreach_delete_current(stopping, lc);
+			pfree(handle);
+		}
+	}
+}
+
 static void
 stop_workers(PipelineWorkers *set)
 {
 	for (int i = 0; i < set->nworkers; i++)
-	{
-		TerminateBackgroundWorker(set->handles[i]);
-		pfree(set->handles[i]);
-	}
+		stop_worker(set->handles[i]);
 	set->nworkers = 0;
 }
 
@@ -262,17 +297,14 @@ sync_with_catalog(void)
 		set->target = target;
 		set->wanted = wanted;
 		while (set->nworkers > wanted)
-		{
-			set->nworkers--;
-			TerminateBackgroundWorker(set->handles[set->nworkers]);
-			pfree(set->handles[set->nworkers]);
-		}
+			stop_worker(set->handles[--set->nworkers]);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/* dropped pipelines stop; the others get what they lack */
+	reap_stopping();
 	foreach(lc, running)
 	{
 		PipelineWorkers *set = lfirst(lc);
@@ -311,8 +343,17 @@ sqs_ingest_launcher_main(Datum main_arg)
 	pgstat_report_appname("sqs_ingest launcher");
 	ereport(LOG,
 			(errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
-	/* workers left by a launcher that stopped are not ours: replace them */
-	stats_stop_pipeline_workers();
+	/*
+	 * Workers left by a launcher that stopped are not ours: replace them,
+	 * once they have given their statistics slots back.
+	 */
+	while (stats_stop_pipeline_workers() > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest launcher",
 										 ALLOCSET_DEFAULT_SIZES);

@@ -113,14 +113,17 @@ check_target(void *arg)
 
 	bound_lock_waits(check->config);
 	mapping = sink_check(check->runner->sink, RowExclusiveLock);
+	sink_check_bookkeeping(check->runner->sink, mapping);
 	if (!OidIsValid(check->runner->sink->owner))
 		security_warn_superuser_target(mapping->relid);
 }
 
 /*
  * Start receiving with a copy of the given configuration.  Everything a
- * store needs is checked first, so that a runner that cannot store does
- * not take messages out of the queue.
+ * store needs (target table, mapping, mask key, the extension's ledger and
+ * dead letters, and the privileges on them) is checked first, so that a
+ * runner that cannot store does not take messages out of the queue.  On
+ * error nothing is left allocated and the copied credentials are wiped.
  */
 void
 runner_start(IngestRunner *runner, const SqsConfig *config,
@@ -129,17 +132,34 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 	MemoryContext old;
 	PipelineOptions bounded = *options;
 	TargetCheck check = {runner, config};
+	SqsConfig  *copy;
 
 	Assert(runner->pipeline == NULL);
+	runner->checked = false;
 	runner_in_transaction(check_target, &check, "sqs_ingest: checking the target table");
+	runner->checked = true;
 
 	runner->context = AllocSetContextCreate(CurrentMemoryContext,
 											"sqs_ingest runner",
 											ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(runner->context);
 	bound_options(&bounded, config);
-	runner->pipeline = pipeline_create(sqs_config_copy(config), &bounded,
-									   runner->slot);
+	copy = sqs_config_copy(config);
+	PG_TRY();
+	{
+		/* resolves the credentials: may fail */
+		runner->pipeline = pipeline_create(copy, &bounded, runner->slot);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		sqs_config_free(copy);
+		/* and the client, whose release wipes its own copy */
+		MemoryContextDelete(runner->context);
+		runner->context = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	runner->pipeline->sink = runner->sink;
 	MemoryContextSwitchTo(old);
 	runner->storing = false;

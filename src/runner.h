@@ -23,6 +23,8 @@ typedef struct IngestRunner
 	/* the runner's own */
 	MemoryContext context;		/* holds the pipeline and its configuration */
 	Pipeline   *pipeline;		/* NULL when not started */
+	bool		checked;		/* the last runner_start() got past the
+								 * checks of the store */
 	bool		storing;		/* in a batch's transaction */
 	int64		batches;		/* batches committed since runner_start() */
 	BatchCounts totals;			/* what they held */

@@ -360,6 +360,25 @@ secret_free(char *value)
 }
 
 /*
+ * The header line "name: value", palloc'd at its exact size, for a secret
+ * value: psprintf() prints into a first guess of 128 bytes and frees it
+ * when the line is longer, which would leave the start of the secret in
+ * freed memory.  Release it with secret_free().
+ */
+char *
+secret_header_line(const char *name, const char *value)
+{
+	size_t		name_len = strlen(name);
+	size_t		value_len = strlen(value);
+	char	   *line = palloc(name_len + 2 + value_len + 1);
+
+	memcpy(line, name, name_len);
+	memcpy(line + name_len, ": ", 2);
+	memcpy(line + name_len + 2, value, value_len + 1);
+	return line;
+}
+
+/*
  * The session's value of the secret setting of that name ("" if unset),
  * or NULL if the name is not a secret setting: what GetConfigOption()
  * gives for any other setting, for handing a session's settings to a

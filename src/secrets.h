@@ -23,6 +23,7 @@ typedef enum SecretId
 extern void secrets_define_settings(void);
 extern char *secret_value(SecretId id);
 extern void secret_free(char *value);
+extern char *secret_header_line(const char *name, const char *value);
 extern const char *secret_setting_value(const char *name);
 extern void secrets_curl_global_init(void);
 extern char *secret_file_read(const char *setting, const char *path, struct stat *st);

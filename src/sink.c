@@ -30,6 +30,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -46,6 +48,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "mapping.h"
 #include "record.h"
 #include "recovery.h"
@@ -252,6 +255,110 @@ sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 		security_check_mask_privilege(pipeline->owner, pipeline->name);
 	mapping_prepare(mapping);
 	return mapping;
+}
+
+/*
+ * Has role the privilege mode on the table, or else on each of the given
+ * columns (NULL-terminated) that the table has?
+ */
+static bool
+has_columns_privilege(Oid relid, Oid role, AclMode mode, const char *const *columns)
+{
+	if (pg_class_aclcheck(relid, role, mode) == ACLCHECK_OK)
+		return true;
+	for (; *columns; columns++)
+	{
+		AttrNumber	attnum = get_attnum(relid, *columns);
+
+		if (attnum != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnum, role, mode) != ACLCHECK_OK)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Refuse to go on unless role may write the bookkeeping table
+ * sqs_ingest.relname as the store does: INSERT of the columns listed,
+ * SELECT of its key (ON CONFLICT and RETURNING read it).
+ */
+static void
+check_bookkeeping_table(Oid schema, const char *relname, const char *const *columns,
+						Oid role)
+{
+	static const char *const key[] = {"message_id", NULL};
+	Oid			relid = get_relname_relid(relname, schema);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"sqs_ingest.%s\" does not exist", relname),
+				 errhint("Drop and create the extension sqs_ingest again, or restore the table from a backup.")));
+	if (!has_columns_privilege(relid, role, ACL_INSERT, columns) ||
+		!has_columns_privilege(relid, role, ACL_SELECT, key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table sqs_ingest.%s", relname),
+				 errdetail("sqs_ingest stores each batch's ledger entries and dead letters as role \"%s\", which needs INSERT on sqs_ingest.%s and SELECT on its message_id.",
+						   GetUserNameFromId(role, false), relname),
+				 errhint("GRANT INSERT, SELECT ON sqs_ingest.%s TO %s;",
+						 relname, quote_identifier(GetUserNameFromId(role, false)))));
+}
+
+/*
+ * Check, before anything is received, what storing a batch needs besides
+ * the target table and the mapping (sink_check()): the extension in this
+ * database, its ledger and dead letters, which the session's role writes,
+ * and the target's schema, which the role the rows are inserted as must be
+ * able to use.  Asked of the catalogs and the ACLs, not found out by
+ * trying: a worker that could not store must not receive, or the
+ * messages' receive counts would climb towards the queue's dead-letter
+ * queue with each attempt.
+ */
+void
+sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapping)
+{
+	static const char *const processed_columns[] = {"message_id", "processed_at", NULL};
+	static const char *const dead_letter_columns[] = {
+		"message_id", "body", "error", "received_at", "sent_at", "receive_count",
+		"queue_url", "pipeline", NULL
+	};
+	Oid			user = GetUserId();
+	Oid			schema;
+	Oid			role;
+	Oid			target_schema;
+
+	if (!OidIsValid(get_extension_oid("sqs_ingest", true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"sqs_ingest\" does not exist in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errdetail("Each batch is stored with its ledger entries and dead letters, in tables the extension creates."),
+				 errhint("Run CREATE EXTENSION sqs_ingest in that database, or set sqs_ingest.database to the database where it is created.")));
+	schema = get_namespace_oid("sqs_ingest", false);
+	if (compat_namespace_aclcheck(schema, user, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema sqs_ingest"),
+				 errdetail("sqs_ingest stores each batch's ledger entries and dead letters as role \"%s\".",
+						   GetUserNameFromId(user, false)),
+				 errhint("GRANT USAGE ON SCHEMA sqs_ingest TO %s;",
+						 quote_identifier(GetUserNameFromId(user, false)))));
+	check_bookkeeping_table(schema, "processed", processed_columns, user);
+	check_bookkeeping_table(schema, "dead_letters", dead_letter_columns, user);
+
+	role = sink_store_role(pipeline, mapping->relid);
+	target_schema = get_rel_namespace(mapping->relid);
+	if (compat_namespace_aclcheck(target_schema, role, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s", get_namespace_name(target_schema)),
+				 errdetail("The rows of pipeline \"%s\" are inserted into %s as role \"%s\".",
+						   pipeline->name, mapping->qualified_name,
+						   GetUserNameFromId(role, false)),
+				 errhint("GRANT USAGE ON SCHEMA %s TO %s;",
+						 quote_identifier(get_namespace_name(target_schema)),
+						 quote_identifier(GetUserNameFromId(role, false)))));
 }
 
 /* the role the target table's code runs as, for this pipeline */

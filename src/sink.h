@@ -46,6 +46,8 @@ extern void sink_free_pipeline(SinkPipeline *pipeline);
 extern const CompiledMapping *sink_prepare_target(SinkPipeline *pipeline,
 												  LOCKMODE lockmode);
 extern const CompiledMapping *sink_check(SinkPipeline *pipeline, LOCKMODE lockmode);
+extern void sink_check_bookkeeping(const SinkPipeline *pipeline,
+								   const CompiledMapping *mapping);
 extern Oid	sink_store_role(const SinkPipeline *pipeline, Oid relid);
 extern int64 sink_prune_ledger(int retention_minutes);
 extern void sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,

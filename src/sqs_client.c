@@ -19,7 +19,10 @@
  * only when a socket is opened or closed, which kept-alive connections make
  * rare.  Sockets are opened and closed through our own callbacks so that a
  * descriptor number reused by a new connection can never be mistaken for
- * an old one still registered in the set.
+ * an old one still registered in the set, and so that each counts against
+ * the server's file descriptor budget (AcquireExternalFD()), as libpq's
+ * connections in postgres_fdw do: past it, the connection fails like a
+ * refused one, with EMFILE.
  *
  * Responses are decoded by the pure decoders of sqs_decode.c; what they
  * find wrong becomes a protocol error of the request.
@@ -35,6 +38,7 @@
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -134,6 +138,8 @@ struct SqsClient
 	int			max_sockets;
 	bool		sockets_dirty;	/* set needs rebuilding */
 	bool		sockets_overflow;
+	bool		out_of_descriptors; /* a socket was refused for the budget */
+	bool		descriptors_reported;
 
 	TimestampTz unwatched_since;	/* end of the last wait on the sockets */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
@@ -365,9 +371,17 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 		client->sockets_overflow = true;
 		return CURL_SOCKET_BAD;
 	}
+	/* within the server's descriptor budget; refused, errno says EMFILE */
+	if (!AcquireExternalFD())
+	{
+		client->out_of_descriptors = true;
+		return CURL_SOCKET_BAD;
+	}
 	fd = socket(address->family, address->socktype, address->protocol);
 	if (fd != CURL_SOCKET_BAD)
 		add_socket(client, fd, true);
+	else
+		ReleaseExternalFD();
 	return fd;
 }
 
@@ -376,10 +390,13 @@ close_socket(void *clientp, curl_socket_t fd)
 {
 	SqsClient  *client = clientp;
 	SqsSocket  *sock = find_socket(client, fd);
+	int			rc;
 
 	if (sock)
 		forget_socket(client, sock);
-	return close(fd);
+	rc = close(fd);
+	ReleaseExternalFD();
+	return rc;
 }
 
 static int
@@ -580,6 +597,13 @@ sqs_client_create(const SqsConfig *config)
 	curl_multi_setopt(client->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) connections);
 	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS, (long) connections);
 
+	/*
+	 * The wait set's own descriptor is taken before any socket, from the
+	 * same budget, so that the sockets cannot leave it none: each rebuild
+	 * (update_wait_set) gives it back and takes it again at once.
+	 */
+	client->wait_set = compat_create_wait_event_set(context, 2);
+
 	MemoryContextSwitchTo(old);
 	return client;
 }
@@ -616,7 +640,7 @@ headers_with_token(const struct curl_slist *base, const char *session_token)
 		if (next)
 			headers = next;
 	}
-	line = psprintf("X-Amz-Security-Token: %s", session_token);
+	line = secret_header_line("X-Amz-Security-Token", session_token);
 	if (!failed)
 	{
 		struct curl_slist *next = curl_slist_append(headers, line);
@@ -951,10 +975,28 @@ wait_events_for(int curl_what)
 	}
 }
 
+/*
+ * Say once per client that connections were refused for want of file
+ * descriptors: the requests themselves fail as refused connections do.
+ */
+static void
+report_descriptor_shortage(SqsClient *client)
+{
+	if (!client->out_of_descriptors || client->descriptors_reported)
+		return;
+	client->descriptors_reported = true;
+	ereport(LOG,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("sqs_ingest could not open a connection to SQS: the server's file descriptor budget is used up"),
+			 errdetail("Connections to SQS count against max_files_per_process, of which a third may be held outside data files."),
+			 errhint("Lower sqs_ingest.max_inflight (or the pipeline's max_inflight option), or raise max_files_per_process.")));
+}
+
 /* bring the wait event set in line with what libcurl wants watched */
 static void
 update_wait_set(SqsClient *client)
 {
+	report_descriptor_shortage(client);
 	if (client->sockets_overflow)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

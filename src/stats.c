@@ -204,7 +204,10 @@ free_slot(int first, int end, SlotKind kind)
 	return slot;
 }
 
-/* a slot for a worker of a catalog pipeline, freed when it stops */
+/*
+ * A slot for a worker of a catalog pipeline, freed when it stops, or NULL
+ * if every one is taken (the launcher starts no more workers than slots).
+ */
 IngestSlot *
 stats_pipeline_slot(const char *pipeline, int worker_index)
 {
@@ -237,23 +240,31 @@ stats_drain_slot(const char *pipeline)
 /*
  * Stop the workers of catalog pipelines that are still running: a
  * launcher that starts again does not know them, and starts its own.
+ * Returns how many slots they still hold.
  */
-void
+int
 stats_stop_pipeline_workers(void)
 {
+	int			held = 0;
+
 	if (shared == NULL)
-		return;
+		return 0;
 	for (int i = sqs_ingest_workers; i < sqs_ingest_workers + sqs_ingest_max_pipeline_workers; i++)
 	{
 		pid_t		pid = 0;
+		bool		in_use;
 
 		SpinLockAcquire(&shared->slots[i].mutex);
-		if (shared->slots[i].kind == SLOT_PIPELINE_WORKER)
+		in_use = shared->slots[i].kind == SLOT_PIPELINE_WORKER;
+		if (in_use)
 			pid = shared->slots[i].pid;
 		SpinLockRelease(&shared->slots[i].mutex);
+		if (in_use)
+			held++;
 		if (pid != 0)
 			kill(pid, SIGTERM);
 	}
+	return held;
 }
 
 /* a worker's slot stays, marked stopped; the others are freed */

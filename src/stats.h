@@ -28,7 +28,7 @@ extern void stats_request_shmem(void);
 extern IngestSlot *stats_worker_slot(int worker_index);
 extern IngestSlot *stats_pipeline_slot(const char *pipeline, int worker_index);
 extern IngestSlot *stats_drain_slot(const char *pipeline);
-extern void stats_stop_pipeline_workers(void);
+extern int	stats_stop_pipeline_workers(void);
 extern void stats_release_slot(IngestSlot *slot);
 extern void stats_set_state(IngestSlot *slot, IngestState state);
 extern void stats_count_received(IngestSlot *slot, int64 n);

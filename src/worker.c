@@ -14,13 +14,18 @@
  * crashing: the error is caught, the transaction (if any) rolled back, the
  * SQS client and every unstored message dropped (SQS hands them out again
  * after the visibility timeout), and the worker waits before trying again.
- * Transient failures back off exponentially with jitter, up to
- * sqs_ingest.retry_interval; a problem found while checking the target
- * table and the mask key, before anything is received, is looked at again
- * every second, so that a fix is noticed at once; others (queue missing,
- * bad credentials, a batch the table refused) retry every
- * sqs_ingest.retry_interval.  Only changes are logged: the first failure, a
- * different failure, and the recovery.
+ * Transient failures, and every failure to start (no credentials, the
+ * target table, the ledger or a privilege missing), back off exponentially
+ * with jitter from a second up to sqs_ingest.retry_interval, and start
+ * from a second again once SQS answers; a problem found by the checks
+ * before anything is received waits at most LOCAL_RETRY_CAP_MS, so that a
+ * fix is noticed soon.  Others (queue missing, access denied, a batch the
+ * table refused) retry every sqs_ingest.retry_interval.  Only changes are
+ * logged: the first failure, a different failure, and the recovery.
+ *
+ * Each attempt runs in a memory context of its own, reset after a failure,
+ * and wipes the credentials it copied on the way out: a worker that keeps
+ * failing neither grows nor leaves secrets in freed memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,8 +56,8 @@
 #include "wait_events.h"
 #include "worker.h"
 
-/* how often a target table or mask key found wanting is checked again */
-#define LOCAL_RETRY_MS 1000
+/* the longest wait before checking a missing table, grant or key again */
+#define LOCAL_RETRY_CAP_MS (10 * 1000L)
 
 /* how often the ledger is pruned */
 #define PRUNE_INTERVAL_MS (60 * 60 * 1000)
@@ -66,7 +71,7 @@ typedef struct WorkerState
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
 	bool		failed_storing; /* the last failure was in a store */
-	bool		checking;		/* checking the target and the mask key */
+	bool		starting;		/* in ensure_runner(), before any receive */
 	TimestampTz last_prune;
 	char	   *connected_role; /* sqs_ingest.role when connecting */
 } WorkerState;
@@ -151,19 +156,29 @@ prune_ledger(void *arg)
 static void
 ensure_runner(WorkerState *ws)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
+	SqsConfig  *config;
 	PipelineOptions options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
 
-	if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
-		runner_set_options(&ws->runner, &options);
-	else
+	ws->starting = ws->runner.pipeline == NULL;
+	config = sqs_config_from_gucs();
+	PG_TRY();
 	{
-		runner_finish(&ws->runner);
-		ws->checking = true;
-		runner_start(&ws->runner, config, &options);
-		ws->checking = false;
+		if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
+			runner_set_options(&ws->runner, &options);
+		else
+		{
+			runner_finish(&ws->runner);
+			ws->starting = true;
+			runner_start(&ws->runner, config, &options);
+		}
 	}
-	sqs_config_free(config);
+	PG_FINALLY();
+	{
+		/* wipes the credentials, on error too */
+		sqs_config_free(config);
+	}
+	PG_END_TRY();
+	ws->starting = false;
 }
 
 /*
@@ -240,12 +255,13 @@ is_transient(int sqlerrcode)
 /*
  * After a failure: log it if it is news, drop the pipeline, and wait
  * before the next attempt.  A configuration reload cuts the wait short,
- * since it may well be the fix.
+ * since it may well be the fix.  starting: the attempt failed before it
+ * could receive; local: the checks of what a store needs failed.
  */
 static void
-back_off(WorkerState *ws, ErrorData *error, bool local)
+back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
 {
-	bool		transient = is_transient(error->sqlerrcode);
+	bool		exponential = starting || is_transient(error->sqlerrcode);
 	long		cap_ms = sqs_ingest_retry_interval * 1000L;
 	long		delay_ms;
 	TimestampTz until;
@@ -254,23 +270,24 @@ back_off(WorkerState *ws, ErrorData *error, bool local)
 	stats_record_error(ws->runner.slot, error->message, false);
 	stats_count_retry(ws->runner.slot);
 
-	if (transient)
-		delay_ms = pipeline_backoff_ms(ws->failures, cap_ms);
-	else if (local)
-		delay_ms = Min(LOCAL_RETRY_MS, cap_ms);
-	else
-		delay_ms = cap_ms;
+	if (local)
+		cap_ms = Min(LOCAL_RETRY_CAP_MS, cap_ms);
+	delay_ms = exponential ? pipeline_backoff_ms(ws->failures, cap_ms) : cap_ms;
 
 	if (ws->logged_errcode != error->sqlerrcode)
 	{
 		error->elevel = LOG;
 		ThrowErrorData(error);
-		ereport(LOG,
-				(errmsg("sqs_ingest %s will retry %s", ws->label,
-						transient ? "with exponential backoff" :
-						psprintf("every %ld s until the problem is fixed",
-								 delay_ms / 1000)),
-				 errdetail("Messages that were not stored stay in SQS.")));
+		if (exponential)
+			ereport(LOG,
+					(errmsg("sqs_ingest %s will retry with exponential backoff, at most every %ld s",
+							ws->label, cap_ms / 1000),
+					 errdetail("Messages that were not stored stay in SQS.")));
+		else
+			ereport(LOG,
+					(errmsg("sqs_ingest %s will retry every %ld s until the problem is fixed",
+							ws->label, delay_ms / 1000),
+					 errdetail("Messages that were not stored stay in SQS.")));
 		ws->logged_errcode = error->sqlerrcode;
 	}
 
@@ -318,16 +335,20 @@ pg_noreturn static void
 worker_loop(WorkerState *ws)
 {
 	MemoryContext worker_context;
+	MemoryContext attempt_context;
 
 	pgstat_report_appname(psprintf("sqs_ingest %s", ws->label));
 	worker_context = AllocSetContextCreate(TopMemoryContext, "sqs_ingest worker",
 										   ALLOCSET_DEFAULT_SIZES);
+	/* what one attempt allocates, freed when it fails */
+	attempt_context = AllocSetContextCreate(worker_context, "sqs_ingest attempt",
+											ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG,
 			(errmsg("sqs_ingest %s started", ws->label)));
 
 	for (;;)
 	{
-		MemoryContextSwitchTo(worker_context);
+		MemoryContextSwitchTo(attempt_context);
 		PG_TRY();
 		{
 			run(ws);
@@ -335,23 +356,26 @@ worker_loop(WorkerState *ws)
 		PG_CATCH();
 		{
 			ErrorData  *error;
-			bool		local = ws->checking;
+			bool		starting = ws->starting;
+			bool		local = starting && !ws->runner.checked;
 
 			/* as PostgresMain does: no interrupt while cleaning up */
 			HOLD_INTERRUPTS();
-			MemoryContextSwitchTo(worker_context);
+			MemoryContextSwitchTo(attempt_context);
 			error = subxact_copy_error();
 			FlushErrorState();
 			/* the error may come from a subtransaction of the sink */
 			AbortOutOfAnyTransaction();
+			MemoryContextSwitchTo(attempt_context);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			ws->failed_storing = ws->runner.storing;
-			ws->checking = false;
+			ws->starting = false;
 			runner_abandon(&ws->runner);
 			RESUME_INTERRUPTS();
 
-			back_off(ws, error, local);
-			FreeErrorData(error);
+			back_off(ws, error, starting, local);
+			/* all the attempt allocated, the copy of its error included */
+			MemoryContextReset(attempt_context);
 		}
 		PG_END_TRY();
 	}
@@ -389,6 +413,18 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	name[BGW_EXTRALEN - 1] = '\0';
 	ws.index = DatumGetInt32(main_arg);
 	ws.label = psprintf("pipeline \"%s\" worker %d", name, ws.index);
+
+	/*
+	 * A worker nobody sees would also be one a launcher started again
+	 * could not stop: without a slot, it does not run.
+	 */
+	ws.runner.slot = stats_pipeline_slot(name, ws.index);
+	if (ws.runner.slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("sqs_ingest %s found no free statistics slot", ws.label),
+				 errdetail("Every one of the sqs_ingest.max_pipeline_workers slots is held by another worker."),
+				 errhint("The launcher starts the worker again once a slot is free.")));
 	worker_connect(&ws);
 
 	SetCurrentStatementStartTimestamp();
@@ -405,6 +441,5 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	ws.runner.slot = stats_pipeline_slot(name, ws.index);
 	worker_loop(&ws);
 }

@@ -41,7 +41,7 @@ my $elapsed = time() - $t0;
 cmp_ok($elapsed, '<', 30,
 	sprintf('noticed in %.1f s, well within the 60 s retry_interval', $elapsed));
 like(slurp_file($node->logfile),
-	qr/sqs_ingest worker 0 will retry every 1 s until the problem is fixed/,
+	qr/sqs_ingest worker 0 will retry with exponential backoff, at most every 10 s/,
 	'the log says how often it looks');
 
 $node->stop;
