@@ -371,6 +371,29 @@ retry_receive(Pipeline *pipeline, SqsResult *result)
 	return true;
 }
 
+/*
+ * Messages left out of a receive's answer because their ReceiptHandle is
+ * longer than SQS's: they cannot be deleted, so they cannot be stored
+ * either (they would come back as duplicates forever).  Counted as errors
+ * in the stats; SQS's redrive policy, if the queue has one, moves them to
+ * its dead-letter queue.
+ */
+static void
+skipped_messages(Pipeline *pipeline, int nskipped)
+{
+	char	   *message = psprintf(ngettext("SQS returned %d message whose ReceiptHandle is longer than %d characters",
+											"SQS returned %d messages whose ReceiptHandle is longer than %d characters",
+											nskipped),
+								   nskipped, SQS_MAX_RECEIPT_HANDLE_CHARS);
+
+	stats_record_error(pipeline->slot, message, true);
+	/* translated above, for the stats too */
+	ereport(pipeline->options.delete_log_level,
+			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			 errmsg_internal("%s", message),
+			 errdetail("They cannot be deleted, so they were left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of them.")));
+}
+
 /* how long a received message waits before its visibility is extended */
 static long
 extend_after_ms(Pipeline *pipeline)
@@ -681,12 +704,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 					return PIPELINE_FAILED;
 				}
 				pipeline->receives_ok++;
-				if (result->ncorrupt > 0)
-					ereport(pipeline->options.delete_log_level,
-							(errmsg("SQS returned %d messages whose body does not match its MD5",
-									result->ncorrupt),
-							 errdetail("They were left in the queue, which will deliver them again.")));
-				if (result->nmessages == 0 && result->ncorrupt == 0)
+				if (result->nskipped > 0)
+					skipped_messages(pipeline, result->nskipped);
+				if (result->nmessages == 0 && result->nskipped == 0)
 					pipeline->saw_empty = true;
 				pipeline->received += result->nmessages;
 				stats_count_received(pipeline->slot, result->nmessages);
