@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -56,6 +57,7 @@
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
+#include "sqs_ingest.h"
 #include "subxact.h"
 
 /* the take-home's login events, in the mapping language */
@@ -439,6 +441,7 @@ resolve_column(MappingColumn *col, Form_pg_attribute att, const char *relname)
 	col->basetypmod = att->atttypmod;
 	col->basetypid = getBaseTypeAndTypmod(col->typid, &col->basetypmod);
 	col->conversion = conversion_of(col->basetypid);
+	get_typlenbyval(col->basetypid, &col->typlen, &col->typbyval);
 	col->max_chars = -1;
 	if (col->basetypid == VARCHAROID && col->basetypmod >= VARHDRSZ)
 		col->max_chars = col->basetypmod - VARHDRSZ;
@@ -758,6 +761,12 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 		mapping->explode_text = jsonb_string(v);
 		mapping->explode = compile_path(NULL, mapping->explode_text, "explode option");
 	}
+	/* checked against its bounds when the pipeline was defined (catalog.c) */
+	v = getKeyJsonValueFromContainer(&options->root, "max_rows_per_message",
+									 strlen("max_rows_per_message"), NULL);
+	if (v && v->type == jbvNumeric)
+		mapping->max_rows = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+															  NumericGetDatum(v->val.numeric)));
 }
 
 /*
@@ -1425,6 +1434,13 @@ add_row(MappedRows *rows)
 void
 mapping_rows_init(MappedRows *rows, int ncolumns)
 {
+	rows->context = CurrentMemoryContext;
+	rows->message_context = AllocSetContextCreate(CurrentMemoryContext,
+												  "sqs_ingest message",
+												  ALLOCSET_DEFAULT_SIZES);
+	rows->row_context = AllocSetContextCreate(CurrentMemoryContext,
+											  "sqs_ingest row",
+											  ALLOCSET_DEFAULT_SIZES);
 	rows->ncolumns = ncolumns;
 	rows->nrows = 0;
 	rows->capacity = 16;
@@ -1437,17 +1453,30 @@ mapping_rows_init(MappedRows *rows, int ncolumns)
 	}
 }
 
-/* map one row: the document, or the current element of explode */
+/*
+ * The most rows explode may make of one message: the pipeline's
+ * max_rows_per_message, within sqs_ingest.max_rows_per_message (which a
+ * superuser may have lowered since the pipeline was defined).
+ */
+int
+mapping_max_rows(const CompiledMapping *mapping)
+{
+	if (mapping->max_rows > 0)
+		return Min(mapping->max_rows, sqs_ingest_max_rows_per_message);
+	return sqs_ingest_max_rows_per_message;
+}
+
+/* evaluate one row's columns into rows, in the current memory context */
 static char *
-map_row(MapContext *cx, MappedRows *rows)
+eval_row(MapContext *cx, MappedRows *rows, int row)
 {
 	const CompiledMapping *mapping = cx->mapping;
-	int			row = add_row(rows);
 
 	for (int c = 0; c < mapping->ncolumns; c++)
 	{
 		const MappingColumn *col = &mapping->columns[c];
 		MappingValue v;
+		Datum		value = (Datum) 0;
 		char	   *error;
 
 		if ((error = eval_rule(cx, col, col->rule, &v)) != NULL)
@@ -1459,12 +1488,39 @@ map_row(MapContext *cx, MappedRows *rows)
 							v.kind == JV_ABSENT ? "missing" :
 							v.kind == JV_NULL ? "null" : "empty");
 		rows->nulls[c][row] = (v.kind == JV_ABSENT || v.kind == JV_NULL);
-		rows->values[c][row] = (Datum) 0;
 		if (!rows->nulls[c][row] &&
-			(error = convert(col, &v, &rows->values[c][row])) != NULL)
+			(error = convert(col, &v, &value)) != NULL)
 			return error;
+		/* the value alone outlives the row's memory */
+		if (!rows->nulls[c][row] && !col->typbyval)
+		{
+			MemoryContext old = MemoryContextSwitchTo(rows->context);
+
+			value = datumCopy(value, false, col->typlen);
+			MemoryContextSwitchTo(old);
+		}
+		rows->values[c][row] = value;
 	}
 	return NULL;
+}
+
+/*
+ * Map one row: the document, or the current element of explode.  Whatever
+ * evaluating it allocates goes with the row's memory context, reset once
+ * its values are copied out; an error is returned in the caller's context.
+ */
+static char *
+map_row(MapContext *cx, MappedRows *rows)
+{
+	int			row = add_row(rows);
+	MemoryContext caller = MemoryContextSwitchTo(rows->row_context);
+	char	   *error = eval_row(cx, rows, row);
+
+	MemoryContextSwitchTo(caller);
+	if (error)
+		error = pstrdup(error);
+	MemoryContextReset(rows->row_context);
+	return error;
 }
 
 /* map each element explode finds: one row each */
@@ -1477,11 +1533,26 @@ map_exploded(MapContext *cx, MappedRows *rows)
 	int			nrows = 0;
 	int			nitems;
 
+	int			nfound = 0;
+	int			max_rows = mapping_max_rows(mapping);
+
 	if ((error = document_jsonb(cx)) != NULL ||
 		(error = path_items(cx, mapping->explode, cx->doc_jsonb, &items)) != NULL)
 		return error;
 
+	/* counted before any row is made: a message past the cap makes none */
 	nitems = JsonContainerSize(&items->root);
+	for (int i = 0; i < nitems; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, i);
+
+		nfound += (item->type == jbvBinary && JsonContainerIsArray(item->val.binary.data)) ?
+			JsonContainerSize(item->val.binary.data) : 1;
+		if (nfound > max_rows)
+			return psprintf("%s finds more than %d elements in the %s, the most rows one message may make (max_rows_per_message)",
+							mapping->explode_text, max_rows, cx->doc_name);
+	}
+
 	for (int i = 0; i < nitems; i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, i);
@@ -1494,8 +1565,11 @@ map_exploded(MapContext *cx, MappedRows *rows)
 		{
 			JsonbValue *element = is_array ?
 				getIthJsonbValueFromContainer(item->val.binary.data, e) : item;
+			MemoryContext old = MemoryContextSwitchTo(rows->row_context);
 
+			/* freed with the row's memory */
 			cx->element = JsonbValueToJsonb(element);
+			MemoryContextSwitchTo(old);
 			if ((error = map_row(cx, rows)) != NULL)
 				return psprintf("element %d of %s: %s", nrows + 1,
 								mapping->explode_text, error);
@@ -1508,14 +1582,9 @@ map_exploded(MapContext *cx, MappedRows *rows)
 	return NULL;
 }
 
-/*
- * Map one message to rows, appended to rows.  Returns NULL, or the reason
- * the message is a dead letter (and then no row of it is kept).  The body
- * must stay valid while the rows are used.  mask_prepare() must have been
- * called if the mapping masks.
- */
-char *
-mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+/* map one message, in the current memory context */
+static char *
+map_message(const CompiledMapping *mapping, const MappingMessage *message,
 			MappedRows *rows)
 {
 	MapContext	cx = {0};
@@ -1547,5 +1616,27 @@ mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 		error = mapping->explode ? map_exploded(&cx, rows) : map_row(&cx, rows);
 	if (error)
 		rows->nrows = first_row;
+	return error;
+}
+
+/*
+ * Map one message to rows, appended to rows.  Returns NULL, or the reason
+ * the message is a dead letter (and then no row of it is kept).  The body
+ * must stay valid while the rows are used.  mask_prepare() must have been
+ * called if the mapping masks.  The message is mapped in rows' message
+ * context, reset before this returns: only the rows' values and the reason
+ * stay.
+ */
+char *
+mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+			MappedRows *rows)
+{
+	MemoryContext caller = MemoryContextSwitchTo(rows->message_context);
+	char	   *error = map_message(mapping, message, rows);
+
+	MemoryContextSwitchTo(caller);
+	if (error)
+		error = pstrdup(error);
+	MemoryContextReset(rows->message_context);
 	return error;
 }

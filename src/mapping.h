@@ -54,6 +54,8 @@ typedef struct MappingColumn
 	Oid			basetypid;		/* type the values are built in */
 	int32		basetypmod;
 	ColumnConversion conversion;
+	int16		typlen;			/* of the base type: how values are copied */
+	bool		typbyval;
 	int			max_chars;		/* length limit of a text column, or -1 */
 	TypeInput	input;
 	/* array columns: their elements */
@@ -77,6 +79,7 @@ typedef struct CompiledMapping
 	bool		envelope_sns;	/* unwrap an SNS notification first */
 	JsonPath   *explode;		/* one row per element found, or NULL */
 	char	   *explode_text;
+	int			max_rows;		/* option max_rows_per_message, or 0 */
 	bool		uses_mask;
 	bool		uses_attributes;
 	bool		reads_body;		/* some rule reads a path of the body */
@@ -98,7 +101,13 @@ typedef struct MappingMessage
 	char	  **attribute_values;
 } MappingMessage;
 
-/* rows built by the mapping, column-major: values[column][row] */
+/*
+ * Rows built by the mapping, column-major: values[column][row], in the
+ * memory context that was current at mapping_rows_init().  A message is
+ * mapped in a context of its own, each row of it in another, both reset
+ * once the values are copied out: what a message's mapping allocates never
+ * outlives it.
+ */
 typedef struct MappedRows
 {
 	int			ncolumns;
@@ -106,11 +115,15 @@ typedef struct MappedRows
 	int			capacity;
 	Datum	  **values;
 	bool	  **nulls;
+	MemoryContext context;		/* of the values */
+	MemoryContext message_context;	/* reset after each message */
+	MemoryContext row_context;	/* reset after each row */
 } MappedRows;
 
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
 extern Jsonb *mapping_login(void);
 extern void mapping_rows_init(MappedRows *rows, int ncolumns);
+extern int	mapping_max_rows(const CompiledMapping *mapping);
 extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 						 MappedRows *rows);
 

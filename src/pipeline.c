@@ -146,6 +146,14 @@ pipeline_destroy(Pipeline *pipeline)
 	pfree(pipeline);
 }
 
+/* is the batch ready to be stored, by count or by the bytes of its bodies? */
+static bool
+batch_full(Pipeline *pipeline)
+{
+	return pipeline->nbatch >= pipeline->options.batch_size ||
+		pipeline->nbatch_bytes >= pipeline->options.batch_bytes;
+}
+
 /*
  * Start the failed receives whose backoff is over, then as many new ones as
  * the limits allow.
@@ -193,6 +201,9 @@ issue_receives(Pipeline *pipeline)
 		}
 		/* do not let unstored messages pile up beyond two batches */
 		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
+			break;
+		/* nor past a full batch's bytes: what is in flight goes to the next */
+		if (batch_full(pipeline))
 			break;
 		sqs_start_receive(pipeline->client, want, options->wait_time_seconds,
 						  1 /* first attempt */ );
@@ -444,6 +455,8 @@ append_messages(Pipeline *pipeline, SqsResult *result)
 	{
 		TimestampTz since = result->messages[i].received_at;
 
+		pipeline->nbatch_bytes += result->messages[i].body_len;
+
 		pipeline->visible_since[pipeline->nbatch + i] = since;
 		pipeline->extension_due = Min(pipeline->extension_due,
 									  TimestampTzPlusMilliseconds(since, extend_after_ms(pipeline)));
@@ -633,7 +646,7 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		if (!extending)
 		{
-			if (pipeline->nbatch >= pipeline->options.batch_size)
+			if (batch_full(pipeline))
 				return PIPELINE_BATCH_READY;
 			if (finished_receiving(pipeline))
 				return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
@@ -801,6 +814,7 @@ pipeline_reset_batch(Pipeline *pipeline)
 	pipeline->visible_since = NULL;
 	pipeline->nbatch = 0;
 	pipeline->batch_capacity = 0;
+	pipeline->nbatch_bytes = 0;
 	MemoryContextReset(pipeline->batch_context);
 }
 

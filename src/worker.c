@@ -150,9 +150,14 @@ prune_ledger(void *arg)
 static void
 ensure_runner(WorkerState *ws)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
-	PipelineOptions options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
+	SqsConfig  *config;
+	PipelineOptions options;
 
+	/* a catalog pipeline's: within the caps a reload may have lowered */
+	if (!ws->runner.sink->login)
+		catalog_bound_settings();
+	config = sqs_config_from_gucs();
+	options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
 	if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
 		runner_set_options(&ws->runner, &options);
 	else

@@ -1,0 +1,188 @@
+
+# Copyright (c) sqs_ingest contributors. PostgreSQL License.
+
+# A worker's memory is bounded by its configuration, not by what producers
+# send.  Explode bombs (messages of thousands of records, of a hundred
+# thousand array elements) and a backlog of large bodies go through
+# pipeline workers, each in a process of its own whose peak resident memory
+# (VmHWM) is read from /proc once it is done: each stays far below what
+# mapping a whole batch at once, or holding a batch of large bodies, takes.
+# A message with more elements than max_rows_per_message is a dead letter
+# saying so; what a pipeline's owner may set that costs memory is capped by
+# superuser settings, refused above the cap and clamped to it when a
+# superuser lowers it later.
+
+use strict;
+use warnings;
+use lib 't';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SqsIngestTest;
+use SqsIngestWorker;
+use Test::More;
+
+my $emu = start_emulator();
+my $records_url  = create_queue('records');
+my $elements_url = create_queue('elements');
+my $bodies_url   = create_queue('bodies');
+my $small_url    = create_queue('small');
+my $capped_url   = create_queue('capped');
+
+# no settings-based workers: only the pipelines run, one worker each
+my $node = worker_node(
+	'memory_bombs',
+	workers  => 0,
+	conf     => "shared_buffers = 16MB\n",
+	settings => {
+		'sqs_ingest.endpoint'             => $emu->endpoint,
+		'sqs_ingest.retry_interval'       => 2,
+		'sqs_ingest.max_rows_per_message' => 5000,
+		'sqs_ingest.max_batch_bytes'      => '1MB',
+		# batches are cut by count or bytes, not by time
+		'sqs_ingest.batch_timeout' => '5s',
+	});
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# the peak resident memory of a pipeline's worker, in MB
+sub peak_mb
+{
+	my ($pipeline) = @_;
+	my $pid = sql("SELECT pid FROM sqs_ingest.stats WHERE pipeline = '$pipeline'");
+	my $status = slurp_file("/proc/$pid/status");
+	$status =~ /^VmHWM:\s+(\d+) kB/m or die "no VmHWM for pid $pid";
+	return int($1 / 1024);
+}
+
+sub wait_for
+{
+	my ($query, $what) = @_;
+	ok($node->poll_query_until('postgres', $query), $what);
+}
+
+my $file_seq = 0;
+
+# send the given bodies, one message a line
+sub send_bodies
+{
+	my ($url, @bodies) = @_;
+	my $file = "$PostgreSQL::Test::Utils::tmp_check/bodies_" . ++$file_seq . '.jsonl';
+	open(my $fh, '>', $file) or die "could not write $file: $!";
+	print $fh "$_\n" for @bodies;
+	close $fh;
+	return send_lines($url, $file);
+}
+
+sql(q{
+CREATE TABLE records (id text, kind text, seq int);
+CREATE TABLE elements (n int);
+CREATE TABLE bodies (id text, pad text);
+CREATE ROLE pipeline_owner;
+GRANT USAGE ON SCHEMA sqs_ingest TO pipeline_owner;
+GRANT EXECUTE ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb, jsonb),
+                          sqs_ingest_alter_pipeline(text, text, regclass, jsonb, jsonb)
+    TO pipeline_owner;
+GRANT INSERT ON records, elements, bodies TO pipeline_owner;
+});
+
+### what a pipeline's owner may set is capped
+
+my $create = q{SET ROLE pipeline_owner;
+SELECT sqs_ingest_create_pipeline('%s', '%s', 'records',
+    '{"id": {"path": "$.id"}, "kind": {"path": "$.k"}, "seq": {"path": "$.s"}}',
+    '%s')};
+for my $case (
+	[ '{"batch_size": 1001}',            'batch_size',           'sqs_ingest.max_pipeline_batch_size allows at most 1000' ],
+	[ '{"max_inflight": 33}',            'max_inflight',         'sqs_ingest.max_pipeline_inflight allows at most 32' ],
+	[ '{"explode": "$.Records[*]", "max_rows_per_message": 5001}',
+		'max_rows_per_message', 'sqs_ingest.max_rows_per_message allows at most 5000' ])
+{
+	my ($options, $key, $detail) = @$case;
+	my ($ret, $out, $err) = $node->psql('postgres', sprintf($create, 'greedy', $small_url, $options));
+	isnt($ret, 0, "$key above its cap: refused");
+	like($err, qr/pipeline option "$key" is above its cap/, "$key: the error names the option");
+	like($err, qr/\Q$detail\E/, "$key: and the setting that caps it");
+}
+is(sql(q{SELECT count(*) FROM sqs_ingest.pipelines}), '0', 'no pipeline was created');
+
+sql(sprintf($create, 'small', $small_url,
+		'{"explode": "$.Records[*]", "max_rows_per_message": 3, "batch_size": 1000}'));
+my ($ret, $out, $err) = $node->psql('postgres',
+	q{SET ROLE pipeline_owner; SELECT sqs_ingest_alter_pipeline('small', options => '{"batch_size": 5000}')});
+like($err, qr/pipeline option "batch_size" is above its cap/, 'altering an option above its cap: refused');
+
+### the pipeline's own row cap
+
+sub records_body
+{
+	my ($n, $tag) = @_;
+	return '{"Records":[' . join(',', map { qq({"id":"$tag-$_","k":"x","s":$_}) } 1 .. $n) . ']}';
+}
+is(send_bodies($small_url, records_body(3, 'three'), records_body(4, 'four')), 2, 'two small messages sent');
+wait_for(q{SELECT count(*) = 3 FROM records WHERE id LIKE 'three-%'}, 'three records: three rows');
+wait_for(q{SELECT count(*) = 1 FROM sqs_ingest.dead_letters WHERE pipeline = 'small'},
+	'four records: a dead letter');
+like(sql(q{SELECT error FROM sqs_ingest.dead_letters WHERE pipeline = 'small'}),
+	qr/^\$\.Records\[\*\] finds more than 3 elements in the body, the most rows one message may make \(max_rows_per_message\)$/,
+	'the dead letter names the cap');
+is(sql(q{SELECT count(*) FROM records WHERE id LIKE 'four-%'}), '0', 'and none of its rows is stored');
+
+### a cap lowered later is obeyed at the next reload
+
+set_gucs($node, { 'sqs_ingest.max_pipeline_batch_size' => 10 });
+($ret, $out, $err) = $node->psql('postgres',
+	q{SET ROLE pipeline_owner; SELECT sqs_ingest_alter_pipeline('small', options => '{"workers": 1}')});
+is($ret, 0, 'a lowered cap does not keep the owner from changing other options');
+my @small = map { records_body(1, "clamped$_") } 1 .. 100;
+is(send_bodies($small_url, @small), 100, '100 one-record messages sent');
+wait_for(q{SELECT count(*) = 100 FROM records WHERE id LIKE 'clamped%'}, 'all stored');
+my $batches = sql(q{SELECT count(DISTINCT xmin::text) FROM records WHERE id LIKE 'clamped%'});
+cmp_ok($batches, '>=', 10, "stored in batches of 10 at most ($batches transactions)");
+set_gucs($node, { 'sqs_ingest.max_pipeline_batch_size' => undef });
+sql(q{SELECT sqs_ingest_drop_pipeline('small')});
+
+### 20 messages of 5,000 records: 100,000 rows
+
+sql(q{SELECT sqs_ingest_create_pipeline('records', '} . $records_url . q{', 'records',
+    '{"id": {"path": "$.id"}, "kind": {"path": "$.k"}, "seq": {"path": "$.s"}}',
+    '{"explode": "$.Records[*]", "max_rows_per_message": 5000}')});
+is(send_bodies($records_url, map { records_body(5000, "r$_") } 1 .. 20), 20, '20 messages of 5,000 records sent');
+wait_for(q{SELECT count(*) = 100000 FROM records WHERE id LIKE 'r%'}, '100,000 rows stored');
+my $peak = peak_mb('records');
+note("records worker peak: $peak MB");
+cmp_ok($peak, '<', 160, "the worker's peak memory stays under 160 MB ($peak MB)");
+
+### 4 messages of 125,000 array elements: dead letters, counted before mapping
+
+sql(q{SELECT sqs_ingest_create_pipeline('elements', '} . $elements_url . q{', 'elements',
+    '{"n": {"path": "$"}}', '{"explode": "$.Records[*]"}')});
+my $elements = '{"Records":[' . join(',', (7) x 125000) . ']}';
+is(send_bodies($elements_url, ($elements) x 4), 4, '4 messages of 125,000 elements sent');
+wait_for(q{SELECT count(*) = 4 FROM sqs_ingest.dead_letters WHERE pipeline = 'elements'},
+	'each is a dead letter');
+is(sql(q{SELECT count(*) FROM sqs_ingest.dead_letters WHERE pipeline = 'elements'
+         AND error LIKE '$.Records[*] finds more than 5000 elements in the body, %(max_rows_per_message)'}),
+	'4', 'naming the cap of sqs_ingest.max_rows_per_message');
+is(sql(q{SELECT count(*) FROM elements}), '0', 'no row of them');
+ok(wait_for_depth($elements_url, 0, 0, 0), 'and they are deleted from SQS');
+$peak = peak_mb('elements');
+note("elements worker peak: $peak MB");
+cmp_ok($peak, '<', 100, "the worker's peak memory stays under 100 MB ($peak MB)");
+
+### 200 bodies of 200 kB: batches cut by sqs_ingest.max_batch_bytes (1 MB)
+
+sql(q{SELECT sqs_ingest_create_pipeline('bodies', '} . $bodies_url . q{', 'bodies',
+    '{"id": {"path": "$.id"}}')});
+my $pad = 'x' x (200 * 1024);
+is(send_bodies($bodies_url, map { qq({"id":"b$_","pad":"$pad"}) } 1 .. 200), 200,
+	'200 bodies of 200 kB sent');
+wait_for(q{SELECT count(*) = 200 FROM bodies}, 'all stored');
+$batches = sql(q{SELECT count(DISTINCT xmin::text) FROM bodies});
+cmp_ok($batches, '>=', 10, "in many transactions ($batches), not one batch of 40 MB");
+$peak = peak_mb('bodies');
+note("bodies worker peak: $peak MB");
+cmp_ok($peak, '<', 100, "the worker's peak memory stays under 100 MB ($peak MB)");
+
+$node->stop;
+done_testing();
