@@ -1458,7 +1458,7 @@ mapping_rows_init(MappedRows *rows, int ncolumns)
  * max_rows_per_message, within sqs_ingest.max_rows_per_message (which a
  * superuser may have lowered since the pipeline was defined).
  */
-int
+static int
 mapping_max_rows(const CompiledMapping *mapping)
 {
 	if (mapping->max_rows > 0)
@@ -1532,7 +1532,6 @@ map_exploded(MapContext *cx, MappedRows *rows)
 	char	   *error;
 	int			nrows = 0;
 	int			nitems;
-
 	int			nfound = 0;
 	int			max_rows = mapping_max_rows(mapping);
 

@@ -123,7 +123,6 @@ typedef struct MappedRows
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
 extern Jsonb *mapping_login(void);
 extern void mapping_rows_init(MappedRows *rows, int ncolumns);
-extern int	mapping_max_rows(const CompiledMapping *mapping);
 extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 						 MappedRows *rows);
 
