@@ -402,7 +402,9 @@ skipped_messages(Pipeline *pipeline, int nskipped)
 	ereport(pipeline->options.delete_log_level,
 			(errcode(ERRCODE_PROTOCOL_VIOLATION),
 			 errmsg_internal("%s", message),
-			 errdetail("They cannot be deleted, so they were left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of them.")));
+			 errdetail_plural("It cannot be deleted, so it was left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of it.",
+							  "They cannot be deleted, so they were left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of them.",
+							  nskipped)));
 }
 
 /* how long a received message waits before its visibility is extended */
@@ -456,7 +458,6 @@ append_messages(Pipeline *pipeline, SqsResult *result)
 		TimestampTz since = result->messages[i].received_at;
 
 		pipeline->nbatch_bytes += result->messages[i].body_len;
-
 		pipeline->visible_since[pipeline->nbatch + i] = since;
 		pipeline->extension_due = Min(pipeline->extension_due,
 									  TimestampTzPlusMilliseconds(since, extend_after_ms(pipeline)));
