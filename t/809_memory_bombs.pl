@@ -4,8 +4,8 @@
 # A worker's memory is bounded by its configuration, not by what producers
 # send.  Explode bombs (messages of thousands of records, of a hundred
 # thousand array elements) and a backlog of large bodies go through
-# pipeline workers, each in a process of its own whose peak resident memory
-# (VmHWM) is read from /proc once it is done: each stays far below what
+# pipeline workers and a drain, each in a process of its own whose peak
+# resident memory (VmHWM) is read from /proc: each stays far below what
 # mapping a whole batch at once, or holding a batch of large bodies, takes.
 # A message with more elements than max_rows_per_message is a dead letter
 # saying so; what a pipeline's owner may set that costs memory is capped by
@@ -16,6 +16,9 @@ use strict;
 use warnings;
 use lib 't';
 
+use IPC::Run;
+use List::Util qw(max);
+use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use SqsIngestTest;
@@ -27,7 +30,7 @@ my $records_url  = create_queue('records');
 my $elements_url = create_queue('elements');
 my $bodies_url   = create_queue('bodies');
 my $small_url    = create_queue('small');
-my $capped_url   = create_queue('capped');
+my $drained_url  = create_queue('drained');
 
 # no settings-based workers: only the pipelines run, one worker each
 my $node = worker_node(
@@ -45,24 +48,35 @@ my $node = worker_node(
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# The peak resident memory of a pipeline's worker, in MB, is under the
-# bound.  An AddressSanitizer build (scripts/sanitize.sh) pads every
-# allocation and holds freed memory back: its memory is not the worker's.
+# the peak resident memory of a process, in MB, or 0 if it is gone
+sub peak_mb
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return 0;
+	my $status = do { local $/; <$fh> };
+	return $status =~ /^VmHWM:\s+(\d+) kB/m ? int($1 / 1024) : 0;
+}
+
+# The peak is under the bound.  An AddressSanitizer build
+# (scripts/sanitize.sh) pads every allocation and holds freed memory back:
+# its memory is not the worker's.
 sub peak_under
 {
-	my ($pipeline, $bound_mb) = @_;
+	my ($what, $peak, $bound_mb) = @_;
   SKIP:
 	{
 		skip 'memory is the sanitizer\'s under AddressSanitizer', 1
 		  if $ENV{SQS_INGEST_SERVER_PRELOAD};
-		my $pid = sql("SELECT pid FROM sqs_ingest.stats WHERE pipeline = '$pipeline'");
-		my $status = slurp_file("/proc/$pid/status");
-		$status =~ /^VmHWM:\s+(\d+) kB/m or die "no VmHWM for pid $pid";
-		my $peak = int($1 / 1024);
-		cmp_ok($peak, '<', $bound_mb,
-			"$pipeline: the worker's peak memory stays under $bound_mb MB ($peak MB)");
+		cmp_ok($peak, '<', $bound_mb, "$what: peak memory under $bound_mb MB ($peak MB)");
 	}
 	return;
+}
+
+# the peak memory of a pipeline's worker
+sub worker_peak
+{
+	my ($pipeline) = @_;
+	return peak_mb(sql("SELECT pid FROM sqs_ingest.stats WHERE pipeline = '$pipeline'"));
 }
 
 sub wait_for
@@ -160,7 +174,32 @@ sql(q{SELECT sqs_ingest_create_pipeline('records', '} . $records_url . q{', 'rec
 is(send_bodies($records_url, map { records_body(5000, "r$_") } 1 .. 20), 20, '20 messages of 5,000 records sent');
 wait_for(q{SELECT count(*) = 100000 FROM records WHERE id LIKE 'r%'}, '100,000 rows stored');
 # 625 MB before each message was mapped in memory of its own
-peak_under('records', 100);
+peak_under('records worker', worker_peak('records'), 100);
+
+### the same through sqs_ingest_drain(): its worker sampled while it runs
+
+sql(q{SELECT sqs_ingest_create_pipeline('drained', '} . $drained_url . q{', 'records',
+    '{"id": {"path": "$.id"}, "kind": {"path": "$.k"}, "seq": {"path": "$.s"}}',
+    '{"explode": "$.Records[*]", "max_rows_per_message": 5000, "workers": 0}')});
+is(send_bodies($drained_url, map { records_body(5000, "d$_") } 1 .. 20), 20, '20 more messages of 5,000 records sent');
+my ($stdout, $stderr) = ('', '');
+my $drain = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-d', $node->connstr('postgres'),
+	  '-c', q{SELECT inserted FROM sqs_ingest_drain('drained')} ],
+	'>', \$stdout, '2>', \$stderr);
+my $drain_peak = 0;
+while ($drain->pumpable)
+{
+	my $pid = sql(q{SELECT pid FROM sqs_ingest.stats WHERE kind = 'drain'});
+	$drain_peak = max($drain_peak, peak_mb($pid)) if $pid;
+	$drain->pump_nb;
+	usleep(20_000);
+}
+$drain->finish;
+is($stdout, "100000\n", 'the drain stored 100,000 rows');
+cmp_ok($drain_peak, '>', 0, 'its worker was sampled');
+# 487 MB before
+peak_under('drain worker', $drain_peak, 100);
 
 ### 4 messages of 125,000 array elements: dead letters, counted before mapping
 
@@ -176,7 +215,7 @@ is(sql(q{SELECT count(*) FROM sqs_ingest.dead_letters WHERE pipeline = 'elements
 is(sql(q{SELECT count(*) FROM elements}), '0', 'no row of them');
 ok(wait_for_depth($elements_url, 0, 0, 0), 'and they are deleted from SQS');
 # 1.4 GB before the row cap
-peak_under('elements', 100);
+peak_under('elements worker', worker_peak('elements'), 100);
 
 ### 200 bodies of 200 kB: batches cut by sqs_ingest.max_batch_bytes (1 MB)
 
@@ -189,7 +228,7 @@ wait_for(q{SELECT count(*) = 200 FROM bodies}, 'all stored');
 $batches = sql(q{SELECT count(DISTINCT xmin::text) FROM bodies});
 cmp_ok($batches, '>=', 10, "in many transactions ($batches), not one batch of 40 MB");
 # 97 MB before batches were cut by bytes
-peak_under('bodies', 70);
+peak_under('bodies worker', worker_peak('bodies'), 70);
 
 $node->stop;
 done_testing();
