@@ -1487,12 +1487,12 @@ eval_row(MapContext *cx, MappedRows *rows, int row)
 			return psprintf("column \"%s\": %s is %s", col->name, v.rule->what,
 							v.kind == JV_ABSENT ? "missing" :
 							v.kind == JV_NULL ? "null" : "empty");
-		rows->nulls[c][row] = (v.kind == JV_ABSENT || v.kind == JV_NULL);
-		if (!rows->nulls[c][row] &&
-			(error = convert(col, &v, &value)) != NULL)
+		if (v.kind == JV_ABSENT || v.kind == JV_NULL)
+			continue;
+		if ((error = convert(col, &v, &value)) != NULL)
 			return error;
 		/* the value alone outlives the row's memory */
-		if (!rows->nulls[c][row] && !col->typbyval)
+		if (!col->typbyval)
 		{
 			MemoryContext old = MemoryContextSwitchTo(rows->context);
 
@@ -1500,8 +1500,27 @@ eval_row(MapContext *cx, MappedRows *rows, int row)
 			MemoryContextSwitchTo(old);
 		}
 		rows->values[c][row] = value;
+		rows->nulls[c][row] = false;
 	}
 	return NULL;
+}
+
+/*
+ * Forget the rows from first_row on, of a message that is a dead letter,
+ * and free their values.
+ */
+static void
+drop_rows(const CompiledMapping *mapping, MappedRows *rows, int first_row)
+{
+	for (int c = 0; c < mapping->ncolumns; c++)
+	{
+		if (mapping->columns[c].typbyval)
+			continue;
+		for (int r = first_row; r < rows->nrows; r++)
+			if (!rows->nulls[c][r])
+				pfree(DatumGetPointer(rows->values[c][r]));
+	}
+	rows->nrows = first_row;
 }
 
 /*
@@ -1513,8 +1532,17 @@ static char *
 map_row(MapContext *cx, MappedRows *rows)
 {
 	int			row = add_row(rows);
-	MemoryContext caller = MemoryContextSwitchTo(rows->row_context);
-	char	   *error = eval_row(cx, rows, row);
+	MemoryContext caller;
+	char	   *error;
+
+	/* a column is null until its value is made */
+	for (int c = 0; c < rows->ncolumns; c++)
+	{
+		rows->values[c][row] = (Datum) 0;
+		rows->nulls[c][row] = true;
+	}
+	caller = MemoryContextSwitchTo(rows->row_context);
+	error = eval_row(cx, rows, row);
 
 	MemoryContextSwitchTo(caller);
 	if (error)
@@ -1614,7 +1642,7 @@ map_message(const CompiledMapping *mapping, const MappingMessage *message,
 	if (error == NULL)
 		error = mapping->explode ? map_exploded(&cx, rows) : map_row(&cx, rows);
 	if (error)
-		rows->nrows = first_row;
+		drop_rows(mapping, rows, first_row);
 	return error;
 }
 

@@ -162,7 +162,8 @@ my @small = map { records_body(1, "clamped$_") } 1 .. 100;
 is(send_bodies($small_url, @small), 100, '100 one-record messages sent');
 wait_for(q{SELECT count(*) = 100 FROM records WHERE id LIKE 'clamped%'}, 'all stored');
 my $batches = sql(q{SELECT count(DISTINCT xmin::text) FROM records WHERE id LIKE 'clamped%'});
-cmp_ok($batches, '>=', 10, "stored in batches of 10 at most ($batches transactions)");
+# a batch is stored once it has 10, and a receive brings up to 10 more
+cmp_ok($batches, '>=', 6, "stored in batches of fewer than 20 ($batches transactions)");
 set_gucs($node, { 'sqs_ingest.max_pipeline_batch_size' => undef });
 sql(q{SELECT sqs_ingest_drop_pipeline('small')});
 
