@@ -18,7 +18,11 @@
  *
  * A batch belongs to one pipeline, whose mapping turns each message into
  * rows of its target table (any number of columns; several rows for a
- * message its explode option splits, stored or rejected together).  The
+ * message its explode option splits, stored or rejected together).  It is
+ * mapped and stored a part at a time, each part as many messages as map to
+ * sqs_ingest.max_batch_bytes of memory (one, if a message alone takes
+ * more), so that a worker's memory is bounded by its settings whatever the
+ * messages make; the parts share the caller's transaction.  The
  * mapping is compiled when the pipeline first stores, and again only when
  * the target table changes (a relcache invalidation) or is replaced by
  * another of the same name.
