@@ -70,6 +70,10 @@ int			sqs_ingest_processed_retention = 14 * 24 * 60;
 int			sqs_ingest_retry_interval = 60;
 int			sqs_ingest_max_receive_count = 10;
 int			sqs_ingest_delete_after = DELETE_AFTER_LOCAL_FLUSH;
+int			sqs_ingest_max_batch_bytes = 16 * 1024;
+int			sqs_ingest_max_rows_per_message = 1000;
+int			sqs_ingest_max_pipeline_batch_size = 1000;
+int			sqs_ingest_max_pipeline_inflight = 32;
 
 static const struct config_enum_entry mask_algorithm_options[] = {
 	{"hmac-sha256", MASK_HMAC_SHA256, false},
@@ -240,6 +244,29 @@ _PG_init(void)
 							 gettext_noop("local_flush: the commit that stored it is flushed to disk here; standby_flush: also on the synchronous standbys if synchronous_standby_names is set, else on every streaming standby, so that a failover loses no message."),
 							 &sqs_ingest_delete_after, DELETE_AFTER_LOCAL_FLUSH,
 							 delete_after_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/* what bounds a worker's memory, whatever producers send (README, Limits) */
+	DefineCustomIntVariable("sqs_ingest.max_batch_bytes",
+							gettext_noop("Bytes of message bodies gathered for one transaction, and of mapped rows held at a time while storing them."),
+							gettext_noop("A batch is stored once its bodies take this much, even if it holds fewer than batch_size messages; its rows are mapped and inserted a part of this size at a time."),
+							&sqs_ingest_max_batch_bytes, 16 * 1024, 64, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_rows_per_message",
+							gettext_noop("Most rows explode makes of one message; a message with more elements becomes a dead letter."),
+							gettext_noop("Also the most a pipeline's max_rows_per_message option may say, and its value when the option is not set."),
+							&sqs_ingest_max_rows_per_message, 1000, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_batch_size",
+							gettext_noop("Largest batch_size a pipeline of sqs_ingest.pipelines may set or run with."),
+							gettext_noop("A pipeline whose option or inherited batch_size is larger runs with this."),
+							&sqs_ingest_max_pipeline_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_inflight",
+							gettext_noop("Largest max_inflight a pipeline of sqs_ingest.pipelines may set or run with."),
+							gettext_noop("A pipeline whose option or inherited max_inflight is larger runs with this."),
+							&sqs_ingest_max_pipeline_inflight, 32, 1,
+							SQS_INGEST_MAX_INFLIGHT_CAP,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("sqs_ingest");
 

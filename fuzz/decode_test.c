@@ -124,8 +124,9 @@ json_receive_cases(void)
 
 	error = receive(d, "{\"Messages\":[{\"Body\":\"hello\",\"MD5OfBody\":\"00000000000000000000000000000000\","
 					"\"MessageId\":\"m\",\"ReceiptHandle\":\"r\"}]}", 10, &r);
-	ok(error == NULL && r.nmessages == 0 && r.ncorrupt == 1,
-	   "json: a body that does not match its MD5 is left out and counted");
+	ok(error == NULL && r.nmessages == 1 && r.nskipped == 0 &&
+	   contains(r.messages[0].defect, "body does not match its MD5OfBody \"00000000000000000000000000000000\""),
+	   "json: a body that does not match its MD5 is a defect that names it");
 
 	error = receive(d, "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Attributes\":"
 					"{\"SentTimestamp\":\"9223372036854775807\",\"ApproximateReceiveCount\":\"9223372036854775807\"}}]}",
@@ -172,10 +173,18 @@ json_receive_cases(void)
 				  "the Attributes of message 1 is an array, not an object", "json: Attributes an array");
 	receive_fails(d, "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\"},{\"MessageId\":\"n\",\"ReceiptHandle\":\"s\"}]}",
 				  -1, 1, "more than the 1 messages asked for", "json: more messages than asked for");
-	snprintf(doc, sizeof(doc), "{\"Messages\":[{\"MessageId\":\"%0101d\",\"ReceiptHandle\":\"r\"}]}", 0);
-	receive_fails(d, doc, -1, 10, "longer than 100 characters", "json: a MessageId of 101 characters");
-	snprintf(doc, sizeof(doc), "{\"Messages\":[{\"MessageId\":\"%0100d\",\"ReceiptHandle\":\"%01025d\"}]}", 0, 0);
-	receive_fails(d, doc, -1, 10, "ReceiptHandle of message 1 is longer than 1024", "json: a ReceiptHandle of 1025 characters");
+	snprintf(doc, sizeof(doc), "{\"Messages\":[{\"MessageId\":\"%0101d\",\"ReceiptHandle\":\"r\"},"
+			 "{\"MessageId\":\"n\",\"ReceiptHandle\":\"s\"}]}", 0);
+	error = receive(d, doc, 10, &r);
+	ok(error == NULL && r.nmessages == 2 &&
+	   contains(r.messages[0].defect, "MessageId is 101 characters long, more than the 100") &&
+	   r.messages[1].defect == NULL,
+	   "json: a MessageId of 101 characters is that message's defect, not the answer's");
+	snprintf(doc, sizeof(doc), "{\"Messages\":[{\"MessageId\":\"%0100d\",\"ReceiptHandle\":\"%01025d\"},"
+			 "{\"MessageId\":\"n\",\"ReceiptHandle\":\"s\"}]}", 0, 0);
+	error = receive(d, doc, 10, &r);
+	ok(error == NULL && r.nmessages == 1 && r.nskipped == 1 && equals(r.messages[0].message_id, "n"),
+	   "json: a message whose ReceiptHandle has 1025 characters is left out and counted");
 	receive_fails(d, "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\",\"Body\":\"\xc3\x28\"}]}", -1, 10,
 				  "not valid UTF-8", "json: invalid UTF-8");
 	receive_fails(d, "{\"Messages\":[]}\0", 16, 10, "NUL byte", "json: a NUL byte");

@@ -54,21 +54,31 @@ PG_FUNCTION_INFO_V1(sqs_ingest_drop_pipeline);
 
 #define PIPELINE_COLUMNS "name, queue_url, target, mapping, options, owner, updated_at"
 
-/* an integer option: its key, bounds, and where it goes */
+/*
+ * An integer option: its key, bounds, where it goes, and the setting that
+ * caps it, if any: what a pipeline's owner may ask for that costs the
+ * server memory is bounded by a superuser.
+ */
 typedef struct IntOption
 {
 	const char *key;
 	int			min;
 	int			max;
 	size_t		offset;
+	const char *cap_name;
+	const int  *cap;
 } IntOption;
 
 static const IntOption int_options[] = {
 	{"workers", 0, 64, offsetof(PipelineSettings, workers)},
 	{"visibility_timeout", 1, 43200, offsetof(PipelineSettings, visibility_timeout)},
 	{"wait_time_seconds", 0, 20, offsetof(PipelineSettings, wait_time_seconds)},
-	{"batch_size", 1, 100000, offsetof(PipelineSettings, batch_size)},
-	{"max_inflight", 1, SQS_INGEST_MAX_INFLIGHT_CAP, offsetof(PipelineSettings, max_inflight)},
+	{"batch_size", 1, 100000, offsetof(PipelineSettings, batch_size),
+	"sqs_ingest.max_pipeline_batch_size", &sqs_ingest_max_pipeline_batch_size},
+	{"max_inflight", 1, SQS_INGEST_MAX_INFLIGHT_CAP, offsetof(PipelineSettings, max_inflight),
+	"sqs_ingest.max_pipeline_inflight", &sqs_ingest_max_pipeline_inflight},
+	{"max_rows_per_message", 1, 1000000, offsetof(PipelineSettings, max_rows_per_message),
+	"sqs_ingest.max_rows_per_message", &sqs_ingest_max_rows_per_message},
 };
 
 pg_noreturn static void
@@ -178,7 +188,39 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown pipeline option \"%s\"", key),
-					 errhint("The options are workers, enabled, envelope, explode, recovery_key, region, endpoint, visibility_timeout, wait_time_seconds, batch_size, max_inflight.")));
+					 errhint("The options are workers, enabled, envelope, explode, max_rows_per_message, recovery_key, region, endpoint, visibility_timeout, wait_time_seconds, batch_size, max_inflight.")));
+	}
+}
+
+/*
+ * Refuse options above the settings that cap them.  Checked for the
+ * options given when a pipeline is defined or changed, superusers'
+ * included, so that what the options say is what runs; a cap lowered later
+ * is applied when the pipeline runs (catalog_bound_settings(),
+ * mapping_max_rows()), and does not keep its owner from changing other
+ * options.
+ */
+static void
+check_option_caps(Jsonb *given)
+{
+	PipelineSettings settings;
+
+	catalog_parse_options(DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls,
+															 JsonbPGetDatum(given))),
+						  &settings);
+	for (int i = 0; i < (int) lengthof(int_options); i++)
+	{
+		const IntOption *option = &int_options[i];
+		int			value = *(const int *) ((const char *) &settings + option->offset);
+
+		if (option->cap && value > *option->cap)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline option \"%s\" is above its cap", option->key),
+					 errdetail("It is %d; %s allows at most %d.",
+							   value, option->cap_name, *option->cap),
+					 errhint("Ask a superuser to raise %s, or set a smaller value.",
+							 option->cap_name)));
 	}
 }
 
@@ -362,6 +404,25 @@ catalog_apply_settings(const PipelineDefinition *def, GucAction action)
 	set_int_setting("sqs_ingest.wait_time_seconds", settings->wait_time_seconds, action);
 	set_int_setting("sqs_ingest.batch_size", settings->batch_size, action);
 	set_int_setting("sqs_ingest.max_inflight", settings->max_inflight, action);
+	catalog_bound_settings();
+}
+
+/*
+ * Bring this process's batch_size and max_inflight within the caps of
+ * pipelines, whether they come from the pipeline's options or from the
+ * settings it inherits: at a pipeline's start and at each reload of its
+ * worker, so that a superuser who lowers a cap is obeyed without a
+ * restart.
+ */
+void
+catalog_bound_settings(void)
+{
+	if (sqs_ingest_batch_size > sqs_ingest_max_pipeline_batch_size)
+		set_int_setting("sqs_ingest.batch_size", sqs_ingest_max_pipeline_batch_size,
+						GUC_ACTION_SET);
+	if (sqs_ingest_max_inflight > sqs_ingest_max_pipeline_inflight)
+		set_int_setting("sqs_ingest.max_inflight", sqs_ingest_max_pipeline_inflight,
+						GUC_ACTION_SET);
 }
 
 /* every pipeline, by name */
@@ -414,18 +475,21 @@ check_target(Oid relid)
 }
 
 /*
- * A pipeline as it will be stored, checked whole, for its owner: options,
- * endpoint, mapping (and the owner's right to the mask it uses), and its
- * queue (see queue_grants.c).
+ * A pipeline as it will be stored, checked whole, for its owner: options
+ * (those given by the caller, NULL: none, against their caps), endpoint,
+ * mapping (and the owner's right to the mask it uses), and its queue (see
+ * queue_grants.c).
  */
 static void
-check_definition(const PipelineDefinition *def, Oid relid)
+check_definition(const PipelineDefinition *def, Oid relid, Jsonb *given)
 {
 	PipelineSettings settings;
 	CompiledMapping *compiled;
 	PipelineRefusal refusal;
 
 	catalog_parse_options(def->options, &settings);
+	if (given)
+		check_option_caps(given);
 	security_check_pipeline_endpoint(def->queue_url, settings.endpoint);
 	compiled = mapping_compile(relid, def->mapping, def->options);
 	if (compiled->uses_mask)
@@ -491,7 +555,7 @@ sqs_ingest_create_pipeline(PG_FUNCTION_ARGS)
 	check_name(def.name);
 	check_queue_url(def.queue_url);
 	def.target = check_target(PG_GETARG_OID(2));
-	check_definition(&def, PG_GETARG_OID(2));
+	check_definition(&def, PG_GETARG_OID(2), def.options);
 	if (read_definitions(def.name, true) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -582,7 +646,7 @@ sqs_ingest_alter_pipeline(PG_FUNCTION_ARGS)
 	}
 	def->mapping = mapping;
 	def->options = options;
-	check_definition(def, relid);
+	check_definition(def, relid, PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
 
 	write_definition("UPDATE sqs_ingest.pipelines SET queue_url = $2, target = $3, "
 					 "mapping = $4, options = $5, updated_at = pg_catalog.now() "

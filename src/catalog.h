@@ -30,6 +30,7 @@ typedef struct PipelineSettings
 	int			wait_time_seconds;
 	int			batch_size;
 	int			max_inflight;
+	int			max_rows_per_message;
 } PipelineSettings;
 
 /* one row of sqs_ingest.pipelines */
@@ -58,6 +59,7 @@ extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);
 extern Oid	catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode);
 extern void catalog_apply_settings(const PipelineDefinition *def, GucAction action);
+extern void catalog_bound_settings(void);
 extern bool catalog_is_pipeline_setting(const char *name);
 
 #endif							/* SQS_INGEST_CATALOG_H */

@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -58,6 +59,7 @@
 #include "openpgp.h"
 #include "record.h"
 #include "recovery.h"
+#include "sqs_ingest.h"
 #include "subxact.h"
 
 /* the take-home's login events, in the mapping language */
@@ -448,6 +450,7 @@ resolve_column(MappingColumn *col, Form_pg_attribute att, const char *relname)
 	col->basetypmod = att->atttypmod;
 	col->basetypid = getBaseTypeAndTypmod(col->typid, &col->basetypmod);
 	col->conversion = conversion_of(col->basetypid);
+	get_typlenbyval(col->basetypid, &col->typlen, &col->typbyval);
 	col->max_chars = -1;
 	if (col->basetypid == VARCHAROID && col->basetypmod >= VARHDRSZ)
 		col->max_chars = col->basetypmod - VARHDRSZ;
@@ -788,6 +791,12 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 														 v->val.string.len,
 														 "pipeline option \"recovery_key\"");
 	}
+	/* checked against its bounds when the pipeline was defined (catalog.c) */
+	v = getKeyJsonValueFromContainer(&options->root, "max_rows_per_message",
+									 strlen("max_rows_per_message"), NULL);
+	if (v && v->type == jbvNumeric)
+		mapping->max_rows = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+															  NumericGetDatum(v->val.numeric)));
 }
 
 /*
@@ -1525,6 +1534,13 @@ add_row(MappedRows *rows)
 void
 mapping_rows_init(MappedRows *rows, int ncolumns)
 {
+	rows->context = CurrentMemoryContext;
+	rows->message_context = AllocSetContextCreate(CurrentMemoryContext,
+												  "sqs_ingest message",
+												  ALLOCSET_DEFAULT_SIZES);
+	rows->row_context = AllocSetContextCreate(CurrentMemoryContext,
+											  "sqs_ingest row",
+											  ALLOCSET_DEFAULT_SIZES);
 	rows->ncolumns = ncolumns;
 	rows->nrows = 0;
 	rows->capacity = 16;
@@ -1537,17 +1553,30 @@ mapping_rows_init(MappedRows *rows, int ncolumns)
 	}
 }
 
-/* map one row: the document, or the current element of explode */
+/*
+ * The most rows explode may make of one message: the pipeline's
+ * max_rows_per_message, within sqs_ingest.max_rows_per_message (which a
+ * superuser may have lowered since the pipeline was defined).
+ */
+static int
+mapping_max_rows(const CompiledMapping *mapping)
+{
+	if (mapping->max_rows > 0)
+		return Min(mapping->max_rows, sqs_ingest_max_rows_per_message);
+	return sqs_ingest_max_rows_per_message;
+}
+
+/* evaluate one row's columns into rows, in the current memory context */
 static char *
-map_row(MapContext *cx, MappedRows *rows)
+eval_row(MapContext *cx, MappedRows *rows, int row)
 {
 	const CompiledMapping *mapping = cx->mapping;
-	int			row = add_row(rows);
 
 	for (int c = 0; c < mapping->ncolumns; c++)
 	{
 		const MappingColumn *col = &mapping->columns[c];
 		MappingValue v;
+		Datum		value = (Datum) 0;
 		char	   *error;
 
 		if ((error = eval_rule(cx, col, col->rule, &v)) != NULL)
@@ -1558,13 +1587,68 @@ map_row(MapContext *cx, MappedRows *rows)
 			return psprintf("column \"%s\": %s is %s", col->name, v.rule->what,
 							v.kind == JV_ABSENT ? "missing" :
 							v.kind == JV_NULL ? "null" : "empty");
-		rows->nulls[c][row] = (v.kind == JV_ABSENT || v.kind == JV_NULL);
-		rows->values[c][row] = (Datum) 0;
-		if (!rows->nulls[c][row] &&
-			(error = convert(cx, col, &v, &rows->values[c][row])) != NULL)
+		if (v.kind == JV_ABSENT || v.kind == JV_NULL)
+			continue;
+		if ((error = convert(cx, col, &v, &value)) != NULL)
 			return error;
+		/* the value alone outlives the row's memory */
+		if (!col->typbyval)
+		{
+			MemoryContext old = MemoryContextSwitchTo(rows->context);
+
+			value = datumCopy(value, false, col->typlen);
+			MemoryContextSwitchTo(old);
+		}
+		rows->values[c][row] = value;
+		rows->nulls[c][row] = false;
 	}
 	return NULL;
+}
+
+/*
+ * Forget the rows from first_row on, of a message that is a dead letter,
+ * and free their values.
+ */
+static void
+drop_rows(const CompiledMapping *mapping, MappedRows *rows, int first_row)
+{
+	for (int c = 0; c < mapping->ncolumns; c++)
+	{
+		if (mapping->columns[c].typbyval)
+			continue;
+		for (int r = first_row; r < rows->nrows; r++)
+			if (!rows->nulls[c][r])
+				pfree(DatumGetPointer(rows->values[c][r]));
+	}
+	rows->nrows = first_row;
+}
+
+/*
+ * Map one row: the document, or the current element of explode.  Whatever
+ * evaluating it allocates goes with the row's memory context, reset once
+ * its values are copied out; an error is returned in the caller's context.
+ */
+static char *
+map_row(MapContext *cx, MappedRows *rows)
+{
+	int			row = add_row(rows);
+	MemoryContext caller;
+	char	   *error;
+
+	/* a column is null until its value is made */
+	for (int c = 0; c < rows->ncolumns; c++)
+	{
+		rows->values[c][row] = (Datum) 0;
+		rows->nulls[c][row] = true;
+	}
+	caller = MemoryContextSwitchTo(rows->row_context);
+	error = eval_row(cx, rows, row);
+
+	MemoryContextSwitchTo(caller);
+	if (error)
+		error = pstrdup(error);
+	MemoryContextReset(rows->row_context);
+	return error;
 }
 
 /* map each element explode finds: one row each */
@@ -1576,12 +1660,26 @@ map_exploded(MapContext *cx, MappedRows *rows)
 	char	   *error;
 	int			nrows = 0;
 	int			nitems;
+	int			nfound = 0;
+	int			max_rows = mapping_max_rows(mapping);
 
 	if ((error = document_jsonb(cx)) != NULL ||
 		(error = path_items(cx, mapping->explode, cx->doc_jsonb, &items)) != NULL)
 		return error;
 
+	/* counted before any row is made: a message past the cap makes none */
 	nitems = JsonContainerSize(&items->root);
+	for (int i = 0; i < nitems; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, i);
+
+		nfound += (item->type == jbvBinary && JsonContainerIsArray(item->val.binary.data)) ?
+			JsonContainerSize(item->val.binary.data) : 1;
+		if (nfound > max_rows)
+			return psprintf("%s finds more than %d elements in the %s, the most rows one message may make (max_rows_per_message)",
+							mapping->explode_text, max_rows, cx->doc_name);
+	}
+
 	for (int i = 0; i < nitems; i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(&items->root, i);
@@ -1594,8 +1692,11 @@ map_exploded(MapContext *cx, MappedRows *rows)
 		{
 			JsonbValue *element = is_array ?
 				getIthJsonbValueFromContainer(item->val.binary.data, e) : item;
+			MemoryContext old = MemoryContextSwitchTo(rows->row_context);
 
+			/* freed with the row's memory */
 			cx->element = JsonbValueToJsonb(element);
+			MemoryContextSwitchTo(old);
 			if ((error = map_row(cx, rows)) != NULL)
 				return psprintf("element %d of %s: %s", nrows + 1,
 								mapping->explode_text, error);
@@ -1608,14 +1709,9 @@ map_exploded(MapContext *cx, MappedRows *rows)
 	return NULL;
 }
 
-/*
- * Map one message to rows, appended to rows.  Returns NULL, or the reason
- * the message is a dead letter (and then no row of it is kept).  The body
- * must stay valid while the rows are used.  mask_prepare() must have been
- * called if the mapping masks.
- */
-char *
-mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+/* map one message, in the current memory context */
+static char *
+map_message(const CompiledMapping *mapping, const MappingMessage *message,
 			MappedRows *rows)
 {
 	MapContext	cx = {0};
@@ -1646,6 +1742,28 @@ mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
 	if (error == NULL)
 		error = mapping->explode ? map_exploded(&cx, rows) : map_row(&cx, rows);
 	if (error)
-		rows->nrows = first_row;
+		drop_rows(mapping, rows, first_row);
+	return error;
+}
+
+/*
+ * Map one message to rows, appended to rows.  Returns NULL, or the reason
+ * the message is a dead letter (and then no row of it is kept).  The body
+ * must stay valid while the rows are used.  mask_prepare() must have been
+ * called if the mapping masks.  The message is mapped in rows' message
+ * context, reset before this returns: only the rows' values and the reason
+ * stay.
+ */
+char *
+mapping_map(const CompiledMapping *mapping, const MappingMessage *message,
+			MappedRows *rows)
+{
+	MemoryContext caller = MemoryContextSwitchTo(rows->message_context);
+	char	   *error = map_message(mapping, message, rows);
+
+	MemoryContextSwitchTo(caller);
+	if (error)
+		error = pstrdup(error);
+	MemoryContextReset(rows->message_context);
 	return error;
 }

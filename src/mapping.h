@@ -55,6 +55,8 @@ typedef struct MappingColumn
 	Oid			basetypid;		/* type the values are built in */
 	int32		basetypmod;
 	ColumnConversion conversion;
+	int16		typlen;			/* of the base type: how values are copied */
+	bool		typbyval;
 	int			max_chars;		/* length limit of a text column, or -1 */
 	TypeInput	input;
 	/* array columns: their elements */
@@ -78,6 +80,7 @@ typedef struct CompiledMapping
 	bool		envelope_sns;	/* unwrap an SNS notification first */
 	JsonPath   *explode;		/* one row per element found, or NULL */
 	char	   *explode_text;
+	int			max_rows;		/* option max_rows_per_message, or 0 */
 	bool		uses_mask;
 	const char *encrypts;		/* the first column encrypted, or NULL */
 	OpenPgpKey *recovery_key;	/* the pipeline's, or NULL: the setting's */
@@ -101,7 +104,13 @@ typedef struct MappingMessage
 	char	  **attribute_values;
 } MappingMessage;
 
-/* rows built by the mapping, column-major: values[column][row] */
+/*
+ * Rows built by the mapping, column-major: values[column][row], in the
+ * memory context that was current at mapping_rows_init().  A message is
+ * mapped in a context of its own, each row of it in another, both reset
+ * once the values are copied out: what a message's mapping allocates never
+ * outlives it.
+ */
 typedef struct MappedRows
 {
 	int			ncolumns;
@@ -109,6 +118,9 @@ typedef struct MappedRows
 	int			capacity;
 	Datum	  **values;
 	bool	  **nulls;
+	MemoryContext context;		/* of the values */
+	MemoryContext message_context;	/* reset after each message */
+	MemoryContext row_context;	/* reset after each row */
 } MappedRows;
 
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);

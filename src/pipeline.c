@@ -157,6 +157,14 @@ pipeline_destroy(Pipeline *pipeline)
 	pfree(pipeline);
 }
 
+/* is the batch ready to be stored, by count or by the bytes of its bodies? */
+static bool
+batch_full(Pipeline *pipeline)
+{
+	return pipeline->nbatch >= pipeline->options.batch_size ||
+		pipeline->nbatch_bytes >= pipeline->options.batch_bytes;
+}
+
 /*
  * Start the failed receives whose backoff is over, then as many new ones as
  * the limits allow.
@@ -204,6 +212,9 @@ issue_receives(Pipeline *pipeline)
 		}
 		/* do not let unstored messages pile up beyond two batches */
 		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
+			break;
+		/* nor past a full batch's bytes: what is in flight goes to the next */
+		if (batch_full(pipeline))
 			break;
 		sqs_start_receive(pipeline->client, want, options->wait_time_seconds,
 						  1 /* first attempt */ );
@@ -400,6 +411,31 @@ retry_receive(Pipeline *pipeline, SqsResult *result)
 	return true;
 }
 
+/*
+ * Messages left out of a receive's answer because their ReceiptHandle is
+ * longer than SQS's: they cannot be deleted, so they cannot be stored
+ * either (they would come back as duplicates forever).  Counted as errors
+ * in the stats; SQS's redrive policy, if the queue has one, moves them to
+ * its dead-letter queue.
+ */
+static void
+skipped_messages(Pipeline *pipeline, int nskipped)
+{
+	char	   *message = psprintf(ngettext("SQS returned %d message whose ReceiptHandle is longer than %d characters",
+											"SQS returned %d messages whose ReceiptHandle is longer than %d characters",
+											nskipped),
+								   nskipped, SQS_MAX_RECEIPT_HANDLE_CHARS);
+
+	stats_record_error(pipeline->slot, message, true);
+	/* translated above, for the stats too */
+	ereport(pipeline->options.delete_log_level,
+			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			 errmsg_internal("%s", message),
+			 errdetail_plural("It cannot be deleted, so it was left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of it.",
+							  "They cannot be deleted, so they were left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of them.",
+							  nskipped)));
+}
+
 /* how long a received message waits before its visibility is extended */
 static long
 extend_after_ms(Pipeline *pipeline)
@@ -450,6 +486,7 @@ append_messages(Pipeline *pipeline, SqsResult *result)
 	{
 		TimestampTz since = result->messages[i].received_at;
 
+		pipeline->nbatch_bytes += result->messages[i].body_len;
 		pipeline->visible_since[pipeline->nbatch + i] = since;
 		pipeline->extension_due = Min(pipeline->extension_due,
 									  TimestampTzPlusMilliseconds(since, extend_after_ms(pipeline)));
@@ -640,7 +677,7 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		if (!extending)
 		{
-			if (pipeline->nbatch >= pipeline->options.batch_size)
+			if (batch_full(pipeline))
 				return PIPELINE_BATCH_READY;
 			if (finished_receiving(pipeline))
 				return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
@@ -711,12 +748,9 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 					return PIPELINE_FAILED;
 				}
 				pipeline->receives_ok++;
-				if (result->ncorrupt > 0)
-					ereport(pipeline->options.delete_log_level,
-							(errmsg("SQS returned %d messages whose body does not match its MD5",
-									result->ncorrupt),
-							 errdetail("They were left in the queue, which will deliver them again.")));
-				if (result->nmessages == 0 && result->ncorrupt == 0)
+				if (result->nskipped > 0)
+					skipped_messages(pipeline, result->nskipped);
+				if (result->nmessages == 0 && result->nskipped == 0)
 					pipeline->saw_empty = true;
 				pipeline->received += result->nmessages;
 				stats_count_received(pipeline->slot, result->nmessages);
@@ -811,6 +845,7 @@ pipeline_reset_batch(Pipeline *pipeline)
 	pipeline->visible_since = NULL;
 	pipeline->nbatch = 0;
 	pipeline->batch_capacity = 0;
+	pipeline->nbatch_bytes = 0;
 	MemoryContextReset(pipeline->batch_context);
 }
 

@@ -21,6 +21,7 @@ typedef struct PipelineOptions
 	bool		stop_when_empty;	/* finish once a receive comes back empty */
 	int64		max_messages;	/* receive at most this many; -1 = no limit */
 	int			batch_size;		/* store when this many are waiting */
+	int64		batch_bytes;	/* or when their bodies take this many bytes */
 	int			batch_timeout_ms;	/* or when the oldest waited this long */
 	int			delete_log_level;	/* level of delete failure reports */
 	int			max_attempts;	/* of a receive or delete call failing
@@ -52,6 +53,7 @@ typedef struct Pipeline
 								 * last started (receive or extension) */
 	int			nbatch;
 	int			batch_capacity;
+	int64		nbatch_bytes;	/* of the batch's bodies */
 	TimestampTz batch_started;
 	TimestampTz extension_due;	/* earliest visibility extension due */
 

@@ -49,6 +49,7 @@ runner_options_from_gucs(int wait_time_seconds)
 	options.stop_when_empty = false;
 	options.max_messages = -1;
 	options.batch_size = sqs_ingest_batch_size;
+	options.batch_bytes = (int64) sqs_ingest_max_batch_bytes * 1024;
 	options.batch_timeout_ms = sqs_ingest_batch_timeout_ms;
 	options.delete_log_level = LOG;
 	/* the AWS SDKs' standard retry mode */

@@ -18,7 +18,11 @@
  *
  * A batch belongs to one pipeline, whose mapping turns each message into
  * rows of its target table (any number of columns; several rows for a
- * message its explode option splits, stored or rejected together).  The
+ * message its explode option splits, stored or rejected together).  It is
+ * mapped and stored a part at a time, each part as many messages as map to
+ * sqs_ingest.max_batch_bytes of memory (one, if a message alone takes
+ * more), so that a worker's memory is bounded by its settings whatever the
+ * messages make; the parts share the caller's transaction.  The
  * mapping is compiled when the pipeline first stores, and again only when
  * the target table changes (a relcache invalidation) or is replaced by
  * another of the same name.
@@ -770,34 +774,53 @@ compare_message_ids(const void *a, const void *b)
 }
 
 /*
- * Build the batch: one item per distinct message id (SQS may deliver a
- * message twice in one batch when its visibility timeout ran out while the
- * batch filled), each mapped to its rows or a dead-letter reason.
+ * The distinct messages of a batch, by id: SQS may deliver a message twice
+ * in one batch when its visibility timeout ran out while the batch filled.
+ * Returns how many; *distinct points to them.
  */
-static void
-build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage *messages, int count)
+static int
+distinct_messages(SqsMessage *messages, int count, SqsMessage ***distinct)
 {
 	SqsMessage **sorted = palloc(sizeof(SqsMessage *) * count);
+	int			n = 0;
+
+	for (int i = 0; i < count; i++)
+		sorted[i] = &messages[i];
+	qsort(sorted, count, sizeof(SqsMessage *), compare_message_ids);
+	for (int i = 0; i < count; i++)
+		if (n == 0 || strcmp(sorted[i]->message_id, sorted[n - 1]->message_id) != 0)
+			sorted[n++] = sorted[i];
+	*distinct = sorted;
+	return n;
+}
+
+/*
+ * Build a part of the batch from the first of the given distinct messages,
+ * each mapped to its rows or a dead-letter reason: as many as fit in
+ * sqs_ingest.max_batch_bytes of the current memory context (at least one),
+ * so that rows made by explode or copied from large bodies are stored a
+ * part at a time.  batch->count says how many were taken.
+ */
+static void
+build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages, int count)
+{
 	Datum	   *ids = palloc(sizeof(Datum) * count);
+	Size		max_bytes = (Size) sqs_ingest_max_batch_bytes * 1024;
 
 	memset(batch, 0, sizeof(*batch));
 	batch->mapping = mapping;
 	batch->items = palloc(sizeof(BatchItem) * count);
 	mapping_rows_init(&batch->rows, mapping->ncolumns);
 
-	for (int i = 0; i < count; i++)
-		sorted[i] = &messages[i];
-	qsort(sorted, count, sizeof(SqsMessage *), compare_message_ids);
-
-	for (int i = 0; i < count; i++)
+	while (batch->count < count &&
+		   (batch->count == 0 ||
+			MemoryContextMemAllocated(CurrentMemoryContext, true) < max_bytes))
 	{
 		BatchItem  *item;
 		MappingMessage message = {0};
 
-		if (i > 0 && strcmp(sorted[i]->message_id, sorted[i - 1]->message_id) == 0)
-			continue;
 		item = &batch->items[batch->count];
-		item->message = sorted[i];
+		item->message = messages[batch->count];
 		item->ledger_id = ledger_id(item->message, &item->error);
 		ids[batch->count++] = CStringGetTextDatum(item->ledger_id);
 		item->first_row = batch->rows.nrows;
@@ -959,13 +982,13 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
 }
 
 /*
- * Store a batch of a pipeline in the current transaction.  The caller
- * commits, then deletes every message of the batch from SQS (stored,
- * dead-lettered or duplicate alike).
+ * Store the first of the given distinct messages, as many as build_batch()
+ * takes, adding to counts; returns how many.  Everything it allocates goes
+ * with its SPI connection.
  */
-void
-sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
-				 const char *queue_url, BatchCounts *counts)
+static int
+store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
+		   const char *queue_url, BatchCounts *counts)
 {
 	const CompiledMapping *mapping;
 	Batch		batch;
@@ -974,11 +997,6 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 	bool	   *is_new;
 	int			nest_level;
 	int			rc;
-
-	memset(counts, 0, sizeof(*counts));
-	counts->received = count;
-	if (count == 0)
-		return;
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
@@ -1000,13 +1018,12 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 	build_batch(&batch, mapping, messages, count);
 	security_leave(&scope);
 	batch.role = role;
-	counts->duplicates = count - batch.count;
 
 	is_new = palloc(sizeof(bool) * batch.count);
 	if (run_isolated(store_all_new, &batch) == NULL)
 	{
 		memset(is_new, true, sizeof(bool) * batch.count);
-		counts->inserted = batch.rows.nrows;
+		counts->inserted += batch.rows.nrows;
 	}
 	else
 		store_carefully(&batch, is_new, counts);
@@ -1018,6 +1035,32 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 
 	security_unpin_search_path(nest_level);
 	SPI_finish();
+	return batch.count;
+}
+
+/*
+ * Store a batch of a pipeline in the current transaction, a part at a time
+ * (build_batch()).  The caller commits, then deletes every message of the
+ * batch from SQS (stored, dead-lettered or duplicate alike).
+ */
+void
+sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
+				 const char *queue_url, BatchCounts *counts)
+{
+	SqsMessage **distinct;
+	int			ndistinct;
+
+	memset(counts, 0, sizeof(*counts));
+	counts->received = count;
+	if (count == 0)
+		return;
+
+	ndistinct = distinct_messages(messages, count, &distinct);
+	counts->duplicates = count - ndistinct;
+	for (int stored = 0; stored < ndistinct;)
+		stored += store_part(pipeline, distinct + stored, ndistinct - stored,
+							 queue_url, counts);
+	pfree(distinct);
 }
 
 /*

@@ -1340,7 +1340,7 @@ decode_response(SqsRequest *request, SqsResult *result)
 			{
 				result->nmessages = receive.nmessages;
 				result->messages = receive.messages;
-				result->ncorrupt = receive.ncorrupt;
+				result->nskipped = receive.nskipped;
 				for (int i = 0; i < receive.nmessages; i++)
 					receive.messages[i].received_at = request->answered_after;
 			}

@@ -63,7 +63,8 @@ typedef struct SqsResult
 	/* ReceiveMessage */
 	int			nmessages;
 	SqsMessage *messages;
-	int			ncorrupt;		/* left out: body does not match its MD5 */
+	int			nskipped;		/* left out: a ReceiptHandle too long to be
+								 * deleted */
 	/* DeleteMessageBatch, ChangeMessageVisibilityBatch */
 	int			nfailed;
 	bool	   *failed;			/* per entry sent */

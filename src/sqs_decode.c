@@ -218,29 +218,38 @@ body_matches_md5(const SqsMessage *message, const char *md5)
 
 /*
  * Check a decoded message (index counts from 1): NULL if it can be used,
- * else the protocol error.  *corrupt is set when the body does not match
- * md5 (NULL: nothing to check against), a message to leave in the queue.
+ * else the protocol error.  A message whose ReceiptHandle is longer than
+ * SQS's could never be deleted: *skipped is set, and it is to be left out
+ * of the answer (SQS's redrive policy deals with it).  Anything else wrong
+ * with one message is its defect, which makes it a dead letter: a MessageId
+ * longer than SQS's (the ledger keeps a long one under its digest), a body
+ * that does not match md5 (NULL: nothing to check against).
  */
 char *
 sqs_decode_finish_message(SqsMessage *message, int index, const char *md5,
-						  bool *corrupt)
+						  bool *skipped)
 {
-	*corrupt = false;
+	int			id_chars;
+
+	*skipped = false;
 	if (message->message_id == NULL || message->message_id[0] == '\0')
 		return psprintf("message %d has no MessageId", index);
 	if (message->receipt_handle == NULL || message->receipt_handle[0] == '\0')
 		return psprintf("message %d has no ReceiptHandle", index);
-	if (utf8_chars(message->message_id) > SQS_MAX_MESSAGE_ID_CHARS)
-		return psprintf("the MessageId of message %d is longer than %d characters",
-						index, SQS_MAX_MESSAGE_ID_CHARS);
 	if (utf8_chars(message->receipt_handle) > SQS_MAX_RECEIPT_HANDLE_CHARS)
-		return psprintf("the ReceiptHandle of message %d is longer than %d characters",
-						index, SQS_MAX_RECEIPT_HANDLE_CHARS);
+	{
+		*skipped = true;
+		return NULL;
+	}
+	if ((id_chars = utf8_chars(message->message_id)) > SQS_MAX_MESSAGE_ID_CHARS)
+		add_defect(message, psprintf("MessageId is %d characters long, more than the %d of SQS's",
+									 id_chars, SQS_MAX_MESSAGE_ID_CHARS));
 	if (message->body == NULL)
 		message->body = pstrdup("");
 	message->body_len = strlen(message->body);
 	if (md5 != NULL && !body_matches_md5(message, md5))
-		*corrupt = true;
+		add_defect(message, psprintf("body does not match its MD5OfBody \"%s\": it was changed after SQS took it in",
+									 sqs_decode_clip(md5, DEFECT_QUOTE_CHARS)));
 	return NULL;
 }
 
@@ -710,7 +719,7 @@ static void
 receive_end(JsonWalk *walk, int frame)
 {
 	ReceiveDecoder *d = walk->decoder;
-	bool		corrupt;
+	bool		skipped;
 
 	if (frame == RF_BODY)
 	{
@@ -721,11 +730,11 @@ receive_end(JsonWalk *walk, int frame)
 	{
 		walk->error = sqs_decode_finish_message(d->message, d->seen,
 												d->body_is_string ? d->md5 : NULL,
-												&corrupt);
+												&skipped);
 		if (walk->error)
 			return;
-		if (corrupt)
-			d->result->ncorrupt++;	/* left in the queue: SQS sends it again */
+		if (skipped)
+			d->result->nskipped++;
 		else
 			d->result->nmessages++;
 		d->attributes_capacity = 0;

@@ -55,7 +55,8 @@ typedef struct SqsReceiveResponse
 {
 	int			nmessages;
 	SqsMessage *messages;
-	int			ncorrupt;		/* left out: body does not match its MD5 */
+	int			nskipped;		/* left out: a ReceiptHandle too long to be
+								 * deleted */
 } SqsReceiveResponse;
 
 /* a decoded DeleteMessageBatch or ChangeMessageVisibilityBatch response */
@@ -120,7 +121,7 @@ extern char *sqs_decode_xml_sts(const char *data, size_t len,
 extern char *sqs_decode_check_text(const char *data, size_t len);
 extern char *sqs_decode_clip(const char *str, int max_chars);
 extern char *sqs_decode_finish_message(SqsMessage *message, int index,
-									   const char *md5, bool *corrupt);
+									   const char *md5, bool *skipped);
 extern void sqs_decode_sent_timestamp(SqsMessage *message, const char *value);
 extern void sqs_decode_receive_count(SqsMessage *message, const char *value);
 extern bool sqs_decode_count(const char *value, int64 *result);

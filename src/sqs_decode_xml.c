@@ -293,7 +293,7 @@ sqs_decode_xml_receive(const char *data, size_t len, int max_messages,
 	{
 		SqsMessage *m = &result->messages[result->nmessages];
 		char	   *md5;
-		bool		corrupt;
+		bool		skipped;
 
 		if (!is_element(c, "Message"))
 			continue;
@@ -312,9 +312,9 @@ sqs_decode_xml_receive(const char *data, size_t len, int max_messages,
 		if (error == NULL)
 			error = decode_message_attributes(c, m, seen);
 		if (error == NULL)
-			error = sqs_decode_finish_message(m, seen, md5, &corrupt);
-		if (error == NULL && corrupt)
-			result->ncorrupt++;
+			error = sqs_decode_finish_message(m, seen, md5, &skipped);
+		if (error == NULL && skipped)
+			result->nskipped++;
 		else if (error == NULL)
 			result->nmessages++;
 	}

@@ -58,6 +58,10 @@ extern int	sqs_ingest_processed_retention;
 extern int	sqs_ingest_retry_interval;
 extern int	sqs_ingest_max_receive_count;
 extern int	sqs_ingest_delete_after;
+extern int	sqs_ingest_max_batch_bytes;
+extern int	sqs_ingest_max_rows_per_message;
+extern int	sqs_ingest_max_pipeline_batch_size;
+extern int	sqs_ingest_max_pipeline_inflight;
 
 /* hard cap on concurrent HTTP requests of one process */
 #define SQS_INGEST_MAX_INFLIGHT_CAP 128

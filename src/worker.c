@@ -157,8 +157,12 @@ static void
 ensure_runner(WorkerState *ws)
 {
 	SqsConfig  *config;
-	PipelineOptions options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
+	PipelineOptions options;
 
+	/* a catalog pipeline's: within the caps a reload may have lowered */
+	if (!ws->runner.sink->login)
+		catalog_bound_settings();
+	options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
 	ws->starting = ws->runner.pipeline == NULL;
 	config = sqs_config_from_gucs();
 	PG_TRY();

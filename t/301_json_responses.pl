@@ -103,8 +103,6 @@ my @cases = (
 	[ 'no ReceiptHandle',    messages({ n => 1, drop => ['ReceiptHandle'] }), qr/message 1 has no ReceiptHandle/ ],
 	[ 'no MessageId',        messages({ n => 1, drop => ['MessageId'] }),     qr/message 1 has no MessageId/ ],
 	[ 'MessageId a number',  '{"Messages":[{"MessageId":5,"ReceiptHandle":"r"}]}', qr/MessageId of message 1 is a number, not a string/ ],
-	[ 'MessageId too long',  messages({ n => 1, set => { MessageId => 'x' x 101 } }), qr/MessageId of message 1 is longer than 100 characters/ ],
-	[ 'ReceiptHandle too long', messages({ n => 1, set => { ReceiptHandle => 'x' x 1025 } }), qr/ReceiptHandle of message 1 is longer than 1024/ ],
 	[ 'more than asked for', messages(map { { n => $_ } } 1 .. 3), qr/more than the 1 messages asked for/ ],
 	[ 'truncated',           substr(messages({ n => 1 }), 0, 40), qr/not valid JSON/ ],
 	[ 'not JSON',            '<html>busy</html>',          qr/not valid JSON/ ],
@@ -139,13 +137,31 @@ is(drain($node, 1)->{dead_lettered}, 1, 'a number Body is a dead letter');
 is(sql("SELECT body FROM sqs_ingest.dead_letters WHERE message_id = 'm-3'"), '42',
 	'with its text kept');
 
-### the MD5 check still leaves garbled bodies in the queue
+### a body that does not match its MD5 is a dead letter naming the mismatch
 
+$ep->answer('ReceiveMessage', 200, messages({ n => 4, set => { MD5OfBody => md5_hex('other') } }));
+is(drain($node, 1)->{dead_lettered}, 1, 'a body that does not match its MD5 is a dead letter');
+is(sql("SELECT error FROM sqs_ingest.dead_letters WHERE message_id = 'm-4'"),
+	'body does not match its MD5OfBody "' . md5_hex('other') . '": it was changed after SQS took it in',
+	'its reason names the mismatch');
+
+### one message's identifier too long fails that message only
+
+$ep->answer('DeleteMessageBatch', 200, encode_json({ Successful => [ { Id => '0' }, { Id => '1' } ] }));
+$ep->answer('ReceiveMessage', 200,
+	messages({ n => 41, set => { MessageId => 'x' x 101 } }, { n => 42, set => { Body => encode_json({ %$event, user_id => 'u-42' }) }, drop => ['MD5OfBody'] }));
+is_deeply(drain($node, 2), { received => 2, inserted => 1, duplicates => 0, dead_lettered => 1 },
+	'a MessageId of 101 characters: its neighbour is stored, it is a dead letter');
+is(sql(q{SELECT error FROM sqs_ingest.dead_letters WHERE message_id = repeat('x', 101)}),
+	'MessageId is 101 characters long, more than the 100 of SQS\'s', 'saying why');
+$ep->answer('DeleteMessageBatch', 200, $deleted_ok);
 $ep->answer('ReceiveMessage', 200, '{}');
-$ep->answer_once('ReceiveMessage', 200, messages({ n => 4, set => { MD5OfBody => md5_hex('other') } }));
-is(drain($node, 1)->{received}, 0, 'a body that does not match its MD5 is not received');
-like(slurp_file($node->logfile), qr/SQS returned 1 messages whose body does not match its MD5/,
-	'the garbled body is logged');
+$ep->answer_once('ReceiveMessage', 200,
+	messages({ n => 43, set => { ReceiptHandle => 'x' x 1025 } }, { n => 44, set => { Body => encode_json({ %$event, user_id => 'u-44' }) }, drop => ['MD5OfBody'] }));
+is_deeply(drain($node, 2), { received => 1, inserted => 1, duplicates => 0, dead_lettered => 0 },
+	'a ReceiptHandle of 1025 characters: its neighbour is stored, it is left out');
+like(slurp_file($node->logfile), qr/SQS returned 1 message whose ReceiptHandle is longer than 1024 characters/,
+	'it is logged');
 
 ### values the database cannot hold never reach it
 

@@ -13,6 +13,7 @@ use strict;
 use warnings;
 use lib 't';
 
+use Digest::MD5 qw(md5_hex);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use SqsIngestTest;
@@ -72,21 +73,36 @@ for my $case (@cases)
 			"$case: no more messages stored than the drain asked for");
 		next;
 	}
-	# SQS never sends these: refusing the whole answer as a protocol
-	# error is as good as isolating the message
+	# one message's over-long identifier is that message's problem only
 	if ($case eq 'message-id-long')
 	{
-		if ($r->{ok})
-		{
-			is(fate($msgs[1]), 'row', "$case: the neighbour of the long id is stored");
-			like(fate($msgs[0]), qr/^(dead letter|nothing)$/, "$case: the long id is no row");
-		}
-		else
-		{
-			like($r->{stderr}, qr/ERROR:  .*(ReceiveMessage|SQS)/,
-				"$case: a clean error naming the call");
-		}
+		ok($r->{ok}, "$case: the drain succeeds");
+		is(fate($msgs[1]), 'row', "$case: the neighbour of the long id is stored");
+		is(sql('SELECT count(*) FROM sqs_ingest.dead_letters WHERE strpos(body, '
+			  . q_lit($msgs[0]{user_id}) . q{) > 0 AND error LIKE 'MessageId is % characters long%'}),
+			'1', "$case: the long id is a dead letter saying why");
+		ok(deleted($stats, $_), "$case: message $_->{user_id} deleted once handled") for @msgs;
 		next;
+	}
+	if ($case eq 'receipt-handle-long')
+	{
+		ok($r->{ok}, "$case: the drain succeeds");
+		is(fate($msgs[1]), 'row', "$case: the neighbour of the long handle is stored");
+		ok(deleted($stats, $msgs[1]), "$case: and deleted");
+		is(fate($msgs[0]), 'nothing', "$case: a message that cannot be deleted is not stored");
+		like(slurp_file($node->logfile, $offset),
+			qr/SQS returned 1 message whose ReceiptHandle is longer than 1024 characters/,
+			"$case: it is logged");
+		next;
+	}
+	if ($case eq 'body-md5-wrong')
+	{
+		is(sql('SELECT error FROM sqs_ingest.dead_letters WHERE message_id = '
+			  . q_lit($msgs[0]{MessageId})),
+			q{body does not match its MD5OfBody "} . md5_hex('something else')
+			  . q{": it was changed after SQS took it in},
+			"$case: the mismatch is a dead letter naming it");
+		is(fate($msgs[1]), 'row', "$case: its neighbour is stored");
 	}
 	if ($case eq 'body-invalid-utf8' && !$r->{ok})
 	{

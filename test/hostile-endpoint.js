@@ -517,6 +517,16 @@ const CASES = {
     syntheticMessage(ctx, { MessageId: crypto.randomBytes(6000).toString('base64') }),
     syntheticMessage(ctx),
   ])],
+  // a ReceiptHandle longer than SQS's (it cannot be deleted), next to a good message
+  'receipt-handle-long': [INVENTS, BOTH, (ctx) => receiveWith(ctx, [
+    syntheticMessage(ctx, { ReceiptHandle: `hostile-${'r'.repeat(2000)}` }),
+    syntheticMessage(ctx),
+  ])],
+  // a body that does not match its MD5OfBody, next to a good message
+  'body-md5-wrong': [INVENTS, BOTH, (ctx) => receiveWith(ctx, [
+    syntheticMessage(ctx, { MD5OfBody: md5('something else') }),
+    syntheticMessage(ctx),
+  ])],
   // more messages than MaxNumberOfMessages
   'too-many': [INVENTS, BOTH, (ctx) => {
     const asked = Number(requestJson(ctx).MaxNumberOfMessages) || 1;
