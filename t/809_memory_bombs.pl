@@ -109,6 +109,7 @@ GRANT EXECUTE ON FUNCTION sqs_ingest_create_pipeline(text, text, regclass, jsonb
     TO pipeline_owner;
 GRANT INSERT ON records, elements, bodies TO pipeline_owner;
 });
+sql("SELECT sqs_ingest_grant_queue('$small_url', 'pipeline_owner')");
 
 ### what a pipeline's owner may set is capped
 
