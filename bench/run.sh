@@ -257,8 +257,8 @@ json.dump({"stamp": "$STAMP", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "comma
            "tls": $([ "$TLS" = 1 ] && echo True || echo False)},
           open(sys.argv[1], "w"), indent=1)
 EOF
-# bench/results/ holds the latest run only
-find "$RESULTS_DIR" -maxdepth 1 -type f \( -name '*.md' -o -name '*.jsonl' -o -name '*.json' -o -name '*.png' \) -delete
+# bench/results/ holds the latest run only (and bench/profile.sh's profile.md)
+find "$RESULTS_DIR" -maxdepth 1 -type f -name '20*' -delete
 cp "$RECORDS" "$RESULTS_DIR/$STAMP.jsonl"
 cp "$BENCH_TMP/meta.json" "$RESULTS_DIR/$STAMP.meta.json"
 $PY "$ROOT/bench/report.py" --records "$RECORDS" --meta "$BENCH_TMP/meta.json" \
