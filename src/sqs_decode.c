@@ -437,6 +437,22 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 	return JSON_SEM_SUCCESS;
 }
 
+/* occurrences of c in data, counted up to max */
+static int
+count_byte_upto(const char *data, int len, char c, int max)
+{
+	const char *end = data + len;
+	int			n = 0;
+
+	while (n < max && data < end &&
+		   (data = memchr(data, c, end - data)) != NULL)
+	{
+		n++;
+		data++;
+	}
+	return n;
+}
+
 /*
  * Does a JSON text nest objects and arrays deeper than limit?  Counted with
  * the lexer alone, without recursion, and only when the text holds enough
@@ -446,13 +462,17 @@ bool
 sqs_json_nests_deeper_than(const char *data, int len, int limit)
 {
 	JsonLexContext *lex;
-	int			brackets = 0;
+	int			brackets;
 	int			depth = 0;
 	bool		deeper = false;
 
-	for (int i = 0; i < len && brackets <= limit; i++)
-		if (data[i] == '[' || data[i] == '{')
-			brackets++;
+	/*
+	 * Every response and body passes here, and most hold few brackets: found
+	 * by memchr(), which skips the bytes between them many at a time.
+	 */
+	brackets = count_byte_upto(data, len, '[', limit + 1);
+	if (brackets <= limit)
+		brackets += count_byte_upto(data, len, '{', limit + 1 - brackets);
 	if (brackets <= limit)
 		return false;
 
