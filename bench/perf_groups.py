@@ -3,6 +3,7 @@
 doing, from each sample's call chain.
 
   perf script -F comm,tid,ip,sym,dso -i perf.data | perf_groups.py [--top 25]
+  ... | perf_groups.py --callers SYMBOL     who calls SYMBOL (the leaf), by call chain
 
 A sample belongs to the first group below any frame of whose call chain
 matches (so an OpenSSL sample under mask_value() is "HMAC (mask)", one under
@@ -77,7 +78,18 @@ def group_of(frames):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--callers", help="print the call chains (5 frames up) leading to this leaf symbol")
     a = ap.parse_args()
+    if a.callers:
+        chains = collections.Counter()
+        n = 0
+        for _, frames in parse(sys.stdin):
+            if frames and frames[0][0] == a.callers:
+                n += 1
+                chains[" < ".join(sym for sym, _ in frames[1:6])] += 1
+        for chain, k in chains.most_common(a.top):
+            print("%5.1f%%  %s" % (100.0 * k / max(n, 1), chain))
+        return
     groups = collections.Counter()
     leaves = collections.Counter()
     total = 0

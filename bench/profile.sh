@@ -7,6 +7,7 @@
 # decode, mapping, HMAC, SPI insert, ledger index, SigV4, HTTP, ...).
 #
 #   bench/profile.sh            writes bench/results/profile.md
+#   PERF_DIR=/tmp/p bench/profile.sh   also keeps worker.perf and ceiling.perf there
 #
 # Runs as root (perf, and the cluster as the OS user postgres), on loopback;
 # every process started here is stopped on exit.
@@ -15,6 +16,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root"
+COMMAND="bench/profile.sh"
+for v in PERF_DIR FREQ INFLIGHT PROFILE_N; do
+	if [ -n "${!v+x}" ]; then COMMAND="$v=${!v} $COMMAND"; fi
+done
 PROFILE_N=${PROFILE_N:-200000}
 INFLIGHT=${INFLIGHT:-32}
 FREQ=${FREQ:-499}
@@ -66,7 +71,7 @@ group() {
 {
 	echo "# perf profile, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
-	echo "- command: \`$( [ -n "${PROFILE_N+x}" ] && echo "PROFILE_N=$PROFILE_N ")bench/profile.sh\` ($(git -C "$ROOT" rev-parse --short HEAD))"
+	echo "- command: \`$COMMAND\` ($(git -C "$ROOT" rev-parse --short HEAD))"
 	echo "- machine: $(machine_line); load \`$(uptime)\`"
 	echo "- perf record -F $FREQ --call-graph dwarf; $PROFILE_N messages, $INFLIGHT in flight, the native stand-in"
 	echo "- worker: $($PY -c "print('%.0f msgs/s, %.1f µs CPU per message (stand-in %.1f)' % ($PROFILE_N / ($t1 - $t0), ($w1 - $w0) * 1e6 / $PROFILE_N, ($s1 - $s0) * 1e6 / $PROFILE_N))") while recorded (perf slows it)"
@@ -81,4 +86,8 @@ group() {
 	group "$BENCH_TMP/ceiling.perf"
 } >"$OUT"
 cat "$OUT"
+if [ -n "${PERF_DIR:-}" ]; then
+	mkdir -p "$PERF_DIR"
+	cp "$BENCH_TMP/worker.perf" "$BENCH_TMP/ceiling.perf" "$PERF_DIR/"
+fi
 BENCH_OK=1
