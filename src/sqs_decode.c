@@ -202,12 +202,25 @@ static bool
 body_matches_md5(const SqsMessage *message, const char *md5)
 {
 	static const char hexdigits[] = "0123456789abcdef";
+
+	/*
+	 * Fetched and allocated once per process: EVP_Digest() with EVP_md5()
+	 * looks the implementation up in the provider store and allocates a
+	 * context for every body.
+	 */
+	static EVP_MD *md5_md = NULL;
+	static EVP_MD_CTX *md5_ctx = NULL;
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
 
-	if (strlen(md5) != 32 ||
-		!EVP_Digest(message->body, message->body_len, digest, &digest_len,
-					EVP_md5(), NULL) || digest_len != 16)
+	if (md5_md == NULL)
+		md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+	if (md5_ctx == NULL)
+		md5_ctx = EVP_MD_CTX_new();
+	if (strlen(md5) != 32 || md5_md == NULL || md5_ctx == NULL ||
+		!EVP_DigestInit_ex(md5_ctx, md5_md, NULL) ||
+		!EVP_DigestUpdate(md5_ctx, message->body, message->body_len) ||
+		!EVP_DigestFinal_ex(md5_ctx, digest, &digest_len) || digest_len != 16)
 		return false;
 	for (int i = 0; i < 16; i++)
 		if (pg_tolower((unsigned char) md5[2 * i]) != hexdigits[digest[i] >> 4] ||
