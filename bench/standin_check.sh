@@ -6,7 +6,9 @@
 #     entries = N, no duplicate, no dead letter);
 #   - the queue is empty afterwards (0 visible, 0 in flight);
 #   - a message whose visibility timeout ran out comes back with
-#     ApproximateReceiveCount 2, and a long poll on an empty queue waits.
+#     ApproximateReceiveCount 2, a long poll on an empty queue waits, a
+#     visibility change to 0 shows a message again, a stale receipt handle
+#     does not delete, and a sent body's MD5s are the body's.
 #
 #   bench/standin_check.sh            N=20000 by default
 #
@@ -51,6 +53,34 @@ check "they come back once their visibility timeout ran out, received twice" \
 t0=$(date +%s.%N)
 check "a long poll on an empty queue answers no message" "$(recv 30 2)" "{}"
 check "and waits its WaitTimeSeconds" "$($PY -c "print(1.8 <= $(date +%s.%N) - $t0 < 3.5)")" True
+# a visibility change back to 0 makes a message visible again; the handle
+# of an earlier receive no longer deletes it
+standin_drop "$url"
+url=$(standin_queue check-change 3)
+recv 30 0 >"$BENCH_TMP/first.json"
+h1=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["Messages"][0]["ReceiptHandle"])' "$BENCH_TMP/first.json")
+check "ChangeMessageVisibilityBatch to 0" \
+	"$(standin_call AmazonSQS.ChangeMessageVisibilityBatch "{\"QueueUrl\": \"$url\", \"Entries\": [{\"Id\": \"a\", \"ReceiptHandle\": \"$h1\", \"VisibilityTimeout\": 0}]}")" \
+	'{"Successful":[{"Id":"a"}],"Failed":[]}'
+check "depth after it (visible, in flight, delayed)" "$(standin_depth "$url")" "1 2 0"
+recv 30 0 >/dev/null
+check "a stale receipt handle does not delete" \
+	"$(standin_call AmazonSQS.DeleteMessageBatch "{\"QueueUrl\": \"$url\", \"Entries\": [{\"Id\": \"a\", \"ReceiptHandle\": \"$h1\"}]}" |
+		$PY -c 'import json,sys; d=json.load(sys.stdin); print(len(d["Successful"]), d["Failed"][0]["Code"])')" \
+	"0 ReceiptHandleIsInvalid"
+standin_drop "$url"
+
+# SendMessageBatch: MD5OfMessageBody and MD5OfBody are the MD5 of the body as
+# sent, escapes and non-ASCII included
+url=$(standin_queue check-send 0)
+body='{"a":"h\u00e9llo \u2603 \ud83d\ude00 \"q\" \\ x"}'
+sent=$(standin_call AmazonSQS.SendMessageBatch "{\"QueueUrl\": \"$url\", \"Entries\": [{\"Id\": \"1\", \"MessageBody\": $($PY -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$body")}]}")
+got=$(standin_call AmazonSQS.ReceiveMessage "{\"QueueUrl\": \"$url\", \"MaxNumberOfMessages\": 1}")
+check "MD5s of a sent body" "$($PY -c '
+import hashlib, json, sys
+body, sent, got = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])["Messages"][0]
+md5 = hashlib.md5(body.encode()).hexdigest()
+print(got["Body"] == body, sent["Successful"][0]["MD5OfMessageBody"] == md5, got["MD5OfBody"] == md5)' "$body" "$sent" "$got")" "True True True"
 standin_drop "$url"
 
 # the extension against it: the drain, then the worker
