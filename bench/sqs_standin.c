@@ -1179,6 +1179,10 @@ typedef struct Req
 static JDoc jdoc;
 static Buf scratch;
 
+/*
+ * Does the array member list ask for name ("All" asks for every one; name
+ * "*" matches any name asked for)?
+ */
 static int
 names_include(JDoc *d, int root, const char *list, const char *name)
 {
@@ -1393,7 +1397,7 @@ entry_failed(Buf *f, JDoc *d, int entry, const char *code, const char *msg)
 	buf_printf(f, "\",\"Code\":\"%s\",\"Message\":\"%s\",\"SenderFault\":true}", code, msg);
 }
 
-/* DeleteMessageBatch (vis < 0) or ChangeMessageVisibilityBatch */
+/* DeleteMessageBatch, or ChangeMessageVisibilityBatch when change */
 static void
 act_batch(Req *r, int change)
 {
