@@ -8,6 +8,9 @@
  *
  * usage: ceiling --queue-url URL [--endpoint URL] [--inflight N]
  *                [--expect N] [--wait S] [--region R] [--max-seconds S]
+ *                [--cafile PEM]
+ * --cafile: the CA an https endpoint's certificate is verified against (as
+ * sqs_ingest.ca_file); verification is always on.
  * Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY.
  *
  * Stops when --expect messages were deleted, or (without --expect) once every
@@ -51,6 +54,7 @@ typedef struct Req
 } Req;
 
 static const char *queue_url;
+static const char *cafile;
 static char endpoint[1024];
 static char sigv4[128];
 static char userpwd[512];
@@ -246,6 +250,8 @@ req_start(CURLM *multi, Req *r, const char *action)
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, (long) (wait_seconds + 30));
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	if (cafile)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, cafile);
 	if (curl_multi_add_handle(multi, r->easy) != CURLM_OK)
 		die("curl_multi_add_handle failed");
 }
@@ -334,7 +340,8 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: ceiling --queue-url URL [--endpoint URL] [--inflight N] [--expect N]\n"
-			"               [--wait SECONDS] [--region REGION] [--max-seconds S]\n");
+			"               [--wait SECONDS] [--region REGION] [--max-seconds S]\n"
+			"               [--cafile PEM]\n");
 	exit(2);
 }
 
@@ -369,6 +376,8 @@ main(int argc, char **argv)
 			region = argv[++i];
 		else if (strcmp(a, "--max-seconds") == 0)
 			max_seconds = atoi(argv[++i]);
+		else if (strcmp(a, "--cafile") == 0)
+			cafile = argv[++i];
 		else
 			usage();
 	}

@@ -1,6 +1,8 @@
-# Shared by bench/run.sh and bench/rss_soak.sh: a throwaway Postgres cluster
-# run by the OS user postgres, the SQS emulator and the latency proxy, all on
-# loopback, and a cleanup that stops every one of them on exit.
+# Shared by bench/run.sh, bench/rss_soak.sh and bench/standin_check.sh: a
+# throwaway Postgres cluster run by the OS user postgres, the native SQS
+# stand-in (bench/sqs_standin.c) or the Node emulator and its latency proxy,
+# a TLS front, all on loopback, and a cleanup that stops every one of them on
+# exit.
 # Source it with ROOT set to the repository root.
 
 set -euo pipefail
@@ -20,15 +22,21 @@ EMU_PID=""
 EMU_PORT=""
 PROXY_PID=""
 PROXY_PORT=""
+STANDIN_PID=""
+STANDIN_PORT=""
+TLS_PID=""
+TLS_PORT=""
 BENCH_OK=0
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Install what the harness needs, only when it is missing.
+# Install what the harness needs, only when it is missing; "node-emulator"
+# also installs the Node emulator's modules (test/package-lock.json).
 ensure_packages() {
 	local missing=() p
-	for p in python3-boto3 python3-psycopg2 gnuplot-nox libcurl4-openssl-dev postgresql-server-dev-15; do
+	for p in python3-boto3 python3-psycopg2 gnuplot-nox libcurl4-openssl-dev libssl-dev \
+		postgresql-server-dev-15 stunnel4 linux-perf; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +44,7 @@ ensure_packages() {
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
+	[ "${1:-}" = node-emulator ] || return 0
 	local want have
 	want=$(node -e "console.log(require('$ROOT/test/package-lock.json').packages['node_modules/local-aws-sqs'].version)")
 	have=$(node -e "try{console.log(require('$ROOT/test/node_modules/local-aws-sqs/package.json').version)}catch(e){console.log('none')}")
@@ -59,10 +68,13 @@ bench_cleanup() {
 	if [ -n "$PGDATA_DIR" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null 2>&1
 	fi
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null
-	[ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null
-	[ -n "$PROXY_PID" ] && wait "$PROXY_PID" 2>/dev/null
-	[ -n "$EMU_PID" ] && wait "$EMU_PID" 2>/dev/null
+	local pid
+	for pid in "$TLS_PID" "$STANDIN_PID" "$PROXY_PID" "$EMU_PID"; do
+		[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	done
+	for pid in "$TLS_PID" "$STANDIN_PID" "$PROXY_PID" "$EMU_PID"; do
+		[ -n "$pid" ] && wait "$pid" 2>/dev/null
+	done
 	[ -n "$BENCH_TMP" ] && rm -rf "$BENCH_TMP"
 	exit $rc
 }
@@ -104,6 +116,88 @@ start_proxy() {
 	log "fault proxy pid $PROXY_PID on 127.0.0.1:$PROXY_PORT"
 }
 
+# Build bench/sqs_standin.c with the system compiler (not part of the
+# extension's build) and start it; it holds every response DELAY_MS
+# (standin_delay) and lives at most STANDIN_MAX_SECONDS.
+start_standin() {
+	cc -O2 -Wall -Wextra -Werror -o "$BENCH_TMP/sqs_standin" "$ROOT/bench/sqs_standin.c" -lcrypto ||
+		die "bench/sqs_standin.c does not build"
+	"$BENCH_TMP/sqs_standin" --port 0 --exit-with-parent --max-seconds "${STANDIN_MAX_SECONDS:-7200}" "$@" \
+		>"$BENCH_TMP/standin.log" 2>&1 &
+	STANDIN_PID=$!
+	STANDIN_PORT=$(wait_ready "$BENCH_TMP/standin.log" "$STANDIN_PID")
+	log "SQS stand-in pid $STANDIN_PID on 127.0.0.1:$STANDIN_PORT"
+}
+
+# standin_call ACTION JSON: one call of the stand-in's own or SQS actions
+# (unsigned: the stand-in does not verify signatures).
+standin_call() {
+	curl -sf -X POST -H 'Content-Type: application/x-amz-json-1.0' -H "X-Amz-Target: $1" \
+		-d "$2" "http://127.0.0.1:$STANDIN_PORT/"
+}
+
+standin_delay() {
+	standin_call SqsStandin.Configure "{\"DelayMs\": $1}" >/dev/null || die "cannot set the stand-in's delay"
+}
+
+# A fresh stand-in queue holding N generated login events; prints its URL.
+standin_queue() {
+	local name=$1 n=$2 url
+	url=$(standin_call AmazonSQS.CreateQueue "{\"QueueName\": \"$name\", \"Attributes\": {\"VisibilityTimeout\": \"60\"}}" |
+		$PY -c 'import json,sys; print(json.load(sys.stdin)["QueueUrl"])') || die "cannot create queue $name"
+	standin_call SqsStandin.Generate "{\"QueueUrl\": \"$url\", \"Count\": $n, \"Seed\": 1}" >/dev/null ||
+		die "cannot fill queue $name"
+	[ "$(standin_depth "$url")" = "$n 0 0" ] || die "queue $name holds '$(standin_depth "$url")', expected '$n 0 0'"
+	echo "$url"
+}
+
+# "visible notvisible delayed" of a stand-in queue
+standin_depth() {
+	standin_call AmazonSQS.GetQueueAttributes "{\"QueueUrl\": \"$1\"}" |
+		$PY -c 'import json,sys; a=json.load(sys.stdin)["Attributes"]; print(a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"], a["ApproximateNumberOfMessagesDelayed"])'
+}
+
+standin_drop() {
+	standin_call AmazonSQS.DeleteQueue "{\"QueueUrl\": \"$1\"}" >/dev/null
+}
+
+# A TLS front (stunnel4) on a free loopback port for the stand-in, with a
+# certificate for 127.0.0.1 from a CA generated here: $BENCH_TMP/tls/ca.pem
+# is what clients trust (sqs_ingest.ca_file, curl's CAINFO).
+start_tls_front() {
+	local d="$BENCH_TMP/tls"
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=sqs_ingest bench CA" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 || die "cannot make the bench CA"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" \
+		-out "$d/server.csr" >/dev/null 2>&1 || die "cannot make the TLS front's key"
+	printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext.cnf"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" >/dev/null 2>&1 || die "cannot sign the TLS front's certificate"
+	chmod 644 "$d/ca.pem"
+	chown -R postgres: "$d"
+	TLS_PORT=$(free_port)
+	cat >"$d/stunnel.conf" <<-EOF
+		foreground = yes
+		pid =
+		debug = 3
+		[sqs]
+		accept = 127.0.0.1:$TLS_PORT
+		connect = 127.0.0.1:$STANDIN_PORT
+		cert = $d/server.pem
+		key = $d/server.key
+	EOF
+	stunnel4 "$d/stunnel.conf" >"$BENCH_TMP/stunnel.log" 2>&1 &
+	TLS_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		curl -s --cacert "$d/ca.pem" -o /dev/null "https://127.0.0.1:$TLS_PORT/" && break
+		kill -0 "$TLS_PID" 2>/dev/null || die "stunnel4 exited: $(tail -n 5 "$BENCH_TMP/stunnel.log")"
+		sleep 0.05
+	done
+	log "TLS front (stunnel4) pid $TLS_PID on 127.0.0.1:$TLS_PORT"
+}
+
 set_proxy_delay() {
 	curl -sf -X POST -H 'Content-Type: application/json' \
 		-d "{\"delayMs\": $1}" "http://127.0.0.1:$PROXY_PORT/__fault" >/dev/null
@@ -121,6 +215,19 @@ fresh_queue() {
 	depth=$(sqs_tool depth "$url")
 	[ "$depth" = "$n 0 0" ] || die "queue $name holds '$depth', expected '$n 0 0'"
 	echo "$url"
+}
+
+# CPU seconds of the whole cluster so far: the postmaster, its children that
+# have exited (cutime+cstime) and those still running.
+cluster_cpu() {
+	local pm
+	pm=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
+	{
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
+		for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do
+			[ -r "/proc/$c/stat" ] && awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$c/stat"
+		done
+	} | awk -v hz="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%.2f\n", s / hz }'
 }
 
 # CPU seconds (utime+stime) of a process so far; 0 when it is gone.

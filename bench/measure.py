@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Timing, CPU and memory of the sqs_ingest worker and of sqs_ingest_drain().
 
-  measure.py worker --dsn DSN --expect N [--ready-file F]
+  measure.py worker --dsn DSN --expect N [--workers K] [--pgdata D] [--ready-file F]
       Start it, wait for F to exist, then restart the cluster with
-      sqs_ingest.workers = 1 and a full queue. Finds the new worker and polls
-      its counters (sqs_ingest_stats) until N rows are inserted and N
-      messages deleted. The clock starts with the worker process (/proc
-      starttime); its CPU is the new process's whole utime+stime.
+      sqs_ingest.workers = K and a full queue. Finds the K new workers and
+      polls their counters (sqs_ingest_stats) until N rows are inserted and
+      N messages deleted. The clock starts with the first worker process
+      (/proc starttime); their CPU is the new processes' whole utime+stime.
+      With --pgdata, cluster_cpu_s is the CPU of the whole (restarted)
+      cluster so far: the postmaster, its exited children and the live ones.
   measure.py drain --dsn DSN --expect N [--chunk C]
       Times SELECT * FROM sqs_ingest_drain() in one fresh backend: one call
       for the whole backlog, or with C > 0 calls of max_messages C until N
@@ -64,11 +66,34 @@ def worker_stats(cur):
     return cur.fetchall()
 
 
-def new_worker(dsn, not_before, timeout):
-    """(connection, pid, start) of a worker process started after not_before
-    (seconds since boot); keeps trying through the restart that starts it."""
+def cluster_cpu(pgdata):
+    """CPU seconds of a cluster so far: postmaster (with its exited
+    children's cutime+cstime) and its live children."""
+    with open(os.path.join(pgdata, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    with open("/proc/%d/stat" % pm) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in fields[11:15]) / HZ
+    try:
+        with open("/proc/%d/task/%d/children" % (pm, pm)) as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    for c in children:
+        try:
+            total += proc_stat(c)[0]
+        except OSError:
+            pass
+    return total
+
+
+def new_workers(dsn, not_before, count, timeout):
+    """(connection, [pids], start) of count worker processes started after
+    not_before (seconds since boot); keeps trying through the restart that
+    starts them. start is the earliest one's."""
     deadline = time.monotonic() + timeout
     conn = None
+    found = {}
     while time.monotonic() < deadline:
         try:
             if conn is None:
@@ -79,11 +104,14 @@ def new_worker(dsn, not_before, timeout):
                 except OSError:
                     continue
                 if start >= not_before:
-                    return conn, pid, start
+                    found[pid] = start
+            if len(found) >= count:
+                return conn, sorted(found), min(found.values())
         except psycopg2.Error:
             conn = None
         time.sleep(0.01)
-    raise SystemExit("measure: no new sqs_ingest worker appeared in %d s" % timeout)
+    raise SystemExit("measure: %d of %d new sqs_ingest workers appeared in %d s"
+                     % (len(found), count, timeout))
 
 
 def start_polling(a):
@@ -91,11 +119,12 @@ def start_polling(a):
     not_before = boottime() - 2.0 / HZ
     if a.ready_file:
         open(a.ready_file, "w").close()
-    return new_worker(a.dsn, not_before, 120)
+    return new_workers(a.dsn, not_before, a.workers, 120)
 
 
 def cmd_worker(a):
-    conn, pid, start = start_polling(a)
+    conn, pids, start = start_polling(a)
+    pid = pids[0]
     cur = conn.cursor()
     deadline = time.monotonic() + a.max_seconds
     t_rows = t_deleted = None
@@ -113,8 +142,9 @@ def cmd_worker(a):
             raise SystemExit("measure: %d inserted, %d deleted of %d before the deadline"
                              % (inserted, deleted, a.expect))
         time.sleep(a.poll)
-    # a new process: all of its CPU time is this work (and its start-up)
-    cpu, _ = proc_stat(pid)
+    # new processes: all of their CPU time is this work (and their start-up)
+    cpu = sum(proc_stat(p)[0] for p in pids)
+    ccpu = cluster_cpu(a.pgdata) if a.pgdata else None
     hwm = proc_status_kb(pid, "VmHWM")
     rss = proc_status_kb(pid, "VmRSS")
     anon = proc_status_kb(pid, "RssAnon")
@@ -124,7 +154,9 @@ def cmd_worker(a):
         raise SystemExit("measure: user_logins holds %d rows, expected %d" % (n, a.expect))
     secs, secs_rows = t_deleted - start, t_rows - start
     print(json.dumps({
-        "pid": pid, "n": n, "seconds": round(secs, 3), "seconds_rows": round(secs_rows, 3),
+        "pid": pid, "pids": pids, "workers": len(pids), "n": n,
+        "cluster_cpu_s": None if ccpu is None else round(ccpu, 3),
+        "seconds": round(secs, 3), "seconds_rows": round(secs_rows, 3),
         "msgs_per_s": round(n / secs, 1), "msgs_per_s_rows": round(n / secs_rows, 1),
         "cpu_s": round(cpu, 3), "cpu_per_1k": round(cpu * 1000 / n, 4),
         "hwm_kb": hwm, "rss_kb": rss, "anon_kb": anon}))
@@ -165,7 +197,8 @@ def cmd_drain(a):
 
 
 def cmd_rss(a):
-    conn, pid, start = start_polling(a)
+    conn, pids, start = start_polling(a)
+    pid = pids[0]
     cur = conn.cursor()
     samples = []
     deadline = time.monotonic() + a.max_seconds
@@ -196,6 +229,8 @@ def main():
     ap.add_argument("--dsn", required=True)
     ap.add_argument("--expect", type=int, required=True)
     ap.add_argument("--ready-file", help="created once polling can start (worker, rss)")
+    ap.add_argument("--workers", type=int, default=1, help="worker: how many workers to wait for")
+    ap.add_argument("--pgdata", help="worker: the cluster's data directory, for its CPU")
     ap.add_argument("--poll", type=float, default=0.02)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--chunk", type=int, default=0,

@@ -1,34 +1,36 @@
 #!/usr/bin/python3
 """Turn the records of one bench/run.sh run into bench/results/<stamp>.md,
-the in-flight sweep plot, and an update of bench/RESULTS.md.
+the in-flight plot, and the latest-run section of bench/RESULTS.md.
 
   report.py --records FILE --meta FILE --results-dir DIR --summary FILE
+
+With REPEAT > 1 every figure is the median of the repeats, followed by their
+range; ratios are taken within each repeat (same stand-in, same moment) and
+then summarised the same way.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 
-CONTENDERS = [
-    ("ceiling", "ceiling (C, libcurl, no database)"),
-    ("worker", "sqs_ingest background worker"),
-    ("worker-encrypted", "sqs_ingest background worker, ip and device_id also encrypted (RSA 2048)"),
-    ("drain", "sqs_ingest_drain()"),
-    ("seed", "seed design: Python, one message at a time"),
-    ("seed-batched", "seed design, batched (--batched)"),
-]
-SWEEP = [1, 2, 4, 8, 16, 32]
-MODES = [("direct", "Straight to the emulator"), ("proxy", "Through the fault proxy")]
+MODES = [("direct", "Straight to the stand-in"), ("delay", "Every response held %(delay)d ms"),
+         ("tls", "Through the TLS front (stunnel4)")]
+LABELS = {"ceiling": "bare client (C, libcurl + SigV4, no database)",
+          "worker": "sqs_ingest, %s worker%s", "drain": "sqs_ingest_drain()",
+          "seed": "seed design: Python, one message at a time",
+          "seed-batched": "seed design, batched (--batched)"}
+ORDER = [("ceiling", None), ("worker", 1), ("worker", 2), ("worker", 4), ("drain", None),
+         ("seed", None), ("seed-batched", None)]
 
 
-def parse_out(s):
-    s = s.strip()
-    if s.startswith("{"):
-        return json.loads(s)
+def parse_out(o):
+    if isinstance(o, dict):
+        return o
     d = {}
-    for tok in s.split()[1:]:
+    for tok in str(o).split()[1:]:
         if "=" in tok:
             k, v = tok.split("=", 1)
             try:
@@ -38,266 +40,251 @@ def parse_out(s):
     return d
 
 
-def num(v):
-    return v if isinstance(v, (int, float)) else None
-
-
 def figures(rec):
-    """Normalised figures of one record."""
+    """Normalised figures of one record: rate, seconds and CPU µs per message
+    of the contender's own process(es), of the rest of the cluster, and of
+    the stand-in."""
     o = parse_out(rec["out"])
     c = rec["contender"]
-    f = {"contender": c, "mode": rec["mode"], "inflight": rec.get("inflight"), "role": rec["role"],
-         "delay_ms": rec.get("delay_ms", 0)}
+    f = {k: rec.get(k) for k in ("mode", "contender", "workers", "inflight", "role", "rep", "delay_ms")}
+    f["rate"] = o.get("msgs_per_s")
+    f["seconds"] = o.get("seconds")
+    cluster = rec.get("cluster_cpu_s")
+    own = rest = None
     if c == "ceiling":
         n = o.get("deleted", 0)
-        f.update(n=n, rate=o.get("msgs_per_s"), cpu=o.get("cpu_s"), rss_kb=o.get("maxrss_kb"))
-        f["cpu_note"] = "client"
-    elif c in ("worker", "worker-encrypted", "drain"):
+        own = o.get("cpu_s")
+    elif c == "worker":
         n = o.get("n", 0)
-        f.update(n=n, rate=o.get("msgs_per_s"), cpu=o.get("cpu_s"), rss_kb=o.get("hwm_kb"),
-                 anon_kb=o.get("anon_kb"))
-        f["cpu_note"] = "calling backend" if c == "drain" else "worker"
-        if c != "drain":
-            f["rate_rows"] = o.get("msgs_per_s_rows")
+        own = o.get("cpu_s")
+        rest = cluster - own if cluster is not None and own is not None else None
+        f["anon_kb"] = o.get("anon_kb")
+    elif c == "drain":
+        n = o.get("n", 0)
+        # the drain's background worker is part of the cluster: all of it
+        rest = cluster
         d = o.get("drain") or {}
-        notes = []
         if d.get("duplicates"):
-            notes.append("%d redelivered duplicates" % d["duplicates"])
-        if rec.get("queue_left", "0 0 0") != "0 0 0":
-            notes.append("left in queue (visible, in flight, delayed): %s" % rec["queue_left"])
-        f["note"] = "; ".join(notes)
+            f["note"] = "%d redelivered duplicates" % d["duplicates"]
     else:
         n = o.get("deleted", 0)
-        py, pg = num(o.get("cpu_s")), num(o.get("backend_cpu_s"))
-        f.update(n=n, rate=o.get("msgs_per_s"), cpu=(py or 0) + (pg or 0),
-                 rss_kb=(o.get("maxrss_kb") or 0) + (num(o.get("backend_hwm_kb")) or 0))
-        f["cpu_note"] = "python %.2f + backend %.2f" % ((py or 0) * 1000 / max(n, 1), (pg or 0) * 1000 / max(n, 1))
-    f["cpu_per_1k"] = f["cpu"] * 1000 / n if n and f.get("cpu") is not None else None
-    f["emu_per_1k"] = rec["emu_cpu_s"] * 1000 / n if n else None
-    secs = num(o.get("seconds"))
-    f["emu_busy"] = 100.0 * rec["emu_cpu_s"] / secs if secs else None
-    f["proxy_per_1k"] = rec["proxy_cpu_s"] * 1000 / n if n and rec.get("proxy_cpu_s") else None
+        own = o.get("cpu_s")
+        rest = cluster
+    f["n"] = n
+    per = (lambda v: v * 1e6 / n if v is not None and n else None)
+    f["own_us"], f["rest_us"] = per(own), per(rest)
+    f["standin_us"] = per(rec.get("standin_cpu_s"))
+    f["standin_busy"] = (100.0 * rec["standin_cpu_s"] / f["seconds"]
+                         if f["seconds"] and rec.get("standin_cpu_s") is not None else None)
     return f
 
 
-def fmt(v, spec="%.0f", none="–"):
-    return none if v is None else spec % v
+def key(f):
+    return (f["mode"], f["contender"], f["workers"], f["inflight"])
 
 
-def ratio(a, b):
-    return None if a is None or not b else a / b
+def summary(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return statistics.median(vals), min(vals), max(vals), len(vals)
 
 
-def mode_table(figs, mode):
-    head = {f["contender"]: f for f in figs if f["mode"] == mode and f["role"] == "headline"}
-    if not head:
-        return None, head
-    ceil = head.get("ceiling", {}).get("rate")
-    seed = head.get("seed", {}).get("rate")
-    seedb = head.get("seed-batched", {}).get("rate")
-    lines = ["| contender | in flight | messages | msgs/s | × ceiling | × seed | × seed batched "
-             "| CPU s / 1k msgs | peak RSS | emulator CPU s / 1k msgs | emulator busy |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
-    for key, label in CONTENDERS:
-        f = head.get(key)
-        if not f:
-            lines.append("| %s | | not run | | | | | | | | |" % label)
+def fmt(s, spec="%.0f"):
+    if s is None:
+        return "–"
+    med, lo, hi, n = s
+    if n == 1 or lo == hi:
+        return spec % med
+    return "%s (%s–%s)" % (spec % med, spec % lo, spec % hi)
+
+
+class Run:
+    def __init__(self, records):
+        self.figs = [figures(r) for r in records if r.get("role") != "warmup"]
+        self.by = {}
+        for f in self.figs:
+            self.by.setdefault(key(f), {})[f["rep"]] = f
+
+    def get(self, mode, contender, workers, inflight):
+        return self.by.get((mode, contender, workers, inflight), {})
+
+    def stat(self, mode, contender, workers, inflight, field):
+        return summary([f.get(field) for f in self.get(mode, contender, workers, inflight).values()])
+
+    def ratio(self, a, b, field="rate"):
+        """per-repeat a[field] / b[field], summarised"""
+        ra, rb = self.get(*a), self.get(*b)
+        vals = []
+        for rep, fa in ra.items():
+            fb = rb.get(rep)
+            if fb and fa.get(field) is not None and fb.get(field):
+                vals.append(fa[field] / fb[field])
+        return summary(vals)
+
+
+def label(contender, workers):
+    if contender == "worker":
+        return LABELS["worker"] % (workers, "" if workers == 1 else "s")
+    return LABELS[contender]
+
+
+def mode_table(run, mode, meta):
+    k = meta["inflight"]
+    bare = (mode, "ceiling", None, k)
+    rows = []
+    for c, w in ORDER:
+        kk = None if c.startswith("seed") else k
+        g = run.get(mode, c, w, kk)
+        if not g:
             continue
-        cpu = "%s (%s)" % (fmt(f["cpu_per_1k"], "%.3f"), f["cpu_note"])
-        lines.append("| %s | %s | %d | **%s** | %s | %s | %s | %s | %s | %s | %s |" % (
-            label + (" (%s)" % f["note"] if f.get("note") else ""), f["inflight"] if f["inflight"] else "1", f["n"], fmt(f["rate"]),
-            fmt(ratio(f["rate"], ceil), "%.2f"), fmt(ratio(f["rate"], seed), "%.1f"),
-            fmt(ratio(f["rate"], seedb), "%.1f"), cpu,
-            fmt(f["rss_kb"] / 1024 if f["rss_kb"] else None, "%.1f MiB") +
-            (" (anon %.1f)" % (f["anon_kb"] / 1024) if f.get("anon_kb") else ""),
-            fmt(f["emu_per_1k"], "%.3f"), fmt(f["emu_busy"], "%.0f%%")))
-    return "\n".join(lines), head
+        me = (mode, c, w, kk)
+        f0 = next(iter(g.values()))
+        rows.append("| %s | %s | %d | **%s** | %s | %s | %s | %s | %s | %s |" % (
+            label(c, w) + (" (%s)" % f0["note"] if f0.get("note") else ""), kk or 1, f0["n"],
+            fmt(run.stat(*me, "rate")), fmt(run.ratio(me, bare), "%.2f"),
+            fmt(run.stat(*me, "own_us"), "%.1f"), fmt(run.ratio(me, bare, "own_us"), "%.2f"),
+            fmt(run.stat(*me, "rest_us"), "%.1f"), fmt(run.stat(*me, "standin_us"), "%.1f"),
+            fmt(run.stat(*me, "standin_busy"), "%.0f%%")))
+    if not rows:
+        return None
+    head = ["| contender | in flight | messages | msgs/s | × bare client | CPU µs/msg, its process(es) "
+            "| its CPU × bare client's | CPU µs/msg, rest of the cluster | CPU µs/msg, stand-in | stand-in busy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    return "\n".join(head + rows)
 
 
-def sweep_points(figs, meta):
-    """{(mode, contender): {inflight: rate}} from sweep records and matching headline ones."""
-    pts = {}
-    for f in figs:
-        if f["contender"] not in ("ceiling", "worker") or not f["inflight"]:
-            continue
-        if f["role"] == "sweep" or (f["role"] == "headline" and meta.get("sweep_reuses_headline")):
-            pts.setdefault((f["mode"], f["contender"]), {})[f["inflight"]] = f["rate"]
-    return pts
+def sweep_table(run, meta):
+    lines = ["| endpoint | in flight | bare client msgs/s | 1 worker msgs/s | worker × bare client "
+             "| bare client µs/msg | worker µs/msg | worker CPU × bare client's | worker: rest of the cluster µs/msg |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, title in MODES:
+        for k in meta["sweep_inflight"]:
+            b, w = (mode, "ceiling", None, k), (mode, "worker", 1, k)
+            if not run.get(*b) and not run.get(*w):
+                continue
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                mode, k, fmt(run.stat(*b, "rate")), fmt(run.stat(*w, "rate")), fmt(run.ratio(w, b), "%.2f"),
+                fmt(run.stat(*b, "own_us"), "%.1f"), fmt(run.stat(*w, "own_us"), "%.1f"),
+                fmt(run.ratio(w, b, "own_us"), "%.2f"), fmt(run.stat(*w, "rest_us"), "%.1f")))
+    return "\n".join(lines)
 
 
-def plot(pts, meta, png):
-    delay = meta.get("delay_ms", 20)
-    cols = [("direct", "ceiling"), ("direct", "worker"), ("proxy", "ceiling"), ("proxy", "worker")]
-    names = ['"ceiling"', '"sqs_ingest worker"', '"ceiling, +%d ms per request"' % delay,
-             '"sqs_ingest worker, +%d ms per request"' % delay]
+def goals_table(run, meta):
+    k = meta["inflight"]
+
+    def verdict(s, ok):
+        return "–" if s is None else ("met" if ok(s[0]) else "missed")
+    w1 = run.stat("direct", "worker", 1, k, "rate")
+    w2 = run.stat("direct", "worker", 2, k, "rate")
+    cpu = run.ratio(("direct", "worker", 1, k), ("direct", "ceiling", None, k), "own_us")
+    dr = run.ratio(("direct", "drain", None, k), ("direct", "worker", 1, k))
+    lines = ["| goal (issue 17) | this run | |", "|---|---|---|",
+             "| 1 worker ≥ 45,000 msgs/s | %s | %s |" % (fmt(w1), verdict(w1, lambda v: v >= 45000)),
+             "| 2 workers ≥ 75,000 msgs/s | %s | %s |" % (fmt(w2), verdict(w2, lambda v: v >= 75000)),
+             "| worker CPU per message ≤ 1.6 × the bare client's | %s | %s |" % (
+                 fmt(cpu, "%.2f ×"), verdict(cpu, lambda v: v <= 1.6)),
+             "| drain ≥ 0.9 × one worker | %s | %s |" % (fmt(dr, "%.2f ×"), verdict(dr, lambda v: v >= 0.9))]
+    for kk in meta["sweep_inflight"]:
+        r = run.ratio(("delay", "worker", 1, kk), ("delay", "ceiling", None, kk))
+        lines.append("| at %d ms, worker ≥ 0.9 × bare client, %d in flight | %s | %s |" % (
+            meta["delay_ms"], kk, fmt(r, "%.2f ×"), verdict(r, lambda v: v >= 0.9)))
+    return "\n".join(lines)
+
+
+def plot(run, meta, png):
+    cols, names = [], []
+    for mode, _ in MODES:
+        for c, w, name in (("ceiling", None, "bare client"), ("worker", 1, "1 worker")):
+            cols.append((mode, c, w))
+            names.append('"%s, %s"' % (name, {"direct": "direct", "delay": "+%d ms" % meta["delay_ms"],
+                                               "tls": "TLS"}[mode]))
     with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as t:
         t.write("inflight " + " ".join(names) + "\n")
-        for k in SWEEP:
+        for k in meta["sweep_inflight"]:
             row = [str(k)]
-            for c in cols:
-                v = pts.get(c, {}).get(k)
-                row.append("?" if v is None else "%.1f" % v)
+            for mode, c, w in cols:
+                s = run.stat(mode, c, w, k, "rate")
+                row.append("?" if s is None else "%.1f" % s[0])
             t.write(" ".join(row) + "\n")
         dat = t.name
     sub = "%s messages per point, %s; %s" % (meta["sweep_n"], meta["date"], meta["machine_short"])
     gp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot.gp")
+    xt = ", ".join(str(k) for k in meta["sweep_inflight"])
     try:
-        subprocess.run(["gnuplot", "-e", "datafile='%s'; outfile='%s'; subtitle='%s'" % (dat, png, sub), gp],
-                       check=True)
+        subprocess.run(["gnuplot", "-e", "datafile='%s'; outfile='%s'; subtitle='%s'; xt='%s'; xmax=%d"
+                        % (dat, png, sub, xt, max(meta["sweep_inflight"]) * 1.25), gp], check=True)
     finally:
         os.unlink(dat)
 
 
-def sweep_table(pts, meta):
-    delay = meta.get("delay_ms", 20)
-    lines = ["| in flight | ceiling | worker | worker × ceiling | ceiling +%d ms | worker +%d ms | worker × ceiling +%d ms |"
-             % (delay, delay, delay), "|---:|---:|---:|---:|---:|---:|---:|"]
-    for k in SWEEP:
-        cd, wd = pts.get(("direct", "ceiling"), {}).get(k), pts.get(("direct", "worker"), {}).get(k)
-        cp, wp = pts.get(("proxy", "ceiling"), {}).get(k), pts.get(("proxy", "worker"), {}).get(k)
-        lines.append("| %d | %s | %s | %s | %s | %s | %s |" % (
-            k, fmt(cd), fmt(wd), fmt(ratio(wd, cd), "%.2f"), fmt(cp), fmt(wp), fmt(ratio(wp, cp), "%.2f")))
-    return "\n".join(lines)
-
-
 NOTES = """\
 How to read it:
-- Every contender moves the same generated events (sqs-tool `--generate N --seed 1`) from a fresh
-  queue of the same emulator (test/sqs-emulator.js: local-aws-sqs behind a SigV4-checking front),
-  on the same machine, in the same run. The machine is shared and noisy: compare ratios within one
-  run, not absolute figures across runs.
-- msgs/s: messages received, stored and deleted per second. The ceiling and the seed design count from
-  their first request to their last delete; the worker from the start of its process until the queue
-  is empty (all N rows committed and every message deleted); the drain from the start of a
-  `SELECT * FROM sqs_ingest_drain()` in a fresh backend until it returns (DRAIN_CHUNK=%(drain_chunk)s:
-  0 is one call for the whole backlog, C > 0 calls of max_messages C). The call starts a background
-  worker that runs the worker's loop (batches committed one at a time, deletes after each commit)
-  and returns once the queue is empty and every delete answered: its time includes that worker's
-  start and the final long poll (`sqs_ingest.drain_wait_time_seconds`, 1 s) that finds the queue
-  empty.
-- The seed design processes only the first "messages" events of a queue filled with N (it is slow);
-  a rate is a rate. It uses Debian's boto3/botocore (1.26/1.29) with botocore's SQS model switched
-  to AWS JSON 1.0, which boto3 speaks since 1.34 and every other contender here speaks: over the
-  query protocol of that botocore, the emulator refuses receives from a queue holding more than
-  about 2,000 messages (it adds MaxNumberOfMessages as a string: OverLimit).
-- CPU s / 1k msgs: utime+stime from /proc/PID/stat before and after, per 1,000 messages, of the
-  process doing the work: the ceiling client; the sqs_ingest worker; for the drain, the calling
-  backend only (the drain's own work runs in its background worker and is not counted);
-  for the seed, the Python process plus its Postgres backend. Peak RSS is VmHWM (Postgres processes)
-  or ru_maxrss (clients); the seed's is Python's plus its backend's. VmHWM of a Postgres process
-  counts the shared buffers it touched; "anon" is its private memory (RssAnon) at the end.
-- The ceiling is the bound on the client side: no database, nothing but receive and delete. When
-  the emulator saturates ("emulator busy" near 100%%: its CPU seconds over the contender's seconds,
-  several threads can push it past 100%%), the emulator sets the pace and either the ceiling or the
-  worker can come out ahead. The sweep runs on smaller queues (the emulator's receive cost grows
-  with the queue), where the emulator has more headroom, and shows the gap on the client side.
-- The emulator is a single Node.js process and is the bottleneck of every fast contender here;
-  its CPU per 1,000 messages shows a contender that makes more requests per message, and "emulator
-  busy" (its CPU seconds over the contender's seconds) how close it was to saturating the emulator.
+- Every contender moves the same generated login events from a fresh queue of the same native SQS
+  stand-in (bench/sqs_standin.c: one epoll thread, AWS JSON 1.0, real MD5s, visibility timeouts,
+  long polling; it accepts SigV4-signed requests WITHOUT verifying the signature), on the same
+  machine, in the same run. The machine (2 cores) is shared with other engineers' test runs:
+  compare ratios within one run, not absolute figures across runs. With repeats, a figure is the
+  median and its range; a ratio is taken within each repeat, then summarised.
+- msgs/s: messages received, stored and deleted per second. The bare client and the seed design count
+  from their first request to their last delete; the workers from the start of their processes until
+  all N rows are committed and every message deleted (the clock polls every 20 ms); the drain from the
+  start of `SELECT * FROM sqs_ingest_drain()` until it returns (its time includes starting its
+  background worker and the final 1 s long poll that finds the queue empty).
+- CPU µs per message, from /proc/PID/stat (utime+stime) before and after, divided by the messages:
+  "its process(es)": the bare client (getrusage), the worker processes (summed for 2 and 4), the seed
+  design's Python process; "rest of the cluster": for workers, the whole restarted cluster (postmaster,
+  its exited children, the live ones) minus the workers — the checkpointer, WAL writer, the measuring
+  poller's backend (a query every 20 ms), start-up; for the drain, the whole cluster over the call
+  (its background worker does the work); for the seed, the whole cluster (its backend). "stand-in":
+  the stand-in's CPU over the contender's run, and "busy" that over the contender's seconds: well
+  under 100%% means it never set the pace.
+- "+%(delay)d ms": the stand-in holds every response %(delay)d ms before writing it, a stand-in for the
+  round trip to AWS. TLS: stunnel4 in front of the stand-in with a certificate from a CA generated
+  for the run, trusted by the extension through `sqs_ingest.ca_file` and by the bare client through
+  `--cafile` (stunnel's CPU is not counted).
 - Postgres runs with its defaults (fsync on, synchronous_commit on), shared_buffers 256MB,
   max_wal_size 8GB, as the OS user postgres, in a throwaway cluster.
 """
 
 
-def render(records, meta):
-    figs = [figures(r) for r in records]
+def render(run, meta):
     out = ["# sqs_ingest benchmark, %s" % meta["date"], "",
-           "- command: `%s`" % meta["command"],
+           "- command (as root, in the work tree): `%s`" % meta["command"],
            "- machine: %s" % meta["machine"],
-           "- commit: %s%s" % (meta.get("commit", "?"), "" if meta.get("extension") else
-                               " (extension not built: worker and drain not run)"),
-           "- messages per contender: N = %d (seed design: first %d direct, %d through the proxy); "
-           "sweep: %d per point" % (meta["n"], meta["seed_n"], meta["seed_proxy_n"], meta["sweep_n"]),
-           "- proxy: test/fault-proxy.js with delayMs %d on every request (a stand-in for the round trip to AWS)"
-           % meta["delay_ms"], ""]
-    heads = {}
+           "- load: `%s` before, `%s` after (shared machine)" % (meta["uptime_before"], meta["uptime_after"]),
+           "- commit: %s" % meta.get("commit", "?"),
+           "- messages per contender: N = %d straight to the stand-in (seed design: first %d; %d with the "
+           "delay); %d per in-flight point; repeats: %d" % (
+               meta["n"], meta["seed_n"], meta["seed_delay_n"], meta["sweep_n"], meta["repeat"]), ""]
     for mode, title in MODES:
-        t, heads[mode] = mode_table(figs, mode)
+        t = mode_table(run, mode, meta)
         if t:
-            if mode == "proxy":
-                title += " (+%d ms per request)" % meta["delay_ms"]
-            out += ["## %s" % title, "", t, ""]
-    pts = sweep_points(figs, meta)
-    if pts:
-        out += ["## Messages per second vs requests in flight", "", sweep_table(pts, meta), "",
-                "![msgs/s vs in-flight requests](%s)" % meta["png_name"], ""]
-    out += ["## Method", "", NOTES % {"drain_chunk": meta.get("drain_chunk", "?")}]
-    return "\n".join(out), heads, pts
+            out += ["## %s, %d in flight" % (title % {"delay": meta["delay_ms"]}, meta["inflight"]), "", t, ""]
+    out += ["## Requests in flight (bare client and 1 worker)", "", sweep_table(run, meta), "",
+            "![msgs/s vs requests in flight](%s)" % meta["png_name"], "",
+            "## Against the goals of issue 17", "", goals_table(run, meta), "",
+            "## Method", "", NOTES % {"delay": meta["delay_ms"]}]
+    return "\n".join(out)
 
 
-def history_row(meta, heads):
-    def cell(key):
-        vals = []
-        for mode, _ in MODES:
-            f = heads.get(mode, {}).get(key)
-            vals.append(fmt(f["rate"]) if f else "–")
-        return " / ".join(vals)
-
-    def rcell(a, b, spec):
-        vals = []
-        for mode, _ in MODES:
-            fa, fb = heads.get(mode, {}).get(a), heads.get(mode, {}).get(b)
-            vals.append(fmt(ratio(fa["rate"], fb["rate"]) if fa and fb else None, spec))
-        return " / ".join(vals)
-
-    w = heads.get("direct", {}).get("worker")
-    return "| %s | `%s` | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | [%s](results/%s) |" % (
-        meta["date"], meta["command"], meta["n"], cell("ceiling"), cell("worker"), cell("drain"),
-        cell("seed"), cell("seed-batched"), rcell("worker", "ceiling", "%.2f"), rcell("worker", "seed", "%.1f"),
-        fmt(w["cpu_per_1k"], "%.3f") if w else "–",
-        fmt(w["rss_kb"] / 1024, "%.1f MiB") if w and w["rss_kb"] else "–",
-        meta["stamp"], meta["md_name"])
-
-
-RESULTS_HEAD = """\
-# sqs_ingest benchmark results
-
-`bench/run.sh` (as root; `N=100000` by default, `SMOKE=1` for a 2,000-message run) measures, in one
-run, on one emulator and one machine: the ceiling (`bench/ceiling.c`, no database), the sqs_ingest
-background worker, `sqs_ingest_drain()`, and the design it replaces (`bench/seed_etl.py`, one message
-at a time and batched), straight to the emulator and through the fault proxy with 20 ms added to
-every request; then a sweep of requests in flight (1..32) for the ceiling and the worker.
-Each run writes `bench/results/<stamp>.md` and a PNG plot, and updates this file.
-`bench/rss_soak.sh` checks the worker's memory over a long run (200,000 messages by default).
-
-<!-- latest:start -->
-<!-- latest:end -->
-
-## All runs
-
-msgs/s are "straight to the emulator / through the proxy"; ratios likewise. Smoke runs are too short
-to mean much beyond "it works".
-
-| date | command | N | ceiling | worker | drain | seed | seed batched | worker × ceiling | worker × seed | worker CPU s / 1k | worker peak RSS | details |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
-<!-- history:end -->
-
-## Memory soak (bench/rss_soak.sh)
-
-<!-- soak:end -->
-"""
-
-
-def update_results(path, meta, body, heads):
-    text = open(path).read() if os.path.exists(path) else RESULTS_HEAD
-    if "<!-- history:end -->" not in text:
-        text = RESULTS_HEAD
-    text = text.replace("<!-- history:end -->", history_row(meta, heads) + "\n<!-- history:end -->", 1)
-    if not meta.get("smoke"):
-        a = text.index("<!-- latest:start -->") + len("<!-- latest:start -->")
-        b = text.index("<!-- latest:end -->")
-        latest = body.replace("# sqs_ingest benchmark, ", "## Latest full run: ", 1)
-        latest = latest.replace("](%s)" % meta["png_name"], "](results/%s)" % meta["png_name"])
-        latest = latest.replace("\n## ", "\n### ")
-        latest = latest.replace("### Latest full run", "## Latest full run", 1)
-        text = text[:a] + "\n" + latest.strip() + "\n" + text[b:]
+def update_results(path, meta, body):
+    text = open(path).read()
+    a = text.index("<!-- latest:start -->") + len("<!-- latest:start -->")
+    b = text.index("<!-- latest:end -->")
+    latest = body.replace("# sqs_ingest benchmark, ", "## Latest run: ", 1)
+    latest = latest.replace("](%s)" % meta["png_name"], "](results/%s)" % meta["png_name"])
+    latest = latest.replace("\n## ", "\n### ").replace("### Latest run", "## Latest run", 1)
+    latest += "\nDetails: [results/%s](results/%s), records [results/%s.jsonl](results/%s.jsonl).\n" % (
+        meta["md_name"], meta["md_name"], meta["stamp"], meta["stamp"])
+    text = text[:a] + "\n" + latest.strip() + "\n" + text[b:]
     with open(path, "w") as f:
         f.write(text)
 
 
 def update_soak(path, soak, meta):
     """Append one bench/rss_soak.sh result to the memory section of RESULTS.md."""
-    text = open(path).read() if os.path.exists(path) else RESULTS_HEAD
+    text = open(path).read()
     if "<!-- soak:end -->" not in text:
         text = text.rstrip("\n") + "\n\n## Memory soak (bench/rss_soak.sh)\n\n<!-- soak:end -->\n"
     mib = lambda kb: "%.1f MiB" % (kb / 1024.0)
@@ -326,18 +313,15 @@ def main():
         update_soak(a.summary, json.load(open(a.soak)), json.load(open(a.meta)))
         return
     meta = json.load(open(a.meta))
-    records = [json.loads(l) for l in open(a.records) if l.strip()]
+    run = Run([json.loads(l) for l in open(a.records) if l.strip()])
     meta["md_name"] = meta["stamp"] + ".md"
-    meta["png_name"] = meta["stamp"] + "-sweep.png"
-    body, heads, pts = render(records, meta)
-    if pts:
-        plot(pts, meta, os.path.join(a.results_dir, meta["png_name"]))
-    else:
-        body = body.replace("![msgs/s vs in-flight requests](%s)\n" % meta["png_name"], "")
-    md = os.path.join(a.results_dir, meta["md_name"])
-    with open(md, "w") as f:
+    meta["png_name"] = meta["stamp"] + "-inflight.png"
+    body = render(run, meta)
+    plot(run, meta, os.path.join(a.results_dir, meta["png_name"]))
+    with open(os.path.join(a.results_dir, meta["md_name"]), "w") as f:
         f.write(body)
-    update_results(a.summary, meta, body, heads)
+    if not meta.get("smoke"):
+        update_results(a.summary, meta, body)
     sys.stdout.write(body)
 
 

@@ -22,7 +22,7 @@ BACKLOG=$((CHUNK * 3))
 [[ $SOAK_N =~ ^[0-9]+$ && $CHUNK =~ ^[0-9]+$ && $SOAK_N -ge $CHUNK && $CHUNK -gt 0 ]] ||
 	die "SOAK_N and CHUNK must be positive integers, SOAK_N >= CHUNK"
 
-ensure_packages
+ensure_packages node-emulator
 bench_init
 log "building and installing the extension"
 make -C "$ROOT" >"$BENCH_TMP/make.log" 2>&1 && make -C "$ROOT" install >>"$BENCH_TMP/make.log" 2>&1 ||

@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
-# sqs_ingest benchmark: one command, one emulator, one machine, one run.
-# The worker runs twice: the login mapping as is, and with ip and device_id
-# also encrypted to a recovery key (README, "Recovering personal data").
+# sqs_ingest benchmark: one command, one SQS stand-in, one machine, one run.
 #
 #   bench/run.sh                 N = 100,000 messages per contender
 #   SMOKE=1 bench/run.sh         N = 2,000: proves every part works
 #
-# Knobs (environment): N, SEED_N (seed design, direct; default min(N, 5000)),
-# SEED_PROXY_N (seed design through the proxy; default min(N, 1000)), SWEEP_N
-# (messages per in-flight sweep point; default min(N, 20000)), SWEEP=0 to skip
-# the sweep, DELAY_MS (proxy latency, default 20), INFLIGHT (headline
-# in-flight requests, default 32), DRAIN_CHUNK (max_messages of each
-# sqs_ingest_drain() call; default 0: the whole backlog in one call),
-# ALLOW_NO_EXTENSION=1 to measure only the ceiling and the seed design when
-# the extension does not build.
+# Every contender reads the same native SQS stand-in (bench/sqs_standin.c,
+# built here with the system cc), so that the client, not the server, sets
+# the pace. Three endpoints, in this order:
+#   direct  the stand-in, plain HTTP;
+#   delay   the same with every response held DELAY_MS (default 20 ms: a
+#           stand-in for the round trip to AWS);
+#   tls     the stand-in behind a local TLS front (stunnel4, a CA generated
+#           for the run; the extension trusts it through sqs_ingest.ca_file).
+# Contenders: the bare client (bench/ceiling.c: libcurl + SigV4, receive and
+# delete, no database), the sqs_ingest worker with 1, 2 and 4 workers,
+# sqs_ingest_drain(), and the seed design (bench/seed_etl.py, one message at
+# a time and batched). Straight to the stand-in, each at INFLIGHT (32) in
+# flight; then the bare client and 1 worker at SWEEP_INFLIGHT (32 64 128) in
+# every mode, the drain at INFLIGHT in every mode, the seed design with the
+# delay.
+#
+# Knobs (environment): N, SEED_N (seed design direct; default min(N, 5000)),
+# SEED_DELAY_N (with the delay; default min(N, 500)), SWEEP_N (messages per
+# sweep point; default N), SWEEP_INFLIGHT ("32 64 128"), DELAY_MS (20),
+# INFLIGHT (32), REPEAT (how many times the whole set runs; default 1: the
+# report gives the median and the range of repeats), DRAIN_CHUNK (max_messages
+# of each sqs_ingest_drain() call; 0: the whole backlog in one call), TLS=0
+# to skip the TLS front, MAX_SECONDS (per contender, default 600).
 #
 # Runs as root; the cluster runs as the OS user postgres in a temporary
-# directory; the emulator and the proxy listen on free loopback ports.
-# Writes bench/results/<stamp>.md and <stamp>-sweep.png, updates
-# bench/RESULTS.md. Everything started here is stopped on exit.
+# directory; the stand-in and the TLS front listen on free loopback ports.
+# Replaces bench/results/ with this run's <stamp>.md, .jsonl, .meta.json and
+# plot, and the latest-run section of bench/RESULTS.md (a smoke run only
+# prints its report). Everything started
+# here is stopped on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/bench/lib.sh"
@@ -27,13 +42,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # the command as given: the knobs set in the environment, defaults left out
 COMMAND="bench/run.sh"
-for v in ALLOW_NO_EXTENSION DRAIN_CHUNK INFLIGHT DELAY_MS SWEEP SWEEP_N SEED_PROXY_N SEED_N N SMOKE; do
+for v in TLS DRAIN_CHUNK REPEAT INFLIGHT DELAY_MS SWEEP_INFLIGHT SWEEP_N SEED_DELAY_N SEED_N N SMOKE; do
 	if [ -n "${!v+x}" ]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
 if [ "${SMOKE:-0}" = 1 ]; then N=${N:-2000}; else N=${N:-100000}; fi
 min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
-for v in N SEED_N SEED_PROXY_N SWEEP_N INFLIGHT; do
+for v in N SEED_N SEED_DELAY_N SWEEP_N INFLIGHT REPEAT; do
 	if [ -n "${!v+x}" ] && ! { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; }; then
 		die "$v must be a positive integer"
 	fi
@@ -42,211 +57,219 @@ if [ -n "${DRAIN_CHUNK+x}" ] && ! [[ $DRAIN_CHUNK =~ ^[0-9]+$ ]]; then
 	die "DRAIN_CHUNK must be a non-negative integer"
 fi
 SEED_N=${SEED_N:-$(min "$N" 5000)}
-SEED_PROXY_N=${SEED_PROXY_N:-$(min "$N" 1000)}
-SWEEP_N=${SWEEP_N:-$(min "$N" 20000)}
-SWEEP=${SWEEP:-1}
+SEED_DELAY_N=${SEED_DELAY_N:-$(min "$N" 500)}
+SWEEP_N=${SWEEP_N:-$N}
+SWEEP_INFLIGHT=${SWEEP_INFLIGHT:-32 64 128}
 DELAY_MS=${DELAY_MS:-20}
 INFLIGHT=${INFLIGHT:-32}
-MAX_SECONDS=${MAX_SECONDS:-1800}
+REPEAT=${REPEAT:-1}
+TLS=${TLS:-1}
+MAX_SECONDS=${MAX_SECONDS:-600}
 DRAIN_CHUNK=${DRAIN_CHUNK:-0}
 [[ $DELAY_MS =~ ^[0-9]+$ ]] || die "DELAY_MS must be a number of milliseconds"
-[ "$SEED_N" -le "$N" ] && [ "$SEED_PROXY_N" -le "$N" ] || die "SEED_N and SEED_PROXY_N must not exceed N"
+for k in $SWEEP_INFLIGHT; do
+	[[ $k =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] && [ "$k" -le 128 ] || die "SWEEP_INFLIGHT: 1 to 128 each"
+done
+[ "$SEED_N" -le "$N" ] && [ "$SEED_DELAY_N" -le "$N" ] || die "SEED_N and SEED_DELAY_N must not exceed N"
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS_DIR="$ROOT/bench/results"
-mkdir -p "$RESULTS_DIR"
 
 ensure_packages
 bench_init
+# a smoke run proves the harness works: it prints its report and leaves the
+# latest full run in bench/results/
+RESULTS_DIR="$ROOT/bench/results"
+if [ "${SMOKE:-0}" = 1 ]; then RESULTS_DIR="$BENCH_TMP/results"; fi
+mkdir -p "$RESULTS_DIR"
 RECORDS="$BENCH_TMP/records.jsonl"
 : >"$RECORDS"
+UPTIME_BEFORE=$(uptime)
 
 log "building bench/ceiling.c"
-gcc -O2 -Wall -Wextra -Werror -o "$BENCH_TMP/ceiling" "$ROOT/bench/ceiling.c" -lcurl
+cc -O2 -Wall -Wextra -Werror -o "$BENCH_TMP/ceiling" "$ROOT/bench/ceiling.c" -lcurl
 CEILING="$BENCH_TMP/ceiling"
 
-EXT=1
 log "building and installing the extension"
 if ! { make -C "$ROOT" >"$BENCH_TMP/make.log" 2>&1 && make -C "$ROOT" install >>"$BENCH_TMP/make.log" 2>&1; }; then
 	tail -n 20 "$BENCH_TMP/make.log" >&2
-	[ "${ALLOW_NO_EXTENSION:-0}" = 1 ] || die "the extension does not build (ALLOW_NO_EXTENSION=1 measures the rest)"
-	log "extension not built: measuring the ceiling and the seed design only"
-	EXT=0
+	die "the extension does not build"
 fi
 
-start_emulator
-start_proxy
-start_cluster "$EXT"
+start_standin
+if [ "$TLS" = 1 ]; then start_tls_front; fi
+start_cluster 1
 DSN=$(bench_dsn)
 QSEQ=0
+REP=0
 
-# emit MODE CONTENDER INFLIGHT ROLE EMU_CPU PROXY_CPU OUTPUT DELAY [QUEUE_LEFT]
+# emit CONTENDER WORKERS INFLIGHT ROLE STANDIN_CPU CLUSTER_CPU OUTPUT
 emit() {
-	$PY - "$@" >>"$RECORDS" <<-'EOF'
+	$PY - "$MODE" "$DELAY" "$REP" "$@" >>"$RECORDS" <<-'EOF'
 		import json, sys
-		m, c, k, role, emu, proxy, out = sys.argv[1:8]
-		print(json.dumps({"mode": m, "contender": c, "inflight": int(k) if k else None, "role": role,
-		                  "delay_ms": int(sys.argv[8]), "emu_cpu_s": float(emu), "proxy_cpu_s": float(proxy),
-		                  "queue_left": sys.argv[9] if len(sys.argv) > 9 else "0 0 0", "out": out}))
+		mode, delay, rep, c, w, k, role, sc, cc, out = sys.argv[1:11]
+		print(json.dumps({"mode": mode, "delay_ms": int(delay), "rep": int(rep), "contender": c,
+		                  "workers": int(w) if w else None, "inflight": int(k) if k else None,
+		                  "role": role, "standin_cpu_s": float(sc),
+		                  "cluster_cpu_s": float(cc) if cc else None, "out": json.loads(out) if out.startswith("{") else out}))
 	EOF
-	log "$2 ($1, in flight ${3:-1}, $4): $7"
+	log "$1${2:+ x$2} ($MODE, in flight ${3:-1}): $7"
 }
 
 new_queue() {
 	QSEQ=$((QSEQ + 1))
-	fresh_queue "bench-$QSEQ-$1" "$2"
+	standin_queue "bench-$QSEQ-$1" "$2"
 }
 
+# the queue must be empty and the table hold n rows (when n is given)
 finish_queue() {
-	local url=$1 expect_rows=${2:-}
+	local url=$1 expect_rows=${2:-} left
+	left=$(standin_depth "$url")
+	[ "$left" = "0 0 0" ] || die "$url still holds '$left' (visible, in flight, delayed)"
 	if [ -n "$expect_rows" ]; then
 		local rows
 		rows=$(PSQL -c 'SELECT count(*) FROM public.user_logins')
 		[ "$rows" = "$expect_rows" ] || die "user_logins holds $rows rows, expected $expect_rows"
 	fi
-	sqs_tool delete-queue "$url" >/dev/null
+	standin_drop "$url"
 }
 
 cpu_delta() { $PY -c "print(round($2 - $1, 3))"; }
 
-# Each run_* takes MODE K N ROLE and appends one record.
+# the endpoint of the current mode, and the client-side CA for TLS
+endpoint_args() {
+	if [ "$MODE" = tls ]; then
+		ENDPOINT="https://127.0.0.1:$TLS_PORT"; CAFILE="$BENCH_TMP/tls/ca.pem"
+	else
+		ENDPOINT="http://127.0.0.1:$STANDIN_PORT"; CAFILE=""
+	fi
+}
+
+# Each run_* takes K (in flight) N ROLE [WORKERS] and appends one record.
 run_ceiling() {
-	local mode=$1 k=$2 n=$3 role=$4 url e0 p0 out
+	local k=$1 n=$2 role=$3 url s0 out ca=()
 	url=$(new_queue ceiling "$n")
-	e0=$(proc_cpu "$EMU_PID"); p0=$(proc_cpu "$PROXY_PID")
+	if [ -n "$CAFILE" ]; then ca=(--cafile "$CAFILE"); fi
+	s0=$(proc_cpu "$STANDIN_PID")
 	out=$("$CEILING" --queue-url "$url" --endpoint "$ENDPOINT/" --inflight "$k" --expect "$n" \
-		--max-seconds "$MAX_SECONDS")
-	emit "$mode" ceiling "$k" "$role" "$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" \
-		"$(cpu_delta "$p0" "$(proc_cpu "$PROXY_PID")")" "$out" "$DELAY"
-	[ "$(sqs_tool depth "$url")" = "0 0 0" ] || die "ceiling left messages in $url"
+		--max-seconds "$MAX_SECONDS" "${ca[@]}")
+	emit ceiling "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" "" "$out"
 	finish_queue "$url"
 }
 
 run_worker() {
-	local mode=$1 k=$2 n=$3 role=$4 contender=${5:-worker} url e0 p0 out mpid i
+	local k=$1 n=$2 role=$3 w=$4 url s0 out mpid
 	url=$(new_queue worker "$n")
 	reset_tables 1
-	# the worker starts with the postmaster and its clock with its process:
-	# the poller is connected before the restart
+	# the workers start with the postmaster and their clock with their
+	# processes: the poller is connected before the restart
 	rm -f "$BENCH_TMP/measure.ready"
-	$PY "$ROOT/bench/measure.py" worker --dsn "$DSN" --expect "$n" --max-seconds "$MAX_SECONDS" \
-		--ready-file "$BENCH_TMP/measure.ready" >"$BENCH_TMP/measure.out" &
+	$PY "$ROOT/bench/measure.py" worker --dsn "$DSN" --expect "$n" --workers "$w" --pgdata "$PGDATA_DIR" \
+		--max-seconds "$MAX_SECONDS" --ready-file "$BENCH_TMP/measure.ready" >"$BENCH_TMP/measure.out" &
 	mpid=$!
-	for i in $(seq 1 200); do [ -e "$BENCH_TMP/measure.ready" ] && break; sleep 0.05; done
-	e0=$(proc_cpu "$EMU_PID"); p0=$(proc_cpu "$PROXY_PID")
-	pg_set --restart "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=$ENDPOINT" \
-		"sqs_ingest.max_inflight=$k" "sqs_ingest.workers=1"
+	for _ in $(seq 1 200); do [ -e "$BENCH_TMP/measure.ready" ] && break; sleep 0.05; done
+	s0=$(proc_cpu "$STANDIN_PID")
+	pg_set --restart "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=$ENDPOINT" "sqs_ingest.ca_file=$CAFILE" \
+		"sqs_ingest.max_inflight=$k" "sqs_ingest.workers=$w"
 	wait "$mpid" || die "measuring the worker failed"
 	out=$(cat "$BENCH_TMP/measure.out")
-	emit "$mode" "$contender" "$k" "$role" "$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" \
-		"$(cpu_delta "$p0" "$(proc_cpu "$PROXY_PID")")" "$out" "$DELAY"
+	emit worker "$w" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
+		"$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["cluster_cpu_s"])' "$out")" "$out"
 	pg_set --restart "sqs_ingest.workers=0"
-	[ "$(sqs_tool depth "$url")" = "0 0 0" ] || die "the worker left messages in $url"
 	finish_queue "$url" "$n"
-}
-
-# The worker again, the login events' ip and device_id encrypted as well as
-# masked: sqs_ingest.recovery_key_file names an RSA 2048 test key, and the
-# table has encrypted_ip and encrypted_device_id.
-run_worker_encrypted() {
-	local n=$3 encrypted
-	install -o postgres -m 600 "$ROOT/test/keys/recovery.pub.asc" "$BENCH_TMP/recovery.pub.asc"
-	PSQL -c 'ALTER TABLE public.user_logins ADD COLUMN encrypted_ip bytea, ADD COLUMN encrypted_device_id bytea'
-	pg_set "sqs_ingest.recovery_key_file=$BENCH_TMP/recovery.pub.asc"
-	run_worker "$@" worker-encrypted
-	encrypted=$(PSQL -c 'SELECT count(encrypted_ip) FROM public.user_logins')
-	[ "$encrypted" = "$n" ] || die "$encrypted of $n rows have encrypted_ip"
-	pg_set "sqs_ingest.recovery_key_file="
-	PSQL -c 'ALTER TABLE public.user_logins DROP COLUMN encrypted_ip, DROP COLUMN encrypted_device_id'
 }
 
 # A drain commits batch by batch in a background worker of its own, as the
 # workers do: the whole backlog goes in one call (DRAIN_CHUNK=C splits it
-# into calls of C messages).
+# into calls of C messages). Its CPU is the whole cluster's over the call.
 run_drain() {
-	local mode=$1 k=$2 n=$3 role=$4 url e0 p0 out left
+	local k=$1 n=$2 role=$3 url s0 c0 out
 	url=$(new_queue drain "$n")
 	reset_tables 1
-	pg_set "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=$ENDPOINT" "sqs_ingest.max_inflight=$k"
-	e0=$(proc_cpu "$EMU_PID"); p0=$(proc_cpu "$PROXY_PID")
+	pg_set "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=$ENDPOINT" "sqs_ingest.ca_file=$CAFILE" \
+		"sqs_ingest.max_inflight=$k"
+	s0=$(proc_cpu "$STANDIN_PID"); c0=$(cluster_cpu)
 	out=$($PY "$ROOT/bench/measure.py" drain --dsn "$DSN" --expect "$n" --chunk "$DRAIN_CHUNK")
-	left=$(sqs_tool depth "$url")
-	emit "$mode" drain "$k" "$role" "$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" \
-		"$(cpu_delta "$p0" "$(proc_cpu "$PROXY_PID")")" "$out" "$DELAY" "$left"
-	if [ "$left" = "0 0 0" ]; then
-		finish_queue "$url" "$n"
-	else
-		log "warning: the drain left '$left' (visible, in flight, delayed) in its queue"
-		finish_queue "$url"
-	fi
-}
-
-# run_seed MODE single|batched N_QUEUE N_PROCESSED
-run_seed() {
-	local mode=$1 kind=$2 nq=$3 n=$4 url e0 p0 out flag=()
-	if [ "$kind" = batched ]; then flag=(--batched); fi
-	url=$(new_queue "seed-$kind" "$nq")
-	reset_tables 0
-	e0=$(proc_cpu "$EMU_PID"); p0=$(proc_cpu "$PROXY_PID")
-	out=$($PY "$ROOT/bench/seed_etl.py" --queue-url "$url" --endpoint "$ENDPOINT" --dsn "$DSN" \
-		--expect "$n" --max-seconds "$MAX_SECONDS" "${flag[@]}")
-	emit "$mode" "$([ "$kind" = batched ] && echo seed-batched || echo seed)" "" headline \
-		"$(cpu_delta "$e0" "$(proc_cpu "$EMU_PID")")" "$(cpu_delta "$p0" "$(proc_cpu "$PROXY_PID")")" "$out" "$DELAY"
+	emit drain "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
+		"$(cpu_delta "$c0" "$(cluster_cpu)")" "$out"
 	finish_queue "$url" "$n"
 }
 
-# warm the emulator and the proxy up (JIT, sockets) before anything is timed
+# run_seed single|batched N_QUEUE N_PROCESSED: the queue keeps what the
+# seed design did not process
+run_seed() {
+	local kind=$1 nq=$2 n=$3 url s0 c0 out flag=()
+	if [ "$kind" = batched ]; then flag=(--batched); fi
+	url=$(new_queue "seed-$kind" "$nq")
+	reset_tables 0
+	s0=$(proc_cpu "$STANDIN_PID"); c0=$(cluster_cpu)
+	out=$($PY "$ROOT/bench/seed_etl.py" --queue-url "$url" --endpoint "$ENDPOINT" --dsn "$DSN" \
+		--expect "$n" --max-seconds "$MAX_SECONDS" "${flag[@]}")
+	emit "$([ "$kind" = batched ] && echo seed-batched || echo seed)" "" "" headline \
+		"$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" "$(cpu_delta "$c0" "$(cluster_cpu)")" "$out"
+	standin_drop "$url"
+}
+
+# warm the stand-in, the TLS front and the page cache up before anything is timed
 log "warm-up"
-for ENDPOINT in "http://127.0.0.1:$EMU_PORT" "http://127.0.0.1:$PROXY_PORT"; do
-	set_proxy_delay 0
-	url=$(new_queue warmup "$(min "$N" 5000)")
-	"$CEILING" --queue-url "$url" --endpoint "$ENDPOINT/" --inflight 8 --expect "$(min "$N" 5000)" >/dev/null
-	finish_queue "$url"
-done
+MODE=direct; DELAY=0; endpoint_args
+run_ceiling 8 "$(min "$N" 5000)" warmup
+: >"$RECORDS"
 
-for MODE in direct proxy; do
-	if [ "$MODE" = direct ]; then
-		ENDPOINT="http://127.0.0.1:$EMU_PORT"; DELAY=0; SN=$SEED_N
-	else
-		ENDPOINT="http://127.0.0.1:$PROXY_PORT"; DELAY=$DELAY_MS; SN=$SEED_PROXY_N
-	fi
-	set_proxy_delay "$DELAY"
-	log "== $MODE (endpoint $ENDPOINT, proxy delay ${DELAY} ms)"
-	run_ceiling "$MODE" "$INFLIGHT" "$N" headline
-	if [ "$EXT" = 1 ]; then
-		run_worker "$MODE" "$INFLIGHT" "$N" headline
-		run_worker_encrypted "$MODE" "$INFLIGHT" "$N" headline
-		run_drain "$MODE" "$INFLIGHT" "$N" headline
-	fi
-	run_seed "$MODE" single "$N" "$SN"
-	run_seed "$MODE" batched "$N" "$SN"
-	if [ "$SWEEP" = 1 ]; then
-		for k in 1 2 4 8 16 32; do
-			# the headline run already is this point
-			if [ "$k" = "$INFLIGHT" ] && [ "$SWEEP_N" = "$N" ]; then continue; fi
-			run_ceiling "$MODE" "$k" "$SWEEP_N" sweep
-			if [ "$EXT" = 1 ]; then run_worker "$MODE" "$k" "$SWEEP_N" sweep; fi
+MODES="direct delay"
+if [ "$TLS" = 1 ]; then MODES="$MODES tls"; fi
+for REP in $(seq 1 "$REPEAT"); do
+	for MODE in $MODES; do
+		DELAY=0
+		[ "$MODE" = delay ] && DELAY=$DELAY_MS
+		standin_delay "$DELAY"
+		endpoint_args
+		log "== run $REP of $REPEAT, $MODE (endpoint $ENDPOINT, delay ${DELAY} ms)"
+		if [ "$MODE" = direct ]; then
+			run_ceiling "$INFLIGHT" "$N" headline
+			for w in 1 2 4; do run_worker "$INFLIGHT" "$N" headline "$w"; done
+			run_drain "$INFLIGHT" "$N" headline
+			run_seed single "$N" "$SEED_N"
+			run_seed batched "$N" "$SEED_N"
+		else
+			run_drain "$INFLIGHT" "$SWEEP_N" headline
+			if [ "$MODE" = delay ]; then
+				run_seed single "$SWEEP_N" "$SEED_DELAY_N"
+				run_seed batched "$SWEEP_N" "$SEED_DELAY_N"
+			fi
+		fi
+		for k in $SWEEP_INFLIGHT; do
+			# the direct headline already is this point
+			if [ "$MODE" = direct ] && [ "$k" = "$INFLIGHT" ] && [ "$SWEEP_N" = "$N" ]; then continue; fi
+			run_ceiling "$k" "$SWEEP_N" sweep
+			run_worker "$k" "$SWEEP_N" sweep 1
 		done
-	fi
+	done
 done
+standin_delay 0
 
-REUSE=false
-[ "$SWEEP_N" = "$N" ] && REUSE=true
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none")
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"
-$PY - "$BENCH_TMP/meta.json" <<EOF
+$PY - "$BENCH_TMP/meta.json" "$COMMAND" "$(machine_line)" "$UPTIME_BEFORE" "$(uptime)" <<EOF
 import json, sys
-json.dump({"stamp": "$STAMP", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "command": "$COMMAND",
-           "machine": """$(machine_line)""", "machine_short": "$(nproc) cores, $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
-           "commit": "$COMMIT", "extension": $([ "$EXT" = 1 ] && echo True || echo False),
-           "smoke": $([ "${SMOKE:-0}" = 1 ] && echo True || echo False),
-           "n": $N, "seed_n": $SEED_N, "seed_proxy_n": $SEED_PROXY_N, "sweep_n": $SWEEP_N,
-           "delay_ms": $DELAY_MS, "drain_chunk": $DRAIN_CHUNK, "sweep_reuses_headline": $([ "$REUSE" = true ] && echo True || echo False)},
-          open(sys.argv[1], "w"))
+json.dump({"stamp": "$STAMP", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "command": sys.argv[2],
+           "machine": sys.argv[3], "uptime_before": sys.argv[4].strip(), "uptime_after": sys.argv[5].strip(),
+           "machine_short": "$(nproc) cores, $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
+           "commit": "$COMMIT", "smoke": $([ "${SMOKE:-0}" = 1 ] && echo True || echo False),
+           "n": $N, "seed_n": $SEED_N, "seed_delay_n": $SEED_DELAY_N, "sweep_n": $SWEEP_N,
+           "sweep_inflight": [int(k) for k in "$SWEEP_INFLIGHT".split()], "inflight": $INFLIGHT,
+           "delay_ms": $DELAY_MS, "drain_chunk": $DRAIN_CHUNK, "repeat": $REPEAT,
+           "tls": $([ "$TLS" = 1 ] && echo True || echo False)},
+          open(sys.argv[1], "w"), indent=1)
 EOF
+# bench/results/ holds the latest run only (and bench/profile.sh's profile.md)
+find "$RESULTS_DIR" -maxdepth 1 -type f -name '20*' -delete
 cp "$RECORDS" "$RESULTS_DIR/$STAMP.jsonl"
 cp "$BENCH_TMP/meta.json" "$RESULTS_DIR/$STAMP.meta.json"
 $PY "$ROOT/bench/report.py" --records "$RECORDS" --meta "$BENCH_TMP/meta.json" \
 	--results-dir "$RESULTS_DIR" --summary "$ROOT/bench/RESULTS.md"
-log "wrote bench/results/$STAMP.md and updated bench/RESULTS.md"
+if [ "${SMOKE:-0}" = 1 ]; then
+	log "smoke run: bench/results/ and bench/RESULTS.md left as they were"
+else
+	log "wrote bench/results/$STAMP.md and updated bench/RESULTS.md"
+fi
 BENCH_OK=1

@@ -202,12 +202,25 @@ static bool
 body_matches_md5(const SqsMessage *message, const char *md5)
 {
 	static const char hexdigits[] = "0123456789abcdef";
+
+	/*
+	 * Fetched and allocated once per process: EVP_Digest() with EVP_md5()
+	 * looks the implementation up in the provider store and allocates a
+	 * context for every body.
+	 */
+	static EVP_MD *md5_md = NULL;
+	static EVP_MD_CTX *md5_ctx = NULL;
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
 
-	if (strlen(md5) != 32 ||
-		!EVP_Digest(message->body, message->body_len, digest, &digest_len,
-					EVP_md5(), NULL) || digest_len != 16)
+	if (md5_md == NULL)
+		md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+	if (md5_ctx == NULL)
+		md5_ctx = EVP_MD_CTX_new();
+	if (strlen(md5) != 32 || md5_md == NULL || md5_ctx == NULL ||
+		!EVP_DigestInit_ex(md5_ctx, md5_md, NULL) ||
+		!EVP_DigestUpdate(md5_ctx, message->body, message->body_len) ||
+		!EVP_DigestFinal_ex(md5_ctx, digest, &digest_len) || digest_len != 16)
 		return false;
 	for (int i = 0; i < 16; i++)
 		if (pg_tolower((unsigned char) md5[2 * i]) != hexdigits[digest[i] >> 4] ||
@@ -446,6 +459,22 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 	return JSON_SEM_SUCCESS;
 }
 
+/* occurrences of c in data, counted up to max */
+static int
+count_byte_upto(const char *data, int len, char c, int max)
+{
+	const char *end = data + len;
+	int			n = 0;
+
+	while (n < max && data < end &&
+		   (data = memchr(data, c, end - data)) != NULL)
+	{
+		n++;
+		data++;
+	}
+	return n;
+}
+
 /*
  * Does a JSON text nest objects and arrays deeper than limit?  Counted with
  * the lexer alone, without recursion, and only when the text holds enough
@@ -455,13 +484,17 @@ bool
 sqs_json_nests_deeper_than(const char *data, int len, int limit)
 {
 	JsonLexContext *lex;
-	int			brackets = 0;
+	int			brackets;
 	int			depth = 0;
 	bool		deeper = false;
 
-	for (int i = 0; i < len && brackets <= limit; i++)
-		if (data[i] == '[' || data[i] == '{')
-			brackets++;
+	/*
+	 * Every response and body passes here, and most hold few brackets: found
+	 * by memchr(), which skips the bytes between them many at a time.
+	 */
+	brackets = count_byte_upto(data, len, '[', limit + 1);
+	if (brackets <= limit)
+		brackets += count_byte_upto(data, len, '{', limit + 1 - brackets);
 	if (brackets <= limit)
 		return false;
 
