@@ -34,7 +34,7 @@ EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql sqs_ingest--1.1--1.2.sql
 PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 
-REGRESS = mask app_version mapping mapping_language pipelines privileges secrets recovery
+REGRESS = mask app_version mapping mapping_language mapping_transforms pipelines privileges secrets recovery
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 
