@@ -9,7 +9,7 @@ OBJS = \
 	src/drain.o \
 	src/json_capture.o \
 	src/launcher.o \
-	src/mapping.o \
+	src/mapping/compile.o \
 	src/mask.o \
 	src/openpgp.o \
 	src/pipeline.o \
