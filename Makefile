@@ -9,7 +9,12 @@ OBJS = \
 	src/drain.o \
 	src/json_capture.o \
 	src/launcher.o \
+	src/mapping/calls.o \
 	src/mapping/compile.o \
+	src/mapping/convert.o \
+	src/mapping/evaluate.o \
+	src/mapping/login.o \
+	src/mapping/transforms.o \
 	src/mask.o \
 	src/openpgp.o \
 	src/pipeline.o \
@@ -47,4 +52,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every module sees the shared structs: rebuild all when a header changes
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h) $(wildcard $(srcdir)/src/mapping/*.h)
