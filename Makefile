@@ -9,7 +9,12 @@ OBJS = \
 	src/drain.o \
 	src/json_capture.o \
 	src/launcher.o \
-	src/mapping.o \
+	src/mapping/calls.o \
+	src/mapping/compile.o \
+	src/mapping/convert.o \
+	src/mapping/evaluate.o \
+	src/mapping/login.o \
+	src/mapping/transforms.o \
 	src/mask.o \
 	src/openpgp.o \
 	src/pipeline.o \
@@ -34,7 +39,7 @@ EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql sqs_ingest--1.1--1.2.sql
 PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 
-REGRESS = mask app_version mapping mapping_language pipelines privileges secrets recovery
+REGRESS = mask app_version mapping mapping_language mapping_transforms pipelines privileges secrets recovery
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 
@@ -47,4 +52,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every module sees the shared structs: rebuild all when a header changes
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h) $(wildcard $(srcdir)/src/mapping/*.h)

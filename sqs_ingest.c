@@ -371,8 +371,7 @@ sqs_ingest_mask(PG_FUNCTION_ARGS)
 	text	   *value = PG_GETARG_TEXT_PP(0);
 	char		hex[MASK_HEX_LEN + 1];
 
-	mask_prepare();
-	mask_value(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), hex);
+	mask_value(mask_prepare(), VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), hex);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, MASK_HEX_LEN));
 }
 

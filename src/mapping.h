@@ -9,14 +9,13 @@
 #ifndef SQS_INGEST_MAPPING_H
 #define SQS_INGEST_MAPPING_H
 
-#include "postgres.h"
-
 #include "access/attnum.h"
 #include "fmgr.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
 
 #include "json_capture.h"
+#include "mask.h"
 #include "openpgp.h"
 
 typedef struct MappingRule MappingRule;
@@ -82,6 +81,7 @@ typedef struct CompiledMapping
 	char	   *explode_text;
 	int			max_rows;		/* option max_rows_per_message, or 0 */
 	bool		uses_mask;
+	const MaskHandle *mask;		/* made ready by mapping_prepare() */
 	const char *encrypts;		/* the first column encrypted, or NULL */
 	OpenPgpKey *recovery_key;	/* the pipeline's, or NULL: the setting's */
 	bool		uses_attributes;
@@ -124,7 +124,7 @@ typedef struct MappedRows
 } MappedRows;
 
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
-extern void mapping_prepare(const CompiledMapping *mapping);
+extern void mapping_prepare(CompiledMapping *mapping);
 extern Jsonb *mapping_login(Oid relid);
 extern void mapping_rows_init(MappedRows *rows, int ncolumns);
 extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,

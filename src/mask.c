@@ -23,12 +23,20 @@
 #include "secrets.h"
 #include "sqs_ingest.h"
 
-/* MAC context keyed with the current mask key, rebuilt when the key changes */
-static EVP_MAC_CTX *mac_ctx = NULL;
+/*
+ * What masks values.  There is one per process, rebuilt when the key
+ * changes: the keyed MAC context is reused for every value.
+ */
+struct MaskHandle
+{
+	MaskAlgorithm algorithm;
+	EVP_MAC_CTX *mac_ctx;		/* HMAC: keyed with mac_key */
+	char	   *mac_key;		/* malloc'd copy of the key mac_ctx holds */
+	bool		ready;			/* mask_prepare() succeeded */
+};
+
+static MaskHandle handle;
 static EVP_MAC *mac = NULL;
-static char *mac_key = NULL;	/* malloc'd copy of the key mac_ctx holds */
-static MaskAlgorithm prepared_algorithm;
-static bool prepared = false;
 
 static void
 report_openssl_failure(const char *what)
@@ -42,26 +50,27 @@ report_openssl_failure(const char *what)
 static void
 release_mac(void)
 {
-	if (mac_ctx)
-		EVP_MAC_CTX_free(mac_ctx);
-	mac_ctx = NULL;
-	if (mac_key)
+	if (handle.mac_ctx)
+		EVP_MAC_CTX_free(handle.mac_ctx);
+	handle.mac_ctx = NULL;
+	if (handle.mac_key)
 	{
-		explicit_bzero(mac_key, strlen(mac_key));
-		free(mac_key);
+		explicit_bzero(handle.mac_key, strlen(handle.mac_key));
+		free(handle.mac_key);
 	}
-	mac_key = NULL;
+	handle.mac_key = NULL;
 }
 
 /*
- * Check the masking configuration and make the masking state match it.
+ * Check the masking configuration, make the process's mask match it, and
+ * return it.  The handle stays valid; the next call may change its key.
  *
  * Called before each batch, so that a reload of sqs_ingest.mask_key takes
  * effect at the next batch.  Refuses to run HMAC without a key: an unkeyed
  * hash of an IPv4 address is reversed by enumerating 2^32 values, which is
  * why the unkeyed algorithm must be chosen explicitly.
  */
-void
+const MaskHandle *
 mask_prepare(void)
 {
 	MaskAlgorithm algorithm = (MaskAlgorithm) sqs_ingest_mask_algorithm;
@@ -70,9 +79,9 @@ mask_prepare(void)
 	if (algorithm == MASK_SHA256)
 	{
 		release_mac();
-		prepared_algorithm = algorithm;
-		prepared = true;
-		return;
+		handle.algorithm = algorithm;
+		handle.ready = true;
+		return &handle;
 	}
 
 	key = secret_value(SECRET_MASK_KEY);
@@ -84,30 +93,30 @@ mask_prepare(void)
 				 errhint("Set sqs_ingest.mask_key_file (or sqs_ingest.mask_key) in postgresql.conf. "
 						 "An unkeyed hash of an IP address can be reversed by enumerating all addresses.")));
 
-	if (prepared && prepared_algorithm == algorithm && mac_ctx &&
-		strcmp(mac_key, key) == 0)
+	if (handle.ready && handle.algorithm == algorithm && handle.mac_ctx &&
+		strcmp(handle.mac_key, key) == 0)
 	{
 		secret_free(key);
-		return;
+		return &handle;
 	}
 
 	/* until the new context is complete, nothing may mask with the old one */
 	release_mac();
-	prepared = false;
+	handle.ready = false;
 	if (mac == NULL)
 	{
 		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 		if (mac == NULL)
 			report_openssl_failure("load HMAC");
 	}
-	mac_key = strdup(key);
+	handle.mac_key = strdup(key);
 	secret_free(key);
-	if (mac_key == NULL)
+	if (handle.mac_key == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	mac_ctx = EVP_MAC_CTX_new(mac);
-	if (mac_ctx == NULL)
+	handle.mac_ctx = EVP_MAC_CTX_new(mac);
+	if (handle.mac_ctx == NULL)
 	{
 		release_mac();
 		report_openssl_failure("allocate an HMAC context");
@@ -118,36 +127,37 @@ mask_prepare(void)
 		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 													 "SHA256", 0);
 		params[1] = OSSL_PARAM_construct_end();
-		if (!EVP_MAC_init(mac_ctx, (const unsigned char *) mac_key,
-						  strlen(mac_key), params))
+		if (!EVP_MAC_init(handle.mac_ctx, (const unsigned char *) handle.mac_key,
+						  strlen(handle.mac_key), params))
 		{
 			release_mac();
 			report_openssl_failure("initialise HMAC-SHA256");
 		}
 	}
-	prepared_algorithm = algorithm;
-	prepared = true;
+	handle.algorithm = algorithm;
+	handle.ready = true;
+	return &handle;
 }
 
 /*
- * Mask one value into out, which must have room for MASK_HEX_LEN + 1 bytes.
- * mask_prepare() must have succeeded first.
+ * Mask one value into out, which must have room for MASK_HEX_LEN + 1 bytes,
+ * with the mask mask_prepare() returned (NULL if it was never called).
  */
 void
-mask_value(const char *value, int len, char *out)
+mask_value(const MaskHandle *mask, const char *value, int len, char *out)
 {
 	static const char hexdigits[] = "0123456789abcdef";
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 
-	if (!prepared)
+	if (mask == NULL || !mask->ready)
 		elog(ERROR, "masking used before mask_prepare() succeeded");
-	if (prepared_algorithm == MASK_HMAC_SHA256)
+	if (mask->algorithm == MASK_HMAC_SHA256)
 	{
 		size_t		outlen = 0;
 
-		if (!EVP_MAC_init(mac_ctx, NULL, 0, NULL) ||
-			!EVP_MAC_update(mac_ctx, (const unsigned char *) value, len) ||
-			!EVP_MAC_final(mac_ctx, digest, &outlen, sizeof(digest)) ||
+		if (!EVP_MAC_init(mask->mac_ctx, NULL, 0, NULL) ||
+			!EVP_MAC_update(mask->mac_ctx, (const unsigned char *) value, len) ||
+			!EVP_MAC_final(mask->mac_ctx, digest, &outlen, sizeof(digest)) ||
 			outlen != sizeof(digest))
 			report_openssl_failure("compute HMAC-SHA256");
 	}

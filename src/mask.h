@@ -11,7 +11,10 @@
 /* a mask is 64 lowercase hex characters */
 #define MASK_HEX_LEN 64
 
-extern void mask_prepare(void);
-extern void mask_value(const char *value, int len, char *out);
+/* what masks values: the algorithm, and the keyed context (mask.c) */
+typedef struct MaskHandle MaskHandle;
+
+extern const MaskHandle *mask_prepare(void);
+extern void mask_value(const MaskHandle *mask, const char *value, int len, char *out);
 
 #endif							/* SQS_INGEST_MASK_H */

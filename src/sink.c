@@ -257,7 +257,7 @@ sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
 
 	if (mapping->uses_mask && OidIsValid(pipeline->owner))
 		security_check_mask_privilege(pipeline->owner, pipeline->name);
-	mapping_prepare(mapping);
+	mapping_prepare(pipeline->compiled);
 	return mapping;
 }
 
