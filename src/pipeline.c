@@ -744,8 +744,14 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 						pipeline->delete_refusals)));
 		pipeline->delete_refusals = 0;
 	}
+
+	/*
+	 * A drain ends once deletes are refused or go unanswered through their
+	 * attempts; a garbled answer to one call stays that call's.
+	 */
 	if (result->error && pipeline->options.end_on_failed_deletes &&
-		pipeline->delete_error == NULL)
+		pipeline->delete_error == NULL &&
+		(result->error->transient || delete_refused(result->error)))
 		pipeline->delete_error = sqs_copy_error(pipeline->delete_context,
 												result->error);
 
