@@ -2,7 +2,7 @@
 # Copyright (c) sqs_ingest contributors. PostgreSQL License.
 
 # Deletes SQS refuses for good (the credentials lack sqs:DeleteMessage; the
-# fault proxy answers every delete 403 AccessDenied). A worker stops
+# fault proxy answers every delete 403 AccessDenied; or the queue is gone). A worker stops
 # receiving and tries the refused delete again after a backoff, logging each
 # step once and showing the missing permission in sqs_ingest.stats: its
 # receives are bounded, the messages do not cycle. A drain stops at the
@@ -119,6 +119,17 @@ is(sql('SELECT count(*), count(DISTINCT user_id) FROM user_logins'), ($before + 
 	'drain: later drains store the rest, each event once');
 is($dups, $stored, 'drain: the messages not deleted came back as duplicates');
 is_deeply([ queue_depth($url_d) ], [ 0, 0, 0 ], 'drain: queue empty');
+
+# the queue deleted under a drain: the same end, saying what to check
+is(send_generated($url_d, 50, 8093), 50, 'queue gone: 50 events sent');
+$proxy->set_fault({ deleteFailure => 'gone' });
+($ret, $out, $err) = $node->psql('postgres',
+	"SET sqs_ingest.queue_url = '$url_d'; SELECT * FROM sqs_ingest_drain();");
+$proxy->clear_faults;
+like($err, qr/ERROR:  could not delete 50 stored messages from SQS/, 'queue gone: the drain fails, counting what it stored');
+like($err, qr/DETAIL:  The drain stopped receiving after SQS DeleteMessageBatch failed: The specified queue does not exist\./,
+	'queue gone: saying why');
+like($err, qr/HINT:  Check sqs_ingest.queue_url/, 'queue gone: and what to check');
 
 $node->stop;
 done_testing();
