@@ -3,8 +3,8 @@
 
 # The drain retries what the AWS SDKs retry (5xx, throttling, reset
 # connections), with backoff, up to three attempts of a request; only then
-# does the call fail (a receive) or leave the messages to come back as
-# duplicates (a delete).
+# does the call fail: for a delete, with an error saying how many stored
+# messages were not deleted, which come back as duplicates.
 
 use strict;
 use warnings;
