@@ -585,6 +585,8 @@ run_drain(DrainState *state, IngestRunner *runner)
 
 	options.stop_when_empty = true;
 	options.max_messages = state->max_messages;
+	/* the caller learns of deletes failed for good: see pipeline.c */
+	options.end_on_failed_deletes = true;
 	recall_protocol(state, config);
 	runner_start(runner, config, &options);
 

@@ -29,6 +29,18 @@
  * timeout after the last batch was stored, then leaves the rest to SQS's
  * redelivery.
  *
+ * Deletes that fail bound what is held, not only what is received: while
+ * stored messages wait to be deleted past a cap, receiving pauses.  A delete
+ * SQS refuses for good (access denied, queue gone) stops receiving until a
+ * delete succeeds: the refused calls are sent again, one at a time, after a
+ * backoff growing to a minute, and each step is logged once.  A drain
+ * instead stops receiving at the first delete given up (refused, or
+ * unanswered through its attempts), sends no more, and ends with an error
+ * saying how many stored messages were not deleted: its time is bounded by
+ * the request timeouts, not by the backlog.  Either way a message not
+ * deleted comes back after the visibility timeout, to be skipped as a
+ * duplicate and deleted then.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -68,6 +80,9 @@
 #define BACKOFF_INITIAL_MS 1000
 #define RETRY_BACKOFF_MAX_MS (20 * 1000)
 
+/* longest wait before a refused delete is tried again */
+#define REFUSED_BACKOFF_MAX_MS (60 * 1000)
+
 /* a failed receive, to be started again when its backoff is over */
 typedef struct ReceiveRetry
 {
@@ -84,6 +99,7 @@ typedef struct DeleteCall
 	int			attempt;
 	bool		waiting;		/* failed, to be sent again at due */
 	TimestampTz due;
+	TimestampTz sent_at;		/* when its last attempt went out */
 } DeleteCall;
 
 /* a receipt handle waiting to be deleted */
@@ -113,7 +129,6 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 													 ALLOCSET_DEFAULT_SIZES);
 	if (pipeline->options.max_attempts < 1)
 		pipeline->options.max_attempts = 1;
-	pipeline->receiving = true;
 	pipeline->retries = MemoryContextAlloc(pipeline->delete_context,
 										   sizeof(ReceiveRetry) * Max(config->max_inflight, 1));
 	pipeline->deletes_urgent_at = DT_NOEND;
@@ -136,16 +151,39 @@ pipeline_backoff_ms(int failures, long cap_ms)
 	return delay_ms / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay_ms / 2));
 }
 
+/* stored messages not deleted yet: queued, or in a delete call */
+static int
+held_deletes(Pipeline *pipeline)
+{
+	int			held = pipeline->ndelete_queue;
+
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+		held += pipeline->delete_calls[i].count;
+	return held;
+}
+
 /*
- * Receives pause while this many receipt handles wait for a delete call,
- * so that memory stays bounded when deletes fall behind.
+ * Receives pause while this many stored messages wait to be deleted, so
+ * that memory, and what a drain holds when deletes get no answer, stay
+ * bounded when deletes fall behind.
  */
 static bool
 deletes_behind(Pipeline *pipeline)
 {
-	return pipeline->ndelete_queue >=
+	return held_deletes(pipeline) >=
 		Max(2 * pipeline->options.batch_size,
 			DELETE_BATCH_MAX * pipeline->config->max_inflight);
+}
+
+/*
+ * No receive starts while deletes are behind, refused, or (in a drain)
+ * given up.
+ */
+static bool
+receiving_paused(Pipeline *pipeline)
+{
+	return deletes_behind(pipeline) || pipeline->delete_refusals > 0 ||
+		pipeline->delete_error != NULL;
 }
 
 void
@@ -175,7 +213,7 @@ issue_receives(Pipeline *pipeline)
 	const PipelineOptions *options = &pipeline->options;
 	TimestampTz now;
 
-	if (!pipeline->receiving || deletes_behind(pipeline))
+	if (receiving_paused(pipeline))
 		return;
 
 	now = GetCurrentTimestamp();
@@ -267,6 +305,98 @@ release_delete_call(Pipeline *pipeline, DeleteCall *call)
 	pipeline->ndelete_calls--;
 }
 
+/* (again) send the delete call in the given slot */
+static void
+send_delete_call(Pipeline *pipeline, int slot)
+{
+	DeleteCall *call = &pipeline->delete_calls[slot];
+
+	call->waiting = false;
+	call->sent_at = GetCurrentTimestamp();
+	sqs_start_delete(pipeline->client, call->handles, call->count, slot);
+}
+
+/* is a delete call on the wire? */
+static bool
+delete_call_in_flight(Pipeline *pipeline)
+{
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+		if (pipeline->delete_calls[i].count > 0 && !pipeline->delete_calls[i].waiting)
+			return true;
+	return false;
+}
+
+/* remove the first count receipt handles (taken or freed) from the queue */
+static void
+consume_delete_queue(Pipeline *pipeline, int count)
+{
+	if (count == 0)
+		return;
+	pipeline->ndelete_queue -= count;
+	if (pipeline->ndelete_queue > 0)
+		memmove(pipeline->delete_queue, pipeline->delete_queue + count,
+				sizeof(PendingDelete) * pipeline->ndelete_queue);
+	else
+	{
+		/* the queue's array can go too */
+		pfree(pipeline->delete_queue);
+		pipeline->delete_queue = NULL;
+		pipeline->delete_queue_capacity = 0;
+	}
+}
+
+/*
+ * Give up the deletes not sent yet and the calls waiting to be sent again:
+ * their messages were stored, and come back after the visibility timeout,
+ * to be skipped as duplicates and deleted then.
+ */
+static void
+give_up_held_deletes(Pipeline *pipeline)
+{
+	int			failed = pipeline->ndelete_queue;
+
+	for (int i = 0; i < pipeline->ndelete_queue; i++)
+		pfree(pipeline->delete_queue[i].receipt_handle);
+	consume_delete_queue(pipeline, pipeline->ndelete_queue);
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	{
+		DeleteCall *call = &pipeline->delete_calls[i];
+
+		if (call->count > 0 && call->waiting)
+		{
+			failed += call->count;
+			release_delete_call(pipeline, call);
+		}
+	}
+	if (failed == 0)
+		return;
+	pipeline->delete_failures += failed;
+	stats_count_deletes(pipeline->slot, 0, failed);
+}
+
+/*
+ * While SQS refuses deletes, send one refused call again once its backoff
+ * is over, and nothing else until it is answered.
+ */
+static void
+probe_refused_deletes(Pipeline *pipeline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (delete_call_in_flight(pipeline))
+		return;
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	{
+		DeleteCall *call = &pipeline->delete_calls[i];
+
+		if (call->count > 0 && call->due <= now)
+		{
+			send_delete_call(pipeline, i);
+			return;
+		}
+	}
+}
+
 /*
  * Send again the failed delete calls whose backoff is over, then start
  * calls for queued receipt handles whose commit is on disk, as slots
@@ -277,22 +407,36 @@ release_delete_call(Pipeline *pipeline, DeleteCall *call)
 static void
 issue_deletes(Pipeline *pipeline)
 {
-	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	XLogRecPtr	flushed;
 	XLogRecPtr	deletable;
 	TimestampTz now = GetCurrentTimestamp();
 	int			start = 0;
 	int			slot;
+
+	if (pipeline->delete_error)
+	{
+		/* a drain whose deletes failed for good sends no more */
+		give_up_held_deletes(pipeline);
+		return;
+	}
+	if (pipeline->delete_refusals > 0 && pipeline->ndelete_calls > 0)
+	{
+		probe_refused_deletes(pipeline);
+		return;
+	}
+	/* the refused calls are gone (given up): a queued one goes instead */
+	if (pipeline->delete_refusals > 0 && pipeline->refused_until > now)
+		return;
 
 	for (int i = 0; i < pipeline->config->max_inflight; i++)
 	{
 		DeleteCall *call = &pipeline->delete_calls[i];
 
 		if (call->count > 0 && call->waiting && call->due <= now)
-		{
-			call->waiting = false;
-			sqs_start_delete(pipeline->client, call->handles, call->count, i);
-		}
+			send_delete_call(pipeline, i);
 	}
+
+	flushed = GetFlushRecPtr(NULL);
 
 	while (pipeline->ndelete_queue - start > 0 &&
 		   (slot = free_delete_call(pipeline)) >= 0)
@@ -318,23 +462,13 @@ issue_deletes(Pipeline *pipeline)
 			call->handles[n++] = pipeline->delete_queue[start++].receipt_handle;
 		call->count = n;
 		call->attempt = 1;
-		call->waiting = false;
 		pipeline->ndelete_calls++;
-		sqs_start_delete(pipeline->client, call->handles, n, slot);
+		send_delete_call(pipeline, slot);
+		/* while SQS refuses deletes, one call finds out if it still does */
+		if (pipeline->delete_refusals > 0)
+			break;
 	}
-	if (start == 0)
-		return;
-	pipeline->ndelete_queue -= start;
-	if (pipeline->ndelete_queue > 0)
-		memmove(pipeline->delete_queue, pipeline->delete_queue + start,
-				sizeof(PendingDelete) * pipeline->ndelete_queue);
-	else
-	{
-		/* the queue's array can go too */
-		pfree(pipeline->delete_queue);
-		pipeline->delete_queue = NULL;
-		pipeline->delete_queue_capacity = 0;
-	}
+	consume_delete_queue(pipeline, start);
 }
 
 /*
@@ -347,10 +481,16 @@ next_retry_due(Pipeline *pipeline, bool with_receives)
 {
 	TimestampTz due = 0;
 
-	if (with_receives && pipeline->receiving && !deletes_behind(pipeline))
+	if (with_receives && !receiving_paused(pipeline))
 		for (int i = 0; i < pipeline->nretries; i++)
 			if (due == 0 || pipeline->retries[i].due < due)
 				due = pipeline->retries[i].due;
+	/* refused deletes go again one at a time (probe_refused_deletes) */
+	if (pipeline->delete_refusals > 0 && delete_call_in_flight(pipeline))
+		return due;
+	if (pipeline->delete_refusals > 0 && pipeline->ndelete_calls == 0 &&
+		pipeline->ndelete_queue > 0 && (due == 0 || pipeline->refused_until < due))
+		due = pipeline->refused_until;
 	for (int i = 0; i < pipeline->config->max_inflight; i++)
 	{
 		DeleteCall *call = &pipeline->delete_calls[i];
@@ -559,11 +699,70 @@ handle_extension_result(Pipeline *pipeline, SqsResult *result)
 			 errdetail("SQS may deliver them again before they are stored; they will then be skipped as duplicates.")));
 }
 
+/* has SQS refused a delete for good: access denied, or no such queue? */
+static bool
+delete_refused(const SqsError *error)
+{
+	return error->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		error->sqlerrcode == ERRCODE_UNDEFINED_OBJECT;
+}
+
+/* what to do about a delete that failed for good, or NULL */
+static const char *
+delete_failure_hint(const SqsError *error)
+{
+	if (error->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return _("Grant the credentials sqs:DeleteMessage on the queue.");
+	return error->hint;
+}
+
+/*
+ * A delete refused for good, in a worker: the call keeps its handles and
+ * waits, and receiving stops, until the backoff of this refusal is over.
+ * Calls sent before the last refusal was seen belong to its step; a call
+ * sent after it (the one sent again) starts the next, longer one, which is
+ * logged once.
+ */
+static void
+hold_refused_call(Pipeline *pipeline, DeleteCall *call, const SqsError *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		delay_ms;
+	int			held;
+
+	call->waiting = true;
+	call->due = pipeline->refused_until;
+	if (pipeline->delete_refusals > 0 && call->sent_at < pipeline->refused_at)
+		return;
+
+	pipeline->delete_refusals++;
+	delay_ms = pipeline_backoff_ms(pipeline->delete_refusals, REFUSED_BACKOFF_MAX_MS);
+	pipeline->refused_at = now;
+	pipeline->refused_until = TimestampTzPlusMilliseconds(now, delay_ms);
+	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	{
+		DeleteCall *held_call = &pipeline->delete_calls[i];
+
+		if (held_call->count > 0 && held_call->waiting)
+			held_call->due = Max(held_call->due, pipeline->refused_until);
+	}
+	held = held_deletes(pipeline);
+	ereport(pipeline->options.delete_log_level,
+			(errcode(error->sqlerrcode),
+			 errmsg("SQS refused to delete stored messages: %s", error->message),
+			 errdetail_plural("Receiving is paused; the delete is tried again in %ld ms. %d stored message waits to be deleted.",
+							  "Receiving is paused; the delete is tried again in %ld ms. %d stored messages wait to be deleted.",
+							  held, delay_ms, held),
+			 delete_failure_hint(error) ?
+			 errhint("%s", delete_failure_hint(error)) : 0));
+}
+
 /*
  * A delete call answered: a call that failed transiently is sent again
- * after a backoff, up to max_attempts attempts; otherwise it is counted
- * and its handles freed.  Each failed attempt shows in the stats, as a
- * receive's does.
+ * after a backoff, up to max_attempts attempts; a call refused for good
+ * waits in a worker (hold_refused_call()); otherwise it is counted and its
+ * handles freed.  Each failed attempt shows in the stats, as a receive's
+ * does, a refusal with what to grant.
  */
 static void
 handle_delete_result(Pipeline *pipeline, SqsResult *result)
@@ -571,10 +770,28 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 	DeleteCall *call = &pipeline->delete_calls[result->tag];
 	int			failed = result->error ? result->requested : result->nfailed;
 
-	if (result->error)
+	/* what to do first: the statistics keep only the start of the text */
+	if (result->error && delete_refused(result->error) &&
+		delete_failure_hint(result->error))
+	{
+		char	   *text = psprintf(_("SQS refused to delete stored messages. %s SQS said: %s"),
+									delete_failure_hint(result->error),
+									result->error->message);
+
+		stats_record_error(pipeline->slot, text, true);
+		pfree(text);
+	}
+	else if (result->error)
 		stats_record_error(pipeline->slot, result->error->message, true);
+	if (result->error && delete_refused(result->error) &&
+		!pipeline->options.end_on_failed_deletes && !pipeline->finishing)
+	{
+		hold_refused_call(pipeline, call, result->error);
+		return;
+	}
 	if (result->error && result->error->transient &&
-		call->attempt < pipeline->options.max_attempts)
+		call->attempt < pipeline->options.max_attempts &&
+		pipeline->delete_error == NULL)
 	{
 		call->waiting = true;
 		call->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -586,6 +803,23 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 		return;
 	}
 	release_delete_call(pipeline, call);
+	if (result->error == NULL && pipeline->delete_refusals > 0)
+	{
+		ereport(pipeline->options.delete_log_level,
+				(errmsg("SQS accepts deletes again after %d refusals: receiving resumes",
+						pipeline->delete_refusals)));
+		pipeline->delete_refusals = 0;
+	}
+
+	/*
+	 * A drain ends once deletes are refused or go unanswered through their
+	 * attempts; a garbled answer to one call stays that call's.
+	 */
+	if (result->error && pipeline->options.end_on_failed_deletes &&
+		pipeline->delete_error == NULL &&
+		(result->error->transient || delete_refused(result->error)))
+		pipeline->delete_error = sqs_copy_error(pipeline->delete_context,
+												result->error);
 
 	pipeline->deleted += result->requested - failed;
 	pipeline->delete_failures += failed;
@@ -615,6 +849,9 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 static bool
 deletes_urgent(Pipeline *pipeline)
 {
+	/* refused deletes will not go out by waiting for them */
+	if (pipeline->delete_refusals > 0)
+		return false;
 	if (pipeline->ndelete_queue == 0 &&
 		pipeline->ndelete_calls == 0)
 	{
@@ -638,8 +875,12 @@ finished_receiving(Pipeline *pipeline)
 {
 	const PipelineOptions *options = &pipeline->options;
 
-	if (!options->stop_when_empty ||
-		pipeline->receives_pending > 0 || pipeline->nretries > 0)
+	if (!options->stop_when_empty || pipeline->receives_pending > 0)
+		return false;
+	/* failed receives waiting to go again are not sent once deletes fail */
+	if (pipeline->delete_error)
+		return true;
+	if (pipeline->nretries > 0)
 		return false;
 	return pipeline->saw_empty ||
 		(options->max_messages >= 0 && pipeline->received >= options->max_messages);
@@ -718,7 +959,8 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		/* while every receive waits out a backoff, the stats say so */
 		stats_set_state(pipeline->slot,
-						pipeline->receives_pending == 0 && pipeline->nretries > 0 ?
+						(pipeline->receives_pending == 0 && pipeline->nretries > 0) ||
+						pipeline->delete_refusals > 0 ?
 						INGEST_BACKING_OFF : INGEST_POLLING);
 
 		/* results, and the bodies they point into, belong to the batch */
@@ -889,11 +1131,18 @@ standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
 	return wait_ms;
 }
 
-/* wait until every queued delete has been sent and answered */
+/*
+ * Wait until every queued delete has been sent and answered, before the
+ * pipeline goes.  Deletes SQS refuses are not waited for: they are given
+ * up.
+ */
 void
 pipeline_flush_deletes(Pipeline *pipeline)
 {
 	stats_set_state(pipeline->slot, INGEST_DELETING);
+	pipeline->finishing = true;
+	if (pipeline->delete_refusals > 0)
+		give_up_held_deletes(pipeline);
 	if (pipeline->ndelete_queue > 0)
 		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
 	while (pipeline->ndelete_queue > 0 || pipeline->ndelete_calls > 0)
@@ -927,4 +1176,24 @@ pipeline_flush_deletes(Pipeline *pipeline)
 			}
 		}
 	}
+}
+
+/*
+ * End a drain whose deletes failed for good: count stored messages were
+ * not deleted, of stored received and committed.
+ */
+void
+pipeline_report_undeleted(const SqsError *error, int64 count, int64 stored)
+{
+	const char *hint = delete_failure_hint(error);
+
+	ereport(ERROR,
+			(errcode(error->sqlerrcode),
+			 errmsg_plural("could not delete %lld stored message from SQS",
+						   "could not delete %lld stored messages from SQS",
+						   count, (long long) count),
+			 errdetail_plural("The drain stopped receiving after SQS %s failed: %s. It stored and committed %lld message; those not deleted come back after the visibility timeout, to be skipped as duplicates and deleted then.",
+							  "The drain stopped receiving after SQS %s failed: %s. It stored and committed %lld messages; those not deleted come back after the visibility timeout, to be skipped as duplicates and deleted then.",
+							  stored, error->action, error->message, (long long) stored),
+			 hint ? errhint("%s", hint) : 0));
 }

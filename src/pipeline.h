@@ -27,6 +27,9 @@ typedef struct PipelineOptions
 	int			max_attempts;	/* of a receive or delete call failing
 								 * transiently */
 	int			delete_after;	/* DeleteAfter: what deletes wait for */
+	bool		end_on_failed_deletes;	/* a drain: a delete call given up for
+										 * good stops receiving, and
+										 * runner_finish() raises an error */
 } PipelineOptions;
 
 typedef enum PipelineEvent
@@ -57,7 +60,6 @@ typedef struct Pipeline
 	TimestampTz batch_started;
 	TimestampTz extension_due;	/* earliest visibility extension due */
 
-	bool		receiving;		/* false while backing off */
 	int			reserved;		/* messages asked for by receives in flight */
 	int64		received;
 	int64		receives_ok;	/* receives answered without error */
@@ -94,6 +96,20 @@ typedef struct Pipeline
 	int64		delete_failures;
 	TimestampTz deletes_urgent_at;	/* when a queued delete's message has
 									 * used a quarter of its visibility */
+
+	/*
+	 * SQS refusing deletes for good (access denied, queue gone): receiving
+	 * stops, and the refused calls keep their handles and are sent again,
+	 * one at a time, after a backoff that grows with each refusal and ends
+	 * with the first delete that succeeds.
+	 */
+	int			delete_refusals;	/* consecutive refusals; 0 = none */
+	TimestampTz refused_at;		/* when the last one came */
+	TimestampTz refused_until;	/* end of its backoff */
+
+	/* with end_on_failed_deletes, the failure of the call given up */
+	SqsError   *delete_error;
+	bool		finishing;		/* flushing deletes before the pipeline goes */
 } Pipeline;
 
 extern Pipeline *pipeline_create(SqsConfig *config, const PipelineOptions *options,
@@ -104,6 +120,8 @@ extern void pipeline_store(Pipeline *pipeline, BatchCounts *counts);
 extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at);
 extern void pipeline_reset_batch(Pipeline *pipeline);
 extern void pipeline_flush_deletes(Pipeline *pipeline);
+extern void pipeline_report_undeleted(const SqsError *error, int64 count,
+									  int64 stored);
 extern long pipeline_backoff_ms(int failures, long cap_ms);
 extern int	pipeline_store_lock_timeout_ms(const SqsConfig *config);
 

@@ -266,23 +266,33 @@ runner_step(IngestRunner *runner, long timeout_ms)
 
 /*
  * Store what was received, wait for every delete, and release the
- * pipeline.
+ * pipeline.  A drain whose deletes failed for good then ends with an error
+ * saying what was stored and not deleted.
  */
 void
 runner_finish(IngestRunner *runner)
 {
-	if (runner->pipeline == NULL)
+	Pipeline   *pipeline = runner->pipeline;
+	SqsError   *delete_error = NULL;
+	int64		undeleted;
+
+	if (pipeline == NULL)
 		return;
-	if (runner->pipeline->nbatch > 0)
+	if (pipeline->nbatch > 0)
 		store_and_queue_deletes(runner);
-	pipeline_flush_deletes(runner->pipeline);
+	pipeline_flush_deletes(pipeline);
 	/* receives still in flight may have brought more */
-	if (runner->pipeline->nbatch > 0)
+	if (pipeline->nbatch > 0)
 	{
 		store_and_queue_deletes(runner);
-		pipeline_flush_deletes(runner->pipeline);
+		pipeline_flush_deletes(pipeline);
 	}
+	if (pipeline->delete_error)
+		delete_error = sqs_copy_error(CurrentMemoryContext, pipeline->delete_error);
+	undeleted = pipeline->delete_failures;
 	runner_abandon(runner);
+	if (delete_error)
+		pipeline_report_undeleted(delete_error, undeleted, runner->totals.received);
 }
 
 /*

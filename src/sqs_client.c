@@ -24,6 +24,14 @@
  * connections in postgres_fdw do: past it, the connection fails like a
  * refused one, with EMFILE.
  *
+ * A request's timeout is kept here, not by libcurl: libcurl's own
+ * (CURLOPT_TIMEOUT) runs on the wall clock, so a response that came in
+ * while the process was busy storing a batch would be thrown away as a
+ * timeout once libcurl is driven again, though SQS answered (and, for a
+ * receive, hid the messages for a visibility timeout).  Only the time spent
+ * driving libcurl counts against a request's deadline; what came in
+ * meanwhile is read before any deadline is looked at.
+ *
  * Responses are decoded by the pure decoders of sqs_decode.c; what they
  * find wrong becomes a protocol error of the request.
  *
@@ -86,6 +94,8 @@ typedef struct SqsRequest
 	SqsAction	action;
 	TimestampTz started_at;
 	TimestampTz answered_after; /* earliest the response can have come */
+	TimestampTz deadline;		/* when it times out, moved on by the time
+								 * nobody drove libcurl */
 	int			requested;
 	int			tag;
 	CURL	   *easy;
@@ -716,7 +726,7 @@ launch_request(SqsClient *client, SqsRequest *request)
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
+	/* the request's timeout is its deadline, kept by wait_once() */
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
 					 request->headers ? request->headers :
@@ -745,6 +755,8 @@ launch_request(SqsClient *client, SqsRequest *request)
 				 errmsg("could not start an SQS request: %s", curl_multi_strerror(mrc))));
 	}
 	request->started_at = GetCurrentTimestamp();
+	request->deadline = TimestampTzPlusMilliseconds(request->started_at,
+													request->timeout_ms);
 	dlist_push_tail(&client->inflight, &request->node);
 	client->ninflight[request->action]++;
 }
@@ -1047,6 +1059,21 @@ update_wait_set(SqsClient *client)
 	client->sockets_dirty = false;
 }
 
+/* move a request libcurl is done with to the completed list */
+static void
+complete_request(SqsClient *client, SqsRequest *request, CURLcode result)
+{
+	request->curl_result = result;
+	curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
+	curl_multi_remove_handle(client->multi, request->easy);
+	curl_easy_cleanup(request->easy);
+	request->easy = NULL;
+
+	dlist_delete(&request->node);
+	client->ninflight[request->action]--;
+	dlist_push_tail(&client->done, &request->node);
+}
+
 /*
  * Move every transfer libcurl has finished to the completed list.  A
  * response can have come in at any time since answered_after: SQS hides a
@@ -1066,16 +1093,70 @@ collect_completed(SqsClient *client, TimestampTz answered_after)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &request);
-		request->curl_result = msg->data.result;
 		request->answered_after = Max(request->started_at, answered_after);
-		curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
-		curl_multi_remove_handle(client->multi, request->easy);
-		curl_easy_cleanup(request->easy);
-		request->easy = NULL;
+		complete_request(client, request, msg->data.result);
+	}
+}
 
-		dlist_delete(&request->node);
-		client->ninflight[request->action]--;
-		dlist_push_tail(&client->done, &request->node);
+/*
+ * Time nobody drove libcurl since the end of the last wait (a store, say)
+ * does not count against the requests in flight: their deadlines move on
+ * by as much of it as each has seen.
+ */
+static void
+credit_undriven_time(SqsClient *client)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &client->inflight)
+	{
+		SqsRequest *request = dlist_container(SqsRequest, node, iter.cur);
+		TimestampTz since = Max(client->unwatched_since, request->started_at);
+
+		if (now > since)
+			request->deadline += now - since;
+	}
+}
+
+/* the earliest deadline of a request in flight, or 0 if none is */
+static TimestampTz
+next_deadline(SqsClient *client)
+{
+	TimestampTz earliest = 0;
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &client->inflight)
+	{
+		SqsRequest *request = dlist_container(SqsRequest, node, iter.cur);
+
+		if (earliest == 0 || request->deadline < earliest)
+			earliest = request->deadline;
+	}
+	return earliest;
+}
+
+/*
+ * End the requests in flight past their deadline as timed out, as libcurl
+ * would have: what was read of their responses is dropped.
+ */
+static void
+expire_requests(SqsClient *client)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, &client->inflight)
+	{
+		SqsRequest *request = dlist_container(SqsRequest, node, iter.cur);
+
+		if (request->deadline > now)
+			continue;
+		snprintf(request->curl_error, sizeof(request->curl_error),
+				 "Operation timed out after %ld milliseconds with %zu bytes received",
+				 request->timeout_ms, request->response_len);
+		request->answered_after = now;
+		complete_request(client, request, CURLE_OPERATION_TIMEDOUT);
 	}
 }
 
@@ -1120,6 +1201,9 @@ wait_once(SqsClient *client, long timeout_ms)
 	TimestampTz wait_start;
 	TimestampTz now;
 	TimestampTz answered_after;
+	TimestampTz deadline;
+
+	credit_undriven_time(client);
 
 	/* libcurl asked to be called at once */
 	if (client->timer_ms == 0)
@@ -1134,6 +1218,15 @@ wait_once(SqsClient *client, long timeout_ms)
 	update_wait_set(client);
 	if (client->timer_ms > 0 && (timeout_ms < 0 || client->timer_ms < timeout_ms))
 		timeout_ms = client->timer_ms;
+	deadline = next_deadline(client);
+	if (deadline != 0)
+	{
+		long		until_deadline = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	 deadline);
+
+		if (timeout_ms < 0 || until_deadline < timeout_ms)
+			timeout_ms = until_deadline;
+	}
 
 	wait_start = GetCurrentTimestamp();
 	nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
@@ -1180,6 +1273,8 @@ wait_once(SqsClient *client, long timeout_ms)
 		socket_action(client, event->fd, mask);
 	}
 	collect_completed(client, answered_after);
+	/* only now: what came in before the deadline has been read */
+	expire_requests(client);
 	client->unwatched_since = GetCurrentTimestamp();
 	return latch_set;
 }

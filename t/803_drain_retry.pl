@@ -3,8 +3,8 @@
 
 # The drain retries what the AWS SDKs retry (5xx, throttling, reset
 # connections), with backoff, up to three attempts of a request; only then
-# does the call fail (a receive) or leave the messages to come back as
-# duplicates (a delete).
+# does the call fail: for a delete, with an error saying how many stored
+# messages were not deleted, which come back as duplicates.
 
 use strict;
 use warnings;
@@ -85,12 +85,16 @@ for my $case ([ json => 'http500' ], [ json => 'reset' ], [ json => 'throttle' ]
 set_gucs($node, { 'sqs_ingest.protocol' => undef });
 
 # a delete failing on every attempt is given up after three: its messages
-# stay in SQS, to come back as duplicates
+# stay in SQS, to come back as duplicates, and the drain says so
 is(send_generated($url, 5, 90), 5, 'delete failing for good: 5 events sent');
 $proxy->reset_stats;
 $proxy->set_fault({ deleteFailure => 'http500' });
 my $offset = -s $node->logfile;
-is(drain($node)->{inserted}, 5, 'delete failing for good: stored');
+my $before = sql('SELECT count(*) FROM user_logins');
+like(drain_error($node),
+	qr/ERROR:  could not delete 5 stored messages from SQS\n.*DETAIL:  The drain stopped receiving after SQS DeleteMessageBatch failed: Injected failure.* It stored and committed 5 messages;/s,
+	'delete failing for good: the drain ends with an error saying what it stored and did not delete');
+is(sql('SELECT count(*) FROM user_logins'), $before + 5, 'delete failing for good: stored');
 is($proxy->stats->{DeleteMessageBatch}{failed}, 3, 'delete failing for good: after exactly three attempts');
 like(slurp_file($node->logfile, $offset), qr/could not delete 5 stored messages from SQS: Injected failure/,
 	'delete failing for good: logged');

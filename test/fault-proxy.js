@@ -15,7 +15,8 @@
 // Control, on the same port:
 //   POST /__fault         {"delayMs": N,
 //                          "deleteDelayMs": N,         (more delay for delete calls only)
-//                          "deleteFailure": null | "http500" | "throttle" | "failed-entries" | "reset" | "hang",
+//                          "deleteFailure": null | "http500" | "throttle" | "failed-entries" | "reset" | "hang"
+//                                           | "denied" | "gone",
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
 //                          "receiveFailure": null | "http500" | "throttle" | "reset",
 //                          "receiveFailureCount": N,
@@ -30,7 +31,9 @@
 // 400 ThrottlingException, as SQS does past a rate quota; "failed-entries"
 // answers 200 with every entry of the batch under Failed, without forwarding;
 // "reset" destroys the client's connection; "hang" never answers, as an
-// unreachable SQS would not, until the client gives up. delayMs holds every proxied
+// unreachable SQS would not, until the client gives up; "denied" answers 403
+// AccessDenied, as SQS does to credentials without sqs:DeleteMessage; "gone"
+// answers 400 QueueDoesNotExist, as SQS does once the queue is deleted. delayMs holds every proxied
 // request (a stand-in for the round trip to AWS). Prints "READY <port>".
 
 const http = require('http');
@@ -61,8 +64,9 @@ function validateFault(f) {
       return `${k} must be a non-negative integer`;
     }
   }
-  if (![undefined, null, 'http500', 'throttle', 'failed-entries', 'reset', 'hang'].includes(f.deleteFailure)) {
-    return 'deleteFailure must be null, "http500", "throttle", "failed-entries", "reset" or "hang"';
+  if (![undefined, null, 'http500', 'throttle', 'failed-entries', 'reset', 'hang', 'denied', 'gone']
+    .includes(f.deleteFailure)) {
+    return 'deleteFailure must be null, "http500", "throttle", "failed-entries", "reset", "hang", "denied" or "gone"';
   }
   if (![undefined, null, 'http500', 'throttle', 'reset'].includes(f.receiveFailure)) {
     return 'receiveFailure must be null, "http500", "throttle" or "reset"';
@@ -135,6 +139,17 @@ function injectFailure(kind, action, query, req, res, body) {
   }
   if (kind === 'throttle') {
     sendError(res, query, 400, 'ThrottlingException', 'Sender', 'Rate exceeded.');
+    return;
+  }
+  if (kind === 'denied') {
+    sendError(res, query, 403, query ? 'AccessDenied' : 'com.amazon.coral.service#AccessDeniedException', 'Sender',
+      'User: arn:aws:iam::000000000000:user/ingest is not authorized to perform: sqs:deletemessage on resource: '
+      + 'arn:aws:sqs:us-east-1:000000000000:queue because no identity-based policy allows the sqs:deletemessage action');
+    return;
+  }
+  if (kind === 'gone') {
+    sendError(res, query, 400, query ? 'AWS.SimpleQueueService.NonExistentQueue' : 'com.amazonaws.sqs#QueueDoesNotExist',
+      'Sender', 'The specified queue does not exist.');
     return;
   }
   // http500, and failed-entries on a single DeleteMessage (it has no entries)
