@@ -9,8 +9,6 @@
 #ifndef SQS_INGEST_MAPPING_H
 #define SQS_INGEST_MAPPING_H
 
-#include "postgres.h"
-
 #include "access/attnum.h"
 #include "fmgr.h"
 #include "utils/jsonb.h"
