@@ -68,11 +68,18 @@ typedef enum SourceResult
 typedef SourceResult (*SourceFetch) (const AwsChainScope *scope, AwsCredentials *out,
 									 StringInfo detail);
 
+/*
+ * A source and its messages, each a whole sentence marked with gettext_noop
+ * and translated where it is reported.
+ */
 typedef struct CredentialSource
 {
-	const char *name;			/* for messages */
+	const char *name;			/* in the list of sources tried */
 	SourceFetch fetch;
-	const char *hint;
+	const char *get_failed;		/* errmsg: the chain stops at this source */
+	const char *refresh_failed; /* errmsg: a refresh failed */
+	const char *refreshed;		/* errmsg: a refresh worked again */
+	const char *hint;			/* errhint of the first two */
 } CredentialSource;
 
 static SourceResult from_environment(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
@@ -83,15 +90,30 @@ static SourceResult from_imds(const AwsChainScope *scope, AwsCredentials *out, S
 
 static const CredentialSource sources[] = {
 	{"the environment", from_environment,
-	"Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment."},
+	gettext_noop("could not get AWS credentials from the environment"),
+	gettext_noop("could not refresh AWS credentials from the environment"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from the environment again"),
+	gettext_noop("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")},
 	{"web identity", from_web_identity,
-	"Check AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and the role's trust policy; AWS_ENDPOINT_URL_STS sets another STS endpoint."},
+	gettext_noop("could not get AWS credentials from web identity"),
+	gettext_noop("could not refresh AWS credentials from web identity"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from web identity again"),
+	gettext_noop("Check AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and the role's trust policy; AWS_ENDPOINT_URL_STS sets another STS endpoint.")},
 	{"the shared config and credentials files", from_profile,
-	"Check AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default: ~/.aws/credentials and ~/.aws/config of the server's operating system user)."},
+	gettext_noop("could not get AWS credentials from the shared config and credentials files"),
+	gettext_noop("could not refresh AWS credentials from the shared config and credentials files"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from the shared config and credentials files again"),
+	gettext_noop("Check AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default: ~/.aws/credentials and ~/.aws/config of the server's operating system user).")},
 	{"container credentials", from_container,
-	"Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI and the authorization token."},
+	gettext_noop("could not get AWS credentials from container credentials"),
+	gettext_noop("could not refresh AWS credentials from container credentials"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from container credentials again"),
+	gettext_noop("Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI and the authorization token.")},
 	{"EC2 instance metadata", from_imds,
-	"Check the instance's IAM role and its metadata options (IMDSv2, hop limit); AWS_EC2_METADATA_DISABLED=true turns this source off."},
+	gettext_noop("could not get AWS credentials from EC2 instance metadata"),
+	gettext_noop("could not refresh AWS credentials from EC2 instance metadata"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from EC2 instance metadata again"),
+	gettext_noop("Check the instance's IAM role and its metadata options (IMDSv2, hop limit); AWS_EC2_METADATA_DISABLED=true turns this source off.")},
 };
 
 #define NUM_SOURCES lengthof(sources)
@@ -854,9 +876,9 @@ resolve_chain(const AwsChainScope *scope)
 		if (result == SOURCE_FAILED)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("could not get AWS credentials from %s", sources[i].name),
+					 errmsg_internal("%s", _(sources[i].get_failed)),
 					 errdetail("%s.", detail.data),
-					 errhint("%s", sources[i].hint)));
+					 errhint("%s", _(sources[i].hint))));
 		appendStringInfo(&tried, "; %s (%s)", sources[i].name, detail.data);
 		pfree(detail.data);
 	}
@@ -906,8 +928,8 @@ aws_credentials_current(const AwsChainScope *scope)
 		{
 			if (had_failed)
 				ereport(LOG,
-						(errmsg("sqs_ingest refreshed its AWS credentials from %s again",
-								sources[source].name)));
+						(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+						 errmsg_internal("%s", _(sources[source].refreshed))));
 			pfree(detail.data);
 			return cached;
 		}
@@ -916,10 +938,10 @@ aws_credentials_current(const AwsChainScope *scope)
 			if (!refresh_failure_logged)
 				ereport(WARNING,
 						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-						 errmsg("could not refresh AWS credentials from %s", sources[source].name),
+						 errmsg_internal("%s", _(sources[source].refresh_failed)),
 						 errdetail("%s. The current credentials stay in use until they expire at %s.",
 								   detail.data, timestamptz_to_str(cached->expiration)),
-						 errhint("%s", sources[source].hint)));
+						 errhint("%s", _(sources[source].hint))));
 			refresh_failure_logged = true;
 			next_refresh_attempt = TimestampTzPlusMilliseconds(now, REFRESH_RETRY_MS);
 			pfree(detail.data);
