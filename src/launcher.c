@@ -167,11 +167,16 @@ start_workers(PipelineWorkers *set)
 		{
 			if (!set->logged_shortage)
 				ereport(LOG,
-						(errmsg("sqs_ingest pipeline \"%s\" runs %d of its %d workers",
-								set->name, set->nworkers, set->wanted),
-						 errdetail("Pipelines run %d workers, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
-								   total_workers(), sqs_ingest_max_pipeline_workers,
-								   max_worker_processes),
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg_plural("sqs_ingest pipeline \"%s\" runs %d of its %d worker",
+									   "sqs_ingest pipeline \"%s\" runs %d of its %d workers",
+									   set->wanted,
+									   set->name, set->nworkers, set->wanted),
+						 errdetail_plural("Pipelines run %d worker, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
+										  "Pipelines run %d workers, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
+										  total_workers(),
+										  total_workers(), sqs_ingest_max_pipeline_workers,
+										  max_worker_processes),
 						 errhint("Raise sqs_ingest.max_pipeline_workers or max_worker_processes, or lower the pipelines' workers option; the rest start when slots free up.")));
 			set->logged_shortage = true;
 			return;
@@ -180,8 +185,11 @@ start_workers(PipelineWorkers *set)
 	}
 	if (set->logged_shortage)
 		ereport(LOG,
-				(errmsg("sqs_ingest pipeline \"%s\" runs all its %d workers",
-						set->name, set->wanted)));
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_plural("sqs_ingest pipeline \"%s\" runs all its %d worker",
+							   "sqs_ingest pipeline \"%s\" runs all its %d workers",
+							   set->wanted,
+							   set->name, set->wanted)));
 	set->logged_shortage = false;
 }
 
@@ -342,7 +350,8 @@ sqs_ingest_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(sqs_ingest_database, NULL, 0);
 	pgstat_report_appname("sqs_ingest launcher");
 	ereport(LOG,
-			(errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
 	/*
 	 * Workers left by a launcher that stopped are not ours: replace them,
 	 * once they have given their statistics slots back.

@@ -448,5 +448,6 @@ secrets_curl_global_init(void)
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free,
 							 wiping_realloc, wiping_strdup, calloc) != CURLE_OK)
 		ereport(ERROR,
-				(errmsg("could not initialise libcurl")));
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialise libcurl")));
 }
