@@ -446,8 +446,10 @@ check_name(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid pipeline name \"%s\"", name),
-				 errdetail("A pipeline name is 1 to %d letters, digits, \"_\" or \"-\".",
-						   PIPELINE_NAME_MAX)));
+				 errdetail_plural("A pipeline name is 1 to %d letter, digit, \"_\" or \"-\".",
+								  "A pipeline name is 1 to %d letters, digits, \"_\" or \"-\".",
+								  PIPELINE_NAME_MAX,
+								  PIPELINE_NAME_MAX)));
 	if (strcmp(name, DEFAULT_PIPELINE) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),

@@ -702,8 +702,10 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	if (chosen->n_len < 128)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("recovery key in %s is an RSA key of %d bits, fewer than 1024",
-						source, chosen->n_len * 8),
+				 errmsg_plural("recovery key in %s is an RSA key of %d bit, fewer than 1024",
+							   "recovery key in %s is an RSA key of %d bits, fewer than 1024",
+							   chosen->n_len * 8,
+							   source, chosen->n_len * 8),
 				 errhint("Generate an RSA key of 2048 or 3072 bits.")));
 
 	key = palloc0(sizeof(OpenPgpKey));

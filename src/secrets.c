@@ -235,8 +235,10 @@ check_secret_file(const char *setting, const char *path, const struct stat *st,
 				 errhint("Run chmod 600 on the file, owned by the user the server runs as.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
-			 errmsg("secret file \"%s\" of %s is larger than %d bytes",
-					path, setting, SECRET_FILE_MAX)));
+			 errmsg_plural("secret file \"%s\" of %s is larger than %d byte",
+						   "secret file \"%s\" of %s is larger than %d bytes",
+						   SECRET_FILE_MAX,
+						   path, setting, SECRET_FILE_MAX)));
 }
 
 /*
