@@ -46,6 +46,7 @@
 #include "credential_http.h"
 #include "redact.h"
 #include "secrets.h"
+#include "security.h"
 
 /* refresh this long before expiration, or a quarter of a short lifetime */
 #define REFRESH_MARGIN_MS (5 * 60 * 1000L)
@@ -257,7 +258,7 @@ sts_endpoint(const char *region, StringInfo detail)
 		url = env_or_null("AWS_ENDPOINT_URL");
 	if (url)
 	{
-		if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		if (!security_is_http_url(url))
 		{
 			appendStringInfo(detail, "the STS endpoint \"%s\" does not start with http:// or https://", url);
 			return NULL;
@@ -738,7 +739,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	if (endpoint == NULL)
 		endpoint = (mode && pg_strcasecmp(mode, "IPv6") == 0) ?
 			"http://[fd00:ec2::254]" : "http://169.254.169.254";
-	if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
+	if (!security_is_http_url(endpoint))
 	{
 		appendStringInfoString(detail, "AWS_EC2_METADATA_SERVICE_ENDPOINT does not start with http:// or https://");
 		return SOURCE_FAILED;

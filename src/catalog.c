@@ -91,12 +91,6 @@ option_error(const char *key, const char *detail)
 			 errdetail_internal("%s", _(detail))));
 }
 
-static bool
-is_http_url(const char *url)
-{
-	return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
-}
-
 /* an integral JSON number within bounds */
 static int
 int_option(const IntOption *option, const JsonbValue *v)
@@ -185,7 +179,7 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 			if (v.type != jbvString)
 				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 			settings->endpoint = pnstrdup(v.val.string.val, v.val.string.len);
-			if (!is_http_url(settings->endpoint))
+			if (!security_is_http_url(settings->endpoint))
 				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 		}
 		else
@@ -460,7 +454,7 @@ check_name(const char *name)
 static void
 check_queue_url(const char *url)
 {
-	if (!is_http_url(url))
+	if (!security_is_http_url(url))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queue_url must start with http:// or https://"),
