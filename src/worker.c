@@ -77,22 +77,36 @@ typedef struct WorkerState
 	char	   *connected_role; /* sqs_ingest.role when connecting */
 } WorkerState;
 
+/*
+ * Describe one of sqs_ingest's background workers (the settings' workers,
+ * the launcher, a pipeline's workers, a drain): what they all share, and
+ * the entry point, type and restart time given.  The caller names it,
+ * gives its argument and registers it.
+ */
+void
+worker_describe(BackgroundWorker *worker, const char *function_name,
+				const char *type, int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* on a standby it would have nowhere to write: wait for promotion */
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	strlcpy(worker->bgw_library_name, "sqs_ingest", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function_name, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+}
+
 /* register sqs_ingest.workers workers; called from _PG_init when preloaded */
 void
 worker_register_all(void)
 {
 	for (int i = 0; i < sqs_ingest_workers; i++)
 	{
-		BackgroundWorker worker = {0};
+		BackgroundWorker worker;
 
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		/* on a standby it would have nowhere to write: wait for promotion */
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = 10;
-		strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "sqs_ingest_worker_main", BGW_MAXLEN);
+		worker_describe(&worker, "sqs_ingest_worker_main", "sqs_ingest worker", 10);
 		snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest worker %d", i);
-		strlcpy(worker.bgw_type, "sqs_ingest worker", BGW_MAXLEN);
 		worker.bgw_main_arg = Int32GetDatum(i);
 		RegisterBackgroundWorker(&worker);
 	}
