@@ -34,6 +34,7 @@
 #include "redact.h"
 #include "secrets.h"
 #include "sqs_decode.h"
+#include "version.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -153,7 +154,7 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
 					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 	if (request->direct)
 		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
