@@ -298,7 +298,7 @@ service_credentials(const CredentialRequest *request, CredentialParser parse,
 	initStringInfo(&unusable);
 	if (credential_http(request, &status, &response, detail))
 	{
-		parsed = parse(response.data, response.len, &doc, &unusable);
+		parsed = parse(response.data, response.len, service, &doc, &unusable);
 		if (status != 200)
 		{
 			appendStringInfo(detail, "%s answered HTTP %ld", service, status);
@@ -309,7 +309,7 @@ service_credentials(const CredentialRequest *request, CredentialParser parse,
 				appendStringInfo(detail, ": %s", redact_aws_text(doc.message));
 		}
 		else if (!parsed)
-			appendStringInfo(detail, "the answer of %s %s", service, unusable.data);
+			appendStringInfoString(detail, unusable.data);
 		else if (doc.code && strcmp(doc.code, "Success") != 0)
 			appendStringInfo(detail, "%s answered code \"%s\"", service,
 							 redact_aws_text(doc.code));

@@ -280,12 +280,12 @@ doc_scalar(void *state, char *token, JsonTokenType tokentype)
 
 /*
  * Parse the JSON credential document of the instance metadata service or
- * the container endpoint.  Returns false, with what is wrong with the
- * answer in failure ("is not ..."), if it is not valid JSON.
+ * the container endpoint (service, in messages).  Returns false, with what
+ * is wrong with the answer in failure, if it is not valid JSON.
  */
 bool
-credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
-					  StringInfo failure)
+credential_parse_json(const char *json, size_t len, const char *service,
+					  CredentialDocument *doc, StringInfo failure)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem = {0};
@@ -295,7 +295,8 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
+		appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
 	state.doc = doc;
@@ -319,7 +320,7 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	if (rc != JSON_SUCCESS)
 	{
 		credential_document_free(doc);
-		appendStringInfoString(failure, "is not a JSON document");
+		appendStringInfo(failure, "the answer of %s is not a JSON document", service);
 		return false;
 	}
 	return true;
@@ -328,12 +329,12 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
  * ErrorResponse) with the hardened XML decoder SQS's answers go through
- * (sqs_decode_xml.c).  Returns false, with what is wrong with the answer in
- * failure ("is unusable: ..."), if it is not one.
+ * (sqs_decode_xml.c); service names it in messages.  Returns false, with
+ * what is wrong with the answer in failure, if it is not one.
  */
 bool
-credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
-						 StringInfo failure)
+credential_parse_sts_xml(const char *xml, size_t len, const char *service,
+						 CredentialDocument *doc, StringInfo failure)
 {
 	SqsStsAnswer answer;
 	char	   *error;
@@ -341,7 +342,8 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
+		appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
 	error = sqs_decode_xml_sts(xml, len, &answer);
@@ -354,7 +356,8 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	if (error)
 	{
 		credential_document_free(doc);
-		appendStringInfo(failure, "is unusable: %s", redact_aws_text(error));
+		appendStringInfo(failure, "the answer of %s is unusable: %s",
+						 service, redact_aws_text(error));
 		return false;
 	}
 	return true;
