@@ -196,10 +196,10 @@ credential_http(const CredentialRequest *request, long *status,
 	{
 		ok = false;
 		if (buf.too_big)
-			appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+			appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
 							 request->url, CREDENTIAL_MAX_RESPONSE);
 		else if (out_of_descriptors)
-			appendStringInfo(failure, "%s: no file descriptor left for a connection (max_files_per_process)",
+			appendStringInfo(failure, _("%s: no file descriptor left for a connection (max_files_per_process)"),
 							 request->url);
 		else
 			appendStringInfo(failure, "%s: %s", request->url,
@@ -295,7 +295,7 @@ credential_parse_json(const char *json, size_t len, const char *service,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+		appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
 						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
@@ -320,7 +320,7 @@ credential_parse_json(const char *json, size_t len, const char *service,
 	if (rc != JSON_SUCCESS)
 	{
 		credential_document_free(doc);
-		appendStringInfo(failure, "the answer of %s is not a JSON document", service);
+		appendStringInfo(failure, _("the answer of %s is not a JSON document"), service);
 		return false;
 	}
 	return true;
@@ -342,7 +342,7 @@ credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+		appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
 						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
@@ -356,7 +356,7 @@ credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 	if (error)
 	{
 		credential_document_free(doc);
-		appendStringInfo(failure, "the answer of %s is unusable: %s",
+		appendStringInfo(failure, _("the answer of %s is unusable: %s"),
 						 service, redact_aws_text(error));
 		return false;
 	}
