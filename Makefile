@@ -44,6 +44,9 @@ REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags libxml-2.0)
+# the version the code shows (src/version.h): default_version of the control file
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/sqs_ingest.control)
+PG_CPPFLAGS += -DSQS_INGEST_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = -lcurl -lcrypto $(shell pkg-config --libs libxml-2.0)
 

@@ -130,108 +130,108 @@ _PG_init(void)
 	GucContext	worker_context = preloaded ? PGC_POSTMASTER : PGC_SIGHUP;
 
 	DefineCustomStringVariable("sqs_ingest.queue_url",
-							   "URL of the SQS queue to ingest from.",
+							   gettext_noop("URL of the SQS queue to ingest from."),
 							   NULL, &sqs_ingest_queue_url, "",
 							   PGC_SUSET, 0, security_check_queue_url, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.endpoint",
-							   "SQS API endpoint; empty means scheme://host[:port] of the queue URL.",
+							   gettext_noop("SQS API endpoint; empty means scheme://host[:port] of the queue URL."),
 							   NULL, &sqs_ingest_endpoint, "",
 							   PGC_SUSET, 0, security_check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.region",
-							   "AWS region requests are signed for.",
+							   gettext_noop("AWS region requests are signed for."),
 							   NULL, &sqs_ingest_region, "us-east-1",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	secrets_define_settings();
 	recovery_define_settings();
 	DefineCustomStringVariable("sqs_ingest.ca_file",
-							   "File of CA certificates that HTTPS endpoints are verified against; empty means the system's.",
-							   "For an endpoint whose certificate a private CA issued. Verification itself is always on.",
+							   gettext_noop("File of CA certificates that HTTPS endpoints are verified against; empty means the system's."),
+							   gettext_noop("For an endpoint whose certificate a private CA issued. Verification itself is always on."),
 							   &sqs_ingest_ca_file, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
-							 "How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed).",
-							 "An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses.",
+							 gettext_noop("How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed)."),
+							 gettext_noop("An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses."),
 							 &sqs_ingest_mask_algorithm, MASK_HMAC_SHA256,
 							 mask_algorithm_options, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("sqs_ingest.protocol",
-							 "SQS wire protocol: auto, json (AWS JSON 1.0) or query (form-encoded requests, XML answers).",
-							 "auto speaks JSON and switches to Query, once, when the endpoint shows it does not speak JSON.",
+							 gettext_noop("SQS wire protocol: auto, json (AWS JSON 1.0) or query (form-encoded requests, XML answers)."),
+							 gettext_noop("auto speaks JSON and switches to Query, once, when the endpoint shows it does not speak JSON."),
 							 &sqs_ingest_protocol, SQS_PROTOCOL_AUTO,
 							 protocol_options, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.target_table",
-							   "Table the login events are inserted into.",
+							   gettext_noop("Table the login events are inserted into."),
 							   NULL, &sqs_ingest_target_table, "public.user_logins",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.role",
-							   "Role the background workers run as.",
-							   "Empty: the workers connect as the bootstrap superuser and insert as the owner of the target table. A change restarts the workers.",
+							   gettext_noop("Role the background workers run as."),
+							   gettext_noop("Empty: the workers connect as the bootstrap superuser and insert as the owner of the target table. A change restarts the workers."),
 							   &sqs_ingest_role, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.database",
-							   "Database the background workers connect to.",
-							   "Takes effect only when sqs_ingest is in shared_preload_libraries.",
+							   gettext_noop("Database the background workers connect to."),
+							   gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
 							   &sqs_ingest_database, "postgres",
 							   worker_context, 0, NULL, NULL,
 							   preloaded ? NULL : show_sqs_ingest_database_inactive);
 	DefineCustomIntVariable("sqs_ingest.workers",
-							"Number of background workers consuming the queue.",
-							"Takes effect only when sqs_ingest is in shared_preload_libraries.",
+							gettext_noop("Number of background workers consuming the queue."),
+							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
 							&sqs_ingest_workers, 1, 0, 64,
 							worker_context, 0, NULL, NULL,
 							preloaded ? NULL : show_sqs_ingest_workers_inactive);
 	DefineCustomIntVariable("sqs_ingest.max_pipeline_workers",
-							"Most background workers the pipelines of sqs_ingest.pipelines run in all.",
-							"Takes effect only when sqs_ingest is in shared_preload_libraries; the workers also count against max_worker_processes.",
+							gettext_noop("Most background workers the pipelines of sqs_ingest.pipelines run in all."),
+							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries; the workers also count against max_worker_processes."),
 							&sqs_ingest_max_pipeline_workers, 8, 0, 1024,
 							worker_context, 0, NULL, NULL,
 							preloaded ? NULL : show_sqs_ingest_max_pipeline_workers_inactive);
 	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
-							"How long a received message stays hidden from other consumers.",
+							gettext_noop("How long a received message stays hidden from other consumers."),
 							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.wait_time_seconds",
-							"Long-poll wait of the background workers' receives.",
+							gettext_noop("Long-poll wait of the background workers' receives."),
 							NULL, &sqs_ingest_wait_time_seconds, 20, 0, 20,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.drain_wait_time_seconds",
-							"Long-poll wait of sqs_ingest_drain()'s receives.",
-							"A short poll can come back empty while messages remain, so a drain decides that the queue is empty only after a long poll.",
+							gettext_noop("Long-poll wait of sqs_ingest_drain()'s receives."),
+							gettext_noop("A short poll can come back empty while messages remain, so a drain decides that the queue is empty only after a long poll."),
 							&sqs_ingest_drain_wait_time_seconds, 1, 0, 20,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.max_inflight",
-							"Concurrent receive requests of one worker or drain.",
+							gettext_noop("Concurrent receive requests of one worker or drain."),
 							NULL, &sqs_ingest_max_inflight, 32, 1,
 							SQS_INGEST_MAX_INFLIGHT_CAP,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.batch_size",
-							"Messages stored per transaction at most.",
+							gettext_noop("Messages stored per transaction at most."),
 							NULL, &sqs_ingest_batch_size, 1000, 1, 100000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.batch_timeout",
-							"How long a worker lets a partial batch wait before storing it.",
+							gettext_noop("How long a worker lets a partial batch wait before storing it."),
 							NULL, &sqs_ingest_batch_timeout_ms, 100, 1, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.connect_timeout",
-							"Timeout for connecting to SQS.",
+							gettext_noop("Timeout for connecting to SQS."),
 							NULL, &sqs_ingest_connect_timeout_ms, 5000, 100, 600000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.request_timeout",
-							"Timeout of an SQS request, beyond the long-poll wait of a receive.",
+							gettext_noop("Timeout of an SQS request, beyond the long-poll wait of a receive."),
 							NULL, &sqs_ingest_request_timeout_ms, 10000, 100, 600000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.processed_retention",
-							"How long message ids are kept in the ledger; 0 keeps them forever.",
-							"SQS keeps a message 14 days at most; an id older than the queue's retention cannot be delivered again.",
+							gettext_noop("How long message ids are kept in the ledger; 0 keeps them forever."),
+							gettext_noop("SQS keeps a message 14 days at most; an id older than the queue's retention cannot be delivered again."),
 							&sqs_ingest_processed_retention, 14 * 24 * 60, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("sqs_ingest.retry_interval",
-							"Longest wait of a worker between attempts after a failure.",
+							gettext_noop("Longest wait of a worker between attempts after a failure."),
 							NULL, &sqs_ingest_retry_interval, 60, 1, 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("sqs_ingest.max_receive_count",
-							"Receives after which a message that is still in SQS becomes a dead letter; 0 means no limit.",
-							"A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever.",
+							gettext_noop("Receives after which a message that is still in SQS becomes a dead letter; 0 means no limit."),
+							gettext_noop("A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever."),
 							&sqs_ingest_max_receive_count, 10, 0, 1000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 

@@ -46,6 +46,7 @@
 #include "credential_http.h"
 #include "redact.h"
 #include "secrets.h"
+#include "security.h"
 
 /* refresh this long before expiration, or a quarter of a short lifetime */
 #define REFRESH_MARGIN_MS (5 * 60 * 1000L)
@@ -68,11 +69,18 @@ typedef enum SourceResult
 typedef SourceResult (*SourceFetch) (const AwsChainScope *scope, AwsCredentials *out,
 									 StringInfo detail);
 
+/*
+ * A source and its messages, each a whole sentence marked with gettext_noop
+ * and translated where it is reported.
+ */
 typedef struct CredentialSource
 {
-	const char *name;			/* for messages */
+	const char *name;			/* in the list of sources tried */
 	SourceFetch fetch;
-	const char *hint;
+	const char *get_failed;		/* errmsg: the chain stops at this source */
+	const char *refresh_failed; /* errmsg: a refresh failed */
+	const char *refreshed;		/* errmsg: a refresh worked again */
+	const char *hint;			/* errhint of the first two */
 } CredentialSource;
 
 static SourceResult from_environment(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
@@ -82,16 +90,31 @@ static SourceResult from_container(const AwsChainScope *scope, AwsCredentials *o
 static SourceResult from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail);
 
 static const CredentialSource sources[] = {
-	{"the environment", from_environment,
-	"Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment."},
-	{"web identity", from_web_identity,
-	"Check AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and the role's trust policy; AWS_ENDPOINT_URL_STS sets another STS endpoint."},
-	{"the shared config and credentials files", from_profile,
-	"Check AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default: ~/.aws/credentials and ~/.aws/config of the server's operating system user)."},
-	{"container credentials", from_container,
-	"Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI and the authorization token."},
-	{"EC2 instance metadata", from_imds,
-	"Check the instance's IAM role and its metadata options (IMDSv2, hop limit); AWS_EC2_METADATA_DISABLED=true turns this source off."},
+	{gettext_noop("the environment"), from_environment,
+	gettext_noop("could not get AWS credentials from the environment"),
+	gettext_noop("could not refresh AWS credentials from the environment"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from the environment again"),
+	gettext_noop("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")},
+	{gettext_noop("web identity"), from_web_identity,
+	gettext_noop("could not get AWS credentials from web identity"),
+	gettext_noop("could not refresh AWS credentials from web identity"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from web identity again"),
+	gettext_noop("Check AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and the role's trust policy; AWS_ENDPOINT_URL_STS sets another STS endpoint.")},
+	{gettext_noop("the shared config and credentials files"), from_profile,
+	gettext_noop("could not get AWS credentials from the shared config and credentials files"),
+	gettext_noop("could not refresh AWS credentials from the shared config and credentials files"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from the shared config and credentials files again"),
+	gettext_noop("Check AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default: ~/.aws/credentials and ~/.aws/config of the server's operating system user).")},
+	{gettext_noop("container credentials"), from_container,
+	gettext_noop("could not get AWS credentials from container credentials"),
+	gettext_noop("could not refresh AWS credentials from container credentials"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from container credentials again"),
+	gettext_noop("Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI and the authorization token.")},
+	{gettext_noop("EC2 instance metadata"), from_imds,
+	gettext_noop("could not get AWS credentials from EC2 instance metadata"),
+	gettext_noop("could not refresh AWS credentials from EC2 instance metadata"),
+	gettext_noop("sqs_ingest refreshed its AWS credentials from EC2 instance metadata again"),
+	gettext_noop("Check the instance's IAM role and its metadata options (IMDSv2, hop limit); AWS_EC2_METADATA_DISABLED=true turns this source off.")},
 };
 
 #define NUM_SOURCES lengthof(sources)
@@ -183,20 +206,20 @@ accept_credentials(AwsCredentials *out, const char *source,
 {
 	if (!is_set(access_key_id) || !is_set(secret_access_key))
 	{
-		appendStringInfoString(detail, "the answer holds no access key id or no secret access key");
+		appendStringInfoString(detail, _("the answer holds no access key id or no secret access key"));
 		return SOURCE_FAILED;
 	}
 	if (!plausible_field(access_key_id, 128) ||
 		!plausible_field(secret_access_key, 256) ||
 		(is_set(session_token) && !plausible_field(session_token, 8192)))
 	{
-		appendStringInfoString(detail, "the credentials hold characters or lengths that AWS credentials never have");
+		appendStringInfoString(detail, _("the credentials hold characters or lengths that AWS credentials never have"));
 		return SOURCE_FAILED;
 	}
 	out->expiration = 0;
 	if (is_set(expiration) && !parse_expiration(expiration, &out->expiration))
 	{
-		appendStringInfo(detail, "the expiration \"%s\" is not an ISO 8601 UTC time",
+		appendStringInfo(detail, _("the expiration \"%s\" is not an ISO 8601 UTC time"),
 						 expiration);
 		return SOURCE_FAILED;
 	}
@@ -235,9 +258,9 @@ sts_endpoint(const char *region, StringInfo detail)
 		url = env_or_null("AWS_ENDPOINT_URL");
 	if (url)
 	{
-		if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		if (!security_is_http_url(url))
 		{
-			appendStringInfo(detail, "the STS endpoint \"%s\" does not start with http:// or https://", url);
+			appendStringInfo(detail, _("the STS endpoint \"%s\" does not start with http:// or https://"), url);
 			return NULL;
 		}
 		return pstrdup(url);
@@ -245,7 +268,7 @@ sts_endpoint(const char *region, StringInfo detail)
 	for (const char *p = region; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
 		{
-			appendStringInfo(detail, "\"%s\" is not an AWS region", region);
+			appendStringInfo(detail, _("\"%s\" is not an AWS region"), region);
 			return NULL;
 		}
 	return psprintf("https://sts.%s.amazonaws.com%s", region,
@@ -275,10 +298,10 @@ service_credentials(const CredentialRequest *request, CredentialParser parse,
 	initStringInfo(&unusable);
 	if (credential_http(request, &status, &response, detail))
 	{
-		parsed = parse(response.data, response.len, &doc, &unusable);
+		parsed = parse(response.data, response.len, service, &doc, &unusable);
 		if (status != 200)
 		{
-			appendStringInfo(detail, "%s answered HTTP %ld", service, status);
+			appendStringInfo(detail, _("%s answered HTTP %ld"), service, status);
 			/* free text from the endpoint: made fit for the log first */
 			if (parsed && doc.code)
 				appendStringInfo(detail, ": %s", redact_aws_text(doc.code));
@@ -286,9 +309,9 @@ service_credentials(const CredentialRequest *request, CredentialParser parse,
 				appendStringInfo(detail, ": %s", redact_aws_text(doc.message));
 		}
 		else if (!parsed)
-			appendStringInfo(detail, "the answer of %s %s", service, unusable.data);
+			appendStringInfoString(detail, unusable.data);
 		else if (doc.code && strcmp(doc.code, "Success") != 0)
-			appendStringInfo(detail, "%s answered code \"%s\"", service,
+			appendStringInfo(detail, _("%s answered code \"%s\""), service,
 							 redact_aws_text(doc.code));
 		else
 			result = accept_document(out, source, &doc, detail);
@@ -392,12 +415,12 @@ variable_pair(const char *first, const char *second, StringInfo detail)
 {
 	if (env_or_null(first) == NULL)
 	{
-		appendStringInfo(detail, "%s is not set", first);
+		appendStringInfo(detail, _("%s is not set"), first);
 		return SOURCE_ABSENT;
 	}
 	if (env_or_null(second) == NULL)
 	{
-		appendStringInfo(detail, "%s is set but %s is not", first, second);
+		appendStringInfo(detail, _("%s is set but %s is not"), first, second);
 		return SOURCE_FAILED;
 	}
 	return SOURCE_FOUND;
@@ -453,7 +476,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 		return SOURCE_FAILED;
 	if (!p.found)
 	{
-		appendStringInfo(detail, "profile \"%s\" is in neither \"%s\" nor \"%s\"",
+		appendStringInfo(detail, _("profile \"%s\" is in neither \"%s\" nor \"%s\""),
 						 profile, credentials_path, config_path);
 		/* a profile asked for by name must exist, as in the SDKs */
 		return named ? SOURCE_FAILED : SOURCE_ABSENT;
@@ -477,7 +500,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 			if (result != SOURCE_FOUND)
 			{
 				resetStringInfo(detail);
-				appendStringInfo(detail, "source_profile \"%s\" of profile \"%s\" holds no static keys",
+				appendStringInfo(detail, _("source_profile \"%s\" of profile \"%s\" holds no static keys"),
 								 p.source_profile, profile);
 				result = SOURCE_FAILED;
 			}
@@ -505,7 +528,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 									NULL, detail);
 	else
 	{
-		appendStringInfo(detail, "profile \"%s\" holds neither aws_access_key_id nor role_arn with source_profile",
+		appendStringInfo(detail, _("profile \"%s\" holds neither aws_access_key_id nor role_arn with source_profile"),
 						 profile);
 		result = SOURCE_ABSENT;
 	}
@@ -571,10 +594,10 @@ check_container_url(const char *url, bool *tls, StringInfo detail)
 	if (curl_url_set(parsed, CURLUPART_URL, url, 0) != CURLUE_OK ||
 		curl_url_get(parsed, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 		curl_url_get(parsed, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL");
+		appendStringInfoString(detail, _("AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL"));
 	else if (curl_url_get(parsed, CURLUPART_USER, &user, 0) != CURLUE_NO_USER ||
 			 curl_url_get(parsed, CURLUPART_PASSWORD, &password, 0) != CURLUE_NO_PASSWORD)
-		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must not hold a user name or password");
+		appendStringInfoString(detail, _("AWS_CONTAINER_CREDENTIALS_FULL_URI must not hold a user name or password"));
 	else if (strcmp(scheme, "https") == 0 ||
 			 (strcmp(scheme, "http") == 0 && allowed_container_host(host)))
 	{
@@ -582,7 +605,7 @@ check_container_url(const char *url, bool *tls, StringInfo detail)
 		ok = true;
 	}
 	else
-		appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
+		appendStringInfoString(detail, _("AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"));
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(user);
@@ -611,7 +634,7 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	{
 		if (relative[0] != '/')
 		{
-			appendStringInfoString(detail, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI does not start with /");
+			appendStringInfoString(detail, _("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI does not start with /"));
 			return SOURCE_FAILED;
 		}
 		request.url = psprintf("http://169.254.170.2%s", relative);
@@ -627,7 +650,7 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	}
 	else
 	{
-		appendStringInfoString(detail, "neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor AWS_CONTAINER_CREDENTIALS_FULL_URI is set");
+		appendStringInfoString(detail, _("neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor AWS_CONTAINER_CREDENTIALS_FULL_URI is set"));
 		return SOURCE_ABSENT;
 	}
 
@@ -653,7 +676,7 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 		{
 			explicit_bzero(token, token_len);
 			pfree(token);
-			appendStringInfoString(detail, "the container authorization token holds a line break");
+			appendStringInfoString(detail, _("the container authorization token holds a line break"));
 			return SOURCE_FAILED;
 		}
 		request.headers[0] = authorization = secret_header_line("Authorization", token);
@@ -686,7 +709,7 @@ imds_text(const CredentialRequest *request, long *status, StringInfo detail)
 	if (!credential_http(request, status, &response, detail))
 		*status = 0;
 	else if (*status != 200)
-		appendStringInfo(detail, "%s answered HTTP %ld", request->url, *status);
+		appendStringInfo(detail, _("%s answered HTTP %ld"), request->url, *status);
 	else
 		text = pstrdup(strip_trailing_space(response.data));
 	explicit_bzero(response.data, response.maxlen);
@@ -710,15 +733,15 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 
 	if (disabled && pg_strcasecmp(disabled, "true") == 0)
 	{
-		appendStringInfoString(detail, "AWS_EC2_METADATA_DISABLED is true");
+		appendStringInfoString(detail, _("AWS_EC2_METADATA_DISABLED is true"));
 		return SOURCE_ABSENT;
 	}
 	if (endpoint == NULL)
 		endpoint = (mode && pg_strcasecmp(mode, "IPv6") == 0) ?
 			"http://[fd00:ec2::254]" : "http://169.254.169.254";
-	if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
+	if (!security_is_http_url(endpoint))
 	{
-		appendStringInfoString(detail, "AWS_EC2_METADATA_SERVICE_ENDPOINT does not start with http:// or https://");
+		appendStringInfoString(detail, _("AWS_EC2_METADATA_SERVICE_ENDPOINT does not start with http:// or https://"));
 		return SOURCE_FAILED;
 	}
 	base = pstrdup(endpoint);
@@ -740,7 +763,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	if (!plausible_field(token, 1024))
 	{
 		secret_free(token);
-		appendStringInfoString(detail, "the instance metadata service sent an unusable token");
+		appendStringInfoString(detail, _("the instance metadata service sent an unusable token"));
 		return SOURCE_FAILED;
 	}
 	token_header = psprintf("X-aws-ec2-metadata-token: %s", token);
@@ -754,7 +777,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	if (role == NULL)
 	{
 		if (status == 404)
-			appendStringInfoString(detail, ": no IAM role is attached to the instance");
+			appendStringInfoString(detail, _(": no IAM role is attached to the instance"));
 		result = status == 404 ? SOURCE_ABSENT : SOURCE_FAILED;
 	}
 	else
@@ -762,7 +785,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 		role[strcspn(role, "\r\n")] = '\0';
 		if (role[0] == '\0' || strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") != strlen(role))
 		{
-			appendStringInfoString(detail, "the instance metadata service named no usable IAM role");
+			appendStringInfoString(detail, _("the instance metadata service named no usable IAM role"));
 			result = SOURCE_FAILED;
 		}
 		else
@@ -837,7 +860,7 @@ resolve_chain(const AwsChainScope *scope)
 	StringInfoData tried;
 
 	initStringInfo(&tried);
-	appendStringInfoString(&tried, "the settings (sqs_ingest.access_key_id is empty)");
+	appendStringInfoString(&tried, _("the settings (sqs_ingest.access_key_id is empty)"));
 	for (int i = 0; i < (int) NUM_SOURCES; i++)
 	{
 		StringInfoData detail;
@@ -854,10 +877,10 @@ resolve_chain(const AwsChainScope *scope)
 		if (result == SOURCE_FAILED)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("could not get AWS credentials from %s", sources[i].name),
+					 errmsg_internal("%s", _(sources[i].get_failed)),
 					 errdetail("%s.", detail.data),
-					 errhint("%s", sources[i].hint)));
-		appendStringInfo(&tried, "; %s (%s)", sources[i].name, detail.data);
+					 errhint("%s", _(sources[i].hint))));
+		appendStringInfo(&tried, "; %s (%s)", _(sources[i].name), detail.data);
 		pfree(detail.data);
 	}
 	ereport(ERROR,
@@ -906,8 +929,8 @@ aws_credentials_current(const AwsChainScope *scope)
 		{
 			if (had_failed)
 				ereport(LOG,
-						(errmsg("sqs_ingest refreshed its AWS credentials from %s again",
-								sources[source].name)));
+						(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+						 errmsg_internal("%s", _(sources[source].refreshed))));
 			pfree(detail.data);
 			return cached;
 		}
@@ -916,10 +939,10 @@ aws_credentials_current(const AwsChainScope *scope)
 			if (!refresh_failure_logged)
 				ereport(WARNING,
 						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-						 errmsg("could not refresh AWS credentials from %s", sources[source].name),
+						 errmsg_internal("%s", _(sources[source].refresh_failed)),
 						 errdetail("%s. The current credentials stay in use until they expire at %s.",
 								   detail.data, timestamptz_to_str(cached->expiration)),
-						 errhint("%s", sources[source].hint)));
+						 errhint("%s", _(sources[source].hint))));
 			refresh_failure_logged = true;
 			next_refresh_attempt = TimestampTzPlusMilliseconds(now, REFRESH_RETRY_MS);
 			pfree(detail.data);

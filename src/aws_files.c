@@ -53,7 +53,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 	if (fd < 0)
 	{
 		*missing = (errno == ENOENT);
-		appendStringInfo(detail, "could not open \"%s\": %m", path);
+		appendStringInfo(detail, _("could not open \"%s\": %m"), path);
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0)
@@ -61,7 +61,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 		save_errno = errno;
 		close(fd);
 		errno = save_errno;
-		appendStringInfo(detail, "could not stat \"%s\": %m", path);
+		appendStringInfo(detail, _("could not stat \"%s\": %m"), path);
 		return NULL;
 	}
 	/* room for the size seen and one byte more, to see the end at once */
@@ -74,7 +74,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 			close(fd);
 			explicit_bzero(buf, cap);
 			pfree(buf);
-			appendStringInfo(detail, "\"%s\" is larger than %zu bytes", path, max_len);
+			appendStringInfo(detail, _("\"%s\" is larger than %zu bytes"), path, max_len);
 			return NULL;
 		}
 		if (used == cap - 1)
@@ -102,7 +102,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 		explicit_bzero(buf, cap);
 		pfree(buf);
 		errno = save_errno;
-		appendStringInfo(detail, "could not read \"%s\": %m", path);
+		appendStringInfo(detail, _("could not read \"%s\": %m"), path);
 		return NULL;
 	}
 	close(fd);

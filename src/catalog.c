@@ -81,19 +81,14 @@ static const IntOption int_options[] = {
 	"sqs_ingest.max_rows_per_message", &sqs_ingest_max_rows_per_message},
 };
 
+/* detail: a whole sentence marked with gettext_noop, translated here */
 pg_noreturn static void
 option_error(const char *key, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid pipeline option \"%s\"", key),
-			 errdetail("%s", detail)));
-}
-
-static bool
-is_http_url(const char *url)
-{
-	return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+			 errdetail_internal("%s", _(detail))));
 }
 
 /* an integral JSON number within bounds */
@@ -105,14 +100,17 @@ int_option(const IntOption *option, const JsonbValue *v)
 	long		value;
 
 	if (v->type != jbvNumeric)
-		option_error(option->key, "It must be a number.");
+		option_error(option->key, gettext_noop("It must be a number."));
 	text = DatumGetCString(DirectFunctionCall1(numeric_out,
 											   NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	value = strtol(text, &end, 10);
 	if (*end != '\0' || errno != 0 || value < option->min || value > option->max)
-		option_error(option->key, psprintf("It must be a whole number from %d to %d.",
-										   option->min, option->max));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid pipeline option \"%s\"", option->key),
+				 errdetail("It must be a whole number from %d to %d.",
+						   option->min, option->max)));
 	return (int) value;
 }
 
@@ -167,22 +165,22 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 		if (strcmp(key, "enabled") == 0)
 		{
 			if (v.type != jbvBool)
-				option_error(key, "It must be true or false.");
+				option_error(key, gettext_noop("It must be true or false."));
 			settings->enabled = v.val.boolean;
 		}
 		else if (strcmp(key, "region") == 0)
 		{
 			if (v.type != jbvString || v.val.string.len == 0)
-				option_error(key, "It must be a region name such as \"eu-west-1\".");
+				option_error(key, gettext_noop("It must be a region name such as \"eu-west-1\"."));
 			settings->region = pnstrdup(v.val.string.val, v.val.string.len);
 		}
 		else if (strcmp(key, "endpoint") == 0)
 		{
 			if (v.type != jbvString)
-				option_error(key, "It must be a URL starting with http:// or https://.");
+				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 			settings->endpoint = pnstrdup(v.val.string.val, v.val.string.len);
-			if (!is_http_url(settings->endpoint))
-				option_error(key, "It must be a URL starting with http:// or https://.");
+			if (!security_is_http_url(settings->endpoint))
+				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 		}
 		else
 			ereport(ERROR,
@@ -442,8 +440,10 @@ check_name(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid pipeline name \"%s\"", name),
-				 errdetail("A pipeline name is 1 to %d letters, digits, \"_\" or \"-\".",
-						   PIPELINE_NAME_MAX)));
+				 errdetail_plural("A pipeline name is 1 to %d letter, digit, \"_\" or \"-\".",
+								  "A pipeline name is 1 to %d letters, digits, \"_\" or \"-\".",
+								  PIPELINE_NAME_MAX,
+								  PIPELINE_NAME_MAX)));
 	if (strcmp(name, DEFAULT_PIPELINE) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
@@ -454,7 +454,7 @@ check_name(const char *name)
 static void
 check_queue_url(const char *url)
 {
-	if (!is_http_url(url))
+	if (!security_is_http_url(url))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queue_url must start with http:// or https://"),

@@ -9,8 +9,6 @@
 #ifndef SQS_INGEST_CATALOG_H
 #define SQS_INGEST_CATALOG_H
 
-#include "postgres.h"
-
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"

@@ -34,6 +34,7 @@
 #include "redact.h"
 #include "secrets.h"
 #include "sqs_decode.h"
+#include "version.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -153,7 +154,7 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
 					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 	if (request->direct)
 		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -195,10 +196,10 @@ credential_http(const CredentialRequest *request, long *status,
 	{
 		ok = false;
 		if (buf.too_big)
-			appendStringInfo(failure, "the answer of %s exceeds %d bytes",
+			appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
 							 request->url, CREDENTIAL_MAX_RESPONSE);
 		else if (out_of_descriptors)
-			appendStringInfo(failure, "%s: no file descriptor left for a connection (max_files_per_process)",
+			appendStringInfo(failure, _("%s: no file descriptor left for a connection (max_files_per_process)"),
 							 request->url);
 		else
 			appendStringInfo(failure, "%s: %s", request->url,
@@ -279,12 +280,12 @@ doc_scalar(void *state, char *token, JsonTokenType tokentype)
 
 /*
  * Parse the JSON credential document of the instance metadata service or
- * the container endpoint.  Returns false, with what is wrong with the
- * answer in failure ("is not ..."), if it is not valid JSON.
+ * the container endpoint (service, in messages).  Returns false, with what
+ * is wrong with the answer in failure, if it is not valid JSON.
  */
 bool
-credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
-					  StringInfo failure)
+credential_parse_json(const char *json, size_t len, const char *service,
+					  CredentialDocument *doc, StringInfo failure)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem = {0};
@@ -294,7 +295,8 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
+		appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
+						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
 	state.doc = doc;
@@ -318,7 +320,7 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 	if (rc != JSON_SUCCESS)
 	{
 		credential_document_free(doc);
-		appendStringInfoString(failure, "is not a JSON document");
+		appendStringInfo(failure, _("the answer of %s is not a JSON document"), service);
 		return false;
 	}
 	return true;
@@ -327,12 +329,12 @@ credential_parse_json(const char *json, size_t len, CredentialDocument *doc,
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
  * ErrorResponse) with the hardened XML decoder SQS's answers go through
- * (sqs_decode_xml.c).  Returns false, with what is wrong with the answer in
- * failure ("is unusable: ..."), if it is not one.
+ * (sqs_decode_xml.c); service names it in messages.  Returns false, with
+ * what is wrong with the answer in failure, if it is not one.
  */
 bool
-credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
-						 StringInfo failure)
+credential_parse_sts_xml(const char *xml, size_t len, const char *service,
+						 CredentialDocument *doc, StringInfo failure)
 {
 	SqsStsAnswer answer;
 	char	   *error;
@@ -340,7 +342,8 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	memset(doc, 0, sizeof(*doc));
 	if (len > CREDENTIAL_MAX_RESPONSE)
 	{
-		appendStringInfo(failure, "exceeds %d bytes", CREDENTIAL_MAX_RESPONSE);
+		appendStringInfo(failure, _("the answer of %s exceeds %d bytes"),
+						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
 	error = sqs_decode_xml_sts(xml, len, &answer);
@@ -353,7 +356,8 @@ credential_parse_sts_xml(const char *xml, size_t len, CredentialDocument *doc,
 	if (error)
 	{
 		credential_document_free(doc);
-		appendStringInfo(failure, "is unusable: %s", redact_aws_text(error));
+		appendStringInfo(failure, _("the answer of %s is unusable: %s"),
+						 service, redact_aws_text(error));
 		return false;
 	}
 	return true;

@@ -43,13 +43,13 @@ typedef struct CredentialDocument
 extern bool credential_http(const CredentialRequest *request, long *status,
 							StringInfo response, StringInfo failure);
 extern bool credential_parse_json(const char *json, size_t len,
-								  CredentialDocument *doc,
+								  const char *service, CredentialDocument *doc,
 								  StringInfo failure);
 extern bool credential_parse_sts_xml(const char *xml, size_t len,
-									 CredentialDocument *doc,
+									 const char *service, CredentialDocument *doc,
 									 StringInfo failure);
 /* credential_parse_json() or credential_parse_sts_xml() */
-typedef bool (*CredentialParser) (const char *data, size_t len,
+typedef bool (*CredentialParser) (const char *data, size_t len, const char *service,
 								  CredentialDocument *doc, StringInfo failure);
 
 extern void credential_document_free(CredentialDocument *doc);

@@ -60,6 +60,7 @@
 #include "stats.h"
 #include "subxact.h"
 #include "wait_events.h"
+#include "worker.h"
 
 #define DRAIN_MAGIC 0x73716464
 #define DRAIN_KEY_STATE 1
@@ -405,7 +406,7 @@ report_outcome(DrainState *state)
 void
 drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals)
 {
-	BackgroundWorker worker = {0};
+	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	shm_toc_estimator estimator;
 	dsm_segment *segment;
@@ -454,13 +455,8 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	on_dsm_detach(segment, withdraw_settings, PointerGetDatum(toc));
 	(void) collect_settings(def != NULL, settings, &nsettings);
 
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "sqs_ingest_drain_main", BGW_MAXLEN);
+	worker_describe(&worker, "sqs_ingest_drain_main", "sqs_ingest drain", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest drain for PID %d", MyProcPid);
-	strlcpy(worker.bgw_type, "sqs_ingest drain", BGW_MAXLEN);
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
 	worker.bgw_notify_pid = MyProcPid;
 

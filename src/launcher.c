@@ -46,6 +46,7 @@
 #include "queue_grants.h"
 #include "sqs_ingest.h"
 #include "stats.h"
+#include "worker.h"
 
 /* how often the catalog is read */
 #define LAUNCHER_NAPTIME_MS 1000
@@ -72,15 +73,10 @@ static List *stopping = NIL;	/* handles of workers told to stop, until
 void
 launcher_register(void)
 {
-	BackgroundWorker worker = {0};
+	BackgroundWorker worker;
 
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "sqs_ingest_launcher_main", BGW_MAXLEN);
+	worker_describe(&worker, "sqs_ingest_launcher_main", "sqs_ingest launcher", 5);
 	strlcpy(worker.bgw_name, "sqs_ingest launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "sqs_ingest launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -140,22 +136,18 @@ start_workers(PipelineWorkers *set)
 {
 	while (set->nworkers < set->wanted)
 	{
-		BackgroundWorker worker = {0};
+		BackgroundWorker worker;
 		BackgroundWorkerHandle *handle;
 		MemoryContext old;
 		bool		registered = false;
 
 		if (total_workers() < sqs_ingest_max_pipeline_workers)
 		{
-			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-			worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 			/* the launcher restarts what stops */
-			worker.bgw_restart_time = BGW_NEVER_RESTART;
-			strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
-			strlcpy(worker.bgw_function_name, "sqs_ingest_pipeline_worker_main", BGW_MAXLEN);
+			worker_describe(&worker, "sqs_ingest_pipeline_worker_main",
+							"sqs_ingest worker", BGW_NEVER_RESTART);
 			snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest pipeline %s worker %d",
 					 set->name, set->nworkers);
-			strlcpy(worker.bgw_type, "sqs_ingest worker", BGW_MAXLEN);
 			strlcpy(worker.bgw_extra, set->name, BGW_EXTRALEN);
 			worker.bgw_main_arg = Int32GetDatum(set->nworkers);
 			worker.bgw_notify_pid = MyProcPid;
@@ -167,11 +159,16 @@ start_workers(PipelineWorkers *set)
 		{
 			if (!set->logged_shortage)
 				ereport(LOG,
-						(errmsg("sqs_ingest pipeline \"%s\" runs %d of its %d workers",
-								set->name, set->nworkers, set->wanted),
-						 errdetail("Pipelines run %d workers, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
-								   total_workers(), sqs_ingest_max_pipeline_workers,
-								   max_worker_processes),
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg_plural("sqs_ingest pipeline \"%s\" runs %d of its %d worker",
+									   "sqs_ingest pipeline \"%s\" runs %d of its %d workers",
+									   set->wanted,
+									   set->name, set->nworkers, set->wanted),
+						 errdetail_plural("Pipelines run %d worker, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
+										  "Pipelines run %d workers, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
+										  total_workers(),
+										  total_workers(), sqs_ingest_max_pipeline_workers,
+										  max_worker_processes),
 						 errhint("Raise sqs_ingest.max_pipeline_workers or max_worker_processes, or lower the pipelines' workers option; the rest start when slots free up.")));
 			set->logged_shortage = true;
 			return;
@@ -180,8 +177,11 @@ start_workers(PipelineWorkers *set)
 	}
 	if (set->logged_shortage)
 		ereport(LOG,
-				(errmsg("sqs_ingest pipeline \"%s\" runs all its %d workers",
-						set->name, set->wanted)));
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_plural("sqs_ingest pipeline \"%s\" runs all its %d worker",
+							   "sqs_ingest pipeline \"%s\" runs all its %d workers",
+							   set->wanted,
+							   set->name, set->wanted)));
 	set->logged_shortage = false;
 }
 
@@ -342,7 +342,8 @@ sqs_ingest_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(sqs_ingest_database, NULL, 0);
 	pgstat_report_appname("sqs_ingest launcher");
 	ereport(LOG,
-			(errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
 	/*
 	 * Workers left by a launcher that stopped are not ours: replace them,
 	 * once they have given their statistics slots back.

@@ -38,12 +38,13 @@ struct MaskHandle
 static MaskHandle handle;
 static EVP_MAC *mac = NULL;
 
+/* message: a whole sentence marked with gettext_noop, translated here */
 static void
-report_openssl_failure(const char *what)
+report_openssl_failure(const char *message)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-			 errmsg("could not %s for masking", what)));
+			 errmsg_internal("%s", _(message))));
 }
 
 /* release the keyed context; the copy of the key is wiped first */
@@ -107,7 +108,7 @@ mask_prepare(void)
 	{
 		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 		if (mac == NULL)
-			report_openssl_failure("load HMAC");
+			report_openssl_failure(gettext_noop("could not load HMAC for masking"));
 	}
 	handle.mac_key = strdup(key);
 	secret_free(key);
@@ -119,7 +120,7 @@ mask_prepare(void)
 	if (handle.mac_ctx == NULL)
 	{
 		release_mac();
-		report_openssl_failure("allocate an HMAC context");
+		report_openssl_failure(gettext_noop("could not allocate an HMAC context for masking"));
 	}
 	{
 		OSSL_PARAM	params[2];
@@ -131,7 +132,7 @@ mask_prepare(void)
 						  strlen(handle.mac_key), params))
 		{
 			release_mac();
-			report_openssl_failure("initialise HMAC-SHA256");
+			report_openssl_failure(gettext_noop("could not initialise HMAC-SHA256 for masking"));
 		}
 	}
 	handle.algorithm = algorithm;
@@ -159,7 +160,7 @@ mask_value(const MaskHandle *mask, const char *value, int len, char *out)
 			!EVP_MAC_update(mask->mac_ctx, (const unsigned char *) value, len) ||
 			!EVP_MAC_final(mask->mac_ctx, digest, &outlen, sizeof(digest)) ||
 			outlen != sizeof(digest))
-			report_openssl_failure("compute HMAC-SHA256");
+			report_openssl_failure(gettext_noop("could not compute HMAC-SHA256 for masking"));
 	}
 	else
 	{
@@ -167,7 +168,7 @@ mask_value(const MaskHandle *mask, const char *value, int len, char *out)
 
 		if (!EVP_Digest(value, len, digest, &outlen, EVP_sha256(), NULL) ||
 			outlen != sizeof(digest))
-			report_openssl_failure("compute SHA-256");
+			report_openssl_failure(gettext_noop("could not compute SHA-256 for masking"));
 	}
 
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)

@@ -118,6 +118,10 @@ struct OpenPgpKey
 
 static EVP_MD *sha1_md = NULL;
 
+/*
+ * detail: a whole sentence marked with gettext_noop, translated here (or
+ * one already translated, which translating again leaves as it is)
+ */
 pg_noreturn static void
 malformed(const PgpReader *r, const char *detail)
 {
@@ -127,33 +131,34 @@ malformed(const PgpReader *r, const char *detail)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("recovery key in %s is not a valid OpenPGP public key", r->source),
-					 errdetail("%s", detail),
+					 errdetail_internal("%s", _(detail)),
 					 errhint("Give one key as gpg --armor --export KEY-ID prints it.")));
 			break;
 		case INPUT_SECRET_KEY:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("secret key is not a valid OpenPGP secret key"),
-					 errdetail("%s", detail),
+					 errdetail_internal("%s", _(detail)),
 					 errhint("Give the key as dearmor() reads gpg --armor --export-secret-keys.")));
 			break;
 		case INPUT_MESSAGE:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("ciphertext is not an OpenPGP message that sqs_ingest can decrypt"),
-					 errdetail("%s", detail)));
+					 errdetail_internal("%s", _(detail))));
 			break;
 	}
 	pg_unreachable();
 }
 
+/* detail: a whole sentence marked with gettext_noop, translated here */
 pg_noreturn static void
 openssl_failure(const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("OpenSSL failed in an OpenPGP operation"),
-			 errdetail("%s", detail)));
+			 errdetail_internal("%s", _(detail))));
 }
 
 static const char *
@@ -199,7 +204,7 @@ static const EVP_MD *
 sha1(void)
 {
 	if (sha1_md == NULL && (sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL)
-		openssl_failure("SHA-1 is not available.");
+		openssl_failure(gettext_noop("SHA-1 is not available."));
 	return sha1_md;
 }
 
@@ -207,7 +212,7 @@ static void
 digest_sha1(const uint8 *data, size_t len, uint8 *out)
 {
 	if (!EVP_Digest(data, len, out, NULL, sha1(), NULL))
-		openssl_failure("SHA-1 failed.");
+		openssl_failure(gettext_noop("SHA-1 failed."));
 }
 
 static void
@@ -233,7 +238,7 @@ static void
 need(const PgpReader *r, size_t n)
 {
 	if (r->p > r->end || (size_t) (r->end - r->p) < n)
-		malformed(r, "The data ends in the middle of a packet.");
+		malformed(r, gettext_noop("The data ends in the middle of a packet."));
 }
 
 static void
@@ -295,7 +300,7 @@ next_packet(PgpReader *r, PgpPacket *pkt)
 		return false;
 	h = get_u8(r);
 	if ((h & 0x80) == 0)
-		malformed(r, "A packet header is invalid.");
+		malformed(r, gettext_noop("A packet header is invalid."));
 	if (h & 0x40)
 	{
 		uint8		l1;
@@ -309,7 +314,7 @@ next_packet(PgpReader *r, PgpPacket *pkt)
 		else if (l1 == 255)
 			len = get_be(r, 4);
 		else
-			malformed(r, "Packets of partial body lengths are not supported.");
+			malformed(r, gettext_noop("Packets of partial body lengths are not supported."));
 	}
 	else
 	{
@@ -432,7 +437,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		p = nl ? nl + 1 : end;
 	}
 	if (p >= end)
-		malformed(r, "There is no \"-----BEGIN PGP\" line.");
+		malformed(r, gettext_noop("There is no \"-----BEGIN PGP\" line."));
 	while (p < end)
 	{
 		const char *nl = memchr(p, '\n', end - p);
@@ -459,7 +464,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		p = nl ? nl + 1 : end;
 	}
 	if (p >= end)
-		malformed(r, "There is no \"-----END PGP\" line.");
+		malformed(r, gettext_noop("There is no \"-----END PGP\" line."));
 
 	data = palloc(b64_len / 4 * 3 + 3);
 	data_len = base64_decode(b64, b64_len, data);
@@ -468,7 +473,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 	if (data_len <= 0)
 	{
 		pfree(data);
-		malformed(r, "The armored data is not base64.");
+		malformed(r, gettext_noop("The armored data is not base64."));
 	}
 	if (crc_text)
 	{
@@ -479,7 +484,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		{
 			explicit_bzero(data, data_len);
 			pfree(data);
-			malformed(r, "The armor checksum does not match the data.");
+			malformed(r, gettext_noop("The armor checksum does not match the data."));
 		}
 	}
 	*out_len = data_len;
@@ -506,7 +511,7 @@ read_key_packet(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 	key->tag = pkt->tag;
 	version = get_u8(&body);
 	if (version != 4)
-		malformed(r, psprintf("A key is of version %d; only version 4 keys are supported.",
+		malformed(r, psprintf(_("A key is of version %d; only version 4 keys are supported."),
 							  version));
 	(void) get_be(&body, 4);	/* creation time */
 	key->algo = get_u8(&body);
@@ -557,7 +562,7 @@ read_key_flags(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 		else if (len == 255)
 			len = get_be(&hashed, 4);
 		if (len == 0)
-			malformed(r, "A signature subpacket is empty.");
+			malformed(r, gettext_noop("A signature subpacket is empty."));
 		need(&hashed, len);
 		type = hashed.p[0] & 0x7f;
 		if (type == 27 && len >= 2)
@@ -622,16 +627,16 @@ choose_encryption_key(const PgpReader *r, List *keys)
 	ListCell   *lc;
 
 	if (keys == NIL)
-		malformed(r, "It holds no key.");
+		malformed(r, gettext_noop("It holds no key."));
 	primary = linitial(keys);
 	if (primary->tag != TAG_PUBLIC_KEY)
-		malformed(r, "It does not start with a public key.");
+		malformed(r, gettext_noop("It does not start with a public key."));
 	for_each_from(lc, keys, 1)
 	{
 		KeyPacket  *key = lfirst(lc);
 
 		if (key->tag == TAG_PUBLIC_KEY)
-			malformed(r, "It holds more than one key.");
+			malformed(r, gettext_noop("It holds more than one key."));
 		if (key->has_flags ? (key->flags & KEY_FLAGS_ENCRYPT) != 0 :
 			key->algo != ALGO_RSA_SIGN)
 			chosen = key;
@@ -641,7 +646,7 @@ choose_encryption_key(const PgpReader *r, List *keys)
 		 list_length(keys) == 1))
 		chosen = primary;
 	if (chosen == NULL)
-		malformed(r, "It holds no key for encryption.");
+		malformed(r, gettext_noop("It holds no key for encryption."));
 	if (!is_rsa_encryption(chosen->algo))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -697,8 +702,10 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	if (chosen->n_len < 128)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("recovery key in %s is an RSA key of %d bits, fewer than 1024",
-						source, chosen->n_len * 8),
+				 errmsg_plural("recovery key in %s is an RSA key of %d bit, fewer than 1024",
+							   "recovery key in %s is an RSA key of %d bits, fewer than 1024",
+							   chosen->n_len * 8,
+							   source, chosen->n_len * 8),
 				 errhint("Generate an RSA key of 2048 or 3072 bits.")));
 
 	key = palloc0(sizeof(OpenPgpKey));
@@ -722,13 +729,13 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	BN_free(n);
 	BN_free(e);
 	if (key->pkey == NULL)
-		malformed(&r, "OpenSSL does not accept its RSA key.");
+		malformed(&r, gettext_noop("OpenSSL does not accept its RSA key."));
 	key->ctx = EVP_PKEY_CTX_new(key->pkey, NULL);
 	if (key->ctx == NULL || EVP_PKEY_encrypt_init(key->ctx) <= 0 ||
 		EVP_PKEY_CTX_set_rsa_padding(key->ctx, RSA_PKCS1_PADDING) <= 0)
 	{
 		free_public_key(key);
-		openssl_failure("An RSA encryption context could not be set up.");
+		openssl_failure(gettext_noop("An RSA encryption context could not be set up."));
 	}
 	callback = palloc(sizeof(MemoryContextCallback));
 	callback->func = free_public_key;
@@ -753,7 +760,7 @@ aes_cfb(int sym_algo)
 
 	Assert(i >= 0 && i < 3);
 	if (ciphers[i] == NULL && (ciphers[i] = EVP_CIPHER_fetch(NULL, names[i], NULL)) == NULL)
-		openssl_failure("AES in CFB mode is not available.");
+		openssl_failure(gettext_noop("AES in CFB mode is not available."));
 	return ciphers[i];
 }
 
@@ -775,7 +782,7 @@ aes_cfb_crypt(int sym_algo, const uint8 *key, uint8 *data, int len, bool encrypt
 		out_len == len;
 	EVP_CIPHER_CTX_free(ctx);	/* wipes the key schedule */
 	if (!ok)
-		openssl_failure("AES encryption failed.");
+		openssl_failure(gettext_noop("AES encryption failed."));
 }
 
 /*
@@ -804,7 +811,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	/* the session key, with its algorithm and checksum */
 	session[0] = SYM_AES256;
 	if (RAND_bytes(session + 1, SESSION_KEY_LEN) != 1)
-		openssl_failure("No random session key could be made.");
+		openssl_failure(gettext_noop("No random session key could be made."));
 	for (int i = 0; i < SESSION_KEY_LEN; i++)
 		checksum += session[1 + i];
 	session[1 + SESSION_KEY_LEN] = checksum >> 8;
@@ -812,7 +819,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	if (EVP_PKEY_encrypt(key->ctx, rsa_out, &rsa_len, session, sizeof(session)) <= 0)
 	{
 		explicit_bzero(session, sizeof(session));
-		openssl_failure("RSA encryption failed.");
+		openssl_failure(gettext_noop("RSA encryption failed."));
 	}
 	mpi = rsa_out;
 	while (rsa_len > 1 && *mpi == 0)
@@ -848,7 +855,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	if (RAND_bytes(out, AES_BLOCK) != 1)
 	{
 		explicit_bzero(session, sizeof(session));
-		openssl_failure("No random prefix could be made.");
+		openssl_failure(gettext_noop("No random prefix could be made."));
 	}
 	out[AES_BLOCK] = out[AES_BLOCK - 2];
 	out[AES_BLOCK + 1] = out[AES_BLOCK - 1];
@@ -939,7 +946,7 @@ secret_rsa_key(DecryptState *s, KeyPacket *key, const char *hex)
 	for (const uint8 *b = start; b < r->p; b++)
 		sum += *b;
 	if (get_be(r, 2) != sum)
-		malformed(r, "The checksum of a secret key does not match.");
+		malformed(r, gettext_noop("The checksum of a secret key does not match."));
 
 	/* n, e, d, q, p; OpenSSL's coefficient is its second factor's inverse */
 	s->bns[0] = bn(key->n, key->n_len);
@@ -979,7 +986,7 @@ secret_rsa_key(DecryptState *s, KeyPacket *key, const char *hex)
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(fromdata);
 	if (!ok)
-		malformed(r, "OpenSSL does not accept its RSA key.");
+		malformed(r, gettext_noop("OpenSSL does not accept its RSA key."));
 }
 
 /* the session key of a PKESK packet, decrypted with the secret key */
@@ -995,7 +1002,7 @@ decrypt_session_key(DecryptState *s, const PgpReader *r, const uint8 *mpi, int m
 	if (s->ctx == NULL || EVP_PKEY_decrypt_init(s->ctx) <= 0 ||
 		EVP_PKEY_CTX_set_rsa_padding(s->ctx, RSA_PKCS1_PADDING) <= 0 ||
 		EVP_PKEY_decrypt(s->ctx, NULL, &len, mpi, mpi_len) <= 0)
-		openssl_failure("An RSA decryption context could not be set up.");
+		openssl_failure(gettext_noop("An RSA decryption context could not be set up."));
 	s->session = palloc(len);
 	s->session_len = len;
 	if (EVP_PKEY_decrypt(s->ctx, s->session, &len, mpi, mpi_len) <= 0)
@@ -1004,11 +1011,11 @@ decrypt_session_key(DecryptState *s, const PgpReader *r, const uint8 *mpi, int m
 	key_len = *sym_algo == SYM_AES128 ? 16 : *sym_algo == SYM_AES192 ? 24 :
 		*sym_algo == SYM_AES256 ? 32 : -1;
 	if (key_len < 0 || len != (size_t) key_len + 3)
-		malformed(r, "Its session key does not decrypt with the secret key given.");
+		malformed(r, gettext_noop("Its session key does not decrypt with the secret key given."));
 	for (int i = 0; i < key_len; i++)
 		sum += s->session[1 + i];
 	if (((s->session[1 + key_len] << 8) | s->session[2 + key_len]) != sum)
-		malformed(r, "Its session key does not decrypt with the secret key given.");
+		malformed(r, gettext_noop("Its session key does not decrypt with the secret key given."));
 }
 
 /* decrypt integrity protected data and check it; the literal data's value */
@@ -1023,10 +1030,10 @@ decrypt_data(DecryptState *s, const PgpReader *r, const PgpPacket *seipd, int sy
 	char	   *value;
 
 	if (get_u8(&body) != 1)
-		malformed(r, "Its encrypted data packet is not of version 1.");
+		malformed(r, gettext_noop("Its encrypted data packet is not of version 1."));
 	s->plain_len = body.end - body.p;
 	if (s->plain_len < AES_BLOCK + 2 + MDC_LEN)
-		malformed(r, "Its encrypted data is too short.");
+		malformed(r, gettext_noop("Its encrypted data is too short."));
 	s->plain = palloc(s->plain_len);
 	memcpy(s->plain, body.p, s->plain_len);
 	aes_cfb_crypt(sym_algo, s->session + 1, s->plain, s->plain_len, false);
@@ -1047,8 +1054,8 @@ decrypt_data(DecryptState *s, const PgpReader *r, const PgpPacket *seipd, int sy
 	inner.end = s->plain + s->plain_len - MDC_LEN;
 	if (!next_packet(&inner, &literal) || literal.tag != TAG_LITERAL)
 		malformed(r, literal.tag == TAG_COMPRESSED ?
-				  "Its data is compressed, which sqs_ingest does not read." :
-				  "Its encrypted data holds no literal data packet.");
+				  gettext_noop("Its data is compressed, which sqs_ingest does not read.") :
+				  gettext_noop("Its encrypted data holds no literal data packet."));
 	body = body_reader(r, &literal);
 	(void) get_u8(&body);		/* format */
 	skip(&body, get_u8(&body)); /* file name */
@@ -1103,7 +1110,7 @@ decrypt(DecryptState *s, const char *message, int message_len,
 			PgpReader	body = body_reader(&mr, &pkt);
 
 			if (get_u8(&body) != 3)
-				malformed(&mr, "Its session key packet is not of version 3.");
+				malformed(&mr, gettext_noop("Its session key packet is not of version 3."));
 			need(&body, OPENPGP_KEY_ID_LEN);
 			memcpy(wanted, body.p, OPENPGP_KEY_ID_LEN);
 			body.p += OPENPGP_KEY_ID_LEN;
@@ -1126,7 +1133,7 @@ decrypt(DecryptState *s, const char *message, int message_len,
 			seipd = pkt;
 	}
 	if (!seen_pkesk || seipd.body == NULL)
-		malformed(&mr, "It needs a public-key encrypted session key and integrity protected data.");
+		malformed(&mr, gettext_noop("It needs a public-key encrypted session key and integrity protected data."));
 	key_id_hex(wanted, hex);
 	if (key == NULL)
 	{
@@ -1145,7 +1152,7 @@ decrypt(DecryptState *s, const char *message, int message_len,
 			appendStringInfo(&held, "%s%s", held.len ? ", " : "", candidate_hex);
 		}
 		if (held.len == 0)
-			malformed(&kr, "It holds no RSA secret key.");
+			malformed(&kr, gettext_noop("It holds no RSA secret key."));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("value was encrypted to key %s, which the secret key given does not hold", hex),

@@ -8,8 +8,6 @@
 #ifndef SQS_INGEST_RECORD_H
 #define SQS_INGEST_RECORD_H
 
-#include "postgres.h"
-
 #include "datatype/timestamp.h"
 #include "utils/date.h"
 

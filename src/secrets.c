@@ -52,27 +52,27 @@ typedef struct SecretSetting
 static SecretSetting secrets[NUM_SECRETS] = {
 	[SECRET_ACCESS_KEY_ID] = {
 		"sqs_ingest.access_key_id",
-		"AWS access key id; empty means sqs_ingest.access_key_id_file, else the AWS credential chain.",
+		gettext_noop("AWS access key id; empty means sqs_ingest.access_key_id_file, else the AWS credential chain."),
 		"sqs_ingest.access_key_id_file",
-		"File holding the AWS access key id, read by the server.",
+		gettext_noop("File holding the AWS access key id, read by the server."),
 	},
 	[SECRET_SECRET_ACCESS_KEY] = {
 		"sqs_ingest.secret_access_key",
-		"AWS secret access key; empty means sqs_ingest.secret_access_key_file, else the AWS credential chain.",
+		gettext_noop("AWS secret access key; empty means sqs_ingest.secret_access_key_file, else the AWS credential chain."),
 		"sqs_ingest.secret_access_key_file",
-		"File holding the AWS secret access key, read by the server.",
+		gettext_noop("File holding the AWS secret access key, read by the server."),
 	},
 	[SECRET_SESSION_TOKEN] = {
 		"sqs_ingest.session_token",
-		"AWS session token for temporary credentials.",
+		gettext_noop("AWS session token for temporary credentials."),
 		"sqs_ingest.session_token_file",
-		"File holding the AWS session token, read by the server.",
+		gettext_noop("File holding the AWS session token, read by the server."),
 	},
 	[SECRET_MASK_KEY] = {
 		"sqs_ingest.mask_key",
-		"Secret key of the HMAC that masks personal data.",
+		gettext_noop("Secret key of the HMAC that masks personal data."),
 		"sqs_ingest.mask_key_file",
-		"File holding the mask key, read by the server.",
+		gettext_noop("File holding the mask key, read by the server."),
 	},
 };
 
@@ -163,12 +163,12 @@ secrets_define_settings(void)
 		SecretSetting *s = &secrets[i];
 
 		DefineCustomStringVariable(s->name, s->description,
-								   "Superuser only; shown as \"(set)\", never logged.",
+								   gettext_noop("Superuser only; shown as \"(set)\", never logged."),
 								   &s->stored, "", PGC_SUSET,
 								   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
 								   check_secret, assign_hooks[i], show_hooks[i]);
 		DefineCustomStringVariable(s->file_name, s->file_description,
-								   "Owned by the server's user with no group or other access, or by root and at most group-readable.",
+								   gettext_noop("Owned by the server's user with no group or other access, or by root and at most group-readable."),
 								   &s->file_path, "", PGC_SIGHUP, 0,
 								   NULL, NULL, NULL);
 	}
@@ -235,8 +235,10 @@ check_secret_file(const char *setting, const char *path, const struct stat *st,
 				 errhint("Run chmod 600 on the file, owned by the user the server runs as.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
-			 errmsg("secret file \"%s\" of %s is larger than %d bytes",
-					path, setting, SECRET_FILE_MAX)));
+			 errmsg_plural("secret file \"%s\" of %s is larger than %d byte",
+						   "secret file \"%s\" of %s is larger than %d bytes",
+						   SECRET_FILE_MAX,
+						   path, setting, SECRET_FILE_MAX)));
 }
 
 /*
@@ -448,5 +450,6 @@ secrets_curl_global_init(void)
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free,
 							 wiping_realloc, wiping_strdup, calloc) != CURLE_OK)
 		ereport(ERROR,
-				(errmsg("could not initialise libcurl")));
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialise libcurl")));
 }

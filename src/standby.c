@@ -93,7 +93,8 @@ streaming_standbys_flushed_upto(void)
 				 errhint("Start a standby, or set sqs_ingest.delete_after to \"local_flush\".")));
 	else if (found && warned_no_standby)
 		ereport(LOG,
-				(errmsg("sqs_ingest deletes stored messages from SQS again: a standby is streaming from this server")));
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("sqs_ingest deletes stored messages from SQS again: a standby is streaming from this server")));
 	warned_no_standby = !found;
 	return least;
 }

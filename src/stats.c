@@ -387,7 +387,8 @@ stats_srf(PG_FUNCTION_ARGS)
 	if (shared == NULL)
 	{
 		ereport(NOTICE,
-				(errmsg("sqs_ingest is not loaded through shared_preload_libraries, so no worker runs"),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sqs_ingest is not loaded through shared_preload_libraries, so no worker runs"),
 				 errhint("Add sqs_ingest to shared_preload_libraries and restart the server.")));
 		return (Datum) 0;
 	}

@@ -9,7 +9,7 @@
 #ifndef SQS_INGEST_SUBXACT_H
 #define SQS_INGEST_SUBXACT_H
 
-#include "postgres.h"
+#include "utils/elog.h"
 
 extern ErrorData *subxact_copy_error(void);
 extern ErrorData *subxact_call(void (*fn) (void *), void *arg);

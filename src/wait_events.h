@@ -9,8 +9,6 @@
 #ifndef SQS_INGEST_WAIT_EVENTS_H
 #define SQS_INGEST_WAIT_EVENTS_H
 
-#include "postgres.h"
-
 typedef enum SqsWait
 {
 	SQS_WAIT_RECEIVE,			/* a ReceiveMessage long poll */

@@ -65,7 +65,8 @@
 typedef struct WorkerState
 {
 	int			index;
-	char	   *label;			/* "worker 0", "pipeline \"orders\" worker 1" */
+	char	   *pipeline;		/* catalog pipeline's name; NULL: the settings' */
+	char	   *label;			/* in application_name: "worker 0", "pipeline \"orders\" worker 1" */
 	bool		prunes;			/* the one process that prunes the ledger */
 	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
@@ -76,22 +77,36 @@ typedef struct WorkerState
 	char	   *connected_role; /* sqs_ingest.role when connecting */
 } WorkerState;
 
+/*
+ * Describe one of sqs_ingest's background workers (the settings' workers,
+ * the launcher, a pipeline's workers, a drain): what they all share, and
+ * the entry point, type and restart time given.  The caller names it,
+ * gives its argument and registers it.
+ */
+void
+worker_describe(BackgroundWorker *worker, const char *function_name,
+				const char *type, int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* on a standby it would have nowhere to write: wait for promotion */
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	strlcpy(worker->bgw_library_name, "sqs_ingest", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function_name, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+}
+
 /* register sqs_ingest.workers workers; called from _PG_init when preloaded */
 void
 worker_register_all(void)
 {
 	for (int i = 0; i < sqs_ingest_workers; i++)
 	{
-		BackgroundWorker worker = {0};
+		BackgroundWorker worker;
 
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		/* on a standby it would have nowhere to write: wait for promotion */
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = 10;
-		strlcpy(worker.bgw_library_name, "sqs_ingest", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "sqs_ingest_worker_main", BGW_MAXLEN);
+		worker_describe(&worker, "sqs_ingest_worker_main", "sqs_ingest worker", 10);
 		snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest worker %d", i);
-		strlcpy(worker.bgw_type, "sqs_ingest worker", BGW_MAXLEN);
 		worker.bgw_main_arg = Int32GetDatum(i);
 		RegisterBackgroundWorker(&worker);
 	}
@@ -127,9 +142,20 @@ note_recovery(WorkerState *ws)
 {
 	if (ws->failures == 0)
 		return;
-	ereport(LOG,
-			(errmsg("sqs_ingest %s recovered after %d failed attempts",
-					ws->label, ws->failures)));
+	if (ws->pipeline)
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_plural("sqs_ingest pipeline \"%s\" worker %d recovered after %d failed attempt",
+							   "sqs_ingest pipeline \"%s\" worker %d recovered after %d failed attempts",
+							   ws->failures,
+							   ws->pipeline, ws->index, ws->failures)));
+	else
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_plural("sqs_ingest worker %d recovered after %d failed attempt",
+							   "sqs_ingest worker %d recovered after %d failed attempts",
+							   ws->failures,
+							   ws->index, ws->failures)));
 	ws->failures = 0;
 	ws->logged_errcode = 0;
 	ws->failed_storing = false;
@@ -196,9 +222,16 @@ exit_if_role_changed(WorkerState *ws)
 	if (strcmp(ws->connected_role, sqs_ingest_role ? sqs_ingest_role : "") == 0)
 		return;
 	runner_finish(&ws->runner);
-	ereport(LOG,
-			(errmsg("sqs_ingest %s restarts because sqs_ingest.role changed",
-					ws->label)));
+	if (ws->pipeline)
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("sqs_ingest pipeline \"%s\" worker %d restarts because sqs_ingest.role changed",
+						ws->pipeline, ws->index)));
+	else
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("sqs_ingest worker %d restarts because sqs_ingest.role changed",
+						ws->index)));
 	proc_exit(1);
 }
 
@@ -282,15 +315,29 @@ back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
 	{
 		error->elevel = LOG;
 		ThrowErrorData(error);
-		if (exponential)
+		if (exponential && ws->pipeline)
 			ereport(LOG,
-					(errmsg("sqs_ingest %s will retry with exponential backoff, at most every %ld s",
-							ws->label, cap_ms / 1000),
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("sqs_ingest pipeline \"%s\" worker %d will retry with exponential backoff, at most every %ld s",
+							ws->pipeline, ws->index, cap_ms / 1000),
+					 errdetail("Messages that were not stored stay in SQS.")));
+		else if (exponential)
+			ereport(LOG,
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("sqs_ingest worker %d will retry with exponential backoff, at most every %ld s",
+							ws->index, cap_ms / 1000),
+					 errdetail("Messages that were not stored stay in SQS.")));
+		else if (ws->pipeline)
+			ereport(LOG,
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("sqs_ingest pipeline \"%s\" worker %d will retry every %ld s until the problem is fixed",
+							ws->pipeline, ws->index, delay_ms / 1000),
 					 errdetail("Messages that were not stored stay in SQS.")));
 		else
 			ereport(LOG,
-					(errmsg("sqs_ingest %s will retry every %ld s until the problem is fixed",
-							ws->label, delay_ms / 1000),
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("sqs_ingest worker %d will retry every %ld s until the problem is fixed",
+							ws->index, delay_ms / 1000),
 					 errdetail("Messages that were not stored stay in SQS.")));
 		ws->logged_errcode = error->sqlerrcode;
 	}
@@ -347,8 +394,15 @@ worker_loop(WorkerState *ws)
 	/* what one attempt allocates, freed when it fails */
 	attempt_context = AllocSetContextCreate(worker_context, "sqs_ingest attempt",
 											ALLOCSET_DEFAULT_SIZES);
-	ereport(LOG,
-			(errmsg("sqs_ingest %s started", ws->label)));
+	if (ws->pipeline)
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("sqs_ingest pipeline \"%s\" worker %d started",
+						ws->pipeline, ws->index)));
+	else
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("sqs_ingest worker %d started", ws->index)));
 
 	for (;;)
 	{
@@ -416,6 +470,7 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	memcpy(name, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
 	name[BGW_EXTRALEN - 1] = '\0';
 	ws.index = DatumGetInt32(main_arg);
+	ws.pipeline = pstrdup(name);
 	ws.label = psprintf("pipeline \"%s\" worker %d", name, ws.index);
 
 	/*
@@ -426,7 +481,8 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	if (ws.runner.slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("sqs_ingest %s found no free statistics slot", ws.label),
+				 errmsg("sqs_ingest pipeline \"%s\" worker %d found no free statistics slot",
+						name, ws.index),
 				 errdetail("Every one of the sqs_ingest.max_pipeline_workers slots is held by another worker."),
 				 errhint("The launcher starts the worker again once a slot is free.")));
 	worker_connect(&ws);
