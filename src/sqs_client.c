@@ -61,6 +61,7 @@
 #include "sqs_client.h"
 #include "sqs_decode.h"
 #include "sqs_ingest.h"
+#include "version.h"
 #include "wait_events.h"
 
 /* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
@@ -727,7 +728,7 @@ launch_request(SqsClient *client, SqsRequest *request)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) client->config.connect_timeout_ms);
 	/* the request's timeout is its deadline, kept by wait_once() */
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "sqs_ingest/1.0");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
 					 request->headers ? request->headers :
 					 client->headers[request->wire][request->action]);

@@ -8,8 +8,6 @@
 #ifndef SQS_INGEST_SQS_CLIENT_H
 #define SQS_INGEST_SQS_CLIENT_H
 
-#include "postgres.h"
-
 #include "datatype/timestamp.h"
 
 #include "sqs_decode.h"
