@@ -19,7 +19,6 @@ cd "$ROOT"
 PG_MAJOR=${SQS_INGEST_PG_MAJOR:-15}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
-SAMPLE_REL=../shared/data/fetch_sample_data.json
 
 passed=0
 failed=0
@@ -82,18 +81,10 @@ if ! runuser -u postgres -- test -w "$ROOT" -a -r "$ROOT/Makefile"; then
 	echo "test.sh: $ROOT is not reachable by postgres, testing a copy in $WORK"
 fi
 
-# The sample lives outside the repository; hand the tests a readable copy if
-# postgres cannot reach it where it is.
-SAMPLE_ENV=()
-if [ -r "$ROOT/$SAMPLE_REL" ] && ! runuser -u postgres -- test -r "$WORK/$SAMPLE_REL"; then
-	mkdir -p "$WORK/tmp_sample"
-	cp "$ROOT/$SAMPLE_REL" "$WORK/tmp_sample/"
-	chown -R postgres: "$WORK/tmp_sample"
-	SAMPLE_ENV=(SQS_INGEST_SAMPLE="$WORK/tmp_sample/fetch_sample_data.json")
-fi
-
+# The tests read the sample in test/data/ (SQS_INGEST_SAMPLE, if set, points
+# them at another file, which postgres must be able to read).
 as_postgres() {
-	runuser -u postgres -- env "${SAMPLE_ENV[@]}" "$@"
+	runuser -u postgres -- env "$@"
 }
 
 # A throwaway server for pg_regress, on a private socket directory.
@@ -217,7 +208,7 @@ if [ "$PG_MAJOR" = "${SQS_INGEST_HOST_PG_MAJOR:-15}" ]; then
 		var=SQS_INGEST_${check%%:*}
 		[ "${!var:-0}" = 1 ] || continue
 		echo "=== scripts/${check#*:}.sh"
-		if (cd "$WORK" && env "${SAMPLE_ENV[@]}" PG_CONFIG="$PG_CONFIG" "./scripts/${check#*:}.sh"); then
+		if (cd "$WORK" && PG_CONFIG="$PG_CONFIG" "./scripts/${check#*:}.sh"); then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))

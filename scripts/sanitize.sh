@@ -67,12 +67,10 @@ rm -rf "$ROOT/tmp_check"
 
 tests=()
 [ $# -gt 0 ] && tests=("PROVE_TESTS=$*")
-sample=${SQS_INGEST_SAMPLE:-$ROOT/../shared/data/fetch_sample_data.json}
 # halt_on_error: the first report ends the process, so it cannot be missed;
 # detect_leaks=0: a server process exits without freeing what lives until
 # exit, by design (memory growth is the valgrind run's concern).
 runuser -u postgres -- env \
-	SQS_INGEST_SAMPLE="$sample" \
 	SQS_INGEST_SERVER_PRELOAD="$runtime $shim" \
 	ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:print_summary=1" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \

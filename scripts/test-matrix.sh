@@ -26,7 +26,6 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 HOST_MAJOR=${SQS_INGEST_HOST_PG_MAJOR:-15}
-SAMPLE=$ROOT/../shared/data/fetch_sample_data.json
 
 [ $# -gt 0 ] || { echo "usage: $0 MAJOR..." >&2; exit 2; }
 for major in "$@"; do
@@ -70,18 +69,15 @@ count_run() {
 	summary+=("PostgreSQL $major: $p passed, $f failed")
 }
 
-# the repository as it is, its npm packages, and the sample beside it
+# the repository as it is (the sample is in test/data/) and its npm packages
 copy_repository() {
 	local dest=$1
-	mkdir -p "$dest/repo" "$dest/shared/data"
+	mkdir -p "$dest/repo"
 	git ls-files -z --cached --others --exclude-standard |
 		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
 		tar --null -T - -cf - | tar -C "$dest/repo" -xf -
 	if [ -d test/node_modules ]; then
 		tar -cf - test/node_modules | tar -C "$dest/repo" -xf -
-	fi
-	if [ -r "$SAMPLE" ]; then
-		cp "$SAMPLE" "$dest/shared/data/"
 	fi
 }
 
