@@ -20,7 +20,11 @@
 #                             the Debian trees' majors, those one after the
 #                             other; each suite mostly waits on timers and
 #                             the network. Each major's output is printed
-#                             when its lane ends.
+#                             when its lane ends. Each suite then runs 3
+#                             TAP files at a time rather than test.sh's 6,
+#                             so that the machine runs as many at once as
+#                             with one suite.
+#   SQS_INGEST_TAP_JOBS       TAP files at a time in each suite (test.sh)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,6 +108,7 @@ run_major() {
 		"$ROOT/scripts/pg-tree.sh" "$major" env \
 		PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" \
 		SQS_INGEST_PG_MAJOR="$major" \
+		SQS_INGEST_TAP_JOBS="${SQS_INGEST_TAP_JOBS:-}" \
 		PG_TEST_PORT_DIR=/tmp/sqs_ingest_portlock \
 		/tmp/"${work##*/}"/repo/test.sh 2>&1
 	rc=$?
@@ -128,6 +133,7 @@ chmod 1777 "$portlock"
 ./scripts/install-deps.sh --npm >/dev/null
 
 if [ "${SQS_INGEST_MATRIX_PARALLEL:-0}" = 1 ]; then
+	export SQS_INGEST_TAP_JOBS=${SQS_INGEST_TAP_JOBS:-3}
 	host_lane=()
 	tree_lane=()
 	for major in "$@"; do
