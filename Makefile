@@ -42,6 +42,12 @@ PGFILEDESC = "sqs_ingest - ingest JSON messages from Amazon SQS into tables"
 REGRESS = mask app_version mapping mapping_language mapping_transforms pipelines privileges secrets recovery
 REGRESS_OPTS = --load-extension=pgcrypto
 TAP_TESTS = 1
+# The slowest TAP files first, so that a parallel run (prove -j, see
+# test.sh) does not end with one of them running alone; then the others in
+# order. PROVE_TESTS on the command line picks files as usual.
+TAP_SLOW = t/706_hostile_query.pl t/704_hostile_worker.pl t/702_hostile_delete.pl \
+	t/403_drain_backlog.pl t/701_hostile_receive.pl t/602_credential_refresh.pl
+PROVE_TESTS = $(wildcard $(TAP_SLOW)) $(filter-out $(TAP_SLOW),$(sort $(wildcard t/*.pl)))
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags libxml-2.0)
 # the version the code shows (src/version.h): default_version of the control file

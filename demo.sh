@@ -11,7 +11,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
 cd "$ROOT"
-SAMPLE=${SQS_INGEST_SAMPLE:-$ROOT/../shared/data/fetch_sample_data.json}
+SAMPLE=${SQS_INGEST_SAMPLE:-$ROOT/test/data/fetch_sample_data.json}
 STREAM=${DEMO_STREAM_MESSAGES:-5000}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 

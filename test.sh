@@ -1,10 +1,10 @@
 #!/bin/bash
 # Build, install and test sqs_ingest: pg_regress (sql/, expected/) against a
-# throwaway server, then the TAP tests (t/*.pl), which start their own
-# clusters and SQS emulator. Run as root: it installs packages and the
-# extension, and runs the tests as the postgres user (the server refuses
-# root). The last line is "N passed, N failed", counting pg_regress tests
-# and TAP test files.
+# throwaway server and, beside it, the TAP tests (t/*.pl, SQS_INGEST_TAP_JOBS
+# files at a time, default 6), each starting its own clusters and SQS
+# emulator. Run as root: it installs packages and the extension, and runs
+# the tests as the postgres user (the server refuses root). The last line is
+# "N passed, N failed", counting pg_regress tests and TAP test files.
 #
 # By default it tests this machine's PostgreSQL (15 on Debian 12). To test
 # several majors, each in turn, summed in one closing line:
@@ -19,7 +19,6 @@ cd "$ROOT"
 PG_MAJOR=${SQS_INGEST_PG_MAJOR:-15}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
-SAMPLE_REL=../shared/data/fetch_sample_data.json
 
 passed=0
 failed=0
@@ -82,18 +81,10 @@ if ! runuser -u postgres -- test -w "$ROOT" -a -r "$ROOT/Makefile"; then
 	echo "test.sh: $ROOT is not reachable by postgres, testing a copy in $WORK"
 fi
 
-# The sample lives outside the repository; hand the tests a readable copy if
-# postgres cannot reach it where it is.
-SAMPLE_ENV=()
-if [ -r "$ROOT/$SAMPLE_REL" ] && ! runuser -u postgres -- test -r "$WORK/$SAMPLE_REL"; then
-	mkdir -p "$WORK/tmp_sample"
-	cp "$ROOT/$SAMPLE_REL" "$WORK/tmp_sample/"
-	chown -R postgres: "$WORK/tmp_sample"
-	SAMPLE_ENV=(SQS_INGEST_SAMPLE="$WORK/tmp_sample/fetch_sample_data.json")
-fi
-
+# The tests read the sample in test/data/ (SQS_INGEST_SAMPLE, if set, points
+# them at another file, which postgres must be able to read).
 as_postgres() {
-	runuser -u postgres -- env "${SAMPLE_ENV[@]}" "$@"
+	runuser -u postgres -- env "$@"
 }
 
 # A throwaway server for pg_regress, on a private socket directory.
@@ -116,34 +107,35 @@ REGRESS_PORT=${SQS_INGEST_REGRESS_PORT:-$(node -e '
 const s = require("net").createServer().listen(0, "127.0.0.1", () => {
   console.log(s.address().port); s.close(); });')}
 
-echo "=== pg_regress"
-regress_log=$PGTMP/regress.out
-if ! as_postgres "$PGBIN/initdb" -D "$PGTMP/data" -A trust -U postgres --encoding=UTF8 --locale=C >"$PGTMP/initdb.log" 2>&1 ||
-	! as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w \
-		-o "-p $REGRESS_PORT -k $PGTMP -c listen_addresses=''" start >/dev/null; then
-	echo "test.sh: could not start a server for pg_regress" >&2
-	cat "$PGTMP/initdb.log" "$PGTMP/server.log" 2>/dev/null
+shopt -s nullglob
+tap_files=("$WORK"/t/*.pl)
+shopt -u nullglob
+if [ ${#tap_files[@]} -eq 0 ]; then
+	echo "test.sh: no TAP tests in t/" >&2
 	failed=$((failed + 1))
-else
-	(cd "$WORK" && as_postgres PGHOST="$PGTMP" PGPORT="$REGRESS_PORT" \
-		make PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS=) 2>&1 | tee "$regress_log"
-	rc=${PIPESTATUS[0]}
-	# "test x ... ok" up to 15, "ok 1 - x" (TAP) from 16 on
-	ok=$(grep -cE '(\.\.\. +ok( |$))|(^ok [0-9]+ )' "$regress_log" || true)
-	bad=$(grep -cE '(\.\.\. +FAILED( |$))|(^not ok [0-9]+ )' "$regress_log" || true)
-	passed=$((passed + ok))
-	failed=$((failed + bad))
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-		echo "test.sh: pg_regress failed before running its tests" >&2
-		failed=$((failed + 1))
-	fi
-	if [ -f "$WORK/regression.diffs" ] && [ "$rc" -ne 0 ]; then
-		echo "=== regression.diffs"
-		cat "$WORK/regression.diffs"
-	fi
-	echo "pg_regress: $ok passed, $bad failed"
-	as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast stop >/dev/null 2>&1
+	finish
 fi
+
+# pg_regress runs in the background, beside the fuzzer and the TAP tests
+# (it needs a few seconds of one core); its output is printed after theirs.
+# Its status is make's, or 125 when the server did not start.
+run_regress() {
+	if ! as_postgres "$PGBIN/initdb" -D "$PGTMP/data" -A trust -U postgres --encoding=UTF8 --locale=C >"$PGTMP/initdb.log" 2>&1 ||
+		! as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w \
+			-o "-p $REGRESS_PORT -k $PGTMP -c listen_addresses=''" start >/dev/null; then
+		echo "test.sh: could not start a server for pg_regress"
+		cat "$PGTMP/initdb.log" "$PGTMP/server.log" 2>/dev/null
+		return 125
+	fi
+	(cd "$WORK" && as_postgres PGHOST="$PGTMP" PGPORT="$REGRESS_PORT" \
+		make PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS=) 2>&1
+	local rc=$?
+	as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast stop >/dev/null 2>&1
+	return $rc
+}
+regress_log=$PGTMP/regress.out
+run_regress >"$regress_log" 2>&1 &
+regress_job=$!
 
 # SQS_INGEST_FUZZ_SECONDS=N (.ci/run sets it) fuzzes each response decoder
 # for N seconds; a crash or a broken invariant counts as a failure.
@@ -156,18 +148,14 @@ if [ -n "${SQS_INGEST_FUZZ_SECONDS:-}" ]; then
 	fi
 fi
 
-echo "=== TAP tests"
+# The TAP files run SQS_INGEST_TAP_JOBS at a time: they mostly wait on
+# timers (long polls, visibility timeouts, backoff), and each starts its own
+# clusters, emulator and helpers on ports reserved for the whole run.
+TAP_JOBS=${SQS_INGEST_TAP_JOBS:-6}
+echo "=== TAP tests ($TAP_JOBS files at a time)"
 tap_log=$PGTMP/tap.out
-shopt -s nullglob
-tap_files=("$WORK"/t/*.pl)
-shopt -u nullglob
-if [ ${#tap_files[@]} -eq 0 ]; then
-	echo "test.sh: no TAP tests in t/" >&2
-	failed=$((failed + 1))
-	finish
-fi
 (cd "$WORK" && as_postgres make PG_CONFIG="$PG_CONFIG" installcheck REGRESS= TAP_TESTS=1 \
-	PROVE_FLAGS="--timer") 2>&1 | tee "$tap_log"
+	PROVE_FLAGS="-j$TAP_JOBS --timer") 2>&1 | tee "$tap_log"
 rc=${PIPESTATUS[0]}
 
 # prove prints "Files=N, Tests=M" and lists each failing file in its
@@ -206,6 +194,29 @@ if [ "$rc" -ne 0 ]; then
 	done
 fi
 
+echo "=== pg_regress"
+wait "$regress_job"
+rc=$?
+cat "$regress_log"
+if [ "$rc" -eq 125 ]; then
+	failed=$((failed + 1))
+else
+	# "test x ... ok" up to 15, "ok 1 - x" (TAP) from 16 on
+	ok=$(grep -cE '(\.\.\. +ok( |$))|(^ok [0-9]+ )' "$regress_log" || true)
+	bad=$(grep -cE '(\.\.\. +FAILED( |$))|(^not ok [0-9]+ )' "$regress_log" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "test.sh: pg_regress failed before running its tests" >&2
+		failed=$((failed + 1))
+	fi
+	if [ -f "$WORK/regression.diffs" ] && [ "$rc" -ne 0 ]; then
+		echo "=== regression.diffs"
+		cat "$WORK/regression.diffs"
+	fi
+	echo "pg_regress: $ok passed, $bad failed"
+fi
+
 # Memory checkers, on this host's PostgreSQL only (not in the Debian trees
 # of the matrix), one test each:
 # - SQS_INGEST_VALGRIND=1 (.ci/run sets it): memcheck of one worker over a
@@ -217,7 +228,7 @@ if [ "$PG_MAJOR" = "${SQS_INGEST_HOST_PG_MAJOR:-15}" ]; then
 		var=SQS_INGEST_${check%%:*}
 		[ "${!var:-0}" = 1 ] || continue
 		echo "=== scripts/${check#*:}.sh"
-		if (cd "$WORK" && env "${SAMPLE_ENV[@]}" PG_CONFIG="$PG_CONFIG" "./scripts/${check#*:}.sh"); then
+		if (cd "$WORK" && PG_CONFIG="$PG_CONFIG" "./scripts/${check#*:}.sh"); then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run the whole TAP suite against an AddressSanitizer + UndefinedBehavior-
-# Sanitizer build of sqs_ingest, then put the regular build back.
+# Sanitizer build of sqs_ingest, then put the regular build back. Its files
+# run SQS_INGEST_TAP_JOBS at a time (default 6), as in test.sh.
 #
 #   PG_CONFIG=... scripts/sanitize.sh [t/NNN_x.pl ...]
 #
@@ -67,16 +68,15 @@ rm -rf "$ROOT/tmp_check"
 
 tests=()
 [ $# -gt 0 ] && tests=("PROVE_TESTS=$*")
-sample=${SQS_INGEST_SAMPLE:-$ROOT/../shared/data/fetch_sample_data.json}
 # halt_on_error: the first report ends the process, so it cannot be missed;
 # detect_leaks=0: a server process exits without freeing what lives until
 # exit, by design (memory growth is the valgrind run's concern).
 runuser -u postgres -- env \
-	SQS_INGEST_SAMPLE="$sample" \
 	SQS_INGEST_SERVER_PRELOAD="$runtime $shim" \
 	ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:print_summary=1" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-	make -s installcheck REGRESS= TAP_TESTS=1 PG_CONFIG="$PG_CONFIG" PROVE_FLAGS=--timer "${tests[@]}"
+	make -s installcheck REGRESS= TAP_TESTS=1 PG_CONFIG="$PG_CONFIG" \
+	PROVE_FLAGS="-j${SQS_INGEST_TAP_JOBS:-6} --timer" "${tests[@]}"
 rc=$?
 
 reports=$(grep -lE 'ERROR: AddressSanitizer|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)' \

@@ -20,13 +20,16 @@
 #                             the Debian trees' majors, those one after the
 #                             other; each suite mostly waits on timers and
 #                             the network. Each major's output is printed
-#                             when its lane ends.
+#                             when its lane ends. Each suite then runs 3
+#                             TAP files at a time rather than test.sh's 6,
+#                             so that the machine runs as many at once as
+#                             with one suite.
+#   SQS_INGEST_TAP_JOBS       TAP files at a time in each suite (test.sh)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 HOST_MAJOR=${SQS_INGEST_HOST_PG_MAJOR:-15}
-SAMPLE=$ROOT/../shared/data/fetch_sample_data.json
 
 [ $# -gt 0 ] || { echo "usage: $0 MAJOR..." >&2; exit 2; }
 for major in "$@"; do
@@ -70,18 +73,15 @@ count_run() {
 	summary+=("PostgreSQL $major: $p passed, $f failed")
 }
 
-# the repository as it is, its npm packages, and the sample beside it
+# the repository as it is (the sample is in test/data/) and its npm packages
 copy_repository() {
 	local dest=$1
-	mkdir -p "$dest/repo" "$dest/shared/data"
+	mkdir -p "$dest/repo"
 	git ls-files -z --cached --others --exclude-standard |
 		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
 		tar --null -T - -cf - | tar -C "$dest/repo" -xf -
 	if [ -d test/node_modules ]; then
 		tar -cf - test/node_modules | tar -C "$dest/repo" -xf -
-	fi
-	if [ -r "$SAMPLE" ]; then
-		cp "$SAMPLE" "$dest/shared/data/"
 	fi
 }
 
@@ -108,6 +108,7 @@ run_major() {
 		"$ROOT/scripts/pg-tree.sh" "$major" env \
 		PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" \
 		SQS_INGEST_PG_MAJOR="$major" \
+		SQS_INGEST_TAP_JOBS="${SQS_INGEST_TAP_JOBS:-}" \
 		PG_TEST_PORT_DIR=/tmp/sqs_ingest_portlock \
 		/tmp/"${work##*/}"/repo/test.sh 2>&1
 	rc=$?
@@ -132,6 +133,7 @@ chmod 1777 "$portlock"
 ./scripts/install-deps.sh --npm >/dev/null
 
 if [ "${SQS_INGEST_MATRIX_PARALLEL:-0}" = 1 ]; then
+	export SQS_INGEST_TAP_JOBS=${SQS_INGEST_TAP_JOBS:-3}
 	host_lane=()
 	tree_lane=()
 	for major in "$@"; do

@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS sqs_ingest;
 RESET client_min_messages;
 
 -- every form of the real sample, in version order
-\set sample `cat "${SQS_INGEST_SAMPLE:-../shared/data/fetch_sample_data.json}"`
+\set sample `cat "${SQS_INGEST_SAMPLE:-test/data/fetch_sample_data.json}"`
 SELECT e->>'app_version' AS version, sqs_ingest_version_number(e->>'app_version') AS encoded,
        count(*) AS events
 FROM jsonb_array_elements(:'sample'::jsonb) AS e

@@ -20,7 +20,7 @@ FROM sqs_ingest_preview('{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "ap
                         '2022-12-01 10:00:00+00');
 
 -- every event of the real sample: 99 rows, 1 dead letter
-\set sample `cat "${SQS_INGEST_SAMPLE:-../shared/data/fetch_sample_data.json}"`
+\set sample `cat "${SQS_INGEST_SAMPLE:-test/data/fetch_sample_data.json}"`
 SELECT p.error IS NULL AS row_ok, count(*) AS events,
        count(p.locale) AS with_locale,
        bool_and(p.masked_ip = encode(hmac(e->>'ip', 'test-mask-key', 'sha256'), 'hex')) AS ip_masked,

@@ -15,7 +15,7 @@ SELECT jsonb_pretty(sqs_ingest_fetch_login_mapping());
 
 -- sqs_ingest_preview() is this mapping on sqs_ingest.target_table
 -- (sql/mapping.sql holds the login events' expectations)
-\set sample `cat "${SQS_INGEST_SAMPLE:-../shared/data/fetch_sample_data.json}"`
+\set sample `cat "${SQS_INGEST_SAMPLE:-test/data/fetch_sample_data.json}"`
 SELECT count(*) AS events,
        count(*) FILTER (WHERE n.error IS NULL) AS rows,
        count(*) FILTER (WHERE (o.error IS NULL) <> (n.error IS NULL)) AS outcome_differs,

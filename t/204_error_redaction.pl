@@ -111,6 +111,8 @@ my $node = worker_node(
 	'redaction',
 	queue_url => $url,
 	workers   => 1,
+	# every call fails: the worker spends its time between retries
+	state     => 'backing off',
 	settings  => {
 		'sqs_ingest.session_token'  => $TOKEN,
 		'sqs_ingest.retry_interval' => 1

@@ -144,7 +144,7 @@ for my $case (@cases)
 # What was stored survives a dump and restore.
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
 $node->safe_psql('restored', $TARGET_TABLE_DDL);
-my $dump = "$PostgreSQL::Test::Utils::tmp_check/user_logins.sql";
+my $dump = PostgreSQL::Test::Utils::tempdir() . '/user_logins.sql';
 $node->command_ok(
 	[ 'pg_dump', '-d', $node->connstr('postgres'), '--data-only', '-t', 'public.user_logins', '-f', $dump ],
 	'dump the target table');

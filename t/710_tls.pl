@@ -17,7 +17,9 @@ use Test::More;
 
 my $N = 10;
 
-my $certs = make_certificates($PostgreSQL::Test::Utils::tmp_check);
+# a directory of this file's own: other files write certificates too
+my $dir   = PostgreSQL::Test::Utils::tempdir();
+my $certs = make_certificates($dir);
 my $emu   = start_emulator();
 my $url   = create_queue('tls');
 my $tls   = start_hostile($emu, cert => $certs->{cert}, key => $certs->{key});
@@ -53,7 +55,7 @@ refused('a CA bundle that did not issue the certificate',
 	qr/ERROR:  .*TLS verification of the endpoint failed/);
 
 # a bundle that is not there is a setting to fix
-set_gucs($node, { 'sqs_ingest.ca_file' => "$PostgreSQL::Test::Utils::tmp_check/no-such-ca.pem" });
+set_gucs($node, { 'sqs_ingest.ca_file' => "$dir/no-such-ca.pem" });
 refused('a CA bundle that does not exist', qr/ERROR:  could not read sqs_ingest\.ca_file/);
 
 # the right CA, but the endpoint named by a host name the certificate does

@@ -16,7 +16,7 @@ use Test::More;
 
 my $N = 5;
 
-my $certs = make_certificates($PostgreSQL::Test::Utils::tmp_check);
+my $certs = make_certificates(PostgreSQL::Test::Utils::tempdir());
 my $emu   = start_emulator();
 my $url   = create_queue('proxied');
 my $tls   = start_hostile($emu, cert => $certs->{cert}, key => $certs->{key});

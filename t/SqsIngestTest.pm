@@ -119,8 +119,8 @@ Absolute path of the repository.
 
 =item sample_file()
 
-Path of the real 100-event sample (F<../shared/data/fetch_sample_data.json>
-from the repository root; C<SQS_INGEST_SAMPLE> overrides it).
+Path of the real 100-event sample (F<test/data/fetch_sample_data.json>
+in the repository; C<SQS_INGEST_SAMPLE> overrides it).
 
 =item sample_events()
 
@@ -133,7 +133,7 @@ sub repo_root { return $ROOT; }
 sub sample_file
 {
 	my $f = $ENV{SQS_INGEST_SAMPLE}
-	  // "$ROOT/../shared/data/fetch_sample_data.json";
+	  // "$ROOT/test/data/fetch_sample_data.json";
 	croak "sample data not found at $f" unless -r $f;
 	return $f;
 }

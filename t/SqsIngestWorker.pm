@@ -54,13 +54,14 @@ our @EXPORT = qw(
 
 =over
 
-=item worker_node($name, queue_url => URL, workers => N, settings => {...}, conf => TEXT, extension_version => V)
+=item worker_node($name, queue_url => URL, workers => N, settings => {...}, conf => TEXT, extension_version => V, state => S)
 
 A cluster as C<new_node> makes it (extension, pgcrypto, target table,
 credentials, mask key, C<settings> through ALTER SYSTEM), then restarted with
 C<shared_preload_libraries = 'sqs_ingest'> and C<sqs_ingest.workers = N>
 (default 1), so that the workers find everything in place when they start.
-Returns once every worker is polling.
+Returns once every worker is polling (or in state C<S>: 'backing off' for
+workers whose every call fails).
 
 =cut
 
@@ -82,7 +83,7 @@ sub worker_node
 		  . "sqs_ingest.workers = $workers\n"
 		  . ($opts{conf} // ''));
 	$node->restart;
-	wait_for_workers($node, $workers) if $workers > 0;
+	wait_for_workers($node, $workers, $opts{state}) if $workers > 0;
 	return $node;
 }
 
