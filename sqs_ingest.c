@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "src/catalog.h"
+#include "src/config.h"
 #include "src/drain.h"
 #include "src/launcher.h"
 #include "src/mapping.h"
@@ -648,10 +649,14 @@ sqs_ingest_stats(PG_FUNCTION_ARGS)
 Datum
 sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
+	ResolvedPipeline resolved;
+	SqsConfig  *config;
 	SqsResult  *volatile result = NULL;
 	Datum		values[3];
 	bool		nulls[3];
+
+	config_resolve(NULL, &resolved);
+	config = sqs_config_from_definition(&resolved);
 
 	/* the configuration's copies of the credentials are wiped, error or not */
 	PG_TRY();

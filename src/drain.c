@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "config.h"
 #include "drain.h"
 #include "mask.h"
 #include "queue_grants.h"
@@ -180,9 +181,13 @@ check_before_start(const PipelineDefinition *def)
 
 	if (def == NULL)
 	{
-		SqsConfig  *config = sqs_config_from_gucs();
+		ResolvedPipeline resolved;
+		SqsConfig  *config;
 
+		config_resolve(NULL, &resolved);
+		config = sqs_config_from_definition(&resolved);
 		sqs_config_free(config);
+		config_release(&resolved);
 		sink = sink_default_pipeline();
 	}
 	else
@@ -578,10 +583,17 @@ report_protocol(DrainState *state, const SqsConfig *config)
 
 /* the drain itself: the runner until the queue is empty, or told to stop */
 static void
-run_drain(DrainState *state, IngestRunner *runner)
+run_drain(DrainState *state, const PipelineDefinition *def, IngestRunner *runner)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
-	PipelineOptions options = runner_options_from_gucs(sqs_ingest_drain_wait_time_seconds);
+	ResolvedPipeline resolved;
+	SqsConfig  *config;
+	PipelineOptions options;
+
+	config_resolve(def, &resolved);
+	config = sqs_config_from_definition(&resolved);
+	/* a drain's long poll is its own, whatever the pipeline's */
+	options = runner_options_from_definition(&resolved, resolved.drain_wait_time_seconds);
+	config_release(&resolved);
 
 	options.stop_when_empty = true;
 	options.max_messages = state->max_messages;
@@ -616,31 +628,41 @@ copy_text(char *dest, const char *src)
 typedef struct PipelineLoad
 {
 	const char *name;
+	PipelineDefinition *def;
 	SinkPipeline *sink;
 } PipelineLoad;
 
-/* load a pipeline's definition and settings (in the drain worker) */
+/* load a pipeline's definition (in the drain worker) */
 static void
 load_pipeline(void *arg)
 {
 	PipelineLoad *load = arg;
-	PipelineDefinition *def = catalog_get(load->name);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-	catalog_apply_settings(def, GUC_ACTION_SET);
-	load->sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
-									   def->options, def->owner);
+	load->def = catalog_get(load->name);
+	MemoryContextSwitchTo(old);
+	load->sink = sink_catalog_pipeline(load->def->name, load->def->target,
+									   load->def->mapping, load->def->options,
+									   load->def->owner);
 }
 
-/* what the drain stores through: its caller's pipeline */
-static SinkPipeline *
-drain_sink(DrainState *state)
+/*
+ * What the drain runs: its caller's pipeline, whose definition is returned
+ * (NULL: the settings' pipeline), and the sink it stores through.
+ */
+static PipelineDefinition *
+drain_pipeline(DrainState *state, SinkPipeline **sink)
 {
-	PipelineLoad load = {state->pipeline, NULL};
+	PipelineLoad load = {state->pipeline, NULL, NULL};
 
 	if (state->pipeline[0] == '\0')
-		return sink_default_pipeline();
+	{
+		*sink = sink_default_pipeline();
+		return NULL;
+	}
 	runner_in_transaction(load_pipeline, &load, "sqs_ingest: reading the pipeline");
-	return load.sink;
+	*sink = load.sink;
+	return load.def;
 }
 
 /* entry point of the drain worker; the argument is the segment's handle */
@@ -681,10 +703,12 @@ sqs_ingest_drain_main(Datum main_arg)
 	MemoryContextSwitchTo(context);
 	PG_TRY();
 	{
+		PipelineDefinition *def;
+
 		apply_settings(state, settings);
-		runner.sink = drain_sink(state);
+		def = drain_pipeline(state, &runner.sink);
 		runner.slot = stats_drain_slot(runner.sink->name);
-		run_drain(state, &runner);
+		run_drain(state, def, &runner);
 
 		SpinLockAcquire(&state->mutex);
 		state->totals = runner.totals;
