@@ -344,26 +344,6 @@ catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode)
 	return RangeVarGetRelid(makeRangeVarFromNameList(names), lockmode, true);
 }
 
-/* the settings a pipeline sets, whose caller's values a drain of it ignores */
-static const char *const pipeline_settings[] = {
-	"sqs_ingest.queue_url",
-	"sqs_ingest.endpoint",
-	"sqs_ingest.region",
-	"sqs_ingest.visibility_timeout",
-	"sqs_ingest.wait_time_seconds",
-	"sqs_ingest.batch_size",
-	"sqs_ingest.max_inflight",
-};
-
-bool
-catalog_is_pipeline_setting(const char *name)
-{
-	for (int i = 0; i < (int) lengthof(pipeline_settings); i++)
-		if (strcmp(name, pipeline_settings[i]) == 0)
-			return true;
-	return false;
-}
-
 /* every pipeline, by name */
 List *
 catalog_list(void)

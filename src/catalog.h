@@ -57,6 +57,5 @@ extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
 extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);
 extern Oid	catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode);
-extern bool catalog_is_pipeline_setting(const char *name);
 
 #endif							/* SQS_INGEST_CATALOG_H */

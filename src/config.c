@@ -18,10 +18,115 @@
 #include "postgres.h"
 
 #include "config.h"
+#include "secrets.h"
 #include "sqs_ingest.h"
 
 /* the settings' pipeline's name */
 #define DEFAULT_PIPELINE "default"
+
+/*
+ * In a drain's worker, the settings of the drain's caller (see
+ * config_session_write()); NULL in every other process.
+ */
+static SessionSettings *session = NULL;
+
+/* the secrets of SessionSettings, in the order of SessionString */
+#define SESSION_SECRET(id) ((SessionString) (SESSION_ACCESS_KEY_ID + (id)))
+
+static const char *
+session_string(SessionString which)
+{
+	return session->text + session->strings[which];
+}
+
+/*
+ * Write the settings a drain's worker takes from this session into dest,
+ * or with dest NULL only measure them; returns their size.  They are
+ * written straight into the drain's segment, so that no copy of the
+ * secrets among them is left in the caller's memory.  pipeline: of a
+ * catalog pipeline's drain, which leaves out what the pipeline sets.
+ */
+Size
+config_session_write(bool pipeline, SessionSettings *dest)
+{
+	const char *strings[NUM_SESSION_STRINGS];
+	Size		len = 0;
+
+	strings[SESSION_QUEUE_URL] = pipeline ? NULL : sqs_ingest_queue_url;
+	strings[SESSION_ENDPOINT] = pipeline ? NULL : sqs_ingest_endpoint;
+	strings[SESSION_REGION] = pipeline ? NULL : sqs_ingest_region;
+	strings[SESSION_CA_FILE] = sqs_ingest_ca_file;
+	strings[SESSION_TARGET_TABLE] = sqs_ingest_target_table;
+	for (int id = 0; id < NUM_SECRETS; id++)
+		strings[SESSION_SECRET(id)] = secret_session_value((SecretId) id);
+
+	for (int i = 0; i < NUM_SESSION_STRINGS; i++)
+	{
+		const char *value = strings[i] ? strings[i] : "";
+		Size		value_len = strlen(value) + 1;
+
+		if (dest)
+		{
+			dest->strings[i] = len;
+			memcpy(dest->text + len, value, value_len);
+		}
+		len += value_len;
+	}
+	len += offsetof(SessionSettings, text);
+	if (dest == NULL)
+		return len;
+
+	dest->pipeline = pipeline;
+	dest->protocol = sqs_ingest_protocol;
+	dest->mask_algorithm = sqs_ingest_mask_algorithm;
+	dest->visibility_timeout = sqs_ingest_visibility_timeout;
+	dest->drain_wait_time_seconds = sqs_ingest_drain_wait_time_seconds;
+	dest->max_inflight = sqs_ingest_max_inflight;
+	dest->batch_size = sqs_ingest_batch_size;
+	dest->batch_timeout_ms = sqs_ingest_batch_timeout_ms;
+	dest->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
+	dest->request_timeout_ms = sqs_ingest_request_timeout_ms;
+	dest->max_receive_count = sqs_ingest_max_receive_count;
+	return len;
+}
+
+/*
+ * In a drain's worker: run with the caller's settings, which the worker
+ * keeps for its life.  The secrets go to secrets.c, and are wiped here.
+ */
+void
+config_use_session(SessionSettings *settings)
+{
+	session = settings;
+	for (int id = 0; id < NUM_SECRETS; id++)
+	{
+		char	   *secret = session->text + session->strings[SESSION_SECRET(id)];
+
+		secret_set_session((SecretId) id, secret);
+		explicit_bzero(secret, strlen(secret));
+	}
+}
+
+/* the target table of the settings' pipeline */
+const char *
+config_target_table(void)
+{
+	return session ? session_string(SESSION_TARGET_TABLE) : sqs_ingest_target_table;
+}
+
+/* the receive count past which a message is a dead letter; 0: none */
+int
+config_max_receive_count(void)
+{
+	return session ? session->max_receive_count : sqs_ingest_max_receive_count;
+}
+
+/* MaskAlgorithm */
+int
+config_mask_algorithm(void)
+{
+	return session ? session->mask_algorithm : sqs_ingest_mask_algorithm;
+}
 
 static char *
 setting_string(const char *value)
@@ -60,6 +165,28 @@ config_resolve(const PipelineDefinition *def, ResolvedPipeline *resolved)
 	resolved->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
 	resolved->request_timeout_ms = sqs_ingest_request_timeout_ms;
 	resolved->delete_after = sqs_ingest_delete_after;
+	if (session)
+	{
+		if (!session->pipeline)
+		{
+			pfree(resolved->queue_url);
+			resolved->queue_url = pstrdup(session_string(SESSION_QUEUE_URL));
+			pfree(resolved->endpoint);
+			resolved->endpoint = pstrdup(session_string(SESSION_ENDPOINT));
+			pfree(resolved->region);
+			resolved->region = pstrdup(session_string(SESSION_REGION));
+			resolved->visibility_timeout = session->visibility_timeout;
+			resolved->batch_size = session->batch_size;
+			resolved->max_inflight = session->max_inflight;
+		}
+		pfree(resolved->ca_file);
+		resolved->ca_file = pstrdup(session_string(SESSION_CA_FILE));
+		resolved->protocol = session->protocol;
+		resolved->drain_wait_time_seconds = session->drain_wait_time_seconds;
+		resolved->batch_timeout_ms = session->batch_timeout_ms;
+		resolved->connect_timeout_ms = session->connect_timeout_ms;
+		resolved->request_timeout_ms = session->request_timeout_ms;
+	}
 	if (def == NULL)
 		return;
 
