@@ -34,7 +34,6 @@
 
 #include "runner.h"
 #include "security.h"
-#include "sqs_ingest.h"
 
 /*
  * The runner's options of a resolved pipeline, with the given long-poll
