@@ -5,6 +5,7 @@ OBJS = \
 	src/aws_credentials.o \
 	src/aws_files.o \
 	src/catalog.o \
+	src/config.o \
 	src/credential_http.o \
 	src/drain.o \
 	src/json_capture.o \

@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "src/catalog.h"
+#include "src/config.h"
 #include "src/drain.h"
 #include "src/launcher.h"
 #include "src/mapping.h"
@@ -392,24 +393,26 @@ preview_map(const CompiledMapping *mapping, const MappingMessage *message,
 	return error;
 }
 
-/* the columns of sqs_ingest_preview()'s result, in order */
-static const char *const preview_columns[] = {
-	"user_id", "device_type", "masked_ip", "masked_device_id",
-	"locale", "app_version", "create_date"
-};
-
-/* the preview's values: the mapped row, by preview_columns, or the reason */
+/*
+ * The preview's values: the columns of the function's result but its last,
+ * error, each the mapped row's column of that name; or the reason the
+ * message would be a dead letter.  The columns follow the function's
+ * declaration (sqs_ingest--1.0.sql): no second list of them is kept here.
+ */
 static void
 preview_values(const CompiledMapping *mapping, const MappingMessage *message,
-			   Datum *values, bool *nulls)
+			   TupleDesc tupdesc, Datum *values, bool *nulls)
 {
+	int			ncolumns = tupdesc->natts - 1;
 	MappedRows	rows;
 	char	   *error;
 
 	mapping_rows_init(&rows, mapping->ncolumns);
 	error = preview_map(mapping, message, &rows);
-	for (int i = 0; i < (int) lengthof(preview_columns); i++)
+	for (int i = 0; i < ncolumns; i++)
 	{
+		const char *name = NameStr(TupleDescAttr(tupdesc, i)->attname);
+
 		nulls[i] = true;
 		for (int c = 0; c < mapping->ncolumns && error == NULL; c++)
 		{
@@ -417,15 +420,15 @@ preview_values(const CompiledMapping *mapping, const MappingMessage *message,
 			Oid			outfunc;
 			bool		isvarlena;
 
-			if (strcmp(col->name, preview_columns[i]) != 0 || rows.nulls[c][0])
+			if (strcmp(col->name, name) != 0 || rows.nulls[c][0])
 				continue;
 			getTypeOutputInfo(col->basetypid, &outfunc, &isvarlena);
 			values[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, rows.values[c][0]));
 			nulls[i] = false;
 		}
 	}
-	nulls[lengthof(preview_columns)] = error == NULL;
-	values[lengthof(preview_columns)] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[ncolumns] = error == NULL;
+	values[ncolumns] = error ? CStringGetTextDatum(error) : (Datum) 0;
 }
 
 /*
@@ -443,10 +446,15 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	text	   *body = PG_GETARG_TEXT_PP(0);
 	SinkPipeline *sink;
 	MappingMessage message = {0};
-	Datum		values[lengthof(preview_columns) + 1];
-	bool		nulls[lengthof(preview_columns) + 1];
+	TupleDesc	tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
 
 	require_utf8();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values = palloc0(tupdesc->natts * sizeof(Datum));
+	nulls = palloc0(tupdesc->natts * sizeof(bool));
 	message.message_id = "preview";
 	message.body = VARDATA_ANY(body);
 	message.body_len = VARSIZE_ANY_EXHDR(body);
@@ -460,7 +468,7 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 
 		/* the login mapping masks: not a way around EXECUTE on the mask */
 		security_check_mask_privilege(GetUserId(), NULL);
-		preview_values(mapping, &message, values, nulls);
+		preview_values(mapping, &message, tupdesc, values, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -648,10 +656,14 @@ sqs_ingest_stats(PG_FUNCTION_ARGS)
 Datum
 sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
+	ResolvedPipeline resolved;
+	SqsConfig  *config;
 	SqsResult  *volatile result = NULL;
 	Datum		values[3];
 	bool		nulls[3];
+
+	config_resolve(NULL, &resolved);
+	config = sqs_config_from_definition(&resolved);
 
 	/* the configuration's copies of the credentials are wiped, error or not */
 	PG_TRY();

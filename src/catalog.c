@@ -28,7 +28,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -194,7 +193,7 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
  * Refuse options above the settings that cap them.  Checked for the
  * options given when a pipeline is defined or changed, superusers'
  * included, so that what the options say is what runs; a cap lowered later
- * is applied when the pipeline runs (catalog_bound_settings(),
+ * is applied when the pipeline runs (config_resolve(),
  * mapping_max_rows()), and does not keep its owner from changing other
  * options.
  */
@@ -341,86 +340,6 @@ catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode)
 	List	   *names = textToQualifiedNameList(cstring_to_text(def->target));
 
 	return RangeVarGetRelid(makeRangeVarFromNameList(names), lockmode, true);
-}
-
-/* the settings a pipeline sets, whose caller's values a drain of it ignores */
-static const char *const pipeline_settings[] = {
-	"sqs_ingest.queue_url",
-	"sqs_ingest.endpoint",
-	"sqs_ingest.region",
-	"sqs_ingest.visibility_timeout",
-	"sqs_ingest.wait_time_seconds",
-	"sqs_ingest.batch_size",
-	"sqs_ingest.max_inflight",
-};
-
-bool
-catalog_is_pipeline_setting(const char *name)
-{
-	for (int i = 0; i < (int) lengthof(pipeline_settings); i++)
-		if (strcmp(name, pipeline_settings[i]) == 0)
-			return true;
-	return false;
-}
-
-/*
- * A pipeline's setting, at the priority of a per-database setting: above
- * the configuration file, so that a reload does not undo it.  A pipeline
- * may name its own queue and endpoint whoever runs it: the role that
- * created it was allowed to (see security_check_queue_url()).
- */
-static void
-set_setting(const char *name, const char *value, GucAction action)
-{
-	(void) set_config_option(name, value, PGC_SUSET, PGC_S_GLOBAL, action,
-							 true, 0, false);
-}
-
-static void
-set_int_setting(const char *name, int value, GucAction action)
-{
-	if (value >= 0)
-		set_setting(name, psprintf("%d", value), action);
-}
-
-/*
- * Make the sqs_ingest.* settings of this process say what the pipeline
- * says: its queue, its endpoint (or the one of its queue URL), and the
- * options it sets (pipeline_settings names them).  A pipeline's
- * worker and a drain of a pipeline set them for their life.
- */
-void
-catalog_apply_settings(const PipelineDefinition *def, GucAction action)
-{
-	const PipelineSettings *settings = &def->settings;
-
-	set_setting("sqs_ingest.queue_url", def->queue_url, action);
-	set_setting("sqs_ingest.endpoint", settings->endpoint ? settings->endpoint : "", action);
-	if (settings->region)
-		set_setting("sqs_ingest.region", settings->region, action);
-	set_int_setting("sqs_ingest.visibility_timeout", settings->visibility_timeout, action);
-	set_int_setting("sqs_ingest.wait_time_seconds", settings->wait_time_seconds, action);
-	set_int_setting("sqs_ingest.batch_size", settings->batch_size, action);
-	set_int_setting("sqs_ingest.max_inflight", settings->max_inflight, action);
-	catalog_bound_settings();
-}
-
-/*
- * Bring this process's batch_size and max_inflight within the caps of
- * pipelines, whether they come from the pipeline's options or from the
- * settings it inherits: at a pipeline's start and at each reload of its
- * worker, so that a superuser who lowers a cap is obeyed without a
- * restart.
- */
-void
-catalog_bound_settings(void)
-{
-	if (sqs_ingest_batch_size > sqs_ingest_max_pipeline_batch_size)
-		set_int_setting("sqs_ingest.batch_size", sqs_ingest_max_pipeline_batch_size,
-						GUC_ACTION_SET);
-	if (sqs_ingest_max_inflight > sqs_ingest_max_pipeline_inflight)
-		set_int_setting("sqs_ingest.max_inflight", sqs_ingest_max_pipeline_inflight,
-						GUC_ACTION_SET);
 }
 
 /* every pipeline, by name */

@@ -12,7 +12,6 @@
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "security.h"
@@ -56,8 +55,5 @@ extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
 extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);
 extern Oid	catalog_target_relid(const PipelineDefinition *def, LOCKMODE lockmode);
-extern void catalog_apply_settings(const PipelineDefinition *def, GucAction action);
-extern void catalog_bound_settings(void);
-extern bool catalog_is_pipeline_setting(const char *name);
 
 #endif							/* SQS_INGEST_CATALOG_H */

@@ -7,9 +7,10 @@
  * A function cannot commit, and a drain must: each batch is committed
  * before its deletes go out, and no transaction may stay open across a
  * network wait.  So the calling backend only checks what it can (including
- * that the caller may insert into the target), hands its effective
- * settings and its database to a background worker through a dynamic
- * shared memory segment, and waits on its latch.  The worker connects as
+ * that the caller may insert into the target), hands the pipeline's name,
+ * its effective settings (a SessionSettings, config.h) and its database
+ * to a background worker through a dynamic shared memory segment, and
+ * waits on its latch.  The worker connects as
  * the continuous workers do (sqs_ingest.role, else the bootstrap
  * superuser), and the target's own code runs as ingest_role_for_target(),
  * never as the caller or a superuser it did not choose.  The
@@ -44,12 +45,12 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "config.h"
 #include "drain.h"
 #include "mask.h"
 #include "queue_grants.h"
@@ -74,34 +75,6 @@
 #define DRAIN_URL_LEN 1024
 
 /*
- * The settings a drain takes from its caller's session, so that a session's
- * SET sqs_ingest.queue_url drains that queue.  Names this server does not
- * define are skipped; the drain worker reads everything else from the
- * server's configuration as the continuous workers do.
- */
-static const char *const drain_settings[] = {
-	"sqs_ingest.queue_url",
-	"sqs_ingest.endpoint",
-	"sqs_ingest.region",
-	"sqs_ingest.protocol",
-	"sqs_ingest.ca_file",
-	"sqs_ingest.access_key_id",
-	"sqs_ingest.secret_access_key",
-	"sqs_ingest.session_token",
-	"sqs_ingest.mask_key",
-	"sqs_ingest.mask_algorithm",
-	"sqs_ingest.target_table",
-	"sqs_ingest.visibility_timeout",
-	"sqs_ingest.drain_wait_time_seconds",
-	"sqs_ingest.max_inflight",
-	"sqs_ingest.batch_size",
-	"sqs_ingest.batch_timeout",
-	"sqs_ingest.connect_timeout",
-	"sqs_ingest.request_timeout",
-	"sqs_ingest.max_receive_count",
-};
-
-/*
  * Who has the settings in the segment, which hold secrets.  Whoever moves
  * them out of SETTINGS_WAITING owns them: the worker takes them (a private
  * copy, then wipes them in the segment), or the caller withdraws them
@@ -116,7 +89,7 @@ typedef enum SettingsHandover
 	SETTINGS_WITHDRAWN			/* by the caller, which wipes them */
 } SettingsHandover;
 
-/* the segment's fixed part; the settings follow as name\0value\0 pairs */
+/* the segment's state; the caller's settings are a SessionSettings beside it */
 typedef struct DrainState
 {
 	/* from the caller, read-only afterwards */
@@ -125,8 +98,7 @@ typedef struct DrainState
 								 * the bootstrap superuser if invalid */
 	char		pipeline[NAMEDATALEN];	/* a catalog pipeline, or "" */
 	int64		max_messages;	/* -1: no limit */
-	int			nsettings;
-	Size		settings_len;
+	Size		settings_len;	/* of the SessionSettings */
 
 	/*
 	 * protocol = auto: the endpoint and queue URL that earlier drains of
@@ -181,9 +153,13 @@ check_before_start(const PipelineDefinition *def)
 
 	if (def == NULL)
 	{
-		SqsConfig  *config = sqs_config_from_gucs();
+		ResolvedPipeline resolved;
+		SqsConfig  *config;
 
+		config_resolve(NULL, &resolved);
+		config = sqs_config_from_definition(&resolved);
 		sqs_config_free(config);
+		config_release(&resolved);
 		sink = sink_default_pipeline();
 	}
 	else
@@ -214,56 +190,6 @@ check_before_start(const PipelineDefinition *def)
 }
 
 /*
- * The caller's effective value of a setting a drain takes, or NULL if it
- * is not to be handed over: undefined, or set by the pipeline drained.
- */
-static const char *
-handed_over_value(const char *name, bool pipeline)
-{
-	const char *value;
-
-	if (pipeline && catalog_is_pipeline_setting(name))
-		return NULL;
-	value = secret_setting_value(name);
-	if (value == NULL)
-		value = GetConfigOption(name, true, false);
-	return value;
-}
-
-/*
- * Write the settings a drain hands over into dest as name\0value\0 pairs,
- * or with dest NULL only count them.  Returns their length.  They are
- * written straight into the segment, so that no copy of the secrets among
- * them is left in the caller's memory.
- */
-static Size
-collect_settings(bool pipeline, char *dest, int *nsettings)
-{
-	Size		len = 0;
-
-	*nsettings = 0;
-	for (size_t i = 0; i < lengthof(drain_settings); i++)
-	{
-		const char *name = drain_settings[i];
-		const char *value = handed_over_value(name, pipeline);
-		Size		name_len = strlen(name) + 1;
-		Size		value_len;
-
-		if (value == NULL)
-			continue;
-		value_len = strlen(value) + 1;
-		if (dest)
-		{
-			memcpy(dest + len, name, name_len);
-			memcpy(dest + len + name_len, value, value_len);
-		}
-		len += name_len + value_len;
-		(*nsettings)++;
-	}
-	return len;
-}
-
-/*
  * The caller detaches from the segment (at the end of the call, or on its
  * error): the settings the worker did not take are wiped.  Runs on every
  * path out of drain_run(), so that no secret waits in the segment for it
@@ -274,7 +200,7 @@ withdraw_settings(dsm_segment *segment, Datum arg)
 {
 	shm_toc    *toc = (shm_toc *) DatumGetPointer(arg);
 	DrainState *state = shm_toc_lookup(toc, DRAIN_KEY_STATE, false);
-	char	   *settings = shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false);
+	SessionSettings *settings = shm_toc_lookup(toc, DRAIN_KEY_SETTINGS, false);
 	bool		waiting;
 
 	SpinLockAcquire(&state->mutex);
@@ -412,8 +338,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	dsm_segment *segment;
 	shm_toc    *toc;
 	DrainState *state;
-	char	   *settings;
-	int			nsettings;
+	SessionSettings *settings;
 	Size		settings_len;
 	Size		size;
 	Oid			role;
@@ -423,7 +348,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	role = (sqs_ingest_role && sqs_ingest_role[0]) ?
 		get_role_oid(sqs_ingest_role, false) : InvalidOid;
 
-	settings_len = collect_settings(def != NULL, NULL, &nsettings);
+	settings_len = config_session_write(def != NULL, NULL);
 	shm_toc_initialize_estimator(&estimator);
 	shm_toc_estimate_chunk(&estimator, sizeof(DrainState));
 	shm_toc_estimate_chunk(&estimator, settings_len);
@@ -439,7 +364,6 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	state->max_messages = max_messages;
 	if (def)
 		strlcpy(state->pipeline, def->name, NAMEDATALEN);
-	state->nsettings = nsettings;
 	state->settings_len = settings_len;
 	state->settings_state = SETTINGS_WAITING;
 	if (known_query_only_endpoint)
@@ -453,7 +377,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	shm_toc_insert(toc, DRAIN_KEY_SETTINGS, settings);
 	/* before any secret is in the segment */
 	on_dsm_detach(segment, withdraw_settings, PointerGetDatum(toc));
-	(void) collect_settings(def != NULL, settings, &nsettings);
+	(void) config_session_write(def != NULL, settings);
 
 	worker_describe(&worker, "sqs_ingest_drain_main", "sqs_ingest drain", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest drain for PID %d", MyProcPid);
@@ -485,11 +409,11 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
  * there.  Errors out if the caller has withdrawn them (it stopped waiting
  * before the worker got this far).
  */
-static char *
-take_settings(DrainState *state, char *settings)
+static SessionSettings *
+take_settings(DrainState *state, SessionSettings *settings)
 {
 	/* allocated first: nothing may fail between taking and wiping */
-	char	   *copy = MemoryContextAlloc(TopMemoryContext, Max(state->settings_len, 1));
+	SessionSettings *copy = MemoryContextAlloc(TopMemoryContext, state->settings_len);
 	bool		waiting;
 
 	SpinLockAcquire(&state->mutex);
@@ -501,35 +425,10 @@ take_settings(DrainState *state, char *settings)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("sqs_ingest drain started after its caller had gone")));
+
 	memcpy(copy, settings, state->settings_len);
 	explicit_bzero(settings, state->settings_len);
 	return copy;
-}
-
-/* make the caller's settings this session's, and wipe the copy */
-static void
-apply_settings(DrainState *state, char *settings)
-{
-	char	   *p = settings;
-
-	for (int i = 0; i < state->nsettings; i++)
-	{
-		char	   *name = p;
-		char	   *value = name + strlen(name) + 1;
-
-		p = value + strlen(value) + 1;
-
-		/*
-		 * At the highest priority below a client's: the caller's own SET
-		 * passed the checks a session's change goes through (security.c),
-		 * which this worker, perhaps not connected as a superuser, would
-		 * fail.
-		 */
-		(void) set_config_option(name, value, PGC_SUSET, PGC_S_DATABASE_USER,
-								 GUC_ACTION_SET, true, 0, false);
-	}
-	explicit_bzero(settings, state->settings_len);
-	pfree(settings);
 }
 
 static bool
@@ -574,10 +473,17 @@ report_protocol(DrainState *state, const SqsConfig *config)
 
 /* the drain itself: the runner until the queue is empty, or told to stop */
 static void
-run_drain(DrainState *state, IngestRunner *runner)
+run_drain(DrainState *state, const PipelineDefinition *def, IngestRunner *runner)
 {
-	SqsConfig  *config = sqs_config_from_gucs();
-	PipelineOptions options = runner_options_from_gucs(sqs_ingest_drain_wait_time_seconds);
+	ResolvedPipeline resolved;
+	SqsConfig  *config;
+	PipelineOptions options;
+
+	config_resolve(def, &resolved);
+	config = sqs_config_from_definition(&resolved);
+	/* a drain's long poll is its own, whatever the pipeline's */
+	options = runner_options_from_definition(&resolved, resolved.drain_wait_time_seconds);
+	config_release(&resolved);
 
 	options.stop_when_empty = true;
 	options.max_messages = state->max_messages;
@@ -612,31 +518,41 @@ copy_text(char *dest, const char *src)
 typedef struct PipelineLoad
 {
 	const char *name;
+	PipelineDefinition *def;
 	SinkPipeline *sink;
 } PipelineLoad;
 
-/* load a pipeline's definition and settings (in the drain worker) */
+/* load a pipeline's definition (in the drain worker) */
 static void
 load_pipeline(void *arg)
 {
 	PipelineLoad *load = arg;
-	PipelineDefinition *def = catalog_get(load->name);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-	catalog_apply_settings(def, GUC_ACTION_SET);
-	load->sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
-									   def->options, def->owner);
+	load->def = catalog_get(load->name);
+	MemoryContextSwitchTo(old);
+	load->sink = sink_catalog_pipeline(load->def->name, load->def->target,
+									   load->def->mapping, load->def->options,
+									   load->def->owner);
 }
 
-/* what the drain stores through: its caller's pipeline */
-static SinkPipeline *
-drain_sink(DrainState *state)
+/*
+ * What the drain runs: its caller's pipeline, whose definition is returned
+ * (NULL: the settings' pipeline), and the sink it stores through.
+ */
+static PipelineDefinition *
+drain_pipeline(DrainState *state, SinkPipeline **sink)
 {
-	PipelineLoad load = {state->pipeline, NULL};
+	PipelineLoad load = {state->pipeline, NULL, NULL};
 
 	if (state->pipeline[0] == '\0')
-		return sink_default_pipeline();
+	{
+		*sink = sink_default_pipeline();
+		return NULL;
+	}
 	runner_in_transaction(load_pipeline, &load, "sqs_ingest: reading the pipeline");
-	return load.sink;
+	*sink = load.sink;
+	return load.def;
 }
 
 /* entry point of the drain worker; the argument is the segment's handle */
@@ -646,7 +562,7 @@ sqs_ingest_drain_main(Datum main_arg)
 	dsm_segment *segment;
 	shm_toc    *toc;
 	DrainState *state;
-	char	   *settings;
+	SessionSettings *settings;
 	IngestRunner runner = {0};
 	MemoryContext context;
 
@@ -677,10 +593,12 @@ sqs_ingest_drain_main(Datum main_arg)
 	MemoryContextSwitchTo(context);
 	PG_TRY();
 	{
-		apply_settings(state, settings);
-		runner.sink = drain_sink(state);
+		PipelineDefinition *def;
+
+		config_use_session(settings);
+		def = drain_pipeline(state, &runner.sink);
 		runner.slot = stats_drain_slot(runner.sink->name);
-		run_drain(state, &runner);
+		run_drain(state, def, &runner);
 
 		SpinLockAcquire(&state->mutex);
 		state->totals = runner.totals;

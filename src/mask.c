@@ -19,6 +19,7 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "config.h"
 #include "mask.h"
 #include "secrets.h"
 #include "sqs_ingest.h"
@@ -74,7 +75,7 @@ release_mac(void)
 const MaskHandle *
 mask_prepare(void)
 {
-	MaskAlgorithm algorithm = (MaskAlgorithm) sqs_ingest_mask_algorithm;
+	MaskAlgorithm algorithm = (MaskAlgorithm) config_mask_algorithm();
 	char	   *key;
 
 	if (algorithm == MASK_SHA256)

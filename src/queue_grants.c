@@ -228,8 +228,7 @@ role_exists(Oid role)
  * may read the queue; running, of several pipelines on one queue (left
  * by a version that did not check) only the first by name runs.  The
  * settings' queue is sqs_ingest.queue_url as the server's configuration
- * sets it, not as a session may have SET it: call this before a pipeline's
- * settings are applied to the process.
+ * sets it, not as a session may have SET it.
  */
 PipelineRefusal
 queue_refusal(const PipelineDefinition *def, List *defs, bool defining)

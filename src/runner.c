@@ -34,27 +34,26 @@
 
 #include "runner.h"
 #include "security.h"
-#include "sqs_ingest.h"
 
 /*
- * Pipeline options from the settings, with the given long-poll wait (the
- * workers' and the drain's differ).
+ * The runner's options of a resolved pipeline, with the given long-poll
+ * wait (the workers' and the drain's differ).
  */
 PipelineOptions
-runner_options_from_gucs(int wait_time_seconds)
+runner_options_from_definition(const ResolvedPipeline *resolved, int wait_time_seconds)
 {
 	PipelineOptions options = {0};
 
 	options.wait_time_seconds = wait_time_seconds;
 	options.stop_when_empty = false;
 	options.max_messages = -1;
-	options.batch_size = sqs_ingest_batch_size;
-	options.batch_bytes = (int64) sqs_ingest_max_batch_bytes * 1024;
-	options.batch_timeout_ms = sqs_ingest_batch_timeout_ms;
+	options.batch_size = resolved->batch_size;
+	options.batch_bytes = (int64) resolved->max_batch_bytes * 1024;
+	options.batch_timeout_ms = resolved->batch_timeout_ms;
 	options.delete_log_level = LOG;
 	/* the AWS SDKs' standard retry mode */
 	options.max_attempts = 3;
-	options.delete_after = sqs_ingest_delete_after;
+	options.delete_after = resolved->delete_after;
 	return options;
 }
 

@@ -10,6 +10,7 @@
 #ifndef SQS_INGEST_RUNNER_H
 #define SQS_INGEST_RUNNER_H
 
+#include "config.h"
 #include "pipeline.h"
 #include "sink.h"
 #include "stats.h"
@@ -30,7 +31,8 @@ typedef struct IngestRunner
 	BatchCounts totals;			/* what they held */
 } IngestRunner;
 
-extern PipelineOptions runner_options_from_gucs(int wait_time_seconds);
+extern PipelineOptions runner_options_from_definition(const ResolvedPipeline *resolved,
+													  int wait_time_seconds);
 extern void runner_start(IngestRunner *runner, const SqsConfig *config,
 						 const PipelineOptions *options);
 extern void runner_set_options(IngestRunner *runner, const PipelineOptions *options);

@@ -381,18 +381,24 @@ secret_header_line(const char *name, const char *value)
 }
 
 /*
- * The session's value of the secret setting of that name ("" if unset),
- * or NULL if the name is not a secret setting: what GetConfigOption()
- * gives for any other setting, for handing a session's settings to a
- * background worker.
+ * The session's value of a secret setting ("" if unset), for handing it to
+ * a drain's worker (see config_session_write()).
  */
 const char *
-secret_setting_value(const char *name)
+secret_session_value(SecretId id)
 {
-	for (int i = 0; i < NUM_SECRETS; i++)
-		if (strcmp(secrets[i].name, name) == 0)
-			return secrets[i].current ? secrets[i].current : "";
-	return NULL;
+	return secrets[id].current ? secrets[id].current : "";
+}
+
+/*
+ * In a drain's worker: its caller's value of a secret setting ("": unset,
+ * so that its file is read), in place of the server's.
+ */
+void
+secret_set_session(SecretId id, const char *value)
+{
+	secrets[id].current = value[0] != '\0' ?
+		MemoryContextStrdup(TopMemoryContext, value) : NULL;
 }
 
 /* ---------------------------------------------------------------------

@@ -53,6 +53,7 @@
 #include "utils/varlena.h"
 
 #include "compat.h"
+#include "config.h"
 #include "mapping.h"
 #include "record.h"
 #include "recovery.h"
@@ -209,7 +210,7 @@ target_missing(const SinkPipeline *pipeline, const char *relname)
 const CompiledMapping *
 sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 {
-	const char *relname = pipeline->target ? pipeline->target : sqs_ingest_target_table;
+	const char *relname = pipeline->target ? pipeline->target : config_target_table();
 	List	   *names;
 	Oid			relid;
 	MemoryContext old;
@@ -738,14 +739,15 @@ ledger_id(const SqsMessage *m, char **reason)
 static char *
 message_defect(const SqsMessage *m, char *ledger_id_reason)
 {
+	int			max_receive_count = config_max_receive_count();
+
 	if (m->defect)
 		return pstrdup(m->defect);
 	if (ledger_id_reason)
 		return ledger_id_reason;
-	if (sqs_ingest_max_receive_count > 0 &&
-		m->receive_count > sqs_ingest_max_receive_count)
+	if (max_receive_count > 0 && m->receive_count > max_receive_count)
 		return psprintf("received %d times, more than sqs_ingest.max_receive_count (%d)",
-						m->receive_count, sqs_ingest_max_receive_count);
+						m->receive_count, max_receive_count);
 	return NULL;
 }
 

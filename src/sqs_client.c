@@ -162,15 +162,17 @@ struct SqsClient
 };
 
 /*
- * Snapshot the connection GUCs.  Credentials come from the superuser-only
- * GUCs; when those are empty the snapshot holds none, and each request
- * takes the AWS credential chain's (see sqs_credential_source).
+ * The connection configuration of a resolved pipeline.  Credentials come
+ * from the superuser-only settings; when those are empty the configuration
+ * holds none, and each request takes the AWS credential chain's (see
+ * sqs_credential_source).
  */
 SqsConfig *
-sqs_config_from_gucs(void)
+sqs_config_from_definition(const ResolvedPipeline *resolved)
 {
 	SqsConfig  *config = palloc0(sizeof(SqsConfig));
-	const char *queue_url = sqs_ingest_queue_url ? sqs_ingest_queue_url : "";
+	const char *queue_url = resolved->queue_url;
+	const char *endpoint = resolved->endpoint;
 	char	   *access_key;
 
 	if (queue_url[0] == '\0')
@@ -185,17 +187,17 @@ sqs_config_from_gucs(void)
 				 errmsg("sqs_ingest.queue_url must start with http:// or https://")));
 
 	config->queue_url = pstrdup(queue_url);
-	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
+	if (endpoint[0] != '\0')
 	{
-		size_t		len = strlen(sqs_ingest_endpoint);
+		size_t		len = strlen(endpoint);
 
-		if (strncmp(sqs_ingest_endpoint, "http://", 7) != 0 &&
-			strncmp(sqs_ingest_endpoint, "https://", 8) != 0)
+		if (strncmp(endpoint, "http://", 7) != 0 &&
+			strncmp(endpoint, "https://", 8) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("sqs_ingest.endpoint must start with http:// or https://")));
-		config->endpoint = psprintf("%s%s", sqs_ingest_endpoint,
-									sqs_ingest_endpoint[len - 1] == '/' ? "" : "/");
+		config->endpoint = psprintf("%s%s", endpoint,
+									endpoint[len - 1] == '/' ? "" : "/");
 	}
 	else
 	{
@@ -206,8 +208,7 @@ sqs_config_from_gucs(void)
 
 		config->endpoint = psprintf("%.*s/", len, queue_url);
 	}
-	config->region = pstrdup(sqs_ingest_region && sqs_ingest_region[0] ?
-							 sqs_ingest_region : "us-east-1");
+	config->region = pstrdup(resolved->region[0] ? resolved->region : "us-east-1");
 
 	access_key = secret_value(SECRET_ACCESS_KEY_ID);
 	if (access_key != NULL)
@@ -227,22 +228,22 @@ sqs_config_from_gucs(void)
 		config->session_token = secret_value(SECRET_SESSION_TOKEN);
 	}
 
-	if (sqs_ingest_ca_file && sqs_ingest_ca_file[0] != '\0')
+	if (resolved->ca_file[0] != '\0')
 	{
 		/* a missing bundle is a setting to fix, not a failure to retry */
-		if (access(sqs_ingest_ca_file, R_OK) != 0)
+		if (access(resolved->ca_file, R_OK) != 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not read sqs_ingest.ca_file \"%s\": %m",
-							sqs_ingest_ca_file),
+							resolved->ca_file),
 					 errhint("Set sqs_ingest.ca_file to a PEM file of CA certificates the server can read, or to an empty string for the system's.")));
-		config->ca_file = pstrdup(sqs_ingest_ca_file);
+		config->ca_file = pstrdup(resolved->ca_file);
 	}
-	config->visibility_timeout = sqs_ingest_visibility_timeout;
-	config->connect_timeout_ms = sqs_ingest_connect_timeout_ms;
-	config->request_timeout_ms = sqs_ingest_request_timeout_ms;
-	config->max_inflight = Min(sqs_ingest_max_inflight, SQS_INGEST_MAX_INFLIGHT_CAP);
-	config->protocol = sqs_ingest_protocol;
+	config->visibility_timeout = resolved->visibility_timeout;
+	config->connect_timeout_ms = resolved->connect_timeout_ms;
+	config->request_timeout_ms = resolved->request_timeout_ms;
+	config->max_inflight = Min(resolved->max_inflight, SQS_INGEST_MAX_INFLIGHT_CAP);
+	config->protocol = resolved->protocol;
 	return config;
 }
 

@@ -10,9 +10,10 @@
 
 #include "datatype/timestamp.h"
 
+#include "config.h"
 #include "sqs_decode.h"
 
-/* everything a request needs, copied from the GUCs when a client starts */
+/* everything a request needs, copied from a resolved pipeline when a client starts */
 typedef struct SqsConfig
 {
 	char	   *queue_url;
@@ -73,7 +74,7 @@ typedef struct SqsResult
 
 typedef struct SqsClient SqsClient;
 
-extern SqsConfig *sqs_config_from_gucs(void);
+extern SqsConfig *sqs_config_from_definition(const ResolvedPipeline *resolved);
 extern SqsConfig *sqs_config_copy(const SqsConfig *config);
 extern void sqs_config_free(SqsConfig *config);
 extern const char *sqs_credential_source(const SqsConfig *config);

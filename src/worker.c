@@ -47,6 +47,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "config.h"
 #include "queue_grants.h"
 #include "runner.h"
 #include "sink.h"
@@ -68,6 +69,8 @@ typedef struct WorkerState
 	char	   *pipeline;		/* catalog pipeline's name; NULL: the settings' */
 	char	   *label;			/* in application_name: "worker 0", "pipeline \"orders\" worker 1" */
 	bool		prunes;			/* the one process that prunes the ledger */
+	PipelineDefinition *def;	/* the catalog pipeline run, NULL: the
+								 * settings' pipeline */
 	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
@@ -182,15 +185,16 @@ prune_ledger(void *arg)
 static void
 ensure_runner(WorkerState *ws)
 {
+	ResolvedPipeline resolved;
 	SqsConfig  *config;
 	PipelineOptions options;
 
-	/* a catalog pipeline's: within the caps a reload may have lowered */
-	if (!ws->runner.sink->login)
-		catalog_bound_settings();
-	options = runner_options_from_gucs(sqs_ingest_wait_time_seconds);
+	/* the settings as they are now, within the caps a reload may have lowered */
+	config_resolve(ws->def, &resolved);
+	options = runner_options_from_definition(&resolved, resolved.wait_time_seconds);
 	ws->starting = ws->runner.pipeline == NULL;
-	config = sqs_config_from_gucs();
+	config = sqs_config_from_definition(&resolved);
+	config_release(&resolved);
 	PG_TRY();
 	{
 		if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
@@ -456,15 +460,15 @@ sqs_ingest_worker_main(Datum main_arg)
 
 /*
  * A worker of a catalog pipeline, started by the launcher with the
- * pipeline's name.  The pipeline's queue and options become this process's
- * settings; its rows go in with its owner's rights.
+ * pipeline's name.  It runs with the pipeline's queue and options, the
+ * settings for the rest; its rows go in with its owner's rights.
  */
 void
 sqs_ingest_pipeline_worker_main(Datum main_arg)
 {
 	WorkerState ws = {0};
 	char		name[BGW_EXTRALEN];
-	PipelineDefinition *def;
+	MemoryContext old;
 	PipelineRefusal refusal;
 
 	memcpy(name, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
@@ -490,14 +494,16 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	def = catalog_get(name);
+	/* kept for the worker's life: each reload resolves it again */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ws.def = catalog_get(name);
+	MemoryContextSwitchTo(old);
 	/* the launcher checked too, but a revoke may have come in between */
-	refusal = queue_refusal(def, catalog_list(), false);
+	refusal = queue_refusal(ws.def, catalog_list(), false);
 	if (refusal != PIPELINE_MAY_READ)
-		queue_report_refusal(def, refusal, ERROR);
-	catalog_apply_settings(def, GUC_ACTION_SET);
-	ws.runner.sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
-										   def->options, def->owner);
+		queue_report_refusal(ws.def, refusal, ERROR);
+	ws.runner.sink = sink_catalog_pipeline(ws.def->name, ws.def->target, ws.def->mapping,
+										   ws.def->options, ws.def->owner);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
