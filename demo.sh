@@ -84,7 +84,7 @@ psql() { runuser -u postgres -- "$PGBIN/psql" -X -h "$WORK" -p "$PG_PORT" -d pos
 psql -q -c "CREATE EXTENSION sqs_ingest"
 psql -q -f - <examples/user_logins.sql
 
-say "least privilege: the workers run as sqs_ingest_worker, not as a superuser (README, Security)"
+say "least privilege: the workers run as sqs_ingest_worker, not as a superuser (docs/security.md)"
 psql -q -f - <<'SQL'
 CREATE ROLE sqs_ingest_worker LOGIN;
 GRANT USAGE ON SCHEMA sqs_ingest TO sqs_ingest_worker;

@@ -246,7 +246,7 @@ _PG_init(void)
 							 &sqs_ingest_delete_after, DELETE_AFTER_LOCAL_FLUSH,
 							 delete_after_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-	/* what bounds a worker's memory, whatever producers send (README, Limits) */
+	/* what bounds a worker's memory, whatever producers send (docs/production.md, Limits) */
 	DefineCustomIntVariable("sqs_ingest.max_batch_bytes",
 							gettext_noop("Bytes of message bodies gathered for one transaction, and of mapped rows held at a time while storing them."),
 							gettext_noop("A batch is stored once its bodies take this much, even if it holds fewer than batch_size messages; its rows are mapped and inserted a part of this size at a time."),

@@ -4,7 +4,7 @@
 -- device_id encrypted to that key, beside their masks.  Only the holder of
 -- the secret key can read them back, through sqs_ingest_recover() (logged
 -- in sqs_ingest.recovery_log), pgcrypto's pgp_pub_decrypt_bytea() or
--- gpg --decrypt.  README, "Recovering personal data".
+-- gpg --decrypt.  docs/security.md, "Recovering personal data".
 CREATE TABLE public.user_logins(
     user_id             varchar(128),
     device_type         varchar(32),

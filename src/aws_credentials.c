@@ -887,7 +887,7 @@ resolve_chain(const AwsChainScope *scope)
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 			 errmsg("no AWS credentials for sqs_ingest"),
 			 errdetail("Tried, in order: %s.", tried.data),
-			 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key, or give the server one of the AWS credential sources the README lists.")));
+			 errhint("Set sqs_ingest.access_key_id and sqs_ingest.secret_access_key, or give the server one of the AWS credential sources of the AWS SDKs' chain (docs/reference.md).")));
 }
 
 /* are the cached credentials within their refresh margin? */

@@ -2,7 +2,7 @@
 # Copyright (c) sqs_ingest contributors. PostgreSQL License.
 
 # sqs_ingest.role: the workers connect as a role that is not a superuser,
-# with only the grants the README lists, and store rows; row-level security
+# with only the grants docs/security.md lists, and store rows; row-level security
 # on the target applies to that role like to any writer (the table owner
 # bypasses it unless FORCE ROW LEVEL SECURITY); a drain needs INSERT on the
 # target; changing the role restarts the workers as the new role.
@@ -31,7 +31,7 @@ my $node = worker_node(
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# the grants the README's Security section lists
+# the grants docs/security.md lists
 sql(q{
 CREATE ROLE ingest_worker LOGIN;
 GRANT USAGE ON SCHEMA sqs_ingest TO ingest_worker;

@@ -4,7 +4,7 @@
  *	  The mapping language: which column of the target table gets what of
  *	  a message, compiled once against the table.
  *
- * A mapping is a jsonb object from column name to rule (README, Mapping).
+ * A mapping is a jsonb object from column name to rule (docs/mapping.md).
  * Compiling it resolves every column (number, type, domain base type,
  * typmod), looks up the input functions, parses every SQL/JSON path and
  * checks each transform against its column (transforms.c), so that nothing
