@@ -2,39 +2,39 @@
 MODULE_big = sqs_ingest
 OBJS = \
 	sqs_ingest.o \
-	src/aws_credentials.o \
-	src/aws_files.o \
-	src/catalog.o \
 	src/config.o \
-	src/credential_http.o \
-	src/drain.o \
-	src/json_capture.o \
-	src/launcher.o \
+	src/secrets.o \
+	src/ingest/drain.o \
+	src/ingest/launcher.o \
+	src/ingest/pipeline.o \
+	src/ingest/runner.o \
+	src/ingest/standby.o \
+	src/ingest/stats.o \
+	src/ingest/worker.o \
+	src/aws/aws_credentials.o \
+	src/aws/aws_files.o \
+	src/aws/credential_http.o \
+	src/aws/redact.o \
+	src/aws/sqs_client.o \
+	src/aws/sqs_decode.o \
+	src/aws/sqs_decode_xml.o \
+	src/aws/wait_events.o \
+	src/store/catalog.o \
+	src/store/queue_grants.o \
+	src/store/security.o \
+	src/store/sink.o \
+	src/store/subxact.o \
 	src/mapping/calls.o \
 	src/mapping/compile.o \
 	src/mapping/convert.o \
 	src/mapping/evaluate.o \
+	src/mapping/json_capture.o \
 	src/mapping/login.o \
-	src/mapping/transforms.o \
-	src/mask.o \
-	src/openpgp.o \
-	src/pipeline.o \
-	src/queue_grants.o \
-	src/record.o \
-	src/recovery.o \
-	src/redact.o \
-	src/runner.o \
-	src/secrets.o \
-	src/security.o \
-	src/sink.o \
-	src/sqs_client.o \
-	src/sqs_decode.o \
-	src/sqs_decode_xml.o \
-	src/standby.o \
-	src/subxact.o \
-	src/stats.o \
-	src/wait_events.o \
-	src/worker.o
+	src/mapping/mask.o \
+	src/mapping/openpgp.o \
+	src/mapping/record.o \
+	src/mapping/recovery.o \
+	src/mapping/transforms.o
 
 EXTENSION = sqs_ingest
 DATA = sqs_ingest--1.0.sql sqs_ingest--1.0--1.1.sql sqs_ingest--1.1--1.2.sql
@@ -50,7 +50,10 @@ TAP_SLOW = t/706_hostile_query.pl t/704_hostile_worker.pl t/702_hostile_delete.p
 	t/403_drain_backlog.pl t/701_hostile_receive.pl t/602_credential_refresh.pl
 PROVE_TESTS = $(wildcard $(TAP_SLOW)) $(filter-out $(TAP_SLOW),$(sort $(wildcard t/*.pl)))
 
-PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags libxml-2.0)
+# src/ holds what every layer reads, each folder one layer (README.md,
+# "Layout"); modules include each other's headers by file name alone.
+SQS_INGEST_SRC_DIRS = src src/ingest src/aws src/store src/mapping
+PG_CPPFLAGS = $(addprefix -I$(srcdir)/,$(SQS_INGEST_SRC_DIRS)) $(shell pkg-config --cflags libxml-2.0)
 # the version the code shows (src/version.h): default_version of the control file
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/sqs_ingest.control)
 PG_CPPFLAGS += -DSQS_INGEST_VERSION='"$(EXTVERSION)"'
@@ -62,4 +65,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every module sees the shared structs: rebuild all when a header changes
-$(OBJS): $(wildcard $(srcdir)/src/*.h) $(wildcard $(srcdir)/src/mapping/*.h)
+$(OBJS): $(foreach dir,$(SQS_INGEST_SRC_DIRS),$(wildcard $(srcdir)/$(dir)/*.h))

@@ -12,14 +12,15 @@ MODE=$2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 mkdir -p "$OUT"
 
-INC=(-DFRONTEND -D_GNU_SOURCE -I"$HERE" -I"$SRC" -I"$($PG_CONFIG --includedir-server)"
+INC=(-DFRONTEND -D_GNU_SOURCE -I"$HERE" -I"$SRC" -I"$SRC/aws" -I"$SRC/mapping"
+	-I"$($PG_CONFIG --includedir-server)"
 	$(pkg-config --cflags libxml-2.0))
 PKGLIB=$($PG_CONFIG --pkglibdir)
 LIBS=("$PKGLIB/libpgcommon.a" "$PKGLIB/libpgport.a" $(pkg-config --libs libxml-2.0) -lcrypto -lm)
 # libpgcommon's JSON parser and StringInfo allocate through the arena too
 WRAP=-Wl,--wrap=palloc,--wrap=palloc0,--wrap=pfree,--wrap=repalloc,--wrap=pstrdup,--wrap=pnstrdup
-COMMON=("$HERE/arena.c" "$HERE/invariants.c" "$HERE/fuzz_decoders.c" "$SRC/sqs_decode.c" "$SRC/sqs_decode_xml.c"
-	"$SRC/json_capture.c")
+COMMON=("$HERE/arena.c" "$HERE/invariants.c" "$HERE/fuzz_decoders.c" "$SRC/aws/sqs_decode.c"
+	"$SRC/aws/sqs_decode_xml.c" "$SRC/mapping/json_capture.c")
 
 case $MODE in
 	fuzz)

@@ -2,7 +2,7 @@
  *
  * fuzz_body.c
  *	  libFuzzer target for the body mapper's streaming pass
- *	  (src/json_capture.c), checked against a reference.
+ *	  (src/mapping/json_capture.c), checked against a reference.
  *
  * The input is a few member chains, one per line ("$.a.b"), then the
  * document; without chain lines, a fixed set is read (the login events'
