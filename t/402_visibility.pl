@@ -21,7 +21,7 @@ use Time::HiRes qw(time);
 my $emu   = start_emulator();
 my $proxy = start_proxy($emu);
 my $node  = new_node('visibility',
-	settings => { 'sqs_ingest.visibility_timeout' => 6 });
+	settings => { 'sqs_ingest.visibility_timeout' => 10 });
 
 sub in_sqs
 {
@@ -31,11 +31,13 @@ sub in_sqs
 
 ### a store slower than half the visibility timeout
 
-# each batch's insert takes 4 s of a 6 s visibility timeout: the messages
-# that arrive meanwhile would come back before their own store ends
+# each batch's insert takes 5.5 s of a 10 s visibility timeout: the messages
+# that arrive meanwhile would come back before their own store ends.  A
+# store begins with three quarters of its messages' visibility left (7.5 s),
+# which leaves it 2 s for its commit and deletes however slow the machine.
 $node->safe_psql('postgres', q{
 CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql
-AS $$BEGIN PERFORM pg_catalog.pg_sleep(4); RETURN NULL; END$$;
+AS $$BEGIN PERFORM pg_catalog.pg_sleep(5.5); RETURN NULL; END$$;
 CREATE TRIGGER slow_store AFTER INSERT ON user_logins
 FOR EACH STATEMENT EXECUTE FUNCTION slow_store();});
 
@@ -61,6 +63,28 @@ is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM u
 is(in_sqs($url), 0, 'queue empty');
 $node->safe_psql('postgres', 'DROP TRIGGER slow_store ON user_logins');
 
+### an answer read in pieces
+
+# SQS starts the messages' visibility timeout when it answers: an answer
+# whose second half comes 4 s (more than a quarter of the timeout) after its
+# first is counted from the first, so its messages are extended before their
+# store, however soon that comes.
+my $url_s = create_queue('split');
+is(send_generated($url_s, 10, 4203), 10, '10 events sent');
+$proxy->set_fault({ receiveSplitMs => 4000 });
+$proxy->reset_stats;
+$r = drain($node, 10, "SET sqs_ingest.queue_url = '$url_s';\n"
+	  . "SET sqs_ingest.endpoint = '" . $proxy->endpoint . "';\n"
+	  . "SET sqs_ingest.max_inflight = 1;\n");
+$proxy->clear_faults;
+is_deeply(
+	$r,
+	{ received => 10, inserted => 10, duplicates => 0, dead_lettered => 0 },
+	'the 10 are received in one answer and stored');
+cmp_ok($proxy->stats->{ChangeMessageVisibilityBatch}{forwarded} // 0,
+	'>', 0, 'their visibility was extended: counted from the first half of the answer');
+is(in_sqs($url_s), 0, 'queue empty');
+
 ### SQS unreachable between the receives and the deletes
 
 my $url_d = create_queue('unreachable');
@@ -82,7 +106,7 @@ like($err, qr/ERROR:  could not delete 50 stored messages from SQS/,
 	'the drain stores all 50 and ends with an error: none was deleted');
 like($err, qr/DETAIL:  The drain stopped receiving after SQS DeleteMessageBatch failed: Operation timed out/,
 	'naming the deletes that got no answer');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM user_logins'), '350', 'the 50 are stored');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM user_logins'), '360', 'the 50 are stored');
 cmp_ok($elapsed, '<', 30, sprintf('and returns within the timeouts (%.1f s)', $elapsed));
 cmp_ok($proxy->stats->{DeleteMessageBatch}{failed} // 0, '>', 0,
 	'its deletes got no answer');
@@ -99,7 +123,7 @@ is_deeply(
 	{ received => 50, inserted => 0, duplicates => 50, dead_lettered => 0 },
 	'and are skipped as duplicates');
 is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT user_id) FROM user_logins'),
-	'350|350', 'nothing stored twice');
+	'360|360', 'nothing stored twice');
 is(in_sqs($url_d), 0, 'queue empty');
 
 done_testing();

@@ -20,8 +20,10 @@
 //                          "deleteFailureCount": N,     (only the next N delete calls; absent = all)
 //                          "receiveFailure": null | "http500" | "throttle" | "reset",
 //                          "receiveFailureCount": N,
-//                          "corruptBodies": N}          (garble the Body of the next N received
+//                          "corruptBodies": N,          (garble the Body of the next N received
 //                                                        messages, leaving their MD5OfBody)
+//                          "receiveSplitMs": N}         (send the first half of each ReceiveMessage
+//                                                        answer at once, the rest N ms later)
 //                         replaces the whole fault setting; {} clears it.
 //   GET  /__fault         the current setting
 //   GET  /__fault/stats   {"<Action>": {"forwarded": n, "failed": n}, ...}
@@ -57,9 +59,10 @@ let stats = {};
 function validateFault(f) {
   if (!f || typeof f !== 'object' || Array.isArray(f)) return 'fault setting must be a JSON object';
   const known = ['delayMs', 'deleteDelayMs', 'deleteFailure', 'deleteFailureCount', 'receiveFailure', 'receiveFailureCount',
-    'corruptBodies'];
+    'corruptBodies', 'receiveSplitMs'];
   for (const k of Object.keys(f)) if (!known.includes(k)) return `unknown key ${k}`;
-  for (const k of ['delayMs', 'deleteDelayMs', 'deleteFailureCount', 'receiveFailureCount', 'corruptBodies']) {
+  for (const k of ['delayMs', 'deleteDelayMs', 'deleteFailureCount', 'receiveFailureCount', 'corruptBodies',
+    'receiveSplitMs']) {
     if (f[k] !== undefined && f[k] !== null && !(Number.isInteger(f[k]) && f[k] >= 0)) {
       return `${k} must be a non-negative integer`;
     }
@@ -164,6 +167,10 @@ function forward(action, req, res, body) {
       corruptBodies(upRes, res);
       return true;
     }
+    if (action === 'ReceiveMessage' && fault.receiveSplitMs > 0 && upRes.statusCode === 200) {
+      splitAnswer(upRes, res, fault.receiveSplitMs);
+      return true;
+    }
     return false;
   }, () => count(action, 'failed'));
 }
@@ -191,6 +198,22 @@ function corruptBodies(upRes, res) {
     const headers = Object.assign({}, upRes.headers, { 'content-length': out.length });
     res.writeHead(upRes.statusCode, headers);
     res.end(out);
+  });
+}
+
+// Send an answer in two pieces, the second splitMs after the first, as a
+// slow network path would: SQS answered (and started the visibility
+// timeout of the messages) before the first piece.
+function splitAnswer(upRes, res, splitMs) {
+  const chunks = [];
+  upRes.on('data', (c) => chunks.push(c));
+  upRes.on('error', () => res.destroy());
+  upRes.on('end', () => {
+    const out = Buffer.concat(chunks);
+    const half = Math.floor(out.length / 2);
+    res.writeHead(upRes.statusCode, Object.assign({}, upRes.headers, { 'content-length': out.length }));
+    res.write(out.subarray(0, half));
+    setTimeout(() => res.end(out.subarray(half)), splitMs);
   });
 }
 

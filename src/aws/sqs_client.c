@@ -32,6 +32,15 @@
  * driving libcurl counts against a request's deadline; what came in
  * meanwhile is read before any deadline is looked at.
  *
+ * SQS starts a received message's visibility timeout when it answers, and
+ * the pipeline counts it from the earliest moment the answer can have come
+ * in: since the sockets were last found with nothing to read, stamped when
+ * the first piece of the response is read, so that neither a store nor
+ * a response read in several pieces makes a message look younger than it
+ * is.  A wait that blocks first looks, without waiting, at what already
+ * came in, and blocks at most WATCH_WINDOW_MS at a time: a response that
+ * wakes it can have come in at any moment of the wait.
+ *
  * Responses are decoded by the pure decoders of sqs_decode.c; what they
  * find wrong becomes a protocol error of the request.
  *
@@ -67,6 +76,12 @@
 /* biggest response accepted: ten 256 KiB-1 MiB messages plus framing */
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024)
 
+/*
+ * Longest a wait blocks on the sockets at a time: a response that wakes it
+ * is counted as answered from the wait's start (see the file header).
+ */
+#define WATCH_WINDOW_MS 1000
+
 #define NUM_ACTIONS 4
 
 /* the two wire protocols a request can go out in */
@@ -94,7 +109,8 @@ typedef struct SqsRequest
 	dlist_node	node;			/* in the client's inflight or done list */
 	SqsAction	action;
 	TimestampTz started_at;
-	TimestampTz answered_after; /* earliest the response can have come */
+	TimestampTz answered_after; /* earliest the response can have come;
+								 * 0 until its response begins to come in */
 	TimestampTz deadline;		/* when it times out, moved on by the time
 								 * nobody drove libcurl */
 	int			requested;
@@ -153,6 +169,8 @@ struct SqsClient
 	bool		descriptors_reported;
 
 	TimestampTz unwatched_since;	/* end of the last wait on the sockets */
+	TimestampTz checked_at;		/* start of the last look at the sockets:
+								 * what they have to read came in since */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
 	WaitEventSet *wait_set;
 	WaitEvent  *occurred;
@@ -570,6 +588,7 @@ sqs_client_create(const SqsConfig *config)
 	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
 	client->timer_ms = -1;
 	client->unwatched_since = GetCurrentTimestamp();
+	client->checked_at = client->unwatched_since;
 	dlist_init(&client->inflight);
 	dlist_init(&client->done);
 
@@ -1077,10 +1096,34 @@ complete_request(SqsClient *client, SqsRequest *request, CURLcode result)
 }
 
 /*
- * Move every transfer libcurl has finished to the completed list.  A
- * response can have come in at any time since answered_after: SQS hides a
- * received message from then on, and the pipeline counts its visibility
- * timeout from there.
+ * The requests in flight whose response began to come in by the last
+ * action on libcurl were answered, at the earliest, when the sockets were
+ * last found with nothing to read (since): SQS hides a received message
+ * from then on, and the pipeline counts its visibility timeout from there.
+ * Only the first piece counts, however many reads the response takes.
+ */
+static void
+note_answered(SqsClient *client, TimestampTz since)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &client->inflight)
+	{
+		SqsRequest *request = dlist_container(SqsRequest, node, iter.cur);
+		long		header_bytes = 0;
+
+		if (request->answered_after != 0)
+			continue;
+		if (curl_easy_getinfo(request->easy, CURLINFO_HEADER_SIZE, &header_bytes) == CURLE_OK &&
+			header_bytes > 0)
+			request->answered_after = Max(request->started_at, since);
+	}
+}
+
+/*
+ * Move every transfer libcurl has finished to the completed list.  One
+ * that ended without a response was answered since the sockets were last
+ * looked at, at the earliest.
  */
 static void
 collect_completed(SqsClient *client, TimestampTz answered_after)
@@ -1095,7 +1138,8 @@ collect_completed(SqsClient *client, TimestampTz answered_after)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &request);
-		request->answered_after = Max(request->started_at, answered_after);
+		if (request->answered_after == 0)
+			request->answered_after = Max(request->started_at, answered_after);
 		complete_request(client, request, msg->data.result);
 	}
 }
@@ -1200,9 +1244,7 @@ wait_once(SqsClient *client, long timeout_ms)
 {
 	int			nevents;
 	bool		latch_set = false;
-	TimestampTz wait_start;
-	TimestampTz now;
-	TimestampTz answered_after;
+	TimestampTz answered_after = client->checked_at;
 	TimestampTz deadline;
 
 	credit_undriven_time(client);
@@ -1212,7 +1254,8 @@ wait_once(SqsClient *client, long timeout_ms)
 	{
 		client->timer_ms = -1;
 		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
-		collect_completed(client, client->unwatched_since);
+		note_answered(client, answered_after);
+		collect_completed(client, answered_after);
 		client->unwatched_since = GetCurrentTimestamp();
 		return false;
 	}
@@ -1230,17 +1273,24 @@ wait_once(SqsClient *client, long timeout_ms)
 			timeout_ms = until_deadline;
 	}
 
-	wait_start = GetCurrentTimestamp();
-	nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
-							   client->max_occurred, wait_event_for(client));
-	now = GetCurrentTimestamp();
+	if (timeout_ms < 0 || timeout_ms > WATCH_WINDOW_MS)
+		timeout_ms = WATCH_WINDOW_MS;
 
 	/*
-	 * What was ready at once may have come in while nobody watched (during a
-	 * store, say); what woke a wait came just now.
+	 * What is ready at once may have come in at any time since the sockets
+	 * were last looked at (before a store, say).  Only when nothing is does
+	 * the wait block, and what wakes it came in since the look.
 	 */
-	answered_after = TimestampDifferenceExceeds(wait_start, now, 1) ?
-		now : client->unwatched_since;
+	client->checked_at = GetCurrentTimestamp();
+	nevents = WaitEventSetWait(client->wait_set, 0, client->occurred,
+							   client->max_occurred, wait_event_for(client));
+	if (nevents == 0 && timeout_ms > 0)
+	{
+		answered_after = client->checked_at;
+		client->checked_at = GetCurrentTimestamp();
+		nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
+								   client->max_occurred, wait_event_for(client));
+	}
 	if (nevents == 0)
 	{
 		client->timer_ms = -1;
@@ -1274,6 +1324,7 @@ wait_once(SqsClient *client, long timeout_ms)
 			mask |= CURL_CSELECT_OUT;
 		socket_action(client, event->fd, mask);
 	}
+	note_answered(client, answered_after);
 	collect_completed(client, answered_after);
 	/* only now: what came in before the deadline has been read */
 	expire_requests(client);

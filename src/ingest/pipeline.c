@@ -1132,6 +1132,56 @@ standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
 }
 
 /*
+ * A result taken outside pipeline_wait(), while the pipeline finishes or
+ * prepares a store: a receive still in flight brings its messages to the
+ * batch, failed or not it asks for nothing more.
+ */
+static void
+take_result(Pipeline *pipeline, SqsResult *result)
+{
+	if (result->action == SQS_DELETE_BATCH)
+		handle_delete_result(pipeline, result);
+	else if (result->action == SQS_CHANGE_VISIBILITY_BATCH)
+		handle_extension_result(pipeline, result);
+	else if (result->action == SQS_RECEIVE)
+	{
+		pipeline->receives_pending--;
+		pipeline->reserved -= result->requested;
+		if (result->error == NULL)
+		{
+			pipeline->received += result->nmessages;
+			stats_count_received(pipeline->slot, result->nmessages);
+			append_messages(pipeline, result);
+		}
+	}
+}
+
+/*
+ * Before a store that pipeline_wait() did not ask for (the batch left when
+ * the pipeline finishes, or stored before a failed receive's error): the
+ * messages that have used a quarter of their visibility are extended, and
+ * SQS has confirmed, before the store begins, as pipeline_wait() does.
+ */
+void
+pipeline_prepare_store(Pipeline *pipeline)
+{
+	for (;;)
+	{
+		SqsResult  *result;
+		MemoryContext old;
+
+		(void) extend_visibility(pipeline);
+		if (sqs_inflight(pipeline->client, SQS_CHANGE_VISIBILITY_BATCH) == 0)
+			return;
+		old = MemoryContextSwitchTo(pipeline->batch_context);
+		result = sqs_next_result(pipeline->client, -1);
+		MemoryContextSwitchTo(old);
+		if (result != NULL)
+			take_result(pipeline, result);
+	}
+}
+
+/*
  * Wait until every queued delete has been sent and answered, before the
  * pipeline goes.  Deletes SQS refuses are not waited for: they are given
  * up.
@@ -1157,24 +1207,9 @@ pipeline_flush_deletes(Pipeline *pipeline)
 		result = sqs_next_result(pipeline->client,
 								 standby_wait_in_flush(pipeline, due ? ms_until(due) : -1));
 		MemoryContextSwitchTo(old);
-		if (result == NULL)
-			continue;
-		if (result->action == SQS_DELETE_BATCH)
-			handle_delete_result(pipeline, result);
-		else if (result->action == SQS_CHANGE_VISIBILITY_BATCH)
-			handle_extension_result(pipeline, result);
-		else if (result->action == SQS_RECEIVE)
-		{
-			pipeline->receives_pending--;
-			/* a receive still in flight: its messages are kept for a batch */
-			pipeline->reserved -= result->requested;
-			if (result->error == NULL)
-			{
-				pipeline->received += result->nmessages;
-				stats_count_received(pipeline->slot, result->nmessages);
-				append_messages(pipeline, result);
-			}
-		}
+		/* a receive still in flight: its messages are kept for a batch */
+		if (result != NULL)
+			take_result(pipeline, result);
 	}
 }
 

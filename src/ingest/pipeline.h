@@ -116,6 +116,7 @@ extern Pipeline *pipeline_create(SqsConfig *config, const PipelineOptions *optio
 								 struct IngestSlot *slot);
 extern void pipeline_destroy(Pipeline *pipeline);
 extern PipelineEvent pipeline_wait(Pipeline *pipeline, long timeout_ms);
+extern void pipeline_prepare_store(Pipeline *pipeline);
 extern void pipeline_store(Pipeline *pipeline, BatchCounts *counts);
 extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at);
 extern void pipeline_reset_batch(Pipeline *pipeline);

@@ -207,10 +207,13 @@ static void
 store_and_queue_deletes(IngestRunner *runner)
 {
 	Pipeline   *pipeline = runner->pipeline;
-	int			count = pipeline->nbatch;
+	int			count;
 	BatchCounts before = runner->totals;
 	TimestampTz start = GetCurrentTimestamp();
 
+	/* the store must begin with enough of its messages' visibility left */
+	pipeline_prepare_store(pipeline);
+	count = pipeline->nbatch;
 	runner->storing = true;
 	runner_in_transaction(store_batch, runner, "sqs_ingest: storing a batch");
 	runner->storing = false;
