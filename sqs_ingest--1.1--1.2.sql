@@ -63,3 +63,16 @@ COMMENT ON FUNCTION sqs_ingest_revoke_queue(text, regrole) IS
 
 REVOKE ALL ON FUNCTION sqs_ingest_grant_queue(text, regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sqs_ingest_revoke_queue(text, regrole) FROM PUBLIC;
+
+-- The ledger's key in byte order --------------------------------------------
+
+-- A message id is an opaque token: no order but the index's own matters, and
+-- byte order (memcmp) serves it as well as the database's collation, which
+-- calls strcoll() on every comparison unless that collation is "C".  Fresh
+-- installs run this script too.  Rebuilds both primary key indexes (the
+-- tables themselves are not rewritten), holding each table's lock while it
+-- does.
+ALTER TABLE sqs_ingest.processed
+    ALTER COLUMN message_id TYPE pg_catalog.text COLLATE pg_catalog."C";
+ALTER TABLE sqs_ingest.dead_letters
+    ALTER COLUMN message_id TYPE pg_catalog.text COLLATE pg_catalog."C";

@@ -13,7 +13,9 @@
 #   tls     the stand-in behind a local TLS front (stunnel4, a CA generated
 #           for the run; the extension trusts it through sqs_ingest.ca_file).
 # Contenders: the bare client (bench/ceiling.c: libcurl + SigV4, receive and
-# delete, no database), the sqs_ingest worker with 1, 2 and 4 workers,
+# delete, no database), the sqs_ingest worker with 1, 2 and 4 workers, 1
+# worker with the login events' ip and device_id also encrypted to an RSA
+# 2048 recovery key (test/keys/recovery.pub.asc; straight only),
 # sqs_ingest_drain(), and the seed design (bench/seed_etl.py, one message at
 # a time and batched). Straight to the stand-in, each at INFLIGHT (32) in
 # flight; then the bare client and 1 worker at SWEEP_INFLIGHT (32 64 128) in
@@ -157,7 +159,7 @@ run_ceiling() {
 }
 
 run_worker() {
-	local k=$1 n=$2 role=$3 w=$4 url s0 out mpid
+	local k=$1 n=$2 role=$3 w=$4 contender=${5:-worker} url s0 out mpid
 	url=$(new_queue worker "$n")
 	reset_tables 1
 	# the workers start with the postmaster and their clock with their
@@ -172,10 +174,29 @@ run_worker() {
 		"sqs_ingest.max_inflight=$k" "sqs_ingest.workers=$w"
 	wait "$mpid" || die "measuring the worker failed"
 	out=$(cat "$BENCH_TMP/measure.out")
-	emit worker "$w" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
+	emit "$contender" "$w" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
 		"$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["cluster_cpu_s"])' "$out")" "$out"
 	pg_set --restart "sqs_ingest.workers=0"
 	finish_queue "$url" "$n"
+}
+
+# One worker again, the login events' ip and device_id encrypted as well as
+# masked (issue 18): sqs_ingest.recovery_key_file names the RSA 2048 test
+# key, and the table has encrypted_ip and encrypted_device_id, which the
+# login mapping then fills. Takes K N ROLE.
+run_worker_encrypted() {
+	local n=$2 encrypted
+	install -o postgres -m 600 "$ROOT/test/keys/recovery.pub.asc" "$BENCH_TMP/recovery.pub.asc"
+	PSQL -c 'ALTER TABLE public.user_logins ADD COLUMN encrypted_ip bytea, ADD COLUMN encrypted_device_id bytea'
+	pg_set "sqs_ingest.recovery_key_file=$BENCH_TMP/recovery.pub.asc"
+	run_worker "$@" 1 worker-encrypted
+	encrypted=$(PSQL -c 'SELECT count(encrypted_ip) FROM public.user_logins')
+	[ "$encrypted" = "$n" ] || die "$encrypted of $n rows have encrypted_ip"
+	encrypted=$(PSQL -c 'SELECT count(*) FROM public.user_logins
+		WHERE (encrypted_device_id IS NULL) <> (masked_device_id IS NULL)')
+	[ "$encrypted" = 0 ] || die "$encrypted rows have masked_device_id without encrypted_device_id, or the reverse"
+	pg_set "sqs_ingest.recovery_key_file="
+	PSQL -c 'ALTER TABLE public.user_logins DROP COLUMN encrypted_ip, DROP COLUMN encrypted_device_id'
 }
 
 # A drain commits batch by batch in a background worker of its own, as the
@@ -227,6 +248,7 @@ for REP in $(seq 1 "$REPEAT"); do
 		if [ "$MODE" = direct ]; then
 			run_ceiling "$INFLIGHT" "$N" headline
 			for w in 1 2 4; do run_worker "$INFLIGHT" "$N" headline "$w"; done
+			run_worker_encrypted "$INFLIGHT" "$N" headline
 			run_drain "$INFLIGHT" "$N" headline
 			run_seed single "$N" "$SEED_N"
 			run_seed batched "$N" "$SEED_N"

@@ -7,6 +7,9 @@
 # nothing lost or doubled. Then the objects of the updated install must be
 # the same as those of a fresh install of the default version: an upgrade
 # script that forgets (or adds) something shows up here, object by object.
+# The update changes the ledger's key to byte order (COLLATE "C", rebuilding
+# its index): the ids stored before it are still there, and a message stored
+# before the update and redelivered after it is still a duplicate.
 
 use strict;
 use warnings;
@@ -37,6 +40,30 @@ is(send_events($url, $before), 300, '300 events sent before the update');
 ok($node->poll_query_until('postgres', 'SELECT count(*) FROM user_logins', 300),
 	'the worker stores them on 1.0');
 
+### a ledger to keep: messages stored on 1.0 whose deletes failed
+
+# Drained from a queue of their own into a table of their own (the
+# session's settings), through a proxy that fails every delete: they stay
+# in SQS and come back after the update.
+my $dup_url = create_queue('upgrade-dups');
+my $proxy   = start_proxy($emu);
+sql('CREATE TABLE dup_logins (LIKE user_logins)');
+my $dup_session =
+    "SET sqs_ingest.queue_url = '$dup_url'; "
+  . "SET sqs_ingest.endpoint = '" . $proxy->endpoint . "'; "
+  . "SET sqs_ingest.target_table = 'public.dup_logins'; "
+  . "SET sqs_ingest.visibility_timeout = 2; ";
+is(send_generated($dup_url, 20, 5025), 20, '20 events sent to a second queue');
+$proxy->set_fault({ deleteFailure => 'http500' });
+is_deeply(
+	drain($node, undef, $dup_session),
+	{ received => 20, inserted => 20, duplicates => 0, dead_lettered => 0 },
+	'a drain on 1.0 stores them although their deletes fail');
+$proxy->clear_faults;
+sql('CREATE TABLE ledger_before AS SELECT message_id FROM sqs_ingest.processed');
+cmp_ok(sql('SELECT count(*) FROM ledger_before'),
+	'>=', 320, 'the ledger holds the ids stored on 1.0');
+
 ### update while messages arrive
 
 my $during = generate_events(600, 5022);
@@ -57,7 +84,7 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) FROM user_logins', $tota
 	"the worker stores every event: $total rows");
 ok(wait_for_depth($url, 0, 0, 0), 'the queue ends empty');
 is(rows_digest($node), user_ids_digest(\@all), 'each event stored exactly once');
-is(sql('SELECT count(*) FROM sqs_ingest.processed'), $total,
+is(sql('SELECT count(*) FROM sqs_ingest.processed'), $total + 20,
 	'the ledger holds each message once');
 is(sql('SELECT count(*) FROM sqs_ingest.dead_letters'), '0', 'no dead letters');
 is(rows_mismatch($node, \@all), 0, 'rows equal the events, masks included');
@@ -70,6 +97,49 @@ is(send_events($url, $late), 50, '50 more events sent, no worker running');
 my $r = drain($node);
 is($r->{inserted}, 50, 'sqs_ingest_drain() stores them on the updated version');
 is(rows_digest($node), user_ids_digest([ @all, @$late ]), 'still each event once');
+
+### the ledger after the update
+
+is( sql(
+		q{SELECT attname, attcollation::pg_catalog.regcollation FROM pg_catalog.pg_attribute
+		  WHERE attrelid IN ('sqs_ingest.processed'::regclass, 'sqs_ingest.dead_letters'::regclass)
+		    AND attname = 'message_id' ORDER BY attrelid::regclass::text}),
+	qq{message_id|"C"\nmessage_id|"C"},
+	'the ledger\'s and the dead letters\' message ids compare in byte order');
+is( sql(
+		q{SELECT count(*) FROM ledger_before b
+		  WHERE NOT EXISTS (SELECT FROM sqs_ingest.processed p WHERE p.message_id = b.message_id)}),
+	'0',
+	'every id in the ledger before the update is in it after');
+ok(wait_for_depth($dup_url, 20, 0, 0), 'the 20 undeleted messages are visible again');
+is_deeply(
+	drain($node, undef, $dup_session),
+	{ received => 20, inserted => 0, duplicates => 20, dead_lettered => 0 },
+	'stored on 1.0, redelivered after the update: 20 duplicates');
+is(sql('SELECT count(*) FROM dup_logins'), '20', 'none of them stored twice');
+is_deeply([ queue_depth($dup_url) ], [ 0, 0, 0 ], 'and now deleted');
+
+# The ledger's statements compare message ids as the index does (an
+# implicit "C" beats the default collation of their text[] parameter):
+# the ledger insert still arbitrates on the primary key, a lookup uses it.
+my $plan = sql(
+	q{PREPARE ledger(text[]) AS
+	    WITH ids AS (SELECT * FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(message_id, position)),
+	    fresh AS (INSERT INTO sqs_ingest.processed (message_id, processed_at)
+	              SELECT message_id, pg_catalog.now() FROM ids
+	              ON CONFLICT (message_id) DO NOTHING RETURNING message_id)
+	    SELECT ids.position::pg_catalog.int4 FROM ids JOIN fresh
+	    ON ids.message_id OPERATOR(pg_catalog.=) fresh.message_id;
+	  EXPLAIN (COSTS OFF) EXECUTE ledger('{a,b}');});
+like($plan, qr/Conflict Arbiter Indexes: processed_pkey/,
+	'the ledger insert arbitrates on the primary key');
+$plan = sql(
+	q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+	  PREPARE lookup(text[]) AS SELECT FROM sqs_ingest.processed
+	    WHERE message_id OPERATOR(pg_catalog.=) ANY ($1);
+	  EXPLAIN (COSTS OFF) EXECUTE lookup('{a,b}');});
+like($plan, qr/Index Only Scan using processed_pkey/,
+	'a lookup by message id with a text[] parameter uses the primary key');
 
 ### the updated objects equal a fresh install's
 
@@ -112,6 +182,8 @@ FROM (
     || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
     || coalesce(' default ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '')
     || coalesce(' acl=' || a.attacl::pg_catalog.text, '')
+    || CASE WHEN a.attcollation <> 0
+         THEN ' collate ' || a.attcollation::pg_catalog.regcollation::pg_catalog.text ELSE '' END
   FROM rels r
   JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
