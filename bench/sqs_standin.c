@@ -1750,93 +1750,32 @@ act_configure(Req *r)
 	resp_finish(r->c, 200);
 }
 
+/* an action: one of fn (no argument) and fn_arg (called with arg) */
 typedef struct Action
 {
 	const char *target;
 	int			needs_queue;
-	void		(*fn) (Req *r, int arg);
+	void		(*fn) (Req *r);
+	void		(*fn_arg) (Req *r, int arg);
 	int			arg;
 } Action;
 
-static void
-a_receive(Req *r, int arg)
-{
-	(void) arg;
-	act_receive(r);
-}
-
-static void
-a_attributes(Req *r, int arg)
-{
-	(void) arg;
-	act_attributes(r);
-}
-
-static void
-a_create(Req *r, int arg)
-{
-	(void) arg;
-	act_create_queue(r);
-}
-
-static void
-a_delete_queue(Req *r, int arg)
-{
-	(void) arg;
-	act_delete_queue(r);
-}
-
-static void
-a_purge(Req *r, int arg)
-{
-	(void) arg;
-	act_purge(r);
-}
-
-static void
-a_list(Req *r, int arg)
-{
-	(void) arg;
-	act_list_queues(r);
-}
-
-static void
-a_url(Req *r, int arg)
-{
-	(void) arg;
-	act_get_queue_url(r);
-}
-
-static void
-a_generate(Req *r, int arg)
-{
-	(void) arg;
-	act_generate(r);
-}
-
-static void
-a_configure(Req *r, int arg)
-{
-	(void) arg;
-	act_configure(r);
-}
-
 static const Action actions[] = {
-	{"AmazonSQS.ReceiveMessage", 1, a_receive, 0},
-	{"AmazonSQS.DeleteMessageBatch", 1, act_batch, 0},
-	{"AmazonSQS.ChangeMessageVisibilityBatch", 1, act_batch, 1},
-	{"AmazonSQS.DeleteMessage", 1, act_single, 0},
-	{"AmazonSQS.ChangeMessageVisibility", 1, act_single, 1},
-	{"AmazonSQS.GetQueueAttributes", 1, a_attributes, 0},
-	{"AmazonSQS.SendMessage", 1, act_send, 0},
-	{"AmazonSQS.SendMessageBatch", 1, act_send, 1},
-	{"AmazonSQS.CreateQueue", 0, a_create, 0},
-	{"AmazonSQS.GetQueueUrl", 0, a_url, 0},
-	{"AmazonSQS.DeleteQueue", 1, a_delete_queue, 0},
-	{"AmazonSQS.PurgeQueue", 1, a_purge, 0},
-	{"AmazonSQS.ListQueues", 0, a_list, 0},
-	{"SqsStandin.Generate", 1, a_generate, 0},
-	{"SqsStandin.Configure", 0, a_configure, 0},
+	{"AmazonSQS.ReceiveMessage", 1, act_receive, NULL, 0},
+	{"AmazonSQS.DeleteMessageBatch", 1, NULL, act_batch, 0},
+	{"AmazonSQS.ChangeMessageVisibilityBatch", 1, NULL, act_batch, 1},
+	{"AmazonSQS.DeleteMessage", 1, NULL, act_single, 0},
+	{"AmazonSQS.ChangeMessageVisibility", 1, NULL, act_single, 1},
+	{"AmazonSQS.GetQueueAttributes", 1, act_attributes, NULL, 0},
+	{"AmazonSQS.SendMessage", 1, NULL, act_send, 0},
+	{"AmazonSQS.SendMessageBatch", 1, NULL, act_send, 1},
+	{"AmazonSQS.CreateQueue", 0, act_create_queue, NULL, 0},
+	{"AmazonSQS.GetQueueUrl", 0, act_get_queue_url, NULL, 0},
+	{"AmazonSQS.DeleteQueue", 1, act_delete_queue, NULL, 0},
+	{"AmazonSQS.PurgeQueue", 1, act_purge, NULL, 0},
+	{"AmazonSQS.ListQueues", 0, act_list_queues, NULL, 0},
+	{"SqsStandin.Generate", 1, act_generate, NULL, 0},
+	{"SqsStandin.Configure", 0, act_configure, NULL, 0},
 };
 
 static void
@@ -1867,7 +1806,10 @@ handle_request(Conn *c, const char *target, size_t tlen, const char *body, size_
 		if (!r.q)
 			return resp_error(c, 400, "QueueDoesNotExist", "The specified queue does not exist.");
 	}
-	a->fn(&r, a->arg);
+	if (a->fn_arg)
+		a->fn_arg(&r, a->arg);
+	else
+		a->fn(&r);
 }
 
 /* ---------- HTTP ---------- */
