@@ -50,6 +50,7 @@
 
 #include <curl/curl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/ilist.h"
@@ -139,6 +140,7 @@ typedef struct SqsSocket
 	bool		ours;			/* opened by open_socket(), closed by close_socket() */
 	bool		changed;		/* curl_what changed since the set was updated */
 	int			pos;			/* position in the wait event set, or -1 */
+	ino_t		ino;			/* the socket's inode, to tell a reused number */
 } SqsSocket;
 
 /* endpoint this process found to speak only the Query protocol, or NULL */
@@ -363,6 +365,15 @@ find_socket(SqsClient *client, curl_socket_t fd)
 	return NULL;
 }
 
+/* the inode of an open descriptor, or 0 if it is not open */
+static ino_t
+socket_inode(curl_socket_t fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
 static SqsSocket *
 add_socket(SqsClient *client, curl_socket_t fd, bool ours)
 {
@@ -379,6 +390,7 @@ add_socket(SqsClient *client, curl_socket_t fd, bool ours)
 	sock->ours = ours;
 	sock->changed = false;
 	sock->pos = -1;
+	sock->ino = socket_inode(fd);
 	client->sockets_dirty = true;
 	return sock;
 }
@@ -390,28 +402,81 @@ forget_socket(SqsClient *client, SqsSocket *sock)
 	client->sockets_dirty = true;
 }
 
+/*
+ * Is the socket we know still open, and the same socket?  libcurl 7.88
+ * closes a socket that fails while connecting without calling
+ * close_socket() (fixed in 8.2), and the kernel may then hand its number to
+ * the next socket or file: an entry left for it must not be watched,
+ * modified or matched again.
+ */
+static bool
+socket_is_current(const SqsSocket *sock)
+{
+	return socket_inode(sock->fd) == sock->ino && sock->ino != 0;
+}
+
+/*
+ * Drop an entry whose socket was closed behind our back, giving back the
+ * descriptor budget close_socket() would have given back.
+ */
+static void
+forget_stale_socket(SqsClient *client, SqsSocket *sock)
+{
+	if (sock->ours)
+		ReleaseExternalFD();
+	forget_socket(client, sock);
+}
+
+/* forget every idle entry of ours whose socket is gone */
+static void
+forget_stale_sockets(SqsClient *client)
+{
+	for (int i = client->nsockets - 1; i >= 0; i--)
+	{
+		SqsSocket  *sock = &client->sockets[i];
+
+		if (sock->curl_what == CURL_POLL_REMOVE && !socket_is_current(sock))
+			forget_stale_socket(client, sock);
+	}
+}
+
 static curl_socket_t
 open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
 	SqsClient  *client = clientp;
 	curl_socket_t fd;
+	SqsSocket  *stale;
 
+	if (client->nsockets >= client->max_sockets)
+		forget_stale_sockets(client);
 	if (client->nsockets >= client->max_sockets)
 	{
 		client->sockets_overflow = true;
 		return CURL_SOCKET_BAD;
 	}
-	/* within the server's descriptor budget; refused, errno says EMFILE */
+	/*
+	 * Within the server's descriptor budget (what sockets closed behind our
+	 * back held is given back first); refused, errno says EMFILE.
+	 */
 	if (!AcquireExternalFD())
 	{
-		client->out_of_descriptors = true;
-		return CURL_SOCKET_BAD;
+		forget_stale_sockets(client);
+		if (!AcquireExternalFD())
+		{
+			client->out_of_descriptors = true;
+			return CURL_SOCKET_BAD;
+		}
 	}
 	fd = socket(address->family, address->socktype, address->protocol);
-	if (fd != CURL_SOCKET_BAD)
-		add_socket(client, fd, true);
-	else
+	if (fd == CURL_SOCKET_BAD)
+	{
 		ReleaseExternalFD();
+		return fd;
+	}
+	/* a number still listed is one whose socket was closed behind our back */
+	if ((stale = find_socket(client, fd)) != NULL)
+		forget_stale_socket(client, stale);
+	add_socket(client, fd, true);
 	return fd;
 }
 
@@ -435,6 +500,13 @@ watch_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	SqsClient  *client = userp;
 	SqsSocket  *sock = find_socket(client, fd);
 
+	/* an entry watched anew: the same socket, not a reused number? */
+	if (sock != NULL && sock->curl_what != what &&
+		what != CURL_POLL_REMOVE && !socket_is_current(sock))
+	{
+		forget_stale_socket(client, sock);
+		sock = NULL;
+	}
 	if (sock == NULL)
 	{
 		if (what == CURL_POLL_REMOVE)
@@ -1050,6 +1122,12 @@ update_wait_set(SqsClient *client)
 				client->sockets_dirty = true;
 				break;
 			}
+			if (sock->curl_what == CURL_POLL_REMOVE && !socket_is_current(sock))
+			{
+				/* closed behind our back: the kernel dropped it already */
+				forget_stale_socket(client, sock);
+				break;
+			}
 			ModifyWaitEvent(client->wait_set, sock->pos,
 							wait_events_for(sock->curl_what), NULL);
 			sock->changed = false;
@@ -1065,6 +1143,9 @@ update_wait_set(SqsClient *client)
 													client->nsockets + 2);
 	AddWaitEventToSet(client->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(client->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = client->nsockets - 1; i >= 0; i--)
+		if (!socket_is_current(&client->sockets[i]))
+			forget_stale_socket(client, &client->sockets[i]);
 	for (int i = 0; i < client->nsockets; i++)
 	{
 		SqsSocket  *sock = &client->sockets[i];
