@@ -43,7 +43,8 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) FROM user_logins', 300),
 ### a ledger to keep: messages stored on 1.0 whose deletes failed
 
 # Drained from a queue of their own into a table of their own (the
-# session's settings), through a proxy that fails every delete: they stay
+# session's settings), through a proxy that refuses every entry of every
+# delete call (the calls answered, so the drain ends well): they stay
 # in SQS and come back after the update.
 my $dup_url = create_queue('upgrade-dups');
 my $proxy   = start_proxy($emu);
@@ -54,7 +55,7 @@ my $dup_session =
   . "SET sqs_ingest.target_table = 'public.dup_logins'; "
   . "SET sqs_ingest.visibility_timeout = 2; ";
 is(send_generated($dup_url, 20, 5025), 20, '20 events sent to a second queue');
-$proxy->set_fault({ deleteFailure => 'http500' });
+$proxy->set_fault({ deleteFailure => 'failed-entries' });
 is_deeply(
 	drain($node, undef, $dup_session),
 	{ received => 20, inserted => 20, duplicates => 0, dead_lettered => 0 },
