@@ -46,6 +46,24 @@ my $log_start = log_offset($node);
 my $sender =
   send_in_background($emu, $url, $events, chunk => 1000, pause => 1);
 
+# poll_query_until, across the postmaster's restarts: a psql that gives up
+# on a restarting server before reading its query makes IPC::Run die of a
+# broken pipe, which is no answer either way: poll again
+sub poll_across_restarts
+{
+	my ($query, $expected) = @_;
+	for my $try (1 .. 5)
+	{
+		my $ok = eval {
+			$node->poll_query_until('postgres', $query, $expected // 't');
+		};
+		return $ok if defined $ok;
+		die $@ unless $@ =~ /Broken pipe/;
+		note "poll interrupted by a restart ($try): $@";
+	}
+	return 0;
+}
+
 my %killed;
 my $last_rows = 0;
 for my $k (1 .. $KILLS)
@@ -53,8 +71,7 @@ for my $k (1 .. $KILLS)
 	# wait for a live worker (not one already killed) that has stored some
 	# more since the last kill (or everything, should the stream be over),
 	# then kill it in the middle of its work
-	ok( $node->poll_query_until(
-		'postgres', qq{
+	ok( poll_across_restarts(qq{
 SELECT count(*) = 1 FROM pg_stat_activity
 WHERE backend_type = 'sqs_ingest worker'
   AND pid NOT IN (0@{[ map { ",$_" } keys %killed ]})
@@ -68,8 +85,7 @@ WHERE backend_type = 'sqs_ingest worker'
 ok($sender->finish, "all $N events sent while the worker was being killed");
 
 # after the last crash: the worker comes back and finishes the job
-ok( $node->poll_query_until(
-		'postgres', qq{
+ok( poll_across_restarts(qq{
 SELECT count(*) = 1 FROM pg_stat_activity
 WHERE backend_type = 'sqs_ingest worker'
   AND pid NOT IN (0@{[ map { ",$_" } keys %killed ]})}),
