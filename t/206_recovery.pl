@@ -92,6 +92,8 @@ is( $node->safe_psql('postgres',
 	close $fh;
 	my $plain = `gpg --batch --quiet --decrypt $file 2>/dev/null`;
 	is($plain, $sample->{ip}, 'gpg --decrypt reads a stored value back');
+	# gpg started an agent for the keyring: it must not outlive the test
+	system('gpgconf', '--kill', 'gpg-agent');
 }
 
 # --- audited recovery --------------------------------------------------------------
