@@ -427,17 +427,13 @@ forget_stale_socket(SqsClient *client, SqsSocket *sock)
 	forget_socket(client, sock);
 }
 
-/* forget every idle entry of ours whose socket is gone */
+/* forget every entry whose socket is gone */
 static void
 forget_stale_sockets(SqsClient *client)
 {
 	for (int i = client->nsockets - 1; i >= 0; i--)
-	{
-		SqsSocket  *sock = &client->sockets[i];
-
-		if (sock->curl_what == CURL_POLL_REMOVE && !socket_is_current(sock))
-			forget_stale_socket(client, sock);
-	}
+		if (!socket_is_current(&client->sockets[i]))
+			forget_stale_socket(client, &client->sockets[i]);
 }
 
 static curl_socket_t
@@ -1143,9 +1139,7 @@ update_wait_set(SqsClient *client)
 													client->nsockets + 2);
 	AddWaitEventToSet(client->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(client->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = client->nsockets - 1; i >= 0; i--)
-		if (!socket_is_current(&client->sockets[i]))
-			forget_stale_socket(client, &client->sockets[i]);
+	forget_stale_sockets(client);
 	for (int i = 0; i < client->nsockets; i++)
 	{
 		SqsSocket  *sock = &client->sockets[i];
