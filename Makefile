@@ -18,6 +18,8 @@ OBJS = \
 	src/aws/sqs_client.o \
 	src/aws/sqs_decode.o \
 	src/aws/sqs_decode_xml.o \
+	src/aws/sqs_wire.o \
+	src/aws/transport.o \
 	src/aws/wait_events.o \
 	src/store/catalog.o \
 	src/store/queue_grants.o \

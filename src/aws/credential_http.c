@@ -9,7 +9,8 @@
  * lifetime) and short, so they block, with tight timeouts; a pending
  * interrupt (SIGTERM, query cancel) aborts them at once.  Everything an
  * endpoint sends is untrusted: responses are capped, redirects are not
- * followed, only http and https are spoken, TLS is always verified, JSON
+ * followed, only http and https are spoken, TLS is always verified (the
+ * hardening of transport.c, shared with the SQS client), JSON
  * goes through the non-throwing pg_parse_json and XML through the
  * hardened decoder of SQS's XML answers (sqs_decode_xml.c: DTDs refused,
  * neither entities nor network access, nesting capped).  Their sockets
@@ -34,7 +35,7 @@
 #include "redact.h"
 #include "secrets.h"
 #include "sqs_decode.h"
-#include "version.h"
+#include "transport.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -144,17 +145,9 @@ credential_http(const CredentialRequest *request, long *status,
 	}
 
 	curl_easy_setopt(easy, CURLOPT_URL, request->url);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (request->ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, request->ca_file);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+	transport_harden(easy, request->ca_file,
 					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 	if (request->direct)
 		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -374,22 +367,4 @@ credential_document_free(CredentialDocument *doc)
 	secret_free(doc->code);
 	secret_free(doc->message);
 	memset(doc, 0, sizeof(*doc));
-}
-
-/* append name=value to an application/x-www-form-urlencoded body */
-void
-credential_form_append(StringInfo form, const char *name, const char *value)
-{
-	if (form->len > 0)
-		appendStringInfoChar(form, '&');
-	appendStringInfo(form, "%s=", name);
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
-	{
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-			*p == '.' || *p == '~')
-			appendStringInfoChar(form, (char) *p);
-		else
-			appendStringInfo(form, "%%%02X", *p);
-	}
 }
