@@ -10,10 +10,11 @@
  * interrupt (SIGTERM, query cancel) aborts them at once.  Everything an
  * endpoint sends is untrusted: responses are capped, redirects are not
  * followed, only http and https are spoken, TLS is always verified (the
- * hardening of transport.c, shared with the SQS client), JSON
- * goes through the non-throwing pg_parse_json and XML through the
- * hardened decoder of SQS's XML answers (sqs_decode_xml.c: DTDs refused,
- * neither entities nor network access, nesting capped).  Their sockets
+ * hardening of transport.c, shared with the SQS client), JSON goes through
+ * the non-throwing pg_parse_json and STS's XML through its pure decoder
+ * (sts_decode.c), which reads it with the hardened libxml2 SQS's XML
+ * answers go through (aws_xml.c: DTDs refused, neither entities nor
+ * network access, nesting capped).  Their sockets
  * count against the server's file descriptor budget, as the SQS client's
  * do.
  *
@@ -34,7 +35,7 @@
 #include "credential_http.h"
 #include "redact.h"
 #include "secrets.h"
-#include "sqs_decode.h"
+#include "sts_decode.h"
 #include "transport.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
@@ -321,15 +322,15 @@ credential_parse_json(const char *json, size_t len, const char *service,
 
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
- * ErrorResponse) with the hardened XML decoder SQS's answers go through
- * (sqs_decode_xml.c); service names it in messages.  Returns false, with
+ * ErrorResponse) with its pure decoder (sts_decode.c); service names it in
+ * messages.  Returns false, with
  * what is wrong with the answer in failure, if it is not one.
  */
 bool
 credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 						 CredentialDocument *doc, StringInfo failure)
 {
-	SqsStsAnswer answer;
+	StsAnswer answer;
 	char	   *error;
 
 	memset(doc, 0, sizeof(*doc));
@@ -339,7 +340,7 @@ credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
-	error = sqs_decode_xml_sts(xml, len, &answer);
+	error = sts_decode_xml(xml, len, &answer);
 	doc->access_key_id = answer.access_key_id;
 	doc->secret_access_key = answer.secret_access_key;
 	doc->session_token = answer.session_token;
