@@ -23,13 +23,10 @@
 #include "postgres.h"
 
 #include <curl/curl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 
 #include "compat.h"
 #include "credential_http.h"
@@ -72,36 +69,6 @@ abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 				   curl_off_t ultotal, curl_off_t ulnow)
 {
 	return InterruptPending ? 1 : 0;
-}
-
-/*
- * libcurl's sockets, opened within the server's file descriptor budget
- * (AcquireExternalFD()); past it the connection fails, and
- * *(bool *) clientp says why.
- */
-static curl_socket_t
-open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	curl_socket_t fd;
-
-	if (!AcquireExternalFD())
-	{
-		*(bool *) clientp = true;
-		return CURL_SOCKET_BAD;
-	}
-	fd = socket(address->family, address->socktype, address->protocol);
-	if (fd == CURL_SOCKET_BAD)
-		ReleaseExternalFD();
-	return fd;
-}
-
-static int
-close_counted_socket(void *clientp, curl_socket_t fd)
-{
-	int			rc = close(fd);
-
-	ReleaseExternalFD();
-	return rc;
 }
 
 /*
@@ -178,9 +145,7 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &out_of_descriptors);
-	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
+	transport_count_sockets(easy, &out_of_descriptors);
 
 	rc = curl_easy_perform(easy);
 	*status = 0;

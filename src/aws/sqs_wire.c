@@ -43,30 +43,34 @@ static void build_change_visibility(RequestBody *b, SqsAction action,
 									const SqsCall *call);
 static void build_get_attributes(RequestBody *b, SqsAction action,
 								 const SqsCall *call);
-static char *receive_json(SqsRequest *request, SqsResult *result);
-static char *receive_xml(SqsRequest *request, SqsResult *result);
-static char *batch_json(SqsRequest *request, SqsResult *result);
-static char *batch_xml(SqsRequest *request, SqsResult *result);
-static char *attributes_json(SqsRequest *request, SqsResult *result);
-static char *attributes_xml(SqsRequest *request, SqsResult *result);
+static char *receive_json(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
+static char *receive_xml(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
+static char *batch_json(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
+static char *batch_xml(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
+static char *attributes_json(SqsRequest *request, SqsDecoded *decoded,
+							 SqsResult *result);
+static char *attributes_xml(SqsRequest *request, SqsDecoded *decoded,
+							SqsResult *result);
+static void take_receive(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
+static void take_batch(SqsRequest *request, SqsDecoded *decoded, SqsResult *result);
 
 /* the SQS actions, in the order of SqsAction */
 const SqsActionDef sqs_actions[SQS_NUM_ACTIONS] = {
 	[SQS_RECEIVE] = {
 		"ReceiveMessage", "SqsReceive", true,
-		build_receive, receive_json, receive_xml
+		build_receive, receive_json, receive_xml, take_receive
 	},
 	[SQS_DELETE_BATCH] = {
 		"DeleteMessageBatch", "SqsDelete", false,
-		build_delete, batch_json, batch_xml
+		build_delete, batch_json, batch_xml, take_batch
 	},
 	[SQS_CHANGE_VISIBILITY_BATCH] = {
 		"ChangeMessageVisibilityBatch", "SqsChangeVisibility", false,
-		build_change_visibility, batch_json, batch_xml
+		build_change_visibility, batch_json, batch_xml, take_batch
 	},
 	[SQS_GET_ATTRIBUTES] = {
 		"GetQueueAttributes", "SqsGetQueueAttributes", false,
-		build_get_attributes, attributes_json, attributes_xml
+		build_get_attributes, attributes_json, attributes_xml, NULL
 	},
 };
 
@@ -359,81 +363,42 @@ protocol_error(SqsRequest *request, const char *what)
 }
 
 
-/* a decoded ReceiveMessage, each message stamped with when it was answered */
-static void
-take_receive(SqsRequest *request, SqsReceiveResponse *receive, SqsResult *result)
+/*
+ * Each action's decoder in each protocol: the pure decoder of its
+ * response, what it reads left in decoded (or, for the queue's depth,
+ * written in the result at once).
+ */
+static char *
+receive_json(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
-	result->nmessages = receive->nmessages;
-	result->messages = receive->messages;
-	result->nskipped = receive->nskipped;
-	for (int i = 0; i < receive->nmessages; i++)
-		receive->messages[i].received_at = request->http.answered_after;
+	return sqs_decode_json_receive(request->http.response, request->http.response_len,
+								   request->requested, &decoded->receive);
 }
 
 static char *
-receive_json(SqsRequest *request, SqsResult *result)
+receive_xml(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
-	SqsReceiveResponse receive;
-	char	   *error = sqs_decode_json_receive(request->http.response,
-												request->http.response_len,
-												request->requested, &receive);
-
-	if (error == NULL)
-		take_receive(request, &receive, result);
-	return error;
+	return sqs_decode_xml_receive(request->http.response, request->http.response_len,
+								  request->requested, &decoded->receive);
 }
 
 static char *
-receive_xml(SqsRequest *request, SqsResult *result)
+batch_json(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
-	SqsReceiveResponse receive;
-	char	   *error = sqs_decode_xml_receive(request->http.response,
-											   request->http.response_len,
-											   request->requested, &receive);
-
-	if (error == NULL)
-		take_receive(request, &receive, result);
-	return error;
-}
-
-/* a decoded batch action: which entries failed, the first one's text */
-static void
-take_batch(SqsBatchResponse *batch, SqsResult *result)
-{
-	result->nfailed = batch->nfailed;
-	result->failed = batch->failed;
-	result->failure = redact_aws_text(batch->failure);
+	return sqs_decode_json_batch(request->http.response, request->http.response_len,
+								 request->requested, &decoded->batch);
 }
 
 static char *
-batch_json(SqsRequest *request, SqsResult *result)
+batch_xml(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
-	SqsBatchResponse batch;
-	char	   *error = sqs_decode_json_batch(request->http.response,
-											  request->http.response_len,
-											  request->requested, &batch);
-
-	if (error == NULL)
-		take_batch(&batch, result);
-	return error;
+	return sqs_decode_xml_batch(request->http.response, request->http.response_len,
+								sqs_actions[request->action].name,
+								request->requested, &decoded->batch);
 }
 
 static char *
-batch_xml(SqsRequest *request, SqsResult *result)
-{
-	SqsBatchResponse batch;
-	char	   *error = sqs_decode_xml_batch(request->http.response,
-											 request->http.response_len,
-											 sqs_actions[request->action].name,
-											 request->requested, &batch);
-
-	if (error == NULL)
-		take_batch(&batch, result);
-	return error;
-}
-
-static char *
-attributes_json(SqsRequest *request, SqsResult *result)
+attributes_json(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
 	return sqs_decode_json_attributes(request->http.response, request->http.response_len,
 									  queue_depth_attributes,
@@ -441,11 +406,33 @@ attributes_json(SqsRequest *request, SqsResult *result)
 }
 
 static char *
-attributes_xml(SqsRequest *request, SqsResult *result)
+attributes_xml(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
 {
 	return sqs_decode_xml_attributes(request->http.response, request->http.response_len,
 									 queue_depth_attributes,
 									 NUM_DEPTH_ATTRIBUTES, result->attributes);
+}
+
+/* a decoded ReceiveMessage, each message stamped with when it was answered */
+static void
+take_receive(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
+{
+	SqsReceiveResponse *receive = &decoded->receive;
+
+	result->nmessages = receive->nmessages;
+	result->messages = receive->messages;
+	result->nskipped = receive->nskipped;
+	for (int i = 0; i < receive->nmessages; i++)
+		receive->messages[i].received_at = request->http.answered_after;
+}
+
+/* a decoded batch action: which entries failed, the first one's text */
+static void
+take_batch(SqsRequest *request, SqsDecoded *decoded, SqsResult *result)
+{
+	result->nfailed = decoded->batch.nfailed;
+	result->failed = decoded->batch.failed;
+	result->failure = redact_aws_text(decoded->batch.failure);
 }
 
 /*
@@ -456,12 +443,17 @@ SqsError *
 sqs_wire_decode(SqsRequest *request, SqsResult *result)
 {
 	const SqsActionDef *action = &sqs_actions[request->action];
+	SqsDecoded	decoded;
 	char	   *error;
 
 	error = request->wire == WIRE_JSON ?
-		action->decode_json(request, result) :
-		action->decode_xml(request, result);
-	return error ? protocol_error(request, error) : NULL;
+		action->decode_json(request, &decoded, result) :
+		action->decode_xml(request, &decoded, result);
+	if (error)
+		return protocol_error(request, error);
+	if (action->take)
+		action->take(request, &decoded, result);
+	return NULL;
 }
 
 /*

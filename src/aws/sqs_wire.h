@@ -15,6 +15,7 @@
 #include "lib/stringinfo.h"
 
 #include "sqs_client.h"
+#include "sqs_decode.h"
 #include "transport.h"
 
 /* the two wire protocols a request can go out in */
@@ -59,16 +60,28 @@ typedef struct RequestBody
 /* an action's members of a request body, in both protocols */
 typedef void (*SqsBuilder) (RequestBody *b, SqsAction action, const SqsCall *call);
 
+/* what a decoder reads out of a response, before the result takes it */
+typedef union SqsDecoded
+{
+	SqsReceiveResponse receive;
+	SqsBatchResponse batch;
+} SqsDecoded;
+
 /*
- * A successful response decoded into the result: NULL, or what is wrong
- * with the response.
+ * A successful response decoded, into decoded or the result: NULL, or what
+ * is wrong with the response.
  */
-typedef char *(*SqsDecoder) (SqsRequest *request, SqsResult *result);
+typedef char *(*SqsDecoder) (SqsRequest *request, SqsDecoded *decoded,
+							 SqsResult *result);
+
+/* the result takes what was decoded */
+typedef void (*SqsTake) (SqsRequest *request, SqsDecoded *decoded,
+						 SqsResult *result);
 
 /*
  * One SQS action.  A new action is an SqsAction, a row of sqs_actions[]
- * and its two decoders (sqs_decode.c, sqs_decode_xml.c and their entries
- * here); the client's sqs_start_* functions start it.
+ * and its two decoders (pure ones in sqs_decode.c and sqs_decode_xml.c,
+ * called from sqs_wire.c); a sqs_start_* function of the client starts it.
  */
 typedef struct SqsActionDef
 {
@@ -78,6 +91,7 @@ typedef struct SqsActionDef
 	SqsBuilder	build;
 	SqsDecoder	decode_json;
 	SqsDecoder	decode_xml;
+	SqsTake		take;			/* NULL: the decoders fill the result */
 } SqsActionDef;
 
 extern const SqsActionDef sqs_actions[SQS_NUM_ACTIONS];

@@ -410,6 +410,49 @@ set_timer(CURLM *multi, long timeout_ms, void *userp)
 	transport->timer_ms = timeout_ms;
 	return 0;
 }
+/*
+ * libcurl's sockets, opened within the server's file descriptor budget
+ * (AcquireExternalFD()); past it the connection fails, and
+ * *(bool *) clientp says why.
+ */
+static curl_socket_t
+open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	curl_socket_t fd;
+
+	if (!AcquireExternalFD())
+	{
+		*(bool *) clientp = true;
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return fd;
+}
+
+static int
+close_counted_socket(void *clientp, curl_socket_t fd)
+{
+	int			rc = close(fd);
+
+	ReleaseExternalFD();
+	return rc;
+}
+
+/*
+ * A handle of a blocking call (credential_http.c) opens its sockets within
+ * the server's file descriptor budget too; *out_of_descriptors is set if
+ * one was refused for it.
+ */
+void
+transport_count_sockets(CURL *easy, bool *out_of_descriptors)
+{
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, out_of_descriptors);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
+}
+
 /* ---------------------------------------------------------------------
  * lifetime
  * ---------------------------------------------------------------------
@@ -591,7 +634,7 @@ wait_events_for(int curl_what)
 
 			/*
 			 * An idle kept-alive connection: only its closing can make it
-			 * ready, and then it is dropped from the set (see wait_once).
+			 * ready, and then it is dropped from the set (see transport_wait).
 			 */
 			return WL_SOCKET_READABLE;
 	}

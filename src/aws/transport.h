@@ -55,6 +55,7 @@ extern void transport_form_value(StringInfo buf, const char *value);
 extern void transport_form_append(StringInfo form, const char *name,
 								  const char *value);
 extern void transport_free_headers(struct curl_slist *headers);
+extern void transport_count_sockets(CURL *easy, bool *out_of_descriptors);
 
 extern Transport *transport_create(MemoryContext context, int connections,
 								   TransportCompleted completed, void *arg);
