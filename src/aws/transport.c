@@ -410,10 +410,11 @@ set_timer(CURLM *multi, long timeout_ms, void *userp)
 	transport->timer_ms = timeout_ms;
 	return 0;
 }
+
 /*
- * libcurl's sockets, opened within the server's file descriptor budget
- * (AcquireExternalFD()); past it the connection fails, and
- * *(bool *) clientp says why.
+ * The sockets of a blocking call, in no multi handle: opened within the
+ * server's file descriptor budget (AcquireExternalFD()); past it the
+ * connection fails, and *(bool *) clientp says why.
  */
 static curl_socket_t
 open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
