@@ -13,11 +13,15 @@ OBJS = \
 	src/ingest/worker.o \
 	src/aws/aws_credentials.o \
 	src/aws/aws_files.o \
+	src/aws/aws_xml.o \
 	src/aws/credential_http.o \
 	src/aws/redact.o \
 	src/aws/sqs_client.o \
 	src/aws/sqs_decode.o \
 	src/aws/sqs_decode_xml.o \
+	src/aws/sqs_wire.o \
+	src/aws/sts_decode.o \
+	src/aws/transport.o \
 	src/aws/wait_events.o \
 	src/store/catalog.o \
 	src/store/queue_grants.o \

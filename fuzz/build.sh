@@ -20,7 +20,8 @@ LIBS=("$PKGLIB/libpgcommon.a" "$PKGLIB/libpgport.a" $(pkg-config --libs libxml-2
 # libpgcommon's JSON parser and StringInfo allocate through the arena too
 WRAP=-Wl,--wrap=palloc,--wrap=palloc0,--wrap=pfree,--wrap=repalloc,--wrap=pstrdup,--wrap=pnstrdup
 COMMON=("$HERE/arena.c" "$HERE/invariants.c" "$HERE/fuzz_decoders.c" "$SRC/aws/sqs_decode.c"
-	"$SRC/aws/sqs_decode_xml.c" "$SRC/mapping/json_capture.c")
+	"$SRC/aws/aws_xml.c" "$SRC/aws/sqs_decode_xml.c" "$SRC/aws/sts_decode.c"
+	"$SRC/mapping/json_capture.c")
 
 case $MODE in
 	fuzz)

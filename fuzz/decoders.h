@@ -3,6 +3,7 @@
 #define SQS_INGEST_FUZZ_DECODERS_H
 
 #include "sqs_decode.h"
+#include "sts_decode.h"
 
 typedef struct Decoders
 {
@@ -14,7 +15,7 @@ typedef struct Decoders
 							   const char *const *names, int count, int64 *values);
 	bool		(*error) (const char *data, size_t len, SqsErrorDocument *result);
 	/* STS answers (credentials): XML only, NULL for JSON */
-	char	   *(*sts) (const char *data, size_t len, SqsStsAnswer *result);
+	char	   *(*sts) (const char *data, size_t len, StsAnswer *result);
 } Decoders;
 
 extern const Decoders json_decoders;

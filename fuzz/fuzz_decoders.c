@@ -31,7 +31,7 @@ const Decoders json_decoders = {
 
 const Decoders xml_decoders = {
 	sqs_decode_xml_receive, xml_delete_batch,
-	sqs_decode_xml_attributes, sqs_decode_xml_error, sqs_decode_xml_sts
+	sqs_decode_xml_attributes, sqs_decode_xml_error, sts_decode_xml
 };
 
 void
@@ -40,7 +40,7 @@ fuzz_decoders(const Decoders *d, const char *data, size_t len)
 	SqsReceiveResponse receive;
 	SqsBatchResponse batch;
 	SqsErrorDocument error;
-	SqsStsAnswer sts;
+	StsAnswer sts;
 	int64		values[3];
 	char	   *reason;
 

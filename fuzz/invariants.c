@@ -90,7 +90,7 @@ check_error_document(const SqsErrorDocument *e)
 }
 
 void
-check_sts(const SqsStsAnswer *a)
+check_sts(const StsAnswer *a)
 {
 	check_text(a->access_key_id, "AccessKeyId is UTF-8");
 	check_text(a->secret_access_key, "SecretAccessKey is UTF-8");

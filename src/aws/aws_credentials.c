@@ -46,7 +46,7 @@
 #include "credential_http.h"
 #include "redact.h"
 #include "secrets.h"
-#include "security.h"
+#include "transport.h"
 
 /* refresh this long before expiration, or a quarter of a short lifetime */
 #define REFRESH_MARGIN_MS (5 * 60 * 1000L)
@@ -258,7 +258,7 @@ sts_endpoint(const char *region, StringInfo detail)
 		url = env_or_null("AWS_ENDPOINT_URL");
 	if (url)
 	{
-		if (!security_is_http_url(url))
+		if (!transport_http_prefix(url, false))
 		{
 			appendStringInfo(detail, _("the STS endpoint \"%s\" does not start with http:// or https://"), url);
 			return NULL;
@@ -380,11 +380,11 @@ assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 	initStringInfo(&form);
 	/* room for every value percent-encoded: the form never moves */
 	enlargeStringInfo(&form, 3 * (token_len + strlen(role_arn) + strlen(session_name)) + 128);
-	credential_form_append(&form, "Action", "AssumeRoleWithWebIdentity");
-	credential_form_append(&form, "Version", "2011-06-15");
-	credential_form_append(&form, "RoleArn", role_arn);
-	credential_form_append(&form, "RoleSessionName", session_name);
-	credential_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
+	transport_form_append(&form, "Action", "AssumeRoleWithWebIdentity");
+	transport_form_append(&form, "Version", "2011-06-15");
+	transport_form_append(&form, "RoleArn", role_arn);
+	transport_form_append(&form, "RoleSessionName", session_name);
+	transport_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
 	result = sts_credentials(scope, form.data, NULL, source, out, detail);
 	explicit_bzero(token, token_len);
 	pfree(token);
@@ -507,12 +507,12 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 			else
 			{
 				initStringInfo(&form);
-				credential_form_append(&form, "Action", "AssumeRole");
-				credential_form_append(&form, "Version", "2011-06-15");
-				credential_form_append(&form, "RoleArn", p.role_arn);
-				credential_form_append(&form, "RoleSessionName",
-									   p.role_session_name ? p.role_session_name :
-									   default_session_name());
+				transport_form_append(&form, "Action", "AssumeRole");
+				transport_form_append(&form, "Version", "2011-06-15");
+				transport_form_append(&form, "RoleArn", p.role_arn);
+				transport_form_append(&form, "RoleSessionName",
+									  p.role_session_name ? p.role_session_name :
+									  default_session_name());
 				result = sts_credentials(scope, form.data, &signer, source, out, detail);
 				pfree(form.data);
 				secret_free(signer.access_key_id);
@@ -739,7 +739,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	if (endpoint == NULL)
 		endpoint = (mode && pg_strcasecmp(mode, "IPv6") == 0) ?
 			"http://[fd00:ec2::254]" : "http://169.254.169.254";
-	if (!security_is_http_url(endpoint))
+	if (!transport_http_prefix(endpoint, false))
 	{
 		appendStringInfoString(detail, _("AWS_EC2_METADATA_SERVICE_ENDPOINT does not start with http:// or https://"));
 		return SOURCE_FAILED;

@@ -9,10 +9,12 @@
  * lifetime) and short, so they block, with tight timeouts; a pending
  * interrupt (SIGTERM, query cancel) aborts them at once.  Everything an
  * endpoint sends is untrusted: responses are capped, redirects are not
- * followed, only http and https are spoken, TLS is always verified, JSON
- * goes through the non-throwing pg_parse_json and XML through the
- * hardened decoder of SQS's XML answers (sqs_decode_xml.c: DTDs refused,
- * neither entities nor network access, nesting capped).  Their sockets
+ * followed, only http and https are spoken, TLS is always verified (the
+ * hardening of transport.c, shared with the SQS client), JSON goes through
+ * the non-throwing pg_parse_json and STS's XML through its pure decoder
+ * (sts_decode.c), which reads it with the hardened libxml2 SQS's XML
+ * answers go through (aws_xml.c: DTDs refused, neither entities nor
+ * network access, nesting capped).  Their sockets
  * count against the server's file descriptor budget, as the SQS client's
  * do.
  *
@@ -21,20 +23,17 @@
 #include "postgres.h"
 
 #include <curl/curl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 
 #include "compat.h"
 #include "credential_http.h"
 #include "redact.h"
 #include "secrets.h"
-#include "sqs_decode.h"
-#include "version.h"
+#include "sts_decode.h"
+#include "transport.h"
 
 /* a credential document is a few KiB; anything bigger is not one */
 #define CREDENTIAL_MAX_RESPONSE (64 * 1024)
@@ -70,36 +69,6 @@ abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 				   curl_off_t ultotal, curl_off_t ulnow)
 {
 	return InterruptPending ? 1 : 0;
-}
-
-/*
- * libcurl's sockets, opened within the server's file descriptor budget
- * (AcquireExternalFD()); past it the connection fails, and
- * *(bool *) clientp says why.
- */
-static curl_socket_t
-open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	curl_socket_t fd;
-
-	if (!AcquireExternalFD())
-	{
-		*(bool *) clientp = true;
-		return CURL_SOCKET_BAD;
-	}
-	fd = socket(address->family, address->socktype, address->protocol);
-	if (fd == CURL_SOCKET_BAD)
-		ReleaseExternalFD();
-	return fd;
-}
-
-static int
-close_counted_socket(void *clientp, curl_socket_t fd)
-{
-	int			rc = close(fd);
-
-	ReleaseExternalFD();
-	return rc;
 }
 
 /*
@@ -144,17 +113,9 @@ credential_http(const CredentialRequest *request, long *status,
 	}
 
 	curl_easy_setopt(easy, CURLOPT_URL, request->url);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (request->ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, request->ca_file);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+	transport_harden(easy, request->ca_file,
 					 Min(CREDENTIAL_CONNECT_TIMEOUT_MS, request->timeout_ms));
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, request->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 	if (request->direct)
 		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -184,9 +145,7 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &out_of_descriptors);
-	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
+	transport_count_sockets(easy, &out_of_descriptors);
 
 	rc = curl_easy_perform(easy);
 	*status = 0;
@@ -328,15 +287,15 @@ credential_parse_json(const char *json, size_t len, const char *service,
 
 /*
  * Parse an STS answer (AssumeRoleWithWebIdentity, AssumeRole, or an
- * ErrorResponse) with the hardened XML decoder SQS's answers go through
- * (sqs_decode_xml.c); service names it in messages.  Returns false, with
+ * ErrorResponse) with its pure decoder (sts_decode.c); service names it in
+ * messages.  Returns false, with
  * what is wrong with the answer in failure, if it is not one.
  */
 bool
 credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 						 CredentialDocument *doc, StringInfo failure)
 {
-	SqsStsAnswer answer;
+	StsAnswer answer;
 	char	   *error;
 
 	memset(doc, 0, sizeof(*doc));
@@ -346,7 +305,7 @@ credential_parse_sts_xml(const char *xml, size_t len, const char *service,
 						 service, CREDENTIAL_MAX_RESPONSE);
 		return false;
 	}
-	error = sqs_decode_xml_sts(xml, len, &answer);
+	error = sts_decode_xml(xml, len, &answer);
 	doc->access_key_id = answer.access_key_id;
 	doc->secret_access_key = answer.secret_access_key;
 	doc->session_token = answer.session_token;
@@ -374,22 +333,4 @@ credential_document_free(CredentialDocument *doc)
 	secret_free(doc->code);
 	secret_free(doc->message);
 	memset(doc, 0, sizeof(*doc));
-}
-
-/* append name=value to an application/x-www-form-urlencoded body */
-void
-credential_form_append(StringInfo form, const char *name, const char *value)
-{
-	if (form->len > 0)
-		appendStringInfoChar(form, '&');
-	appendStringInfo(form, "%s=", name);
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
-	{
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-			*p == '.' || *p == '~')
-			appendStringInfoChar(form, (char) *p);
-		else
-			appendStringInfo(form, "%%%02X", *p);
-	}
 }

@@ -53,7 +53,5 @@ typedef bool (*CredentialParser) (const char *data, size_t len, const char *serv
 								  CredentialDocument *doc, StringInfo failure);
 
 extern void credential_document_free(CredentialDocument *doc);
-extern void credential_form_append(StringInfo form, const char *name,
-								   const char *value);
 
 #endif							/* SQS_INGEST_CREDENTIAL_HTTP_H */

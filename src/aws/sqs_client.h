@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_client.h
- *	  Asynchronous Amazon SQS client (AWS JSON 1.0 over libcurl multi).
+ *	  Asynchronous Amazon SQS client (AWS JSON 1.0 or the Query protocol
+ *	  over libcurl multi): all the pipeline sees of SQS.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +32,7 @@ typedef struct SqsConfig
 	int			protocol;		/* SqsProtocol */
 } SqsConfig;
 
+/* the SQS actions: one row each in sqs_actions[] (sqs_wire.c) */
 typedef enum SqsAction
 {
 	SQS_RECEIVE,
@@ -38,6 +40,9 @@ typedef enum SqsAction
 	SQS_CHANGE_VISIBILITY_BATCH,
 	SQS_GET_ATTRIBUTES
 } SqsAction;
+
+/* the last action's, plus one */
+#define SQS_NUM_ACTIONS (SQS_GET_ATTRIBUTES + 1)
 
 typedef struct SqsError
 {

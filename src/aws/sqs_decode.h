@@ -1,9 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_decode.h
- *	  Pure decoders of SQS responses (and of STS's, for the credential
- *	  chain): bytes in, a struct or the reason the bytes are not a valid
- *	  answer out.
+ *	  Pure decoders of SQS responses: bytes in, a struct or the reason the
+ *	  bytes are not a valid answer out (STS's answers: sts_decode.h).
  *
  * Nothing here raises an error, touches the database or the network: the
  * same code runs in the server and, built as frontend code against
@@ -75,20 +74,6 @@ typedef struct SqsErrorDocument
 } SqsErrorDocument;
 
 /*
- * A decoded STS answer (AssumeRole, AssumeRoleWithWebIdentity): the
- * credentials, or an error's code and message.
- */
-typedef struct SqsStsAnswer
-{
-	char	   *access_key_id;
-	char	   *secret_access_key;
-	char	   *session_token;
-	char	   *expiration;
-	char	   *code;
-	char	   *message;
-} SqsStsAnswer;
-
-/*
  * Each decoder returns NULL on success or a palloc'd sentence fragment
  * saying what is wrong with the document ("\"Messages\" is a string, not an
  * array").  An empty document is an empty object, as the AWS SDKs read it.
@@ -114,10 +99,8 @@ extern char *sqs_decode_xml_attributes(const char *data, size_t len,
 									   int64 *values);
 extern bool sqs_decode_xml_error(const char *data, size_t len,
 								 SqsErrorDocument *result);
-extern char *sqs_decode_xml_sts(const char *data, size_t len,
-								SqsStsAnswer *result);
 
-/* shared by the JSON and XML decoders */
+/* shared by the JSON and XML decoders (and STS's) */
 extern char *sqs_decode_check_text(const char *data, size_t len);
 extern char *sqs_decode_clip(const char *str, int max_chars);
 extern char *sqs_decode_finish_message(SqsMessage *message, int index,

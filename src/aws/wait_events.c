@@ -6,7 +6,9 @@
  *
  * Servers that support custom wait events (17+) register each name the
  * first time a process waits for it; older ones report the generic
- * "Extension" event (see compat.h).
+ * "Extension" event (see compat.h).  The SQS requests' events
+ * ("SqsReceive", "SqsDelete", ...) are named in the table of SQS actions
+ * (sqs_wire.c); the others here.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,10 +18,6 @@
 #include "wait_events.h"
 
 static const char *const wait_names[SQS_WAIT_COUNT] = {
-	[SQS_WAIT_RECEIVE] = "SqsReceive",
-	[SQS_WAIT_DELETE] = "SqsDelete",
-	[SQS_WAIT_CHANGE_VISIBILITY] = "SqsChangeVisibility",
-	[SQS_WAIT_GET_ATTRIBUTES] = "SqsGetQueueAttributes",
 	[SQS_WAIT_BACKOFF] = "SqsBackoff",
 	[SQS_WAIT_DRAIN] = "SqsDrain",
 };
@@ -27,12 +25,22 @@ static const char *const wait_names[SQS_WAIT_COUNT] = {
 /* this process's event ids, 0 until first used */
 static uint32 wait_ids[SQS_WAIT_COUNT];
 
+/*
+ * The wait event info to pass to WaitLatch() and friends for a wait named
+ * name; *id keeps this process's event id, 0 until first used.
+ */
+uint32
+sqs_named_wait_event(const char *name, uint32 *id)
+{
+	if (*id == 0)
+		*id = compat_wait_event(name);
+	return *id;
+}
+
 /* the wait event info to pass to WaitLatch() and friends for a wait */
 uint32
 sqs_wait_event(SqsWait wait)
 {
 	Assert(wait < SQS_WAIT_COUNT);
-	if (wait_ids[wait] == 0)
-		wait_ids[wait] = compat_wait_event(wait_names[wait]);
-	return wait_ids[wait];
+	return sqs_named_wait_event(wait_names[wait], &wait_ids[wait]);
 }

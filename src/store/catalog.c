@@ -40,6 +40,7 @@
 #include "queue_grants.h"
 #include "security.h"
 #include "sqs_ingest.h"
+#include "transport.h"
 
 PG_FUNCTION_INFO_V1(sqs_ingest_create_pipeline);
 PG_FUNCTION_INFO_V1(sqs_ingest_alter_pipeline);
@@ -178,7 +179,7 @@ catalog_parse_options(Jsonb *options, PipelineSettings *settings)
 			if (v.type != jbvString)
 				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 			settings->endpoint = pnstrdup(v.val.string.val, v.val.string.len);
-			if (!security_is_http_url(settings->endpoint))
+			if (!transport_http_prefix(settings->endpoint, false))
 				option_error(key, gettext_noop("It must be a URL starting with http:// or https://."));
 		}
 		else
@@ -373,7 +374,7 @@ check_name(const char *name)
 static void
 check_queue_url(const char *url)
 {
-	if (!security_is_http_url(url))
+	if (!transport_http_prefix(url, false))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queue_url must start with http:// or https://"),

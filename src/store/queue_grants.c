@@ -43,6 +43,7 @@
 #include "utils/syscache.h"
 
 #include "queue_grants.h"
+#include "transport.h"
 
 PG_FUNCTION_INFO_V1(sqs_ingest_grant_queue);
 PG_FUNCTION_INFO_V1(sqs_ingest_revoke_queue);
@@ -117,17 +118,14 @@ normalize_segment(const char *segment, int len)
 char *
 queue_identity(const char *url)
 {
-	const char *authority;
+	int			scheme = transport_http_prefix(url, true);
+	const char *authority = url + scheme;
 	const char *path;
 	const char *end;
 	char	  **segments;
 	int			nsegments = 0;
 
-	if (pg_strncasecmp(url, "http://", 7) == 0)
-		authority = url + 7;
-	else if (pg_strncasecmp(url, "https://", 8) == 0)
-		authority = url + 8;
-	else
+	if (scheme == 0)
 		return NULL;
 	path = authority + strcspn(authority, "/?#");
 	if (*path != '/')

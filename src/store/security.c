@@ -191,17 +191,6 @@ security_check_endpoint(char **newval, void **extra, GucSource source)
 	return check_redirect(sqs_ingest_endpoint, *newval, source);
 }
 
-/*
- * Does url start with http:// or https://, the only schemes sqs_ingest
- * hands to libcurl?  The one place that checks a URL's scheme (in lower
- * case, as written in settings, options and the AWS variables).
- */
-bool
-security_is_http_url(const char *url)
-{
-	return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
-}
-
 /* scheme://host[:port] of a URL, palloc'd */
 static char *
 url_origin(const char *url)
