@@ -317,7 +317,7 @@ drain_result(FunctionCallInfo fcinfo, const BatchCounts *totals)
 	return result_tuple(fcinfo, values, nulls);
 }
 
-/* drain a pipeline (NULL: the settings-based one) */
+/* drain a pipeline */
 static Datum
 drain(FunctionCallInfo fcinfo, const PipelineDefinition *def, int argno)
 {
@@ -346,7 +346,7 @@ drain(FunctionCallInfo fcinfo, const PipelineDefinition *def, int argno)
 Datum
 sqs_ingest_drain(PG_FUNCTION_ARGS)
 {
-	return drain(fcinfo, NULL, 0);
+	return drain(fcinfo, config_default_definition(), 0);
 }
 
 /*
@@ -461,7 +461,7 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	message.sent_timestamp_ms = record_unix_ms(PG_GETARG_TIMESTAMPTZ(1));
 	message.receive_count = 1;
 
-	sink = sink_default_pipeline();
+	sink = sink_pipeline(config_default_definition());
 	PG_TRY();
 	{
 		const CompiledMapping *mapping = sink_check(sink, AccessShareLock);
@@ -617,7 +617,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 Datum
 sqs_ingest_fetch_login_mapping(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_JSONB_P(mapping_login(InvalidOid));
+	PG_RETURN_JSONB_P(config_default_definition()->mapping);
 }
 
 /*
@@ -662,7 +662,7 @@ sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3];
 
-	config_resolve(NULL, &resolved);
+	config_resolve(config_default_definition(), &resolved);
 	config = sqs_config_from_definition(&resolved);
 
 	/* the configuration's copies of the credentials are wiped, error or not */

@@ -17,7 +17,7 @@
  */
 typedef struct ResolvedPipeline
 {
-	char	   *name;			/* "default": the settings' pipeline */
+	char	   *name;			/* DEFAULT_PIPELINE: the settings' pipeline */
 	char	   *queue_url;		/* "" if none is set */
 	char	   *endpoint;		/* "": the origin of the queue URL */
 	char	   *region;			/* "": us-east-1 */
@@ -80,6 +80,9 @@ extern void config_use_session(SessionSettings *session);
 extern const char *config_target_table(void);
 extern int	config_max_receive_count(void);
 extern int	config_mask_algorithm(void);
+extern PipelineDefinition *config_default_definition(void);
+extern void config_free_definition(PipelineDefinition *def);
+extern Jsonb *config_pipeline_mapping(const char *name, Jsonb *mapping, Oid relid);
 extern void config_resolve(const PipelineDefinition *def, ResolvedPipeline *resolved);
 extern void config_release(ResolvedPipeline *resolved);
 

@@ -70,7 +70,9 @@ typedef struct WorkerState
 	char	   *label;			/* in application_name: "worker 0", "pipeline \"orders\" worker 1" */
 	bool		prunes;			/* the one process that prunes the ledger */
 	PipelineDefinition *def;	/* the catalog pipeline run, NULL: the
-								 * settings' pipeline */
+								 * settings' pipeline, whose definition
+								 * (config_default_definition()) follows
+								 * them */
 	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
@@ -189,8 +191,20 @@ ensure_runner(WorkerState *ws)
 	SqsConfig  *config;
 	PipelineOptions options;
 
-	/* the settings as they are now, within the caps a reload may have lowered */
-	config_resolve(ws->def, &resolved);
+	/*
+	 * The settings as they are now, within the caps a reload may have
+	 * lowered; the settings' pipeline is what they define now.
+	 */
+	if (ws->def)
+		config_resolve(ws->def, &resolved);
+	else
+	{
+		PipelineDefinition *def = config_default_definition();
+
+		sink_redefine(ws->runner.sink, def);
+		config_resolve(def, &resolved);
+		config_free_definition(def);
+	}
 	options = runner_options_from_definition(&resolved, resolved.wait_time_seconds);
 	ws->starting = ws->runner.pipeline == NULL;
 	config = sqs_config_from_definition(&resolved);
@@ -448,13 +462,16 @@ void
 sqs_ingest_worker_main(Datum main_arg)
 {
 	WorkerState ws = {0};
+	PipelineDefinition *def;
 
 	ws.index = DatumGetInt32(main_arg);
 	ws.label = psprintf("worker %d", ws.index);
 	ws.prunes = ws.index == 0;
 	worker_connect(&ws);
 	ws.runner.slot = stats_worker_slot(ws.index);
-	ws.runner.sink = sink_default_pipeline();
+	def = config_default_definition();
+	ws.runner.sink = sink_pipeline(def);
+	config_free_definition(def);
 	worker_loop(&ws);
 }
 
@@ -502,8 +519,7 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	refusal = queue_refusal(ws.def, catalog_list(), false);
 	if (refusal != PIPELINE_MAY_READ)
 		queue_report_refusal(ws.def, refusal, ERROR);
-	ws.runner.sink = sink_catalog_pipeline(ws.def->name, ws.def->target, ws.def->mapping,
-										   ws.def->options, ws.def->owner);
+	ws.runner.sink = sink_pipeline(ws.def);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 

@@ -48,8 +48,6 @@ PG_FUNCTION_INFO_V1(sqs_ingest_drop_pipeline);
 /* longest pipeline name: it goes into worker names and log lines */
 #define PIPELINE_NAME_MAX 48
 
-/* the name of the settings-based pipeline */
-#define DEFAULT_PIPELINE "default"
 
 #define PIPELINE_COLUMNS "name, queue_url, target, mapping, options, owner, updated_at"
 
