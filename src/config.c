@@ -21,10 +21,250 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
+#include "utils/guc.h"
+
 #include "config.h"
 #include "mapping.h"
+#include "recovery.h"
 #include "secrets.h"
+#include "security.h"
 #include "sqs_ingest.h"
+
+/*
+ * The settings, read here only: other modules take their values from the
+ * functions below, or a pipeline's from config_resolve().  The secrets
+ * (secrets.c) and the recovery key (recovery.c) are defined with them, by
+ * their modules, which alone read them: no copy of a secret goes through
+ * another module.
+ */
+static char *sqs_ingest_queue_url = NULL;
+static char *sqs_ingest_endpoint = NULL;
+static char *sqs_ingest_region = NULL;
+static char *sqs_ingest_ca_file = NULL;
+static int	sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
+static int	sqs_ingest_protocol = SQS_PROTOCOL_AUTO;
+static char *sqs_ingest_target_table = NULL;
+static char *sqs_ingest_database = NULL;
+static char *sqs_ingest_role = NULL;
+static int	sqs_ingest_workers = 1;
+static int	sqs_ingest_max_pipeline_workers = 8;
+static int	sqs_ingest_visibility_timeout = 30;
+static int	sqs_ingest_wait_time_seconds = 20;
+static int	sqs_ingest_drain_wait_time_seconds = 1;
+static int	sqs_ingest_max_inflight = 32;
+static int	sqs_ingest_batch_size = 1000;
+static int	sqs_ingest_batch_timeout_ms = 100;
+static int	sqs_ingest_connect_timeout_ms = 5000;
+static int	sqs_ingest_request_timeout_ms = 10000;
+static int	sqs_ingest_processed_retention = 14 * 24 * 60;
+static int	sqs_ingest_retry_interval = 60;
+static int	sqs_ingest_max_receive_count = 10;
+static int	sqs_ingest_delete_after = DELETE_AFTER_LOCAL_FLUSH;
+static int	sqs_ingest_max_batch_bytes = 16 * 1024;
+static int	sqs_ingest_max_rows_per_message = 1000;
+static int	sqs_ingest_max_pipeline_batch_size = 1000;
+static int	sqs_ingest_max_pipeline_inflight = 32;
+
+static const struct config_enum_entry mask_algorithm_options[] = {
+	{"hmac-sha256", MASK_HMAC_SHA256, false},
+	{"sha256", MASK_SHA256, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry protocol_options[] = {
+	{"auto", SQS_PROTOCOL_AUTO, false},
+	{"json", SQS_PROTOCOL_JSON, false},
+	{"query", SQS_PROTOCOL_QUERY, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry delete_after_options[] = {
+	{"local_flush", DELETE_AFTER_LOCAL_FLUSH, false},
+	{"standby_flush", DELETE_AFTER_STANDBY_FLUSH, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Worker settings of a library that was not preloaded say that they do
+ * nothing, and why.
+ */
+#define INACTIVE_SHOW_HOOK(variable, format) \
+static const char * \
+show_##variable##_inactive(void) \
+{ \
+	return psprintf(format " (inactive: sqs_ingest is not in shared_preload_libraries)", \
+					variable); \
+}
+
+INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
+INACTIVE_SHOW_HOOK(sqs_ingest_max_pipeline_workers, "%d")
+INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
+
+/* check hook of sqs_ingest.queue_url */
+static bool
+check_queue_url(char **newval, void **extra, GucSource source)
+{
+	return security_check_redirect(sqs_ingest_queue_url, *newval, source);
+}
+
+/* check hook of sqs_ingest.endpoint */
+static bool
+check_endpoint(char **newval, void **extra, GucSource source)
+{
+	return security_check_redirect(sqs_ingest_endpoint, *newval, source);
+}
+
+/*
+ * Define the sqs_ingest.* settings (from _PG_init).  preloaded: from
+ * shared_preload_libraries, where alone the workers' settings do anything.
+ */
+void
+config_define_settings(bool preloaded)
+{
+	/* postmaster-level settings can only be created while preloading */
+	GucContext	worker_context = preloaded ? PGC_POSTMASTER : PGC_SIGHUP;
+
+	DefineCustomStringVariable("sqs_ingest.queue_url",
+							   gettext_noop("URL of the SQS queue to ingest from."),
+							   NULL, &sqs_ingest_queue_url, "",
+							   PGC_SUSET, 0, check_queue_url, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.endpoint",
+							   gettext_noop("SQS API endpoint; empty means scheme://host[:port] of the queue URL."),
+							   NULL, &sqs_ingest_endpoint, "",
+							   PGC_SUSET, 0, check_endpoint, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.region",
+							   gettext_noop("AWS region requests are signed for."),
+							   NULL, &sqs_ingest_region, "us-east-1",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	secrets_define_settings();
+	recovery_define_settings();
+	DefineCustomStringVariable("sqs_ingest.ca_file",
+							   gettext_noop("File of CA certificates that HTTPS endpoints are verified against; empty means the system's."),
+							   gettext_noop("For an endpoint whose certificate a private CA issued. Verification itself is always on."),
+							   &sqs_ingest_ca_file, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
+							 gettext_noop("How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed)."),
+							 gettext_noop("An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses."),
+							 &sqs_ingest_mask_algorithm, MASK_HMAC_SHA256,
+							 mask_algorithm_options, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("sqs_ingest.protocol",
+							 gettext_noop("SQS wire protocol: auto, json (AWS JSON 1.0) or query (form-encoded requests, XML answers)."),
+							 gettext_noop("auto speaks JSON and switches to Query, once, when the endpoint shows it does not speak JSON."),
+							 &sqs_ingest_protocol, SQS_PROTOCOL_AUTO,
+							 protocol_options, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.target_table",
+							   gettext_noop("Table the login events are inserted into."),
+							   NULL, &sqs_ingest_target_table, "public.user_logins",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.role",
+							   gettext_noop("Role the background workers run as."),
+							   gettext_noop("Empty: the workers connect as the bootstrap superuser and insert as the owner of the target table. A change restarts the workers."),
+							   &sqs_ingest_role, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sqs_ingest.database",
+							   gettext_noop("Database the background workers connect to."),
+							   gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
+							   &sqs_ingest_database, "postgres",
+							   worker_context, 0, NULL, NULL,
+							   preloaded ? NULL : show_sqs_ingest_database_inactive);
+	DefineCustomIntVariable("sqs_ingest.workers",
+							gettext_noop("Number of background workers consuming the queue."),
+							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
+							&sqs_ingest_workers, 1, 0, 64,
+							worker_context, 0, NULL, NULL,
+							preloaded ? NULL : show_sqs_ingest_workers_inactive);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_workers",
+							gettext_noop("Most background workers the pipelines of sqs_ingest.pipelines run in all."),
+							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries; the workers also count against max_worker_processes."),
+							&sqs_ingest_max_pipeline_workers, 8, 0, 1024,
+							worker_context, 0, NULL, NULL,
+							preloaded ? NULL : show_sqs_ingest_max_pipeline_workers_inactive);
+	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
+							gettext_noop("How long a received message stays hidden from other consumers."),
+							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.wait_time_seconds",
+							gettext_noop("Long-poll wait of the background workers' receives."),
+							NULL, &sqs_ingest_wait_time_seconds, 20, 0, 20,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.drain_wait_time_seconds",
+							gettext_noop("Long-poll wait of sqs_ingest_drain()'s receives."),
+							gettext_noop("A short poll can come back empty while messages remain, so a drain decides that the queue is empty only after a long poll."),
+							&sqs_ingest_drain_wait_time_seconds, 1, 0, 20,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_inflight",
+							gettext_noop("Concurrent receive requests of one worker or drain."),
+							NULL, &sqs_ingest_max_inflight, 32, 1,
+							SQS_INGEST_MAX_INFLIGHT_CAP,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.batch_size",
+							gettext_noop("Messages stored per transaction at most."),
+							NULL, &sqs_ingest_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.batch_timeout",
+							gettext_noop("How long a worker lets a partial batch wait before storing it."),
+							NULL, &sqs_ingest_batch_timeout_ms, 100, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.connect_timeout",
+							gettext_noop("Timeout for connecting to SQS."),
+							NULL, &sqs_ingest_connect_timeout_ms, 5000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.request_timeout",
+							gettext_noop("Timeout of an SQS request, beyond the long-poll wait of a receive."),
+							NULL, &sqs_ingest_request_timeout_ms, 10000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.processed_retention",
+							gettext_noop("How long message ids are kept in the ledger; 0 keeps them forever."),
+							gettext_noop("SQS keeps a message 14 days at most; an id older than the queue's retention cannot be delivered again."),
+							&sqs_ingest_processed_retention, 14 * 24 * 60, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.retry_interval",
+							gettext_noop("Longest wait of a worker between attempts after a failure."),
+							NULL, &sqs_ingest_retry_interval, 60, 1, 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sqs_ingest.max_receive_count",
+							gettext_noop("Receives after which a message that is still in SQS becomes a dead letter; 0 means no limit."),
+							gettext_noop("A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever."),
+							&sqs_ingest_max_receive_count, 10, 0, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	/*
+	 * Server-wide, like synchronous_standby_names: a session (or a drain's
+	 * caller) cannot trade the failover guarantee for speed.
+	 */
+	DefineCustomEnumVariable("sqs_ingest.delete_after",
+							 gettext_noop("What the delete of a stored message from SQS waits for."),
+							 gettext_noop("local_flush: the commit that stored it is flushed to disk here; standby_flush: also on the synchronous standbys if synchronous_standby_names is set, else on every streaming standby, so that a failover loses no message."),
+							 &sqs_ingest_delete_after, DELETE_AFTER_LOCAL_FLUSH,
+							 delete_after_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/* what bounds a worker's memory, whatever producers send (docs/production.md, Limits) */
+	DefineCustomIntVariable("sqs_ingest.max_batch_bytes",
+							gettext_noop("Bytes of message bodies gathered for one transaction, and of mapped rows held at a time while storing them."),
+							gettext_noop("A batch is stored once its bodies take this much, even if it holds fewer than batch_size messages; its rows are mapped and inserted a part of this size at a time."),
+							&sqs_ingest_max_batch_bytes, 16 * 1024, 64, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_rows_per_message",
+							gettext_noop("Most rows explode makes of one message; a message with more elements becomes a dead letter."),
+							gettext_noop("Also the most a pipeline's max_rows_per_message option may say, and its value when the option is not set."),
+							&sqs_ingest_max_rows_per_message, 1000, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_batch_size",
+							gettext_noop("Largest batch_size a pipeline of sqs_ingest.pipelines may set or run with."),
+							gettext_noop("A pipeline whose option or inherited batch_size is larger runs with this."),
+							&sqs_ingest_max_pipeline_batch_size, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sqs_ingest.max_pipeline_inflight",
+							gettext_noop("Largest max_inflight a pipeline of sqs_ingest.pipelines may set or run with."),
+							gettext_noop("A pipeline whose option or inherited max_inflight is larger runs with this."),
+							&sqs_ingest_max_pipeline_inflight, 32, 1,
+							SQS_INGEST_MAX_INFLIGHT_CAP,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /*
  * In a drain's worker, the settings of the drain's caller (see
@@ -107,6 +347,100 @@ config_use_session(SessionSettings *settings)
 		secret_set_session((SecretId) id, secret);
 		explicit_bzero(secret, strlen(secret));
 	}
+}
+
+/* the database the background workers connect to */
+const char *
+config_database(void)
+{
+	return sqs_ingest_database;
+}
+
+/* the role the background workers and drains connect as; "": none set */
+const char *
+config_role(void)
+{
+	return sqs_ingest_role ? sqs_ingest_role : "";
+}
+
+/* how many workers the settings' pipeline runs */
+int
+config_workers(void)
+{
+	return sqs_ingest_workers;
+}
+
+/* how many workers the catalog's pipelines run in all, at most */
+int
+config_max_pipeline_workers(void)
+{
+	return sqs_ingest_max_pipeline_workers;
+}
+
+/* minutes a message id stays in the ledger; 0: forever */
+int
+config_processed_retention(void)
+{
+	return sqs_ingest_processed_retention;
+}
+
+/* seconds a worker waits at most between attempts after a failure */
+int
+config_retry_interval(void)
+{
+	return sqs_ingest_retry_interval;
+}
+
+/* kB of message bodies, and of mapped rows, a store holds at a time */
+int
+config_max_batch_bytes(void)
+{
+	return sqs_ingest_max_batch_bytes;
+}
+
+/* the most rows explode makes of one message */
+int
+config_max_rows_per_message(void)
+{
+	return sqs_ingest_max_rows_per_message;
+}
+
+/* the largest batch_size a catalog pipeline may set or run with */
+int
+config_max_pipeline_batch_size(void)
+{
+	return sqs_ingest_max_pipeline_batch_size;
+}
+
+/* the largest max_inflight a catalog pipeline may set or run with */
+int
+config_max_pipeline_inflight(void)
+{
+	return sqs_ingest_max_pipeline_inflight;
+}
+
+/*
+ * The address the server is configured to send requests to:
+ * sqs_ingest.endpoint, else sqs_ingest.queue_url; NULL if neither is set.
+ */
+const char *
+config_configured_endpoint(void)
+{
+	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
+		return sqs_ingest_endpoint;
+	if (sqs_ingest_queue_url && sqs_ingest_queue_url[0] != '\0')
+		return sqs_ingest_queue_url;
+	return NULL;
+}
+
+/*
+ * sqs_ingest.queue_url as the server's configuration sets it, not as a
+ * session may have SET it
+ */
+const char *
+config_server_queue_url(void)
+{
+	return GetConfigOptionResetString("sqs_ingest.queue_url");
 }
 
 /* the target table of the settings' pipeline */

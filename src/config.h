@@ -75,6 +75,19 @@ typedef struct SessionSettings
 	char		text[FLEXIBLE_ARRAY_MEMBER];
 } SessionSettings;
 
+extern void config_define_settings(bool preloaded);
+extern const char *config_database(void);
+extern const char *config_role(void);
+extern int	config_workers(void);
+extern int	config_max_pipeline_workers(void);
+extern int	config_processed_retention(void);
+extern int	config_retry_interval(void);
+extern int	config_max_batch_bytes(void);
+extern int	config_max_rows_per_message(void);
+extern int	config_max_pipeline_batch_size(void);
+extern int	config_max_pipeline_inflight(void);
+extern const char *config_configured_endpoint(void);
+extern const char *config_server_queue_url(void);
 extern Size config_session_write(bool pipeline, SessionSettings *dest);
 extern void config_use_session(SessionSettings *session);
 extern const char *config_target_table(void);

@@ -345,8 +345,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 
 	check_before_start(def);
 	/* like the workers: as sqs_ingest.role, or else the bootstrap superuser */
-	role = (sqs_ingest_role && sqs_ingest_role[0]) ?
-		get_role_oid(sqs_ingest_role, false) : InvalidOid;
+	role = config_role()[0] ? get_role_oid(config_role(), false) : InvalidOid;
 
 	is_default = strcmp(def->name, DEFAULT_PIPELINE) == 0;
 	settings_len = config_session_write(!is_default, NULL);

@@ -51,7 +51,6 @@
 #include "queue_grants.h"
 #include "runner.h"
 #include "sink.h"
-#include "sqs_ingest.h"
 #include "stats.h"
 #include "subxact.h"
 #include "wait_events.h"
@@ -106,7 +105,7 @@ worker_describe(BackgroundWorker *worker, const char *function_name,
 void
 worker_register_all(void)
 {
-	for (int i = 0; i < sqs_ingest_workers; i++)
+	for (int i = 0; i < config_workers(); i++)
 	{
 		BackgroundWorker worker;
 
@@ -173,7 +172,7 @@ prune_ledger(void *arg)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pruned = sink_prune_ledger(sqs_ingest_processed_retention);
+	pruned = sink_prune_ledger(config_processed_retention());
 	SPI_finish();
 	if (pruned > 0)
 		elog(DEBUG1, "sqs_ingest pruned %lld ledger entries", (long long) pruned);
@@ -237,7 +236,7 @@ ensure_runner(WorkerState *ws)
 static void
 exit_if_role_changed(WorkerState *ws)
 {
-	if (strcmp(ws->connected_role, sqs_ingest_role ? sqs_ingest_role : "") == 0)
+	if (strcmp(ws->connected_role, config_role()) == 0)
 		return;
 	runner_finish(&ws->runner);
 	if (ws->pipeline)
@@ -277,7 +276,7 @@ run(WorkerState *ws)
 		CHECK_FOR_INTERRUPTS();
 		reload_if_asked(ws);
 
-		if (ws->prunes && sqs_ingest_processed_retention > 0 &&
+		if (ws->prunes && config_processed_retention() > 0 &&
 			TimestampDifferenceExceeds(ws->last_prune, GetCurrentTimestamp(),
 									   PRUNE_INTERVAL_MS))
 		{
@@ -317,7 +316,7 @@ static void
 back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
 {
 	bool		exponential = starting || is_transient(error->sqlerrcode);
-	long		cap_ms = sqs_ingest_retry_interval * 1000L;
+	long		cap_ms = config_retry_interval() * 1000L;
 	long		delay_ms;
 	TimestampTz until;
 
@@ -393,8 +392,8 @@ worker_connect(WorkerState *ws)
 	BackgroundWorkerUnblockSignals();
 
 	ws->connected_role = MemoryContextStrdup(TopMemoryContext,
-											 sqs_ingest_role ? sqs_ingest_role : "");
-	BackgroundWorkerInitializeConnection(sqs_ingest_database,
+											 config_role());
+	BackgroundWorkerInitializeConnection(config_database(),
 										 ws->connected_role[0] ? ws->connected_role : NULL,
 										 0);
 }

@@ -58,7 +58,6 @@
 #include "record.h"
 #include "security.h"
 #include "sink.h"
-#include "sqs_ingest.h"
 #include "subxact.h"
 
 /*
@@ -824,7 +823,7 @@ static void
 build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages, int count)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * count);
-	Size		max_bytes = (Size) sqs_ingest_max_batch_bytes * 1024;
+	Size		max_bytes = (Size) config_max_batch_bytes() * 1024;
 
 	memset(batch, 0, sizeof(*batch));
 	batch->mapping = mapping;
