@@ -180,7 +180,7 @@ stats_worker_slot(int worker_index)
 		return NULL;
 	/* worker slots come first and are never handed to a drain */
 	slot = &shared->slots[worker_index];
-	claim(slot, SLOT_WORKER, "default", worker_index);
+	claim(slot, SLOT_WORKER, DEFAULT_PIPELINE, worker_index);
 	return slot;
 }
 
