@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_ingest.c
- *	  Entry point of sqs_ingest: configuration and SQL-callable functions.
+ *	  Entry point of sqs_ingest: _PG_init and the SQL-callable functions,
+ *	  which hand over to the modules under src/ (the settings: config.c).
  *
  * sqs_ingest moves JSON messages from Amazon SQS queues into tables from
  * inside PostgreSQL, each pipeline mapping its queue's bodies to its
@@ -12,8 +13,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <curl/curl.h>
 
 #include "access/htup_details.h"
 #include "executor/spi.h"
