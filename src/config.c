@@ -102,20 +102,6 @@ INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
 INACTIVE_SHOW_HOOK(sqs_ingest_max_pipeline_workers, "%d")
 INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
 
-/* check hook of sqs_ingest.queue_url */
-static bool
-check_queue_url(char **newval, void **extra, GucSource source)
-{
-	return security_check_redirect(sqs_ingest_queue_url, *newval, source);
-}
-
-/* check hook of sqs_ingest.endpoint */
-static bool
-check_endpoint(char **newval, void **extra, GucSource source)
-{
-	return security_check_redirect(sqs_ingest_endpoint, *newval, source);
-}
-
 /*
  * Define the sqs_ingest.* settings (from _PG_init).  preloaded: from
  * shared_preload_libraries, where alone the workers' settings do anything.
@@ -129,11 +115,11 @@ config_define_settings(bool preloaded)
 	DefineCustomStringVariable("sqs_ingest.queue_url",
 							   gettext_noop("URL of the SQS queue to ingest from."),
 							   NULL, &sqs_ingest_queue_url, "",
-							   PGC_SUSET, 0, check_queue_url, NULL, NULL);
+							   PGC_SUSET, 0, security_check_queue_url, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.endpoint",
 							   gettext_noop("SQS API endpoint; empty means scheme://host[:port] of the queue URL."),
 							   NULL, &sqs_ingest_endpoint, "",
-							   PGC_SUSET, 0, check_endpoint, NULL, NULL);
+							   PGC_SUSET, 0, security_check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.region",
 							   gettext_noop("AWS region requests are signed for."),
 							   NULL, &sqs_ingest_region, "us-east-1",
@@ -419,18 +405,18 @@ config_max_pipeline_inflight(void)
 	return sqs_ingest_max_pipeline_inflight;
 }
 
-/*
- * The address the server is configured to send requests to:
- * sqs_ingest.endpoint, else sqs_ingest.queue_url; NULL if neither is set.
- */
+/* sqs_ingest.queue_url as in force here; "" if none is set */
 const char *
-config_configured_endpoint(void)
+config_queue_url(void)
 {
-	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
-		return sqs_ingest_endpoint;
-	if (sqs_ingest_queue_url && sqs_ingest_queue_url[0] != '\0')
-		return sqs_ingest_queue_url;
-	return NULL;
+	return sqs_ingest_queue_url ? sqs_ingest_queue_url : "";
+}
+
+/* sqs_ingest.endpoint as in force here; "" if none is set */
+const char *
+config_endpoint(void)
+{
+	return sqs_ingest_endpoint ? sqs_ingest_endpoint : "";
 }
 
 /*

@@ -30,8 +30,8 @@
 #include "utils/syscache.h"
 
 #include "compat.h"
-#include "security.h"
 #include "config.h"
+#include "security.h"
 
 /* the search_path every SPI statement of sqs_ingest runs with */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
@@ -69,17 +69,15 @@ security_unpin_search_path(int nest_level)
 Oid
 ingest_role_for_target(Oid relid)
 {
-	const char *role_name = config_role();
-
-	if (role_name[0] != '\0')
+	if (config_role()[0] != '\0')
 	{
-		Oid			role = get_role_oid(role_name, true);
+		Oid			role = get_role_oid(config_role(), true);
 
 		if (!OidIsValid(role))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("role \"%s\" named by sqs_ingest.role does not exist",
-							role_name),
+							config_role()),
 					 errhint("Create the role, or set sqs_ingest.role to an existing role.")));
 		return role;
 	}
@@ -165,11 +163,10 @@ security_warn_superuser_target(Oid relid)
  * session token) to that address, so only a superuser, even where GRANT
  * SET ON PARAMETER let another role set the parameter.  Setting the value
  * already in force is allowed, so that a drain's worker can take over its
- * caller's settings.  For the check hooks of sqs_ingest.queue_url and
- * sqs_ingest.endpoint: current is the value in force.
+ * caller's settings.
  */
-bool
-security_check_redirect(const char *current, const char *newval, GucSource source)
+static bool
+check_redirect(const char *current, const char *newval, GucSource source)
 {
 	if (source < PGC_S_CLIENT || superuser() ||
 		strcmp(current ? current : "", newval ? newval : "") == 0)
@@ -178,6 +175,20 @@ security_check_redirect(const char *current, const char *newval, GucSource sourc
 	GUC_check_errmsg("only a superuser may point sqs_ingest at another queue or endpoint");
 	GUC_check_errdetail("Requests are signed with the server's AWS credentials and carry its session token.");
 	return false;
+}
+
+/* check hook of sqs_ingest.queue_url */
+bool
+security_check_queue_url(char **newval, void **extra, GucSource source)
+{
+	return check_redirect(config_queue_url(), *newval, source);
+}
+
+/* check hook of sqs_ingest.endpoint */
+bool
+security_check_endpoint(char **newval, void **extra, GucSource source)
+{
+	return check_redirect(config_endpoint(), *newval, source);
 }
 
 /*
@@ -213,13 +224,15 @@ url_origin(const char *url)
 void
 security_check_pipeline_endpoint(const char *queue_url, const char *endpoint)
 {
-	const char *configured = config_configured_endpoint();
+	const char *configured = NULL;
 	char	   *wanted;
 
 	if (superuser())
 		return;
-	if (configured)
-		configured = url_origin(configured);
+	if (config_endpoint()[0] != '\0')
+		configured = url_origin(config_endpoint());
+	else if (config_queue_url()[0] != '\0')
+		configured = url_origin(config_queue_url());
 	wanted = url_origin(endpoint ? endpoint : queue_url);
 	if (configured == NULL || pg_strcasecmp(configured, wanted) != 0)
 		ereport(ERROR,

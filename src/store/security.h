@@ -28,8 +28,8 @@ extern void security_leave(SecurityScope *scope);
 extern void security_check_target_privilege(Oid relid, const char *relname);
 extern void security_warn_superuser_target(Oid relid);
 extern bool security_is_http_url(const char *url);
-extern bool security_check_redirect(const char *current, const char *newval,
-									GucSource source);
+extern bool security_check_queue_url(char **newval, void **extra, GucSource source);
+extern bool security_check_endpoint(char **newval, void **extra, GucSource source);
 extern void security_check_pipeline_endpoint(const char *queue_url,
 											 const char *endpoint);
 extern void security_check_mask_privilege(Oid role, const char *pipeline);
