@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_ingest.c
- *	  Entry point of sqs_ingest: configuration and SQL-callable functions.
+ *	  Entry point of sqs_ingest: _PG_init and the SQL-callable functions,
+ *	  which hand over to the modules under src/ (the settings: config.c).
  *
  * sqs_ingest moves JSON messages from Amazon SQS queues into tables from
  * inside PostgreSQL, each pipeline mapping its queue's bodies to its
@@ -12,8 +13,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <curl/curl.h>
 
 #include "access/htup_details.h"
 #include "executor/spi.h"
@@ -35,65 +34,16 @@
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
-#include "recovery.h"
 #include "secrets.h"
 #include "security.h"
 #include "sink.h"
 #include "sqs_client.h"
-#include "sqs_ingest.h"
 #include "stats.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
-
-char	   *sqs_ingest_queue_url = NULL;
-char	   *sqs_ingest_endpoint = NULL;
-char	   *sqs_ingest_region = NULL;
-char	   *sqs_ingest_ca_file = NULL;
-int			sqs_ingest_mask_algorithm = MASK_HMAC_SHA256;
-int			sqs_ingest_protocol = SQS_PROTOCOL_AUTO;
-char	   *sqs_ingest_target_table = NULL;
-char	   *sqs_ingest_database = NULL;
-char	   *sqs_ingest_role = NULL;
-int			sqs_ingest_workers = 1;
-int			sqs_ingest_max_pipeline_workers = 8;
-int			sqs_ingest_visibility_timeout = 30;
-int			sqs_ingest_wait_time_seconds = 20;
-int			sqs_ingest_drain_wait_time_seconds = 1;
-int			sqs_ingest_max_inflight = 32;
-int			sqs_ingest_batch_size = 1000;
-int			sqs_ingest_batch_timeout_ms = 100;
-int			sqs_ingest_connect_timeout_ms = 5000;
-int			sqs_ingest_request_timeout_ms = 10000;
-int			sqs_ingest_processed_retention = 14 * 24 * 60;
-int			sqs_ingest_retry_interval = 60;
-int			sqs_ingest_max_receive_count = 10;
-int			sqs_ingest_delete_after = DELETE_AFTER_LOCAL_FLUSH;
-int			sqs_ingest_max_batch_bytes = 16 * 1024;
-int			sqs_ingest_max_rows_per_message = 1000;
-int			sqs_ingest_max_pipeline_batch_size = 1000;
-int			sqs_ingest_max_pipeline_inflight = 32;
-
-static const struct config_enum_entry mask_algorithm_options[] = {
-	{"hmac-sha256", MASK_HMAC_SHA256, false},
-	{"sha256", MASK_SHA256, false},
-	{NULL, 0, false}
-};
-
-static const struct config_enum_entry protocol_options[] = {
-	{"auto", SQS_PROTOCOL_AUTO, false},
-	{"json", SQS_PROTOCOL_JSON, false},
-	{"query", SQS_PROTOCOL_QUERY, false},
-	{NULL, 0, false}
-};
-
-static const struct config_enum_entry delete_after_options[] = {
-	{"local_flush", DELETE_AFTER_LOCAL_FLUSH, false},
-	{"standby_flush", DELETE_AFTER_STANDBY_FLUSH, false},
-	{NULL, 0, false}
-};
 
 PG_FUNCTION_INFO_V1(sqs_ingest_drain);
 PG_FUNCTION_INFO_V1(sqs_ingest_drain_pipeline);
@@ -106,169 +56,12 @@ PG_FUNCTION_INFO_V1(sqs_ingest_stats);
 PG_FUNCTION_INFO_V1(sqs_ingest_queue_depth);
 PG_FUNCTION_INFO_V1(sqs_ingest_prune_processed);
 
-/*
- * Worker settings of a library that was not preloaded say that they do
- * nothing, and why.
- */
-#define INACTIVE_SHOW_HOOK(variable, format) \
-static const char * \
-show_##variable##_inactive(void) \
-{ \
-	return psprintf(format " (inactive: sqs_ingest is not in shared_preload_libraries)", \
-					variable); \
-}
-
-INACTIVE_SHOW_HOOK(sqs_ingest_workers, "%d")
-INACTIVE_SHOW_HOOK(sqs_ingest_max_pipeline_workers, "%d")
-INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
-
 void
 _PG_init(void)
 {
 	bool		preloaded = process_shared_preload_libraries_in_progress;
 
-	/* postmaster-level settings can only be created while preloading */
-	GucContext	worker_context = preloaded ? PGC_POSTMASTER : PGC_SIGHUP;
-
-	DefineCustomStringVariable("sqs_ingest.queue_url",
-							   gettext_noop("URL of the SQS queue to ingest from."),
-							   NULL, &sqs_ingest_queue_url, "",
-							   PGC_SUSET, 0, security_check_queue_url, NULL, NULL);
-	DefineCustomStringVariable("sqs_ingest.endpoint",
-							   gettext_noop("SQS API endpoint; empty means scheme://host[:port] of the queue URL."),
-							   NULL, &sqs_ingest_endpoint, "",
-							   PGC_SUSET, 0, security_check_endpoint, NULL, NULL);
-	DefineCustomStringVariable("sqs_ingest.region",
-							   gettext_noop("AWS region requests are signed for."),
-							   NULL, &sqs_ingest_region, "us-east-1",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
-	secrets_define_settings();
-	recovery_define_settings();
-	DefineCustomStringVariable("sqs_ingest.ca_file",
-							   gettext_noop("File of CA certificates that HTTPS endpoints are verified against; empty means the system's."),
-							   gettext_noop("For an endpoint whose certificate a private CA issued. Verification itself is always on."),
-							   &sqs_ingest_ca_file, "",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomEnumVariable("sqs_ingest.mask_algorithm",
-							 gettext_noop("How personal data is masked: hmac-sha256 (keyed) or sha256 (unkeyed)."),
-							 gettext_noop("An unkeyed SHA-256 of an IPv4 address is reversed by enumerating all addresses."),
-							 &sqs_ingest_mask_algorithm, MASK_HMAC_SHA256,
-							 mask_algorithm_options, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomEnumVariable("sqs_ingest.protocol",
-							 gettext_noop("SQS wire protocol: auto, json (AWS JSON 1.0) or query (form-encoded requests, XML answers)."),
-							 gettext_noop("auto speaks JSON and switches to Query, once, when the endpoint shows it does not speak JSON."),
-							 &sqs_ingest_protocol, SQS_PROTOCOL_AUTO,
-							 protocol_options, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("sqs_ingest.target_table",
-							   gettext_noop("Table the login events are inserted into."),
-							   NULL, &sqs_ingest_target_table, "public.user_logins",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("sqs_ingest.role",
-							   gettext_noop("Role the background workers run as."),
-							   gettext_noop("Empty: the workers connect as the bootstrap superuser and insert as the owner of the target table. A change restarts the workers."),
-							   &sqs_ingest_role, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("sqs_ingest.database",
-							   gettext_noop("Database the background workers connect to."),
-							   gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
-							   &sqs_ingest_database, "postgres",
-							   worker_context, 0, NULL, NULL,
-							   preloaded ? NULL : show_sqs_ingest_database_inactive);
-	DefineCustomIntVariable("sqs_ingest.workers",
-							gettext_noop("Number of background workers consuming the queue."),
-							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries."),
-							&sqs_ingest_workers, 1, 0, 64,
-							worker_context, 0, NULL, NULL,
-							preloaded ? NULL : show_sqs_ingest_workers_inactive);
-	DefineCustomIntVariable("sqs_ingest.max_pipeline_workers",
-							gettext_noop("Most background workers the pipelines of sqs_ingest.pipelines run in all."),
-							gettext_noop("Takes effect only when sqs_ingest is in shared_preload_libraries; the workers also count against max_worker_processes."),
-							&sqs_ingest_max_pipeline_workers, 8, 0, 1024,
-							worker_context, 0, NULL, NULL,
-							preloaded ? NULL : show_sqs_ingest_max_pipeline_workers_inactive);
-	DefineCustomIntVariable("sqs_ingest.visibility_timeout",
-							gettext_noop("How long a received message stays hidden from other consumers."),
-							NULL, &sqs_ingest_visibility_timeout, 30, 1, 43200,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.wait_time_seconds",
-							gettext_noop("Long-poll wait of the background workers' receives."),
-							NULL, &sqs_ingest_wait_time_seconds, 20, 0, 20,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.drain_wait_time_seconds",
-							gettext_noop("Long-poll wait of sqs_ingest_drain()'s receives."),
-							gettext_noop("A short poll can come back empty while messages remain, so a drain decides that the queue is empty only after a long poll."),
-							&sqs_ingest_drain_wait_time_seconds, 1, 0, 20,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.max_inflight",
-							gettext_noop("Concurrent receive requests of one worker or drain."),
-							NULL, &sqs_ingest_max_inflight, 32, 1,
-							SQS_INGEST_MAX_INFLIGHT_CAP,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.batch_size",
-							gettext_noop("Messages stored per transaction at most."),
-							NULL, &sqs_ingest_batch_size, 1000, 1, 100000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.batch_timeout",
-							gettext_noop("How long a worker lets a partial batch wait before storing it."),
-							NULL, &sqs_ingest_batch_timeout_ms, 100, 1, 60000,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.connect_timeout",
-							gettext_noop("Timeout for connecting to SQS."),
-							NULL, &sqs_ingest_connect_timeout_ms, 5000, 100, 600000,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.request_timeout",
-							gettext_noop("Timeout of an SQS request, beyond the long-poll wait of a receive."),
-							NULL, &sqs_ingest_request_timeout_ms, 10000, 100, 600000,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.processed_retention",
-							gettext_noop("How long message ids are kept in the ledger; 0 keeps them forever."),
-							gettext_noop("SQS keeps a message 14 days at most; an id older than the queue's retention cannot be delivered again."),
-							&sqs_ingest_processed_retention, 14 * 24 * 60, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.retry_interval",
-							gettext_noop("Longest wait of a worker between attempts after a failure."),
-							NULL, &sqs_ingest_retry_interval, 60, 1, 3600,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-
-	DefineCustomIntVariable("sqs_ingest.max_receive_count",
-							gettext_noop("Receives after which a message that is still in SQS becomes a dead letter; 0 means no limit."),
-							gettext_noop("A message SQS has handed out this often keeps failing its batch: it is stored whole in sqs_ingest.dead_letters instead of cycling forever."),
-							&sqs_ingest_max_receive_count, 10, 0, 1000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-
-	/*
-	 * Server-wide, like synchronous_standby_names: a session (or a drain's
-	 * caller) cannot trade the failover guarantee for speed.
-	 */
-	DefineCustomEnumVariable("sqs_ingest.delete_after",
-							 gettext_noop("What the delete of a stored message from SQS waits for."),
-							 gettext_noop("local_flush: the commit that stored it is flushed to disk here; standby_flush: also on the synchronous standbys if synchronous_standby_names is set, else on every streaming standby, so that a failover loses no message."),
-							 &sqs_ingest_delete_after, DELETE_AFTER_LOCAL_FLUSH,
-							 delete_after_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
-
-	/* what bounds a worker's memory, whatever producers send (docs/production.md, Limits) */
-	DefineCustomIntVariable("sqs_ingest.max_batch_bytes",
-							gettext_noop("Bytes of message bodies gathered for one transaction, and of mapped rows held at a time while storing them."),
-							gettext_noop("A batch is stored once its bodies take this much, even if it holds fewer than batch_size messages; its rows are mapped and inserted a part of this size at a time."),
-							&sqs_ingest_max_batch_bytes, 16 * 1024, 64, 1024 * 1024,
-							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.max_rows_per_message",
-							gettext_noop("Most rows explode makes of one message; a message with more elements becomes a dead letter."),
-							gettext_noop("Also the most a pipeline's max_rows_per_message option may say, and its value when the option is not set."),
-							&sqs_ingest_max_rows_per_message, 1000, 1, 1000000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.max_pipeline_batch_size",
-							gettext_noop("Largest batch_size a pipeline of sqs_ingest.pipelines may set or run with."),
-							gettext_noop("A pipeline whose option or inherited batch_size is larger runs with this."),
-							&sqs_ingest_max_pipeline_batch_size, 1000, 1, 100000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("sqs_ingest.max_pipeline_inflight",
-							gettext_noop("Largest max_inflight a pipeline of sqs_ingest.pipelines may set or run with."),
-							gettext_noop("A pipeline whose option or inherited max_inflight is larger runs with this."),
-							&sqs_ingest_max_pipeline_inflight, 32, 1,
-							SQS_INGEST_MAX_INFLIGHT_CAP,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-
+	config_define_settings(preloaded);
 	MarkGUCPrefixReserved("sqs_ingest");
 
 	secrets_curl_global_init();
@@ -317,7 +110,7 @@ drain_result(FunctionCallInfo fcinfo, const BatchCounts *totals)
 	return result_tuple(fcinfo, values, nulls);
 }
 
-/* drain a pipeline (NULL: the settings-based one) */
+/* drain a pipeline */
 static Datum
 drain(FunctionCallInfo fcinfo, const PipelineDefinition *def, int argno)
 {
@@ -346,7 +139,7 @@ drain(FunctionCallInfo fcinfo, const PipelineDefinition *def, int argno)
 Datum
 sqs_ingest_drain(PG_FUNCTION_ARGS)
 {
-	return drain(fcinfo, NULL, 0);
+	return drain(fcinfo, config_default_definition(), 0);
 }
 
 /*
@@ -461,7 +254,7 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	message.sent_timestamp_ms = record_unix_ms(PG_GETARG_TIMESTAMPTZ(1));
 	message.receive_count = 1;
 
-	sink = sink_default_pipeline();
+	sink = sink_pipeline(config_default_definition());
 	PG_TRY();
 	{
 		const CompiledMapping *mapping = sink_check(sink, AccessShareLock);
@@ -617,7 +410,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 Datum
 sqs_ingest_fetch_login_mapping(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_JSONB_P(mapping_login(InvalidOid));
+	PG_RETURN_JSONB_P(config_default_definition()->mapping);
 }
 
 /*
@@ -662,7 +455,7 @@ sqs_ingest_queue_depth(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3];
 
-	config_resolve(NULL, &resolved);
+	config_resolve(config_default_definition(), &resolved);
 	config = sqs_config_from_definition(&resolved);
 
 	/* the configuration's copies of the credentials are wiped, error or not */
@@ -702,11 +495,11 @@ sqs_ingest_prune_processed(PG_FUNCTION_ARGS)
 {
 	int64		pruned = 0;
 
-	if (sqs_ingest_processed_retention > 0)
+	if (config_processed_retention() > 0)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		pruned = sink_prune_ledger(sqs_ingest_processed_retention);
+		pruned = sink_prune_ledger(config_processed_retention());
 		SPI_finish();
 	}
 	PG_RETURN_INT64(pruned);

@@ -17,7 +17,7 @@
  */
 typedef struct ResolvedPipeline
 {
-	char	   *name;			/* "default": the settings' pipeline */
+	char	   *name;			/* DEFAULT_PIPELINE: the settings' pipeline */
 	char	   *queue_url;		/* "" if none is set */
 	char	   *endpoint;		/* "": the origin of the queue URL */
 	char	   *region;			/* "": us-east-1 */
@@ -75,11 +75,28 @@ typedef struct SessionSettings
 	char		text[FLEXIBLE_ARRAY_MEMBER];
 } SessionSettings;
 
+extern void config_define_settings(bool preloaded);
+extern const char *config_database(void);
+extern const char *config_role(void);
+extern int	config_workers(void);
+extern int	config_max_pipeline_workers(void);
+extern int	config_processed_retention(void);
+extern int	config_retry_interval(void);
+extern int	config_max_batch_bytes(void);
+extern int	config_max_rows_per_message(void);
+extern int	config_max_pipeline_batch_size(void);
+extern int	config_max_pipeline_inflight(void);
+extern const char *config_queue_url(void);
+extern const char *config_endpoint(void);
+extern const char *config_server_queue_url(void);
 extern Size config_session_write(bool pipeline, SessionSettings *dest);
 extern void config_use_session(SessionSettings *session);
 extern const char *config_target_table(void);
 extern int	config_max_receive_count(void);
 extern int	config_mask_algorithm(void);
+extern PipelineDefinition *config_default_definition(void);
+extern void config_free_definition(PipelineDefinition *def);
+extern Jsonb *config_pipeline_mapping(const char *name, Jsonb *mapping, Oid relid);
 extern void config_resolve(const PipelineDefinition *def, ResolvedPipeline *resolved);
 extern void config_release(ResolvedPipeline *resolved);
 

@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * sqs_ingest.h
- *	  Configuration shared by the modules of sqs_ingest.
+ *	  The values of sqs_ingest.* settings that several modules share.
  *
- * The GUC variables are defined in sqs_ingest.c; every other module reads
- * them through the snapshot structs below so that one batch sees one
- * consistent configuration even if a reload lands in the middle of it.
+ * The settings themselves are defined and read in config.c alone; the
+ * other modules take their values from its functions, or a pipeline's
+ * from config_resolve(), so that one batch sees one consistent
+ * configuration even if a reload lands in the middle of it.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,35 +34,6 @@ typedef enum DeleteAfter
 	DELETE_AFTER_LOCAL_FLUSH,	/* the commit flushed here */
 	DELETE_AFTER_STANDBY_FLUSH	/* and on the standbys (standby.c) */
 } DeleteAfter;
-
-/* GUC variables, see sqs_ingest.c for their meaning */
-extern char *sqs_ingest_queue_url;
-extern char *sqs_ingest_endpoint;
-extern char *sqs_ingest_region;
-extern char *sqs_ingest_ca_file;
-extern int	sqs_ingest_mask_algorithm;
-extern int	sqs_ingest_protocol;
-extern char *sqs_ingest_target_table;
-extern char *sqs_ingest_database;
-extern char *sqs_ingest_role;
-extern int	sqs_ingest_workers;
-extern int	sqs_ingest_max_pipeline_workers;
-extern int	sqs_ingest_visibility_timeout;
-extern int	sqs_ingest_wait_time_seconds;
-extern int	sqs_ingest_drain_wait_time_seconds;
-extern int	sqs_ingest_max_inflight;
-extern int	sqs_ingest_batch_size;
-extern int	sqs_ingest_batch_timeout_ms;
-extern int	sqs_ingest_connect_timeout_ms;
-extern int	sqs_ingest_request_timeout_ms;
-extern int	sqs_ingest_processed_retention;
-extern int	sqs_ingest_retry_interval;
-extern int	sqs_ingest_max_receive_count;
-extern int	sqs_ingest_delete_after;
-extern int	sqs_ingest_max_batch_bytes;
-extern int	sqs_ingest_max_rows_per_message;
-extern int	sqs_ingest_max_pipeline_batch_size;
-extern int	sqs_ingest_max_pipeline_inflight;
 
 /* hard cap on concurrent HTTP requests of one process */
 #define SQS_INGEST_MAX_INFLIGHT_CAP 128

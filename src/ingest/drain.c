@@ -96,7 +96,7 @@ typedef struct DrainState
 	Oid			database;
 	Oid			role;			/* the worker connects as this role, or as
 								 * the bootstrap superuser if invalid */
-	char		pipeline[NAMEDATALEN];	/* a catalog pipeline, or "" */
+	char		pipeline[NAMEDATALEN];	/* its name */
 	int64		max_messages;	/* -1: no limit */
 	Size		settings_len;	/* of the SessionSettings */
 
@@ -151,26 +151,25 @@ check_before_start(const PipelineDefinition *def)
 	PreventCommandDuringRecovery("sqs_ingest_drain()");
 	PreventCommandIfReadOnly("sqs_ingest_drain()");
 
-	if (def == NULL)
-	{
-		ResolvedPipeline resolved;
-		SqsConfig  *config;
-
-		config_resolve(NULL, &resolved);
-		config = sqs_config_from_definition(&resolved);
-		sqs_config_free(config);
-		config_release(&resolved);
-		sink = sink_default_pipeline();
-	}
-	else
+	/* a pipeline's owner reads its queue by a grant; the settings' queue is a superuser's */
+	if (OidIsValid(def->owner))
 	{
 		PipelineRefusal refusal = queue_refusal(def, catalog_list(), false);
 
 		if (refusal != PIPELINE_MAY_READ)
 			queue_report_refusal(def, refusal, ERROR);
-		sink = sink_catalog_pipeline(def->name, def->target, def->mapping,
-									 def->options, def->owner);
 	}
+	else
+	{
+		ResolvedPipeline resolved;
+		SqsConfig  *config;
+
+		config_resolve(def, &resolved);
+		config = sqs_config_from_definition(&resolved);
+		sqs_config_free(config);
+		config_release(&resolved);
+	}
+	sink = sink_pipeline(def);
 
 	/*
 	 * No lock is kept: the caller's transaction must not hold anything the
@@ -324,8 +323,8 @@ report_outcome(DrainState *state)
 }
 
 /*
- * Drain the queue of the settings-based pipeline (def NULL) or of a catalog
- * pipeline: receive until a receive comes back empty or max_messages (-1:
+ * Drain the queue of a pipeline, the settings' (config_default_definition())
+ * or a catalog one: receive until a receive comes back empty or max_messages (-1:
  * no limit) were received, committing batch by batch in a background
  * worker.  Returns what the batches held.
  */
@@ -342,13 +341,14 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	Size		settings_len;
 	Size		size;
 	Oid			role;
+	bool		is_default;
 
 	check_before_start(def);
 	/* like the workers: as sqs_ingest.role, or else the bootstrap superuser */
-	role = (sqs_ingest_role && sqs_ingest_role[0]) ?
-		get_role_oid(sqs_ingest_role, false) : InvalidOid;
+	role = config_role()[0] ? get_role_oid(config_role(), false) : InvalidOid;
 
-	settings_len = config_session_write(def != NULL, NULL);
+	is_default = strcmp(def->name, DEFAULT_PIPELINE) == 0;
+	settings_len = config_session_write(!is_default, NULL);
 	shm_toc_initialize_estimator(&estimator);
 	shm_toc_estimate_chunk(&estimator, sizeof(DrainState));
 	shm_toc_estimate_chunk(&estimator, settings_len);
@@ -362,8 +362,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	state->database = MyDatabaseId;
 	state->role = role;
 	state->max_messages = max_messages;
-	if (def)
-		strlcpy(state->pipeline, def->name, NAMEDATALEN);
+	strlcpy(state->pipeline, def->name, NAMEDATALEN);
 	state->settings_len = settings_len;
 	state->settings_state = SETTINGS_WAITING;
 	if (known_query_only_endpoint)
@@ -377,7 +376,7 @@ drain_run(const PipelineDefinition *def, int64 max_messages, BatchCounts *totals
 	shm_toc_insert(toc, DRAIN_KEY_SETTINGS, settings);
 	/* before any secret is in the segment */
 	on_dsm_detach(segment, withdraw_settings, PointerGetDatum(toc));
-	(void) config_session_write(def != NULL, settings);
+	(void) config_session_write(!is_default, settings);
 
 	worker_describe(&worker, "sqs_ingest_drain_main", "sqs_ingest drain", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "sqs_ingest drain for PID %d", MyProcPid);
@@ -519,10 +518,9 @@ typedef struct PipelineLoad
 {
 	const char *name;
 	PipelineDefinition *def;
-	SinkPipeline *sink;
 } PipelineLoad;
 
-/* load a pipeline's definition (in the drain worker) */
+/* load a catalog pipeline's definition (in the drain worker) */
 static void
 load_pipeline(void *arg)
 {
@@ -531,27 +529,20 @@ load_pipeline(void *arg)
 
 	load->def = catalog_get(load->name);
 	MemoryContextSwitchTo(old);
-	load->sink = sink_catalog_pipeline(load->def->name, load->def->target,
-									   load->def->mapping, load->def->options,
-									   load->def->owner);
 }
 
 /*
- * What the drain runs: its caller's pipeline, whose definition is returned
- * (NULL: the settings' pipeline), and the sink it stores through.
+ * The definition of the pipeline the drain runs: the settings' one, with
+ * the caller's settings (config_use_session() first), or the catalog's.
  */
 static PipelineDefinition *
-drain_pipeline(DrainState *state, SinkPipeline **sink)
+drain_pipeline(DrainState *state)
 {
-	PipelineLoad load = {state->pipeline, NULL, NULL};
+	PipelineLoad load = {state->pipeline, NULL};
 
-	if (state->pipeline[0] == '\0')
-	{
-		*sink = sink_default_pipeline();
-		return NULL;
-	}
+	if (strcmp(state->pipeline, DEFAULT_PIPELINE) == 0)
+		return config_default_definition();
 	runner_in_transaction(load_pipeline, &load, "sqs_ingest: reading the pipeline");
-	*sink = load.sink;
 	return load.def;
 }
 
@@ -596,7 +587,8 @@ sqs_ingest_drain_main(Datum main_arg)
 		PipelineDefinition *def;
 
 		config_use_session(settings);
-		def = drain_pipeline(state, &runner.sink);
+		def = drain_pipeline(state);
+		runner.sink = sink_pipeline(def);
 		runner.slot = stats_drain_slot(runner.sink->name);
 		run_drain(state, def, &runner);
 

@@ -42,9 +42,9 @@
 #include "utils/wait_event.h"
 
 #include "catalog.h"
+#include "config.h"
 #include "launcher.h"
 #include "queue_grants.h"
-#include "sqs_ingest.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -141,7 +141,7 @@ start_workers(PipelineWorkers *set)
 		MemoryContext old;
 		bool		registered = false;
 
-		if (total_workers() < sqs_ingest_max_pipeline_workers)
+		if (total_workers() < config_max_pipeline_workers())
 		{
 			/* the launcher restarts what stops */
 			worker_describe(&worker, "sqs_ingest_pipeline_worker_main",
@@ -167,7 +167,7 @@ start_workers(PipelineWorkers *set)
 						 errdetail_plural("Pipelines run %d worker, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
 										  "Pipelines run %d workers, sqs_ingest.max_pipeline_workers allows %d, and max_worker_processes is %d.",
 										  total_workers(),
-										  total_workers(), sqs_ingest_max_pipeline_workers,
+										  total_workers(), config_max_pipeline_workers(),
 										  max_worker_processes),
 						 errhint("Raise sqs_ingest.max_pipeline_workers or max_worker_processes, or lower the pipelines' workers option; the rest start when slots free up.")));
 			set->logged_shortage = true;
@@ -339,11 +339,11 @@ sqs_ingest_launcher_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(sqs_ingest_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(config_database(), NULL, 0);
 	pgstat_report_appname("sqs_ingest launcher");
 	ereport(LOG,
 			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
-			 errmsg("sqs_ingest launcher started in database \"%s\"", sqs_ingest_database)));
+			 errmsg("sqs_ingest launcher started in database \"%s\"", config_database())));
 	/*
 	 * Workers left by a launcher that stopped are not ours: replace them,
 	 * once they have given their statistics slots back.

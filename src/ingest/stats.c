@@ -26,7 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "sqs_ingest.h"
+#include "config.h"
 #include "stats.h"
 
 /* slots for concurrent drains; a drain beyond them runs unseen */
@@ -84,7 +84,7 @@ static const char *const state_names[] = {
 static int
 slot_count(void)
 {
-	return sqs_ingest_workers + sqs_ingest_max_pipeline_workers + DRAIN_SLOTS;
+	return config_workers() + config_max_pipeline_workers() + DRAIN_SLOTS;
 }
 
 static Size
@@ -176,11 +176,11 @@ stats_worker_slot(int worker_index)
 {
 	IngestSlot *slot;
 
-	if (shared == NULL || worker_index >= sqs_ingest_workers)
+	if (shared == NULL || worker_index >= config_workers())
 		return NULL;
 	/* worker slots come first and are never handed to a drain */
 	slot = &shared->slots[worker_index];
-	claim(slot, SLOT_WORKER, "default", worker_index);
+	claim(slot, SLOT_WORKER, DEFAULT_PIPELINE, worker_index);
 	return slot;
 }
 
@@ -215,8 +215,8 @@ stats_pipeline_slot(const char *pipeline, int worker_index)
 
 	if (shared == NULL)
 		return NULL;
-	slot = free_slot(sqs_ingest_workers,
-					 sqs_ingest_workers + sqs_ingest_max_pipeline_workers,
+	slot = free_slot(config_workers(),
+					 config_workers() + config_max_pipeline_workers(),
 					 SLOT_PIPELINE_WORKER);
 	if (slot)
 		claim(slot, SLOT_PIPELINE_WORKER, pipeline, worker_index);
@@ -230,7 +230,7 @@ stats_drain_slot(const char *pipeline)
 
 	if (shared == NULL)
 		return NULL;
-	slot = free_slot(sqs_ingest_workers + sqs_ingest_max_pipeline_workers,
+	slot = free_slot(config_workers() + config_max_pipeline_workers(),
 					 shared->nslots, SLOT_DRAIN);
 	if (slot)
 		claim(slot, SLOT_DRAIN, pipeline, -1);
@@ -249,7 +249,7 @@ stats_stop_pipeline_workers(void)
 
 	if (shared == NULL)
 		return 0;
-	for (int i = sqs_ingest_workers; i < sqs_ingest_workers + sqs_ingest_max_pipeline_workers; i++)
+	for (int i = config_workers(); i < config_workers() + config_max_pipeline_workers(); i++)
 	{
 		pid_t		pid = 0;
 		bool		in_use;

@@ -51,7 +51,6 @@
 #include "queue_grants.h"
 #include "runner.h"
 #include "sink.h"
-#include "sqs_ingest.h"
 #include "stats.h"
 #include "subxact.h"
 #include "wait_events.h"
@@ -70,7 +69,9 @@ typedef struct WorkerState
 	char	   *label;			/* in application_name: "worker 0", "pipeline \"orders\" worker 1" */
 	bool		prunes;			/* the one process that prunes the ledger */
 	PipelineDefinition *def;	/* the catalog pipeline run, NULL: the
-								 * settings' pipeline */
+								 * settings' pipeline, whose definition
+								 * (config_default_definition()) follows
+								 * them */
 	IngestRunner runner;
 	int			failures;		/* consecutive failed attempts */
 	int			logged_errcode; /* of the last failure logged, 0 if none */
@@ -104,7 +105,7 @@ worker_describe(BackgroundWorker *worker, const char *function_name,
 void
 worker_register_all(void)
 {
-	for (int i = 0; i < sqs_ingest_workers; i++)
+	for (int i = 0; i < config_workers(); i++)
 	{
 		BackgroundWorker worker;
 
@@ -171,7 +172,7 @@ prune_ledger(void *arg)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pruned = sink_prune_ledger(sqs_ingest_processed_retention);
+	pruned = sink_prune_ledger(config_processed_retention());
 	SPI_finish();
 	if (pruned > 0)
 		elog(DEBUG1, "sqs_ingest pruned %lld ledger entries", (long long) pruned);
@@ -189,8 +190,20 @@ ensure_runner(WorkerState *ws)
 	SqsConfig  *config;
 	PipelineOptions options;
 
-	/* the settings as they are now, within the caps a reload may have lowered */
-	config_resolve(ws->def, &resolved);
+	/*
+	 * The settings as they are now, within the caps a reload may have
+	 * lowered; the settings' pipeline is what they define now.
+	 */
+	if (ws->def)
+		config_resolve(ws->def, &resolved);
+	else
+	{
+		PipelineDefinition *def = config_default_definition();
+
+		sink_redefine(ws->runner.sink, def);
+		config_resolve(def, &resolved);
+		config_free_definition(def);
+	}
 	options = runner_options_from_definition(&resolved, resolved.wait_time_seconds);
 	ws->starting = ws->runner.pipeline == NULL;
 	config = sqs_config_from_definition(&resolved);
@@ -223,7 +236,7 @@ ensure_runner(WorkerState *ws)
 static void
 exit_if_role_changed(WorkerState *ws)
 {
-	if (strcmp(ws->connected_role, sqs_ingest_role ? sqs_ingest_role : "") == 0)
+	if (strcmp(ws->connected_role, config_role()) == 0)
 		return;
 	runner_finish(&ws->runner);
 	if (ws->pipeline)
@@ -263,7 +276,7 @@ run(WorkerState *ws)
 		CHECK_FOR_INTERRUPTS();
 		reload_if_asked(ws);
 
-		if (ws->prunes && sqs_ingest_processed_retention > 0 &&
+		if (ws->prunes && config_processed_retention() > 0 &&
 			TimestampDifferenceExceeds(ws->last_prune, GetCurrentTimestamp(),
 									   PRUNE_INTERVAL_MS))
 		{
@@ -303,7 +316,7 @@ static void
 back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
 {
 	bool		exponential = starting || is_transient(error->sqlerrcode);
-	long		cap_ms = sqs_ingest_retry_interval * 1000L;
+	long		cap_ms = config_retry_interval() * 1000L;
 	long		delay_ms;
 	TimestampTz until;
 
@@ -379,8 +392,8 @@ worker_connect(WorkerState *ws)
 	BackgroundWorkerUnblockSignals();
 
 	ws->connected_role = MemoryContextStrdup(TopMemoryContext,
-											 sqs_ingest_role ? sqs_ingest_role : "");
-	BackgroundWorkerInitializeConnection(sqs_ingest_database,
+											 config_role());
+	BackgroundWorkerInitializeConnection(config_database(),
 										 ws->connected_role[0] ? ws->connected_role : NULL,
 										 0);
 }
@@ -448,13 +461,16 @@ void
 sqs_ingest_worker_main(Datum main_arg)
 {
 	WorkerState ws = {0};
+	PipelineDefinition *def;
 
 	ws.index = DatumGetInt32(main_arg);
 	ws.label = psprintf("worker %d", ws.index);
 	ws.prunes = ws.index == 0;
 	worker_connect(&ws);
 	ws.runner.slot = stats_worker_slot(ws.index);
-	ws.runner.sink = sink_default_pipeline();
+	def = config_default_definition();
+	ws.runner.sink = sink_pipeline(def);
+	config_free_definition(def);
 	worker_loop(&ws);
 }
 
@@ -502,8 +518,7 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	refusal = queue_refusal(ws.def, catalog_list(), false);
 	if (refusal != PIPELINE_MAY_READ)
 		queue_report_refusal(ws.def, refusal, ERROR);
-	ws.runner.sink = sink_catalog_pipeline(ws.def->name, ws.def->target, ws.def->mapping,
-										   ws.def->options, ws.def->owner);
+	ws.runner.sink = sink_pipeline(ws.def);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 

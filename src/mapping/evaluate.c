@@ -28,9 +28,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "config.h"
 #include "mapping_internal.h"
 #include "record.h"
-#include "sqs_ingest.h"
 
 const char *const mapping_kind_names[] = {
 	"absent", "null", "a string", "a number", "a boolean", "an object",
@@ -375,8 +375,8 @@ static int
 mapping_max_rows(const CompiledMapping *mapping)
 {
 	if (mapping->max_rows > 0)
-		return Min(mapping->max_rows, sqs_ingest_max_rows_per_message);
-	return sqs_ingest_max_rows_per_message;
+		return Min(mapping->max_rows, config_max_rows_per_message());
+	return config_max_rows_per_message();
 }
 
 /* evaluate one row's columns into rows, in the current memory context */

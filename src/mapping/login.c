@@ -32,10 +32,10 @@ static const char login_encrypted_device_id[] =
 "\"encrypted_device_id\": {\"path\": \"$.device_id\", \"type\": \"string\", \"transform\": \"encrypt\"}";
 
 /*
- * The login events' mapping (sqs_ingest_fetch_login_mapping() with
- * InvalidOid); for a table relid that has the columns encrypted_ip and
- * encrypted_device_id, with those encrypted, when sqs_ingest.recovery_key_file
- * is set.
+ * The login events' mapping, the one of the pipeline "default" (config.c),
+ * as sqs_ingest_fetch_login_mapping() shows it with InvalidOid; for a table
+ * relid that has the columns encrypted_ip and encrypted_device_id, with
+ * those encrypted, when sqs_ingest.recovery_key_file is set.
  */
 Jsonb *
 mapping_login(Oid relid)

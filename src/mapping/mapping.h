@@ -123,6 +123,15 @@ typedef struct MappedRows
 	MemoryContext row_context;	/* reset after each row */
 } MappedRows;
 
+/*
+ * A table the login events' mapping (mapping_login()) stores into, as DDL
+ * whose %s is the table's name
+ */
+#define LOGIN_TABLE_DDL \
+	"CREATE TABLE %s (user_id varchar(128), device_type varchar(32), " \
+	"masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), " \
+	"app_version integer, create_date date);"
+
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
 extern void mapping_prepare(CompiledMapping *mapping);
 extern Jsonb *mapping_login(Oid relid);

@@ -36,6 +36,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "config.h"
 #include "mapping.h"
 #include "queue_grants.h"
 #include "security.h"
@@ -49,8 +50,6 @@ PG_FUNCTION_INFO_V1(sqs_ingest_drop_pipeline);
 /* longest pipeline name: it goes into worker names and log lines */
 #define PIPELINE_NAME_MAX 48
 
-/* the name of the settings-based pipeline */
-#define DEFAULT_PIPELINE "default"
 
 #define PIPELINE_COLUMNS "name, queue_url, target, mapping, options, owner, updated_at"
 
@@ -66,7 +65,7 @@ typedef struct IntOption
 	int			max;
 	size_t		offset;
 	const char *cap_name;
-	const int  *cap;
+	int			(*cap) (void);
 } IntOption;
 
 static const IntOption int_options[] = {
@@ -74,11 +73,11 @@ static const IntOption int_options[] = {
 	{"visibility_timeout", 1, 43200, offsetof(PipelineSettings, visibility_timeout)},
 	{"wait_time_seconds", 0, 20, offsetof(PipelineSettings, wait_time_seconds)},
 	{"batch_size", 1, 100000, offsetof(PipelineSettings, batch_size),
-	"sqs_ingest.max_pipeline_batch_size", &sqs_ingest_max_pipeline_batch_size},
+	"sqs_ingest.max_pipeline_batch_size", config_max_pipeline_batch_size},
 	{"max_inflight", 1, SQS_INGEST_MAX_INFLIGHT_CAP, offsetof(PipelineSettings, max_inflight),
-	"sqs_ingest.max_pipeline_inflight", &sqs_ingest_max_pipeline_inflight},
+	"sqs_ingest.max_pipeline_inflight", config_max_pipeline_inflight},
 	{"max_rows_per_message", 1, 1000000, offsetof(PipelineSettings, max_rows_per_message),
-	"sqs_ingest.max_rows_per_message", &sqs_ingest_max_rows_per_message},
+	"sqs_ingest.max_rows_per_message", config_max_rows_per_message},
 };
 
 /* detail: a whole sentence marked with gettext_noop, translated here */
@@ -211,12 +210,12 @@ check_option_caps(Jsonb *given)
 		const IntOption *option = &int_options[i];
 		int			value = *(const int *) ((const char *) &settings + option->offset);
 
-		if (option->cap && value > *option->cap)
+		if (option->cap && value > option->cap())
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("pipeline option \"%s\" is above its cap", option->key),
 					 errdetail("It is %d; %s allows at most %d.",
-							   value, option->cap_name, *option->cap),
+							   value, option->cap_name, option->cap()),
 					 errhint("Ask a superuser to raise %s, or set a smaller value.",
 							 option->cap_name)));
 	}

@@ -16,6 +16,12 @@
 
 #include "security.h"
 
+/*
+ * The pipeline the sqs_ingest.* settings define (config.c), a name no row
+ * of the catalog may take.
+ */
+#define DEFAULT_PIPELINE "default"
+
 /* what a pipeline's options say; -1 or NULL: the sqs_ingest.* setting */
 typedef struct PipelineSettings
 {
@@ -30,7 +36,10 @@ typedef struct PipelineSettings
 	int			max_rows_per_message;
 } PipelineSettings;
 
-/* one row of sqs_ingest.pipelines */
+/*
+ * One row of sqs_ingest.pipelines, or the pipeline DEFAULT_PIPELINE that
+ * config_default_definition() builds from the settings.
+ */
 typedef struct PipelineDefinition
 {
 	char	   *name;
@@ -38,7 +47,7 @@ typedef struct PipelineDefinition
 	char	   *target;			/* schema-qualified table name */
 	Jsonb	   *mapping;		/* NULL: columns from members of their name */
 	Jsonb	   *options;
-	Oid			owner;
+	Oid			owner;			/* invalid: the settings' pipeline, no owner */
 	TimestampTz updated_at;
 	PipelineSettings settings;
 } PipelineDefinition;

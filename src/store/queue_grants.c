@@ -38,10 +38,10 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "config.h"
 #include "queue_grants.h"
 #include "transport.h"
 
@@ -232,7 +232,7 @@ PipelineRefusal
 queue_refusal(const PipelineDefinition *def, List *defs, bool defining)
 {
 	char	   *identity = queue_identity(def->queue_url);
-	const char *settings_url = GetConfigOptionResetString("sqs_ingest.queue_url");
+	const char *settings_url = config_server_queue_url();
 	char	   *settings_identity;
 	ListCell   *lc;
 

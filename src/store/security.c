@@ -30,8 +30,8 @@
 #include "utils/syscache.h"
 
 #include "compat.h"
+#include "config.h"
 #include "security.h"
-#include "sqs_ingest.h"
 
 /* the search_path every SPI statement of sqs_ingest runs with */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
@@ -69,15 +69,15 @@ security_unpin_search_path(int nest_level)
 Oid
 ingest_role_for_target(Oid relid)
 {
-	if (sqs_ingest_role != NULL && sqs_ingest_role[0] != '\0')
+	if (config_role()[0] != '\0')
 	{
-		Oid			role = get_role_oid(sqs_ingest_role, true);
+		Oid			role = get_role_oid(config_role(), true);
 
 		if (!OidIsValid(role))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("role \"%s\" named by sqs_ingest.role does not exist",
-							sqs_ingest_role),
+							config_role()),
 					 errhint("Create the role, or set sqs_ingest.role to an existing role.")));
 		return role;
 	}
@@ -181,14 +181,14 @@ check_redirect(const char *current, const char *newval, GucSource source)
 bool
 security_check_queue_url(char **newval, void **extra, GucSource source)
 {
-	return check_redirect(sqs_ingest_queue_url, *newval, source);
+	return check_redirect(config_queue_url(), *newval, source);
 }
 
 /* check hook of sqs_ingest.endpoint */
 bool
 security_check_endpoint(char **newval, void **extra, GucSource source)
 {
-	return check_redirect(sqs_ingest_endpoint, *newval, source);
+	return check_redirect(config_endpoint(), *newval, source);
 }
 
 /* scheme://host[:port] of a URL, palloc'd */
@@ -218,10 +218,10 @@ security_check_pipeline_endpoint(const char *queue_url, const char *endpoint)
 
 	if (superuser())
 		return;
-	if (sqs_ingest_endpoint && sqs_ingest_endpoint[0] != '\0')
-		configured = url_origin(sqs_ingest_endpoint);
-	else if (sqs_ingest_queue_url && sqs_ingest_queue_url[0] != '\0')
-		configured = url_origin(sqs_ingest_queue_url);
+	if (config_endpoint()[0] != '\0')
+		configured = url_origin(config_endpoint());
+	else if (config_queue_url()[0] != '\0')
+		configured = url_origin(config_queue_url());
 	wanted = url_origin(endpoint ? endpoint : queue_url);
 	if (configured == NULL || pg_strcasecmp(configured, wanted) != 0)
 		ereport(ERROR,

@@ -56,10 +56,8 @@
 #include "config.h"
 #include "mapping.h"
 #include "record.h"
-#include "recovery.h"
 #include "security.h"
 #include "sink.h"
-#include "sqs_ingest.h"
 #include "subxact.h"
 
 /*
@@ -70,13 +68,6 @@
 #define MAX_LEDGER_ID_BYTES 1024
 #define LEDGER_DIGEST_PREFIX "sha256:"
 
-#define TARGET_DDL \
-	"CREATE TABLE %s (user_id varchar(128), device_type varchar(32), " \
-	"masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), " \
-	"app_version integer, create_date date);"
-
-/* the name of the settings-based pipeline */
-#define DEFAULT_PIPELINE "default"
 
 /*
  * Plans kept across batches.  The insert is re-prepared when the mapping is
@@ -127,9 +118,29 @@ invalidate_mappings(Datum arg, Oid relid)
 			p->stale = true;
 }
 
-static SinkPipeline *
-new_pipeline(const char *name, const char *target, Jsonb *mapping, Jsonb *options,
-			 bool login, Oid owner)
+/* a copy of a definition's jsonb, or NULL */
+static Jsonb *
+copy_jsonb(Jsonb *value)
+{
+	return value ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(value)) : NULL;
+}
+
+/* the same jsonb, or both NULL */
+static bool
+same_jsonb(const Jsonb *a, const Jsonb *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE(a) == VARSIZE(b) && memcmp(a, b, VARSIZE(a)) == 0;
+}
+
+/*
+ * What the pipeline stores by, from its definition: name, target, mapping,
+ * options, owner.  Rows of a pipeline with an owner go in with the owner's
+ * rights.
+ */
+SinkPipeline *
+sink_pipeline(const PipelineDefinition *def)
 {
 	static bool callback_registered = false;
 	MemoryContext context = AllocSetContextCreate(TopMemoryContext,
@@ -139,12 +150,11 @@ new_pipeline(const char *name, const char *target, Jsonb *mapping, Jsonb *option
 	SinkPipeline *p = palloc0(sizeof(SinkPipeline));
 
 	p->context = context;
-	p->name = pstrdup(name);
-	p->target = target ? pstrdup(target) : NULL;
-	p->mapping = mapping ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(mapping)) : NULL;
-	p->options = options ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(options)) : NULL;
-	p->login = login;
-	p->owner = owner;
+	p->name = pstrdup(def->name);
+	p->target = pstrdup(def->target);
+	p->mapping = copy_jsonb(def->mapping);
+	p->options = copy_jsonb(def->options);
+	p->owner = def->owner;
 	MemoryContextSwitchTo(old);
 
 	if (!callback_registered)
@@ -157,19 +167,26 @@ new_pipeline(const char *name, const char *target, Jsonb *mapping, Jsonb *option
 	return p;
 }
 
-/* the settings-based pipeline: the login mapping into sqs_ingest.target_table */
-SinkPipeline *
-sink_default_pipeline(void)
+/*
+ * Store by what the pipeline's definition says now (the settings' pipeline
+ * after a configuration reload): its next store resolves the target again
+ * and compiles the mapping again if either changed.
+ */
+void
+sink_redefine(SinkPipeline *pipeline, const PipelineDefinition *def)
 {
-	return new_pipeline(DEFAULT_PIPELINE, NULL, NULL, NULL, true, InvalidOid);
-}
+	MemoryContext old = MemoryContextSwitchTo(pipeline->context);
 
-/* a pipeline of the catalog, whose rows go in with owner's rights */
-SinkPipeline *
-sink_catalog_pipeline(const char *name, const char *target, Jsonb *mapping,
-					  Jsonb *options, Oid owner)
-{
-	return new_pipeline(name, target, mapping, options, false, owner);
+	pfree(pipeline->target);
+	pipeline->target = pstrdup(def->target);
+	if (pipeline->mapping)
+		pfree(pipeline->mapping);
+	pipeline->mapping = copy_jsonb(def->mapping);
+	if (pipeline->options)
+		pfree(pipeline->options);
+	pipeline->options = copy_jsonb(def->options);
+	pipeline->owner = def->owner;
+	MemoryContextSwitchTo(old);
 }
 
 /* forget a pipeline and its compiled mapping */
@@ -188,11 +205,11 @@ sink_free_pipeline(SinkPipeline *pipeline)
 static void
 target_missing(const SinkPipeline *pipeline, const char *relname)
 {
-	if (pipeline->login)
+	if (strcmp(pipeline->name, DEFAULT_PIPELINE) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("sqs_ingest target table %s does not exist", relname),
-				 errhint("Create it, for example: " TARGET_DDL, relname)));
+				 errhint("Create it, for example: " LOGIN_TABLE_DDL, relname)));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_TABLE),
 			 errmsg("target table %s of pipeline \"%s\" does not exist",
@@ -203,29 +220,30 @@ target_missing(const SinkPipeline *pipeline, const char *relname)
 /*
  * Resolve the pipeline's target table, taking the lock the insert will
  * need once the current user is known to have INSERT on it, and compile
- * its mapping if the table is new or has changed.  An unqualified name
- * means schema public, whatever search_path says.  The compiled mapping
- * lives as long as the pipeline.  Errors say what to fix.
+ * its mapping if the table or the mapping (config_pipeline_mapping()) is
+ * new or has changed.  An unqualified name means schema public, whatever
+ * search_path says.  The compiled mapping lives as long as the pipeline.
+ * Errors say what to fix.
  */
 const CompiledMapping *
 sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 {
-	const char *relname = pipeline->target ? pipeline->target : config_target_table();
 	List	   *names;
 	Oid			relid;
+	Jsonb	   *mapping;
 	MemoryContext old;
 
 	/* not stringToQualifiedNameList(): its arguments changed in 16 */
-	names = textToQualifiedNameList(cstring_to_text(relname));
+	names = textToQualifiedNameList(cstring_to_text(pipeline->target));
 	if (list_length(names) == 1)
 		names = lcons(makeString("public"), names);
 	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), lockmode,
 									 RVR_MISSING_OK, check_target_privilege, pipeline);
 	if (!OidIsValid(relid))
-		target_missing(pipeline, relname);
-	/* the login mapping encrypts when a recovery key is set: it may change */
+		target_missing(pipeline, pipeline->target);
+	mapping = config_pipeline_mapping(pipeline->name, pipeline->mapping, relid);
 	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid &&
-		(!pipeline->login || pipeline->compiled_with_key == recovery_key_configured()))
+		same_jsonb(pipeline->compiled_from, mapping))
 		return pipeline->compiled;
 
 	if (pipeline->compiled_context)
@@ -235,11 +253,9 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 													   "sqs_ingest mapping",
 													   ALLOCSET_DEFAULT_SIZES);
 	pipeline->stale = false;
-	pipeline->compiled_with_key = recovery_key_configured();
 	old = MemoryContextSwitchTo(pipeline->compiled_context);
-	pipeline->compiled = mapping_compile(relid,
-										 pipeline->login ? mapping_login(relid) : pipeline->mapping,
-										 pipeline->options);
+	pipeline->compiled_from = copy_jsonb(mapping);
+	pipeline->compiled = mapping_compile(relid, mapping, pipeline->options);
 	MemoryContextSwitchTo(old);
 	return pipeline->compiled;
 }
@@ -807,7 +823,7 @@ static void
 build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages, int count)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * count);
-	Size		max_bytes = (Size) sqs_ingest_max_batch_bytes * 1024;
+	Size		max_bytes = (Size) config_max_batch_bytes() * 1024;
 
 	memset(batch, 0, sizeof(*batch));
 	batch->mapping = mapping;

@@ -9,6 +9,7 @@
 #ifndef SQS_INGEST_SINK_H
 #define SQS_INGEST_SINK_H
 
+#include "catalog.h"
 #include "mapping.h"
 #include "sqs_client.h"
 #include "storage/lockdefs.h"
@@ -21,27 +22,28 @@ typedef struct BatchCounts
 	int64		dead_lettered;
 } BatchCounts;
 
-/* what a batch is stored by: a pipeline's name, target and mapping */
+/*
+ * What a batch is stored by: of a pipeline's definition, its name, target
+ * and mapping
+ */
 typedef struct SinkPipeline
 {
-	char	   *name;			/* "default": the settings-based pipeline */
-	char	   *target;			/* table name; NULL: sqs_ingest.target_table */
+	char	   *name;
+	char	   *target;			/* table name */
 	Jsonb	   *mapping;		/* NULL: columns from members of their name */
 	Jsonb	   *options;		/* envelope and explode */
-	bool		login;			/* the login mapping, not the one above */
 	Oid			owner;			/* rows are inserted as this role, if valid */
 	MemoryContext context;
-	/* compiled against the target, again when the target changes */
+	/* compiled against the target, again when the target or mapping changes */
 	MemoryContext compiled_context;
 	CompiledMapping *compiled;
-	bool		compiled_with_key;	/* sqs_ingest.recovery_key_file was set */
+	Jsonb	   *compiled_from;	/* the mapping compiled, or NULL */
 	bool		stale;
 	struct SinkPipeline *next;	/* of the process's pipelines */
 } SinkPipeline;
 
-extern SinkPipeline *sink_default_pipeline(void);
-extern SinkPipeline *sink_catalog_pipeline(const char *name, const char *target,
-										   Jsonb *mapping, Jsonb *options, Oid owner);
+extern SinkPipeline *sink_pipeline(const PipelineDefinition *def);
+extern void sink_redefine(SinkPipeline *pipeline, const PipelineDefinition *def);
 extern void sink_free_pipeline(SinkPipeline *pipeline);
 extern const CompiledMapping *sink_prepare_target(SinkPipeline *pipeline,
 												  LOCKMODE lockmode);
