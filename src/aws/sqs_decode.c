@@ -13,6 +13,13 @@
  * type where SQS defines the shape is a protocol error naming it; members
  * SQS may add later are skipped.
  *
+ * The lexer of PostgreSQL 15 unescapes a string a character at a time, and
+ * does so for every string, the skipped ones too; a document without a \u
+ * escape is lexed without unescaping, and the walker unescapes only the
+ * keys and strings it hands to a decoder, a run between escapes at a time.
+ * A \u escape takes the lexer's own unescaping, whose checks (surrogate
+ * pairs, \u0000, the server's encoding) stay its own.
+ *
  * Values the database cannot hold (a SentTimestamp past year 9999, a
  * receive count past int32) are not errors of the response but defects of
  * one message: the value becomes "unknown" and the defect says why the
@@ -358,6 +365,7 @@ struct JsonWalk
 	int			frame[SQS_DECODE_MAX_DEPTH + 1];
 	char	   *key[SQS_DECODE_MAX_DEPTH + 1];
 	char	   *error;			/* first error met: the rest is skipped */
+	bool		raw_strings;	/* the lexer leaves strings escaped */
 	WalkValue	value;
 	WalkEnd		end;
 	void	   *decoder;
@@ -419,6 +427,105 @@ walk_container_end(void *state)
 	return JSON_SEM_SUCCESS;
 }
 
+/*
+ * Where the string token of the input whose closing quote is at close
+ * opens: at the nearest quote before it that no backslash escapes (the
+ * lexer has checked the token: its escapes are pairs).
+ */
+static const char *
+opening_quote(const char *input, const char *close)
+{
+	const char *quote = close;
+
+	for (;;)
+	{
+		int			backslashes = 0;
+
+		do
+			quote--;
+		while (*quote != '"');
+		while (quote - backslashes > input && quote[-1 - backslashes] == '\\')
+			backslashes++;
+		if (backslashes % 2 == 0)
+			return quote;
+	}
+}
+
+/*
+ * The text of a string token from just after its opening quote to its
+ * closing quote, unescaped as the lexer would; walk_json() made sure that
+ * it holds no \u escape.
+ */
+static char *
+unescape_string(const char *start, const char *end)
+{
+	const char *escape = memchr(start, '\\', end - start);
+	char	   *result;
+	char	   *out;
+
+	if (escape == NULL)
+		return pnstrdup(start, end - start);
+	result = out = palloc(end - start + 1);
+	while (escape != NULL)
+	{
+		memcpy(out, start, escape - start);
+		out += escape - start;
+		switch (escape[1])
+		{
+			case 'b':
+				*out++ = '\b';
+				break;
+			case 'f':
+				*out++ = '\f';
+				break;
+			case 'n':
+				*out++ = '\n';
+				break;
+			case 'r':
+				*out++ = '\r';
+				break;
+			case 't':
+				*out++ = '\t';
+				break;
+			default:
+				/* '"', '\\' or '/': the lexer accepts no other escape here */
+				Assert(escape[1] == '"' || escape[1] == '\\' || escape[1] == '/');
+				*out++ = escape[1];
+				break;
+		}
+		start = escape + 2;
+		escape = memchr(start, '\\', end - start);
+	}
+	memcpy(out, start, end - start);
+	out[end - start] = '\0';
+	return result;
+}
+
+/*
+ * The key of the member whose colon the lexer has just read (and the token
+ * after it), unescaped: the string token before the colon.
+ */
+static char *
+raw_key(JsonWalk *walk)
+{
+	const char *close = walk->lex->prev_token_terminator - 1;
+
+	Assert(*close == ':');
+	do
+		close--;
+	while (*close != '"');
+	return unescape_string(opening_quote(walk->lex->input, close) + 1, close);
+}
+
+/* the string scalar the lexer has just read, unescaped */
+static char *
+raw_string(JsonWalk *walk)
+{
+	const char *close = walk->lex->prev_token_terminator - 1;
+
+	return unescape_string(opening_quote(walk->lex->input, close) + 1, close);
+}
+
 static JsonSemResult
 walk_field_start(void *state, char *fname, bool isnull)
 {
@@ -426,6 +533,14 @@ walk_field_start(void *state, char *fname, bool isnull)
 
 	if (walk->key[walk->depth])
 		pfree(walk->key[walk->depth]);
+	if (walk->raw_strings)
+	{
+		/* a key is read only by a decoder: not in a skipped object */
+		if (fname)
+			pfree(fname);
+		fname = (walk->error == NULL && walk->frame[walk->depth] != FRAME_SKIP) ?
+			raw_key(walk) : NULL;
+	}
 	walk->key[walk->depth] = fname;
 	return JSON_SEM_SUCCESS;
 }
@@ -453,7 +568,11 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 			break;
 	}
 	if (walk->error == NULL && parent != FRAME_SKIP)
+	{
+		if (walk->raw_strings && kind == JK_STRING)
+			token = raw_string(walk);
 		walk->value(walk, parent, walk_key(walk), kind, &token);
+	}
 	if (token)
 		pfree(token);
 	return JSON_SEM_SUCCESS;
@@ -514,6 +633,27 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 }
 
 /*
+ * May the text hold a \u escape?  A backslash and what it escapes are
+ * passed over together, so that an escaped backslash before a 'u' is not
+ * taken for one.
+ */
+static bool
+may_hold_unicode_escape(const char *data, size_t len)
+{
+	const char *end = data + len;
+	const char *backslash = data;
+
+	while (backslash < end &&
+		   (backslash = memchr(backslash, '\\', end - backslash)) != NULL)
+	{
+		if (backslash + 1 < end && backslash[1] == 'u')
+			return true;
+		backslash += 2;
+	}
+	return false;
+}
+
+/*
  * Check and parse a response document through the walker.  An empty
  * document is an empty object.  Returns NULL or what is wrong.
  */
@@ -536,7 +676,8 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 		return psprintf("the response nests deeper than %d levels",
 						SQS_DECODE_MAX_DEPTH);
 
-	walk->lex = compat_json_lex((char *) data, (int) len, true);
+	walk->raw_strings = !may_hold_unicode_escape(data, len);
+	walk->lex = compat_json_lex((char *) data, (int) len, !walk->raw_strings);
 	sem.semstate = walk;
 	sem.object_start = walk_object_start;
 	sem.object_end = walk_container_end;
