@@ -366,6 +366,7 @@ struct JsonWalk
 	char	   *key[SQS_DECODE_MAX_DEPTH + 1];
 	char	   *error;			/* first error met: the rest is skipped */
 	bool		raw_strings;	/* the lexer leaves strings escaped */
+	const char *value_start;	/* of the member or element being read */
 	WalkValue	value;
 	WalkEnd		end;
 	void	   *decoder;
@@ -517,13 +518,20 @@ raw_key(JsonWalk *walk)
 	return unescape_string(opening_quote(walk->lex->input, close) + 1, close);
 }
 
-/* the string scalar the lexer has just read, unescaped */
+/*
+ * The string scalar the lexer has just read, unescaped.  A member's or an
+ * element's start was noted when it began; the document's own is looked for.
+ */
 static char *
 raw_string(JsonWalk *walk)
 {
 	const char *close = walk->lex->prev_token_terminator - 1;
+	const char *open = walk->value_start;
 
-	return unescape_string(opening_quote(walk->lex->input, close) + 1, close);
+	if (open == NULL)
+		open = opening_quote(walk->lex->input, close);
+	Assert(*open == '"');
+	return unescape_string(open + 1, close);
 }
 
 static JsonSemResult
@@ -540,8 +548,19 @@ walk_field_start(void *state, char *fname, bool isnull)
 			pfree(fname);
 		fname = (walk->error == NULL && walk->frame[walk->depth] != FRAME_SKIP) ?
 			raw_key(walk) : NULL;
+		walk->value_start = walk->lex->token_start;
 	}
 	walk->key[walk->depth] = fname;
+	return JSON_SEM_SUCCESS;
+}
+
+/* an element of an array starts (noted for raw_string()) */
+static JsonSemResult
+walk_element_start(void *state, bool isnull)
+{
+	JsonWalk   *walk = state;
+
+	walk->value_start = walk->lex->token_start;
 	return JSON_SEM_SUCCESS;
 }
 
@@ -684,6 +703,8 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 	sem.array_start = walk_array_start;
 	sem.array_end = walk_container_end;
 	sem.object_field_start = walk_field_start;
+	if (walk->raw_strings)
+		sem.array_element_start = walk_element_start;
 	sem.scalar = walk_scalar;
 	rc = pg_parse_json(walk->lex, &sem);
 	if (rc != JSON_SUCCESS)
