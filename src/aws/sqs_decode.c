@@ -14,11 +14,13 @@
  * SQS may add later are skipped.
  *
  * The lexer of PostgreSQL 15 unescapes a string a character at a time, and
- * does so for every string, the skipped ones too; a document without a \u
- * escape is lexed without unescaping, and the walker unescapes only the
- * keys and strings it hands to a decoder, a run between escapes at a time.
- * A \u escape takes the lexer's own unescaping, whose checks (surrogate
- * pairs, \u0000, the server's encoding) stay its own.
+ * does so for every string, the skipped ones too; a document whose escapes
+ * are all simple ones (\" \\ \/ \b \f \n \r \t) is lexed without
+ * unescaping, and the walker unescapes only the keys and strings it hands
+ * to a decoder, a run between escapes at a time.  Any other escape, \u
+ * first of all, takes the lexer's own unescaping, whose checks (surrogate
+ * pairs, \u0000, the server's encoding, invalid escapes) stay its own.
+ * The body mapper's pass (json_capture.c) reads strings the same way.
  *
  * Values the database cannot hold (a SentTimestamp past year 9999, a
  * receive count past int32) are not errors of the response but defects of
@@ -454,8 +456,8 @@ opening_quote(const char *input, const char *close)
 
 /*
  * The text of a string token from just after its opening quote to its
- * closing quote, unescaped as the lexer would; walk_json() made sure that
- * it holds no \u escape.
+ * closing quote, unescaped as the lexer would; its escapes are simple
+ * (sqs_json_escapes_are_simple()).
  */
 static char *
 unescape_string(const char *start, const char *end)
@@ -489,7 +491,7 @@ unescape_string(const char *start, const char *end)
 				*out++ = '\t';
 				break;
 			default:
-				/* '"', '\\' or '/': the lexer accepts no other escape here */
+				/* '"', '\\' or '/': no other escape is simple */
 				Assert(escape[1] == '"' || escape[1] == '\\' || escape[1] == '/');
 				*out++ = escape[1];
 				break;
@@ -503,33 +505,36 @@ unescape_string(const char *start, const char *end)
 }
 
 /*
- * The key of the member whose colon the lexer has just read (and the token
- * after it), unescaped: the string token before the colon.
+ * With a lexer that leaves strings escaped, for a document whose escapes
+ * sqs_json_escapes_are_simple(): the key of the member whose
+ * colon the lexer has just read (and the token after it), unescaped: the
+ * string token before the colon.
  */
-static char *
-raw_key(JsonWalk *walk)
+char *
+sqs_json_key(JsonLexContext *lex)
 {
-	const char *close = walk->lex->prev_token_terminator - 1;
+	const char *close = lex->prev_token_terminator - 1;
 
 	Assert(*close == ':');
 	do
 		close--;
 	while (*close != '"');
-	return unescape_string(opening_quote(walk->lex->input, close) + 1, close);
+	return unescape_string(opening_quote(lex->input, close) + 1, close);
 }
 
 /*
- * The string scalar the lexer has just read, unescaped.  A member's or an
- * element's start was noted when it began; the document's own is looked for.
+ * Likewise, the string scalar the lexer has just read, unescaped; start is
+ * where it opens (the lexer's token_start when its member or element
+ * began), or NULL to look for it.
  */
-static char *
-raw_string(JsonWalk *walk)
+char *
+sqs_json_string(JsonLexContext *lex, const char *start)
 {
-	const char *close = walk->lex->prev_token_terminator - 1;
-	const char *open = walk->value_start;
+	const char *close = lex->prev_token_terminator - 1;
+	const char *open = start;
 
 	if (open == NULL)
-		open = opening_quote(walk->lex->input, close);
+		open = opening_quote(lex->input, close);
 	Assert(*open == '"');
 	return unescape_string(open + 1, close);
 }
@@ -547,14 +552,14 @@ walk_field_start(void *state, char *fname, bool isnull)
 		if (fname)
 			pfree(fname);
 		fname = (walk->error == NULL && walk->frame[walk->depth] != FRAME_SKIP) ?
-			raw_key(walk) : NULL;
+			sqs_json_key(walk->lex) : NULL;
 		walk->value_start = walk->lex->token_start;
 	}
 	walk->key[walk->depth] = fname;
 	return JSON_SEM_SUCCESS;
 }
 
-/* an element of an array starts (noted for raw_string()) */
+/* an element of an array starts (noted for sqs_json_string()) */
 static JsonSemResult
 walk_element_start(void *state, bool isnull)
 {
@@ -589,7 +594,7 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 	if (walk->error == NULL && parent != FRAME_SKIP)
 	{
 		if (walk->raw_strings && kind == JK_STRING)
-			token = raw_string(walk);
+			token = sqs_json_string(walk->lex, walk->value_start);
 		walk->value(walk, parent, walk_key(walk), kind, &token);
 	}
 	if (token)
@@ -652,12 +657,14 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 }
 
 /*
- * May the text hold a \u escape?  A backslash and what it escapes are
- * passed over together, so that an escaped backslash before a 'u' is not
- * taken for one.
+ * Is every backslash of the text one of the escapes the walker unescapes
+ * itself (not \u, nor anything the lexer of some version might take for an
+ * escape, such as a backslash before a NUL byte)?  A backslash and what it
+ * escapes are passed over together, so that an escaped backslash before a
+ * 'u' is not taken for a \u escape.
  */
-static bool
-may_hold_unicode_escape(const char *data, size_t len)
+bool
+sqs_json_escapes_are_simple(const char *data, size_t len)
 {
 	const char *end = data + len;
 	const char *backslash = data;
@@ -665,11 +672,12 @@ may_hold_unicode_escape(const char *data, size_t len)
 	while (backslash < end &&
 		   (backslash = memchr(backslash, '\\', end - backslash)) != NULL)
 	{
-		if (backslash + 1 < end && backslash[1] == 'u')
-			return true;
+		if (backslash + 1 == end || backslash[1] == '\0' ||
+			strchr("\"\\/bfnrt", backslash[1]) == NULL)
+			return false;
 		backslash += 2;
 	}
-	return false;
+	return true;
 }
 
 /*
@@ -695,7 +703,7 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 		return psprintf("the response nests deeper than %d levels",
 						SQS_DECODE_MAX_DEPTH);
 
-	walk->raw_strings = !may_hold_unicode_escape(data, len);
+	walk->raw_strings = sqs_json_escapes_are_simple(data, len);
 	walk->lex = compat_json_lex((char *) data, (int) len, !walk->raw_strings);
 	sem.semstate = walk;
 	sem.object_start = walk_object_start;

@@ -16,6 +16,9 @@
  *
  * The nesting depth is measured first with the lexer alone: pg_parse_json
  * recurses once per level, and its stack check is its only throwing path.
+ * A body whose escapes are all simple ones (not \u) is lexed without
+ * unescaping, and only the keys looked for and the strings recorded are
+ * unescaped, as the response decoders do (sqs_decode.c).
  *
  * The file builds as backend code and, with FRONTEND defined, as frontend
  * code against libpgcommon (fuzzing).
@@ -37,6 +40,8 @@
 typedef struct CaptureState
 {
 	JsonLexContext *lex;
+	bool		raw_strings;	/* the lexer leaves strings escaped */
+	const char *value_start;	/* of the member being read */
 	Captured   *slots;
 	int			max_depth;		/* deepest level a wanted member lives at */
 	int			depth;			/* containers open around the position */
@@ -98,8 +103,17 @@ capture_field_start(void *state, char *fname, bool isnull)
 	const CaptureNode *container;
 
 	s->pending = NULL;
+	if (s->raw_strings)
+	{
+		if (fname)
+			pfree(fname);
+		fname = NULL;
+		s->value_start = s->lex->token_start;
+	}
 	if (s->depth > s->max_depth || (container = s->containers[s->depth]) == NULL)
 		return JSON_SEM_SUCCESS;
+	if (s->raw_strings)
+		fname = sqs_json_key(s->lex);
 	for (const CaptureNode *child = container->first_child; child;
 		 child = child->next_sibling)
 	{
@@ -111,6 +125,8 @@ capture_field_start(void *state, char *fname, bool isnull)
 			break;
 		}
 	}
+	if (s->raw_strings)
+		pfree(fname);
 	return JSON_SEM_SUCCESS;
 }
 
@@ -212,6 +228,8 @@ capture_scalar(void *state, char *token, JsonTokenType tokentype)
 	{
 		Captured   *slot = &s->slots[node->capture];
 
+		if (s->raw_strings && tokentype == JSON_TOKEN_STRING)
+			token = sqs_json_string(s->lex, s->value_start);
 		slot->kind = capture_scalar_kind(tokentype);
 		slot->str = token;
 		slot->len = token ? strlen(token) : 0;
@@ -240,7 +258,8 @@ capture_parse(const CapturePlan *plan, char *json, int len, const char *what,
 		return psprintf("%s nests JSON deeper than %d levels", what,
 						CAPTURE_MAX_JSON_DEPTH);
 
-	s.lex = compat_json_lex(json, len, true);
+	s.raw_strings = sqs_json_escapes_are_simple(json, len);
+	s.lex = compat_json_lex(json, len, !s.raw_strings);
 	s.slots = *slots;
 	s.max_depth = plan->max_depth;
 	s.containers = palloc0(sizeof(CaptureNode *) * (plan->max_depth + 2));
