@@ -14,12 +14,11 @@
  * SQS may add later are skipped.
  *
  * The lexer of PostgreSQL 15 unescapes a string a character at a time, and
- * does so for every string, the skipped ones too; a document whose escapes
- * are all simple ones (\" \\ \/ \b \f \n \r \t) is lexed without
- * unescaping, and the walker unescapes only the keys and strings it hands
- * to a decoder, a run between escapes at a time.  Any other escape, \u
- * first of all, takes the lexer's own unescaping, whose checks (surrogate
- * pairs, \u0000, the server's encoding, invalid escapes) stay its own.
+ * does so for every string, the skipped ones too; a document without a \u
+ * escape is lexed without unescaping, and the walker unescapes only the
+ * keys and strings it hands to a decoder, a run between escapes at a time.
+ * A \u escape takes the lexer's own unescaping, whose checks (surrogate
+ * pairs, \u0000, the server's encoding) stay its own.
  * The body mapper's pass (json_capture.c) reads strings the same way.
  *
  * Values the database cannot hold (a SentTimestamp past year 9999, a
@@ -456,8 +455,8 @@ opening_quote(const char *input, const char *close)
 
 /*
  * The text of a string token from just after its opening quote to its
- * closing quote, unescaped as the lexer would; its escapes are simple
- * (sqs_json_escapes_are_simple()).
+ * closing quote, unescaped as the lexer would, for a document that
+ * sqs_json_may_lex_raw() clears (and the lexer has accepted).
  */
 static char *
 unescape_string(const char *start, const char *end)
@@ -491,7 +490,7 @@ unescape_string(const char *start, const char *end)
 				*out++ = '\t';
 				break;
 			default:
-				/* '"', '\\' or '/': no other escape is simple */
+				/* '"', '\\' or '/': the lexer accepts no other escape here */
 				Assert(escape[1] == '"' || escape[1] == '\\' || escape[1] == '/');
 				*out++ = escape[1];
 				break;
@@ -505,10 +504,10 @@ unescape_string(const char *start, const char *end)
 }
 
 /*
- * With a lexer that leaves strings escaped, for a document whose escapes
- * sqs_json_escapes_are_simple(): the key of the member whose
- * colon the lexer has just read (and the token after it), unescaped: the
- * string token before the colon.
+ * With a lexer that leaves strings escaped, for a document that
+ * sqs_json_may_lex_raw() clears: the key of the member whose colon the
+ * lexer has just read (and the token after it), unescaped: the string
+ * token before the colon.
  */
 char *
 sqs_json_key(JsonLexContext *lex)
@@ -657,14 +656,16 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 }
 
 /*
- * Is every backslash of the text one of the escapes the walker unescapes
- * itself (not \u, nor anything the lexer of some version might take for an
- * escape, such as a backslash before a NUL byte)?  A backslash and what it
- * escapes are passed over together, so that an escaped backslash before a
- * 'u' is not taken for a \u escape.
+ * May the text be lexed without unescaping, its strings unescaped by the
+ * walker (sqs_json_key(), sqs_json_string())?  Not if it has a \u escape,
+ * nor a backslash before a NUL byte (which PostgreSQL 15's lexer takes for
+ * an escape when it does not unescape, and for an error when it does); any
+ * other escape but the simple ones is an error for the lexer either way.
+ * A backslash and what it escapes are passed over together, so that an
+ * escaped backslash before a 'u' is not taken for a \u escape.
  */
 bool
-sqs_json_escapes_are_simple(const char *data, size_t len)
+sqs_json_may_lex_raw(const char *data, size_t len)
 {
 	const char *end = data + len;
 	const char *backslash = data;
@@ -672,8 +673,7 @@ sqs_json_escapes_are_simple(const char *data, size_t len)
 	while (backslash < end &&
 		   (backslash = memchr(backslash, '\\', end - backslash)) != NULL)
 	{
-		if (backslash + 1 == end || backslash[1] == '\0' ||
-			strchr("\"\\/bfnrt", backslash[1]) == NULL)
+		if (backslash + 1 == end || backslash[1] == 'u' || backslash[1] == '\0')
 			return false;
 		backslash += 2;
 	}
@@ -703,7 +703,7 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 		return psprintf("the response nests deeper than %d levels",
 						SQS_DECODE_MAX_DEPTH);
 
-	walk->raw_strings = sqs_json_escapes_are_simple(data, len);
+	walk->raw_strings = sqs_json_may_lex_raw(data, len);
 	walk->lex = compat_json_lex((char *) data, (int) len, !walk->raw_strings);
 	sem.semstate = walk;
 	sem.object_start = walk_object_start;

@@ -133,7 +133,7 @@ extern char *sqs_decode_batch_missing(const bool *reported, int entries);
 extern bool sqs_json_nests_deeper_than(const char *data, int len, int limit);
 
 /* strings of a document lexed without unescaping (sqs_decode.c) */
-extern bool sqs_json_escapes_are_simple(const char *data, size_t len);
+extern bool sqs_json_may_lex_raw(const char *data, size_t len);
 extern char *sqs_json_key(JsonLexContext *lex);
 extern char *sqs_json_string(JsonLexContext *lex, const char *start);
 

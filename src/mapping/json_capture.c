@@ -16,9 +16,9 @@
  *
  * The nesting depth is measured first with the lexer alone: pg_parse_json
  * recurses once per level, and its stack check is its only throwing path.
- * A body whose escapes are all simple ones (not \u) is lexed without
- * unescaping, and only the keys looked for and the strings recorded are
- * unescaped, as the response decoders do (sqs_decode.c).
+ * A body without a \u escape is lexed without unescaping, and only the
+ * keys looked for and the strings recorded are unescaped, as the response
+ * decoders do (sqs_decode.c).
  *
  * The file builds as backend code and, with FRONTEND defined, as frontend
  * code against libpgcommon (fuzzing).
@@ -258,7 +258,7 @@ capture_parse(const CapturePlan *plan, char *json, int len, const char *what,
 		return psprintf("%s nests JSON deeper than %d levels", what,
 						CAPTURE_MAX_JSON_DEPTH);
 
-	s.raw_strings = sqs_json_escapes_are_simple(json, len);
+	s.raw_strings = sqs_json_may_lex_raw(json, len);
 	s.lex = compat_json_lex(json, len, !s.raw_strings);
 	s.slots = *slots;
 	s.max_depth = plan->max_depth;
