@@ -117,27 +117,6 @@ json_receive_cases(void)
 					10, &r);
 	ok(error == NULL && r.nmessages == 1 && equals(r.messages[0].body, "a\xc3\xa9\n"),
 	   "json: escapes in a Body are decoded");
-
-	/*
-	 * Simple escapes only: the walker unescapes the strings; with a \u
-	 * escape (here in a key), the lexer does.  Both read the same.
-	 */
-	for (int lexer = 0; lexer < 2; lexer++)
-	{
-		snprintf(doc, sizeof(doc),
-				 "{\"Messages\":[{\"%s\":\"i\\\"d\\\\\","
-				 "\"ReceiptHandle\":\"\\/r\\b\\f\\n\\r\\t\",\"Body\":\"{\\\"k\\\":\\\"a\\\\\\\"\\\"}\","
-				 "\"MessageAttributes\":{\"n\\\"x\\\\\":{\"StringValue\":\"\\\\u\",\"DataType\":\"S\"}}}]}",
-				 lexer ? "Message\\u0049d" : "Mess\\/ageId\":\"x\",\"MessageId");
-		error = receive(d, doc, 10, &r);
-		m = (error == NULL && r.nmessages == 1) ? &r.messages[0] : NULL;
-		ok(m && equals(m->message_id, "i\"d\\") && equals(m->receipt_handle, "/r\b\f\n\r\t") &&
-		   equals(m->body, "{\"k\":\"a\\\"\"}") && m->nattributes == 1 &&
-		   equals(m->attributes[0].name, "n\"x\\") &&
-		   equals(m->attributes[0].string_value, "\\u"),
-		   lexer ? "json: escaped keys and strings, unescaped by the lexer" :
-		   "json: escaped keys and strings, unescaped by the walker");
-	}
 	error = receive(d, "{\"Messages\":[{\"MessageId\":\"m\",\"ReceiptHandle\":\"r\"}]}", 10, &r);
 	ok(error == NULL && r.nmessages == 1 && equals(r.messages[0].body, "") &&
 	   r.messages[0].sent_timestamp_ms == -1 && r.messages[0].receive_count == 0,

@@ -13,14 +13,6 @@
  * type where SQS defines the shape is a protocol error naming it; members
  * SQS may add later are skipped.
  *
- * The lexer of PostgreSQL 15 unescapes a string a character at a time, and
- * does so for every string, the skipped ones too; a document without a \u
- * escape is lexed without unescaping, and the walker unescapes only the
- * keys and strings it hands to a decoder, a run between escapes at a time.
- * A \u escape takes the lexer's own unescaping, whose checks (surrogate
- * pairs, \u0000, the server's encoding) stay its own.
- * The body mapper's pass (json_capture.c) reads strings the same way.
- *
  * Values the database cannot hold (a SentTimestamp past year 9999, a
  * receive count past int32) are not errors of the response but defects of
  * one message: the value becomes "unknown" and the defect says why the
@@ -366,8 +358,6 @@ struct JsonWalk
 	int			frame[SQS_DECODE_MAX_DEPTH + 1];
 	char	   *key[SQS_DECODE_MAX_DEPTH + 1];
 	char	   *error;			/* first error met: the rest is skipped */
-	bool		raw_strings;	/* the lexer leaves strings escaped */
-	const char *value_start;	/* of the member or element being read */
 	WalkValue	value;
 	WalkEnd		end;
 	void	   *decoder;
@@ -429,115 +419,6 @@ walk_container_end(void *state)
 	return JSON_SEM_SUCCESS;
 }
 
-/*
- * Where the string token of the input whose closing quote is at close
- * opens: at the nearest quote before it that no backslash escapes (the
- * lexer has checked the token: its escapes are pairs).
- */
-static const char *
-opening_quote(const char *input, const char *close)
-{
-	const char *quote = close;
-
-	for (;;)
-	{
-		int			backslashes = 0;
-
-		do
-			quote--;
-		while (*quote != '"');
-		while (quote - backslashes > input && quote[-1 - backslashes] == '\\')
-			backslashes++;
-		if (backslashes % 2 == 0)
-			return quote;
-	}
-}
-
-/*
- * The text of a string token from just after its opening quote to its
- * closing quote, unescaped as the lexer would, for a document that
- * sqs_json_may_lex_raw() clears (and the lexer has accepted).
- */
-static char *
-unescape_string(const char *start, const char *end)
-{
-	const char *escape = memchr(start, '\\', end - start);
-	char	   *result;
-	char	   *out;
-
-	if (escape == NULL)
-		return pnstrdup(start, end - start);
-	result = out = palloc(end - start + 1);
-	while (escape != NULL)
-	{
-		memcpy(out, start, escape - start);
-		out += escape - start;
-		switch (escape[1])
-		{
-			case 'b':
-				*out++ = '\b';
-				break;
-			case 'f':
-				*out++ = '\f';
-				break;
-			case 'n':
-				*out++ = '\n';
-				break;
-			case 'r':
-				*out++ = '\r';
-				break;
-			case 't':
-				*out++ = '\t';
-				break;
-			default:
-				/* '"', '\\' or '/': the lexer accepts no other escape here */
-				Assert(escape[1] == '"' || escape[1] == '\\' || escape[1] == '/');
-				*out++ = escape[1];
-				break;
-		}
-		start = escape + 2;
-		escape = memchr(start, '\\', end - start);
-	}
-	memcpy(out, start, end - start);
-	out[end - start] = '\0';
-	return result;
-}
-
-/*
- * With a lexer that leaves strings escaped, for a document that
- * sqs_json_may_lex_raw() clears: the key of the member whose colon the
- * lexer has just read (and the token after it), unescaped: the string
- * token before the colon.
- */
-char *
-sqs_json_key(JsonLexContext *lex)
-{
-	const char *close = lex->prev_token_terminator - 1;
-
-	Assert(*close == ':');
-	do
-		close--;
-	while (*close != '"');
-	return unescape_string(opening_quote(lex->input, close) + 1, close);
-}
-
-/*
- * Likewise, the string scalar the lexer has just read, unescaped; start is
- * where it opens (the lexer's token_start when its member or element
- * began), or NULL to look for it.
- */
-char *
-sqs_json_string(JsonLexContext *lex, const char *start)
-{
-	const char *close = lex->prev_token_terminator - 1;
-	const char *open = start;
-
-	if (open == NULL)
-		open = opening_quote(lex->input, close);
-	Assert(*open == '"');
-	return unescape_string(open + 1, close);
-}
-
 static JsonSemResult
 walk_field_start(void *state, char *fname, bool isnull)
 {
@@ -545,26 +426,7 @@ walk_field_start(void *state, char *fname, bool isnull)
 
 	if (walk->key[walk->depth])
 		pfree(walk->key[walk->depth]);
-	if (walk->raw_strings)
-	{
-		/* a key is read only by a decoder: not in a skipped object */
-		if (fname)
-			pfree(fname);
-		fname = (walk->error == NULL && walk->frame[walk->depth] != FRAME_SKIP) ?
-			sqs_json_key(walk->lex) : NULL;
-		walk->value_start = walk->lex->token_start;
-	}
 	walk->key[walk->depth] = fname;
-	return JSON_SEM_SUCCESS;
-}
-
-/* an element of an array starts (noted for sqs_json_string()) */
-static JsonSemResult
-walk_element_start(void *state, bool isnull)
-{
-	JsonWalk   *walk = state;
-
-	walk->value_start = walk->lex->token_start;
 	return JSON_SEM_SUCCESS;
 }
 
@@ -591,11 +453,7 @@ walk_scalar(void *state, char *token, JsonTokenType tokentype)
 			break;
 	}
 	if (walk->error == NULL && parent != FRAME_SKIP)
-	{
-		if (walk->raw_strings && kind == JK_STRING)
-			token = sqs_json_string(walk->lex, walk->value_start);
 		walk->value(walk, parent, walk_key(walk), kind, &token);
-	}
 	if (token)
 		pfree(token);
 	return JSON_SEM_SUCCESS;
@@ -656,31 +514,6 @@ sqs_json_nests_deeper_than(const char *data, int len, int limit)
 }
 
 /*
- * May the text be lexed without unescaping, its strings unescaped by the
- * walker (sqs_json_key(), sqs_json_string())?  Not if it has a \u escape,
- * nor a backslash before a NUL byte (which PostgreSQL 15's lexer takes for
- * an escape when it does not unescape, and for an error when it does); any
- * other escape but the simple ones is an error for the lexer either way.
- * A backslash and what it escapes are passed over together, so that an
- * escaped backslash before a 'u' is not taken for a \u escape.
- */
-bool
-sqs_json_may_lex_raw(const char *data, size_t len)
-{
-	const char *end = data + len;
-	const char *backslash = data;
-
-	while (backslash < end &&
-		   (backslash = memchr(backslash, '\\', end - backslash)) != NULL)
-	{
-		if (backslash + 1 == end || backslash[1] == 'u' || backslash[1] == '\0')
-			return false;
-		backslash += 2;
-	}
-	return true;
-}
-
-/*
  * Check and parse a response document through the walker.  An empty
  * document is an empty object.  Returns NULL or what is wrong.
  */
@@ -703,16 +536,13 @@ walk_json(const char *data, size_t len, JsonWalk *walk)
 		return psprintf("the response nests deeper than %d levels",
 						SQS_DECODE_MAX_DEPTH);
 
-	walk->raw_strings = sqs_json_may_lex_raw(data, len);
-	walk->lex = compat_json_lex((char *) data, (int) len, !walk->raw_strings);
+	walk->lex = compat_json_lex((char *) data, (int) len, true);
 	sem.semstate = walk;
 	sem.object_start = walk_object_start;
 	sem.object_end = walk_container_end;
 	sem.array_start = walk_array_start;
 	sem.array_end = walk_container_end;
 	sem.object_field_start = walk_field_start;
-	if (walk->raw_strings)
-		sem.array_element_start = walk_element_start;
 	sem.scalar = walk_scalar;
 	rc = pg_parse_json(walk->lex, &sem);
 	if (rc != JSON_SUCCESS)

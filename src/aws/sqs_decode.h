@@ -15,7 +15,6 @@
 #ifndef SQS_INGEST_SQS_DECODE_H
 #define SQS_INGEST_SQS_DECODE_H
 
-#include "common/jsonapi.h"
 #include "datatype/timestamp.h"
 
 /* limits SQS documents for the identifiers it hands out, in characters */
@@ -131,10 +130,5 @@ extern char *sqs_decode_batch_entry(SqsBatchResponse *result, bool *reported,
 									const char *code, const char *message);
 extern char *sqs_decode_batch_missing(const bool *reported, int entries);
 extern bool sqs_json_nests_deeper_than(const char *data, int len, int limit);
-
-/* strings of a document lexed without unescaping (sqs_decode.c) */
-extern bool sqs_json_may_lex_raw(const char *data, size_t len);
-extern char *sqs_json_key(JsonLexContext *lex);
-extern char *sqs_json_string(JsonLexContext *lex, const char *start);
 
 #endif							/* SQS_INGEST_SQS_DECODE_H */

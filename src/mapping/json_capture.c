@@ -16,9 +16,6 @@
  *
  * The nesting depth is measured first with the lexer alone: pg_parse_json
  * recurses once per level, and its stack check is its only throwing path.
- * A body without a \u escape is lexed without unescaping, and only the
- * keys looked for and the strings recorded are unescaped, as the response
- * decoders do (sqs_decode.c).
  *
  * The file builds as backend code and, with FRONTEND defined, as frontend
  * code against libpgcommon (fuzzing).
@@ -40,8 +37,6 @@
 typedef struct CaptureState
 {
 	JsonLexContext *lex;
-	bool		raw_strings;	/* the lexer leaves strings escaped */
-	const char *value_start;	/* of the member being read */
 	Captured   *slots;
 	int			max_depth;		/* deepest level a wanted member lives at */
 	int			depth;			/* containers open around the position */
@@ -103,17 +98,8 @@ capture_field_start(void *state, char *fname, bool isnull)
 	const CaptureNode *container;
 
 	s->pending = NULL;
-	if (s->raw_strings)
-	{
-		if (fname)
-			pfree(fname);
-		fname = NULL;
-		s->value_start = s->lex->token_start;
-	}
 	if (s->depth > s->max_depth || (container = s->containers[s->depth]) == NULL)
 		return JSON_SEM_SUCCESS;
-	if (s->raw_strings)
-		fname = sqs_json_key(s->lex);
 	for (const CaptureNode *child = container->first_child; child;
 		 child = child->next_sibling)
 	{
@@ -125,8 +111,6 @@ capture_field_start(void *state, char *fname, bool isnull)
 			break;
 		}
 	}
-	if (s->raw_strings)
-		pfree(fname);
 	return JSON_SEM_SUCCESS;
 }
 
@@ -228,8 +212,6 @@ capture_scalar(void *state, char *token, JsonTokenType tokentype)
 	{
 		Captured   *slot = &s->slots[node->capture];
 
-		if (s->raw_strings && tokentype == JSON_TOKEN_STRING)
-			token = sqs_json_string(s->lex, s->value_start);
 		slot->kind = capture_scalar_kind(tokentype);
 		slot->str = token;
 		slot->len = token ? strlen(token) : 0;
@@ -258,8 +240,7 @@ capture_parse(const CapturePlan *plan, char *json, int len, const char *what,
 		return psprintf("%s nests JSON deeper than %d levels", what,
 						CAPTURE_MAX_JSON_DEPTH);
 
-	s.raw_strings = sqs_json_may_lex_raw(json, len);
-	s.lex = compat_json_lex(json, len, !s.raw_strings);
+	s.lex = compat_json_lex(json, len, true);
 	s.slots = *slots;
 	s.max_depth = plan->max_depth;
 	s.containers = palloc0(sizeof(CaptureNode *) * (plan->max_depth + 2));
