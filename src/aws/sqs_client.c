@@ -852,12 +852,16 @@ launch_request(SqsClient *client, SqsRequest *request)
 
 /*
  * A request body in both wire protocols at once: AWS JSON 1.0 and the
- * Query protocol's form encoding.
+ * Query protocol's form encoding.  The form is built only when it is sent
+ * or kept to be sent (while probing): percent-encoding every receipt
+ * handle of a delete a character at a time, for nothing, cost more than
+ * the JSON body.
  */
 typedef struct RequestBody
 {
 	StringInfoData json;
 	StringInfoData query;
+	bool		with_query;		/* the query member is built */
 } RequestBody;
 
 /* append a form-encoded (RFC 3986 percent-encoded) value */
@@ -879,9 +883,12 @@ static void
 body_begin(RequestBody *b, SqsClient *client, SqsAction action)
 {
 	initStringInfo(&b->json);
-	initStringInfo(&b->query);
 	appendStringInfoString(&b->json, "{\"QueueUrl\":");
 	escape_json(&b->json, client->config.queue_url);
+	b->with_query = client->wire == WIRE_QUERY || client->probing;
+	if (!b->with_query)
+		return;
+	initStringInfo(&b->query);
 	appendStringInfo(&b->query, "Action=%s&Version=%s&QueueUrl=",
 					 action_names[action], QUERY_API_VERSION);
 	append_form_value(&b->query, client->config.queue_url);
@@ -891,7 +898,8 @@ static void
 body_int(RequestBody *b, const char *name, int value)
 {
 	appendStringInfo(&b->json, ",\"%s\":%d", name, value);
-	appendStringInfo(&b->query, "&%s=%d", name, value);
+	if (b->with_query)
+		appendStringInfo(&b->query, "&%s=%d", name, value);
 }
 
 /* a list of names: "json_name":[...] in JSON, query_name.N=... in Query */
@@ -903,7 +911,8 @@ body_names(RequestBody *b, const char *json_name, const char *query_name,
 	for (int i = 0; i < count; i++)
 	{
 		appendStringInfo(&b->json, "%s\"%s\"", i > 0 ? "," : "", names[i]);
-		appendStringInfo(&b->query, "&%s.%d=%s", query_name, i + 1, names[i]);
+		if (b->with_query)
+			appendStringInfo(&b->query, "&%s.%d=%s", query_name, i + 1, names[i]);
 	}
 	appendStringInfoChar(&b->json, ']');
 }
@@ -924,14 +933,16 @@ body_entries(RequestBody *b, SqsAction action, char **receipt_handles,
 		appendStringInfo(&b->json, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
 						 i > 0 ? "," : "", i);
 		escape_json(&b->json, receipt_handles[i]);
-		appendStringInfo(&b->query, "&%sRequestEntry.%d.Id=%d&%sRequestEntry.%d.ReceiptHandle=",
-						 prefix, i + 1, i, prefix, i + 1);
-		append_form_value(&b->query, receipt_handles[i]);
 		if (extra_name)
-		{
 			appendStringInfo(&b->json, ",\"%s\":%d", extra_name, extra_value);
-			appendStringInfo(&b->query, "&%sRequestEntry.%d.%s=%d",
-							 prefix, i + 1, extra_name, extra_value);
+		if (b->with_query)
+		{
+			appendStringInfo(&b->query, "&%sRequestEntry.%d.Id=%d&%sRequestEntry.%d.ReceiptHandle=",
+							 prefix, i + 1, i, prefix, i + 1);
+			append_form_value(&b->query, receipt_handles[i]);
+			if (extra_name)
+				appendStringInfo(&b->query, "&%sRequestEntry.%d.%s=%d",
+								 prefix, i + 1, extra_name, extra_value);
 		}
 		appendStringInfoChar(&b->json, '}');
 	}
@@ -958,7 +969,8 @@ start_request(SqsClient *client, SqsAction action, RequestBody *b,
 	if (client->probing)
 		request->query_body = MemoryContextStrdup(client->context, b->query.data);
 	pfree(b->json.data);
-	pfree(b->query.data);
+	if (b->with_query)
+		pfree(b->query.data);
 	launch_request(client, request);
 	return request;
 }
