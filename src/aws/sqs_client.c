@@ -426,7 +426,8 @@ start_request(SqsClient *client, SqsAction action, const SqsCall *call,
 	SqsRequest *request = MemoryContextAllocZero(client->context, sizeof(SqsRequest));
 	RequestBody b;
 
-	sqs_wire_body(&b, action, client->config.queue_url, call);
+	sqs_wire_body(&b, client->wire == WIRE_QUERY || client->probing, action,
+				  client->config.queue_url, call);
 	request->action = action;
 	request->requested = requested;
 	request->tag = tag;
@@ -437,7 +438,8 @@ start_request(SqsClient *client, SqsAction action, const SqsCall *call,
 	if (client->probing)
 		request->query_body = MemoryContextStrdup(client->context, b.query.data);
 	pfree(b.json.data);
-	pfree(b.query.data);
+	if (b.with_query)
+		pfree(b.query.data);
 	launch_request(client, request);
 }
 

@@ -112,9 +112,11 @@ static void
 body_begin(RequestBody *b, SqsAction action, const char *queue_url)
 {
 	initStringInfo(&b->json);
-	initStringInfo(&b->query);
 	appendStringInfoString(&b->json, "{\"QueueUrl\":");
 	escape_json(&b->json, queue_url);
+	if (!b->with_query)
+		return;
+	initStringInfo(&b->query);
 	appendStringInfo(&b->query, "Action=%s&Version=%s&QueueUrl=",
 					 sqs_actions[action].name, QUERY_API_VERSION);
 	transport_form_value(&b->query, queue_url);
@@ -124,7 +126,8 @@ static void
 body_int(RequestBody *b, const char *name, int value)
 {
 	appendStringInfo(&b->json, ",\"%s\":%d", name, value);
-	appendStringInfo(&b->query, "&%s=%d", name, value);
+	if (b->with_query)
+		appendStringInfo(&b->query, "&%s=%d", name, value);
 }
 
 /* a list of names: "json_name":[...] in JSON, query_name.N=... in Query */
@@ -136,7 +139,8 @@ body_names(RequestBody *b, const char *json_name, const char *query_name,
 	for (int i = 0; i < count; i++)
 	{
 		appendStringInfo(&b->json, "%s\"%s\"", i > 0 ? "," : "", names[i]);
-		appendStringInfo(&b->query, "&%s.%d=%s", query_name, i + 1, names[i]);
+		if (b->with_query)
+			appendStringInfo(&b->query, "&%s.%d=%s", query_name, i + 1, names[i]);
 	}
 	appendStringInfoChar(&b->json, ']');
 }
@@ -157,14 +161,16 @@ body_entries(RequestBody *b, SqsAction action, char **receipt_handles,
 		appendStringInfo(&b->json, "%s{\"Id\":\"%d\",\"ReceiptHandle\":",
 						 i > 0 ? "," : "", i);
 		escape_json(&b->json, receipt_handles[i]);
-		appendStringInfo(&b->query, "&%sRequestEntry.%d.Id=%d&%sRequestEntry.%d.ReceiptHandle=",
-						 prefix, i + 1, i, prefix, i + 1);
-		transport_form_value(&b->query, receipt_handles[i]);
 		if (extra_name)
-		{
 			appendStringInfo(&b->json, ",\"%s\":%d", extra_name, extra_value);
-			appendStringInfo(&b->query, "&%sRequestEntry.%d.%s=%d",
-							 prefix, i + 1, extra_name, extra_value);
+		if (b->with_query)
+		{
+			appendStringInfo(&b->query, "&%sRequestEntry.%d.Id=%d&%sRequestEntry.%d.ReceiptHandle=",
+							 prefix, i + 1, i, prefix, i + 1);
+			transport_form_value(&b->query, receipt_handles[i]);
+			if (extra_name)
+				appendStringInfo(&b->query, "&%sRequestEntry.%d.%s=%d",
+								 prefix, i + 1, extra_name, extra_value);
 		}
 		appendStringInfoChar(&b->json, '}');
 	}
@@ -216,13 +222,15 @@ build_get_attributes(RequestBody *b, SqsAction action, const SqsCall *call)
 }
 
 /*
- * The body of an action's request on the queue, in both wire protocols,
- * palloc'd in the current memory context.
+ * The body of an action's request on the queue, in JSON and, with
+ * with_query, in the Query protocol's form too, palloc'd in the current
+ * memory context.
  */
 void
-sqs_wire_body(RequestBody *b, SqsAction action, const char *queue_url,
-			  const SqsCall *call)
+sqs_wire_body(RequestBody *b, bool with_query, SqsAction action,
+			  const char *queue_url, const SqsCall *call)
 {
+	b->with_query = with_query;
 	body_begin(b, action, queue_url);
 	sqs_actions[action].build(b, action, call);
 	appendStringInfoChar(&b->json, '}');

@@ -48,13 +48,16 @@ typedef struct SqsCall
 } SqsCall;
 
 /*
- * A request body in both wire protocols at once: AWS JSON 1.0 and the
- * Query protocol's form encoding.
+ * A request body in AWS JSON 1.0 and, when asked for, in the Query
+ * protocol's form encoding too.  The form is built only when it is sent or
+ * kept to be sent (while probing): percent-encoding every receipt handle of
+ * a delete a character at a time, for nothing, cost more than the JSON body.
  */
 typedef struct RequestBody
 {
 	StringInfoData json;
-	StringInfoData query;
+	StringInfoData query;		/* built if with_query */
+	bool		with_query;
 } RequestBody;
 
 /* an action's members of a request body, in both protocols */
@@ -97,7 +100,7 @@ typedef struct SqsActionDef
 extern const SqsActionDef sqs_actions[SQS_NUM_ACTIONS];
 
 extern struct curl_slist *sqs_wire_headers(SqsAction action, int wire);
-extern void sqs_wire_body(RequestBody *b, SqsAction action,
+extern void sqs_wire_body(RequestBody *b, bool with_query, SqsAction action,
 						  const char *queue_url, const SqsCall *call);
 extern SqsError *sqs_wire_error(SqsRequest *request);
 extern SqsError *sqs_wire_decode(SqsRequest *request, SqsResult *result);

@@ -417,6 +417,13 @@ prepare_plans(const CompiledMapping *mapping)
 			SPI_freeplan(insert_plan);
 		insert_plan = NULL;
 
+		/*
+		 * The arrays are unnested in the select list, where set-returning
+		 * functions run in lockstep and hand each row straight to the insert,
+		 * rather than in FROM, where a function scan first copies every row
+		 * of each array into a tuplestore.  The arrays have the same length:
+		 * the rows are the same.
+		 */
 		initStringInfo(&sql);
 		appendStringInfo(&sql, "INSERT INTO %s (", mapping->qualified_name);
 		for (int i = 0; i < mapping->ncolumns; i++)
@@ -429,7 +436,7 @@ prepare_plans(const CompiledMapping *mapping)
 
 			/* an array of arrays cannot be passed: arrays go as their text */
 			argtypes[i] = get_array_type(col->basetypid);
-			appendStringInfo(&sql, "%sc%d", i ? ", " : "", i + 1);
+			appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i ? ", " : "", i + 1);
 			if (!OidIsValid(argtypes[i]))
 			{
 				argtypes[i] = TEXTARRAYOID;
@@ -439,14 +446,6 @@ prepare_plans(const CompiledMapping *mapping)
 													  FORMAT_TYPE_FORCE_QUALIFY));
 			}
 		}
-		/* the multi-argument unnest() is sugar for this, unqualified only */
-		appendStringInfoString(&sql, " FROM ROWS FROM (");
-		for (int i = 0; i < mapping->ncolumns; i++)
-			appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i ? ", " : "", i + 1);
-		appendStringInfoString(&sql, ") AS u(");
-		for (int i = 0; i < mapping->ncolumns; i++)
-			appendStringInfo(&sql, "%sc%d", i ? ", " : "", i + 1);
-		appendStringInfoChar(&sql, ')');
 
 		insert_plan = prepare_kept(sql.data, mapping->ncolumns, argtypes);
 		insert_plan_generation = mapping->generation;
@@ -470,9 +469,12 @@ prepare_plans(const CompiledMapping *mapping)
 	{
 		Oid			argtypes[1] = {TEXTARRAYOID};
 
-		/* the happy path: no id seen before, a unique violation if wrong */
+		/*
+		 * The happy path: no id seen before, a unique violation if wrong.
+		 * Unnested in the select list, as the rows are.
+		 */
 		ledger_all_new_plan = prepare_kept("INSERT INTO sqs_ingest.processed (message_id, processed_at) "
-										   "SELECT m, pg_catalog.now() FROM pg_catalog.unnest($1) AS m",
+										   "SELECT pg_catalog.unnest($1), pg_catalog.now()",
 										   1, argtypes);
 	}
 
