@@ -576,7 +576,8 @@ retry_in_query_protocol(SqsClient *client, SqsRequest *request)
 	if (client->wire == WIRE_JSON)
 	{
 		ereport(LOG,
-				(errmsg("SQS endpoint %s does not speak the AWS JSON protocol: switching to the Query protocol",
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("SQS endpoint %s does not speak the AWS JSON protocol: switching to the Query protocol",
 						client->config.endpoint),
 				 errdetail("It answered %s with HTTP status %ld.",
 						   sqs_actions[request->action].name, request->http.http_status),
