@@ -25,6 +25,7 @@ OBJS = \
 	src/aws/wait_events.o \
 	src/store/catalog.o \
 	src/store/queue_grants.o \
+	src/store/recovery_log.o \
 	src/store/security.o \
 	src/store/sink.o \
 	src/store/subxact.o \
