@@ -690,5 +690,5 @@ sqs_report_error(const SqsError *error, int elevel)
 					   error->http_status) :
 			 error->http_status ?
 			 errdetail("HTTP status %ld.", error->http_status) : 0,
-			 error->hint ? errhint("%s", error->hint) : 0));
+			 error->hint ? errhint("%s", _(error->hint)) : 0));
 }
