@@ -683,7 +683,7 @@ transport_next_done(Transport *transport)
  */
 
 static uint32
-wait_events_for(int curl_what)
+socket_wait_events(int curl_what)
 {
 	switch (curl_what)
 	{
@@ -752,7 +752,7 @@ update_wait_set(Transport *transport)
 				break;
 			}
 			ModifyWaitEvent(transport->wait_set, sock->pos,
-							wait_events_for(sock->curl_what), NULL);
+							socket_wait_events(sock->curl_what), NULL);
 			sock->changed = false;
 		}
 	}
@@ -776,7 +776,7 @@ update_wait_set(Transport *transport)
 		if (sock->curl_what == CURL_POLL_REMOVE)
 			continue;			/* idle: added back when libcurl uses it */
 		sock->pos = AddWaitEventToSet(transport->wait_set,
-									  wait_events_for(sock->curl_what),
+									  socket_wait_events(sock->curl_what),
 									  sock->fd, NULL, NULL);
 	}
 	transport->sockets_dirty = false;
