@@ -37,6 +37,7 @@ OBJS = \
 	src/mapping/login.o \
 	src/mapping/mask.o \
 	src/mapping/openpgp.o \
+	src/mapping/openpgp_decrypt.o \
 	src/mapping/record.o \
 	src/mapping/recovery.o \
 	src/mapping/transforms.o
