@@ -25,6 +25,7 @@ OBJS = \
 	src/aws/wait_events.o \
 	src/store/catalog.o \
 	src/store/queue_grants.o \
+	src/store/recovery_log.o \
 	src/store/security.o \
 	src/store/sink.o \
 	src/store/subxact.o \
@@ -36,6 +37,7 @@ OBJS = \
 	src/mapping/login.o \
 	src/mapping/mask.o \
 	src/mapping/openpgp.o \
+	src/mapping/openpgp_decrypt.o \
 	src/mapping/record.o \
 	src/mapping/recovery.o \
 	src/mapping/transforms.o

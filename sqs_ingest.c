@@ -34,11 +34,11 @@
 #include "mapping.h"
 #include "mask.h"
 #include "record.h"
-#include "secrets.h"
 #include "security.h"
 #include "sink.h"
 #include "sqs_client.h"
 #include "stats.h"
+#include "transport.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -64,7 +64,7 @@ _PG_init(void)
 	config_define_settings(preloaded);
 	MarkGUCPrefixReserved("sqs_ingest");
 
-	secrets_curl_global_init();
+	transport_global_init();
 
 	if (preloaded)
 	{

@@ -9,7 +9,7 @@
 #ifndef SQS_INGEST_CONFIG_H
 #define SQS_INGEST_CONFIG_H
 
-#include "catalog.h"
+#include "definition.h"
 
 /*
  * Every value a run of a pipeline takes from its definition or from the

@@ -23,9 +23,7 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -399,63 +397,4 @@ secret_set_session(SecretId id, const char *value)
 {
 	secrets[id].current = value[0] != '\0' ?
 		MemoryContextStrdup(TopMemoryContext, value) : NULL;
-}
-
-/* ---------------------------------------------------------------------
- * libcurl's heap: every block wiped when freed
- * ---------------------------------------------------------------------
- */
-
-static void
-wiping_free(void *ptr)
-{
-	if (ptr == NULL)
-		return;
-	explicit_bzero(ptr, malloc_usable_size(ptr));
-	free(ptr);
-}
-
-static void *
-wiping_realloc(void *ptr, size_t size)
-{
-	void	   *moved;
-	size_t		old_size;
-
-	if (ptr == NULL)
-		return malloc(size);
-	old_size = malloc_usable_size(ptr);
-	if (size <= old_size)
-		return ptr;
-	moved = malloc(size);
-	if (moved == NULL)
-		return NULL;
-	memcpy(moved, ptr, old_size);
-	wiping_free(ptr);
-	return moved;
-}
-
-static char *
-wiping_strdup(const char *str)
-{
-	size_t		len = strlen(str) + 1;
-	char	   *copy = malloc(len);
-
-	if (copy)
-		memcpy(copy, str, len);
-	return copy;
-}
-
-/*
- * Initialise libcurl with allocators that wipe what they free: libcurl
- * keeps copies of the credentials (user name, password, the signed
- * Authorization and X-Amz-Security-Token headers) that no option clears.
- */
-void
-secrets_curl_global_init(void)
-{
-	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free,
-							 wiping_realloc, wiping_strdup, calloc) != CURLE_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("could not initialise libcurl")));
 }

@@ -26,7 +26,6 @@ extern void secret_free(char *value);
 extern char *secret_header_line(const char *name, const char *value);
 extern const char *secret_session_value(SecretId id);
 extern void secret_set_session(SecretId id, const char *value);
-extern void secrets_curl_global_init(void);
 extern char *secret_file_read(const char *setting, const char *path, struct stat *st);
 extern bool secret_file_unchanged(const struct stat *a, const struct stat *b);
 

@@ -371,8 +371,8 @@ assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 	StringInfoData form;
 	bool		missing;
 	size_t		token_len;
-	char	   *token = read_small_file(token_file, MAX_TOKEN_FILE, &missing,
-										&token_len, detail);
+	char	   *token = aws_files_read(token_file, MAX_TOKEN_FILE, &missing,
+									   &token_len, detail);
 	SourceResult result;
 
 	if (token == NULL)
@@ -384,7 +384,7 @@ assume_role_with_web_identity(const AwsChainScope *scope, const char *role_arn,
 	transport_form_append(&form, "Version", "2011-06-15");
 	transport_form_append(&form, "RoleArn", role_arn);
 	transport_form_append(&form, "RoleSessionName", session_name);
-	transport_form_append(&form, "WebIdentityToken", strip_trailing_space(token));
+	transport_form_append(&form, "WebIdentityToken", aws_files_strip_space(token));
 	result = sts_credentials(scope, form.data, NULL, source, out, detail);
 	explicit_bzero(token, token_len);
 	pfree(token);
@@ -467,12 +467,12 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 	if (!named)
 		profile = "default";
 	if (credentials_path == NULL)
-		credentials_path = psprintf("%s/.aws/credentials", home_directory());
+		credentials_path = psprintf("%s/.aws/credentials", aws_files_home_directory());
 	if (config_path == NULL)
-		config_path = psprintf("%s/.aws/config", home_directory());
+		config_path = psprintf("%s/.aws/config", aws_files_home_directory());
 	snprintf(source, sizeof(source), "profile:%s", profile);
 
-	if (!load_profile(profile, credentials_path, config_path, &p, detail))
+	if (!aws_files_load_profile(profile, credentials_path, config_path, &p, detail))
 		return SOURCE_FAILED;
 	if (!p.found)
 	{
@@ -488,7 +488,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 		ProfileSettings src;
 		AwsCredentials signer = {0};
 
-		if (!load_profile(p.source_profile, credentials_path, config_path, &src, detail))
+		if (!aws_files_load_profile(p.source_profile, credentials_path, config_path, &src, detail))
 			result = SOURCE_FAILED;
 		else
 		{
@@ -519,7 +519,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 				secret_free(signer.secret_access_key);
 				secret_free(signer.session_token);
 			}
-			free_profile(&src);
+			aws_files_free_profile(&src);
 		}
 	}
 	else if (p.aws_access_key_id)
@@ -532,7 +532,7 @@ from_profile(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 						 profile);
 		result = SOURCE_ABSENT;
 	}
-	free_profile(&p);
+	aws_files_free_profile(&p);
 	return result;
 }
 
@@ -659,11 +659,11 @@ from_container(const AwsChainScope *scope, AwsCredentials *out, StringInfo detai
 	{
 		bool		missing;
 
-		token = read_small_file(token_file, MAX_TOKEN_FILE, &missing, &token_len,
-								detail);
+		token = aws_files_read(token_file, MAX_TOKEN_FILE, &missing, &token_len,
+							   detail);
 		if (token == NULL)
 			return SOURCE_FAILED;
-		strip_trailing_space(token);
+		aws_files_strip_space(token);
 	}
 	else if (env_or_null("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
 	{
@@ -711,7 +711,7 @@ imds_text(const CredentialRequest *request, long *status, StringInfo detail)
 	else if (*status != 200)
 		appendStringInfo(detail, _("%s answered HTTP %ld"), request->url, *status);
 	else
-		text = pstrdup(strip_trailing_space(response.data));
+		text = pstrdup(aws_files_strip_space(response.data));
 	explicit_bzero(response.data, response.maxlen);
 	pfree(response.data);
 	return text;
@@ -745,7 +745,7 @@ from_imds(const AwsChainScope *scope, AwsCredentials *out, StringInfo detail)
 		return SOURCE_FAILED;
 	}
 	base = pstrdup(endpoint);
-	strip_trailing_space(base);
+	aws_files_strip_space(base);
 	if (base[strlen(base) - 1] == '/')
 		base[strlen(base) - 1] = '\0';
 

@@ -37,8 +37,8 @@
  * file), the old buffer is wiped first; every error path wipes too.
  */
 char *
-read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
-				StringInfo detail)
+aws_files_read(const char *path, size_t max_len, bool *missing, size_t *len,
+			   StringInfo detail)
 {
 	int			fd;
 	struct stat st;
@@ -114,7 +114,7 @@ read_small_file(const char *path, size_t max_len, bool *missing, size_t *len,
 
 /* strip trailing whitespace in place (a token file ends with a newline) */
 char *
-strip_trailing_space(char *s)
+aws_files_strip_space(char *s)
 {
 	size_t		len = strlen(s);
 
@@ -125,7 +125,7 @@ strip_trailing_space(char *s)
 
 /* free a profile's settings, wiping them */
 void
-free_profile(ProfileSettings *p)
+aws_files_free_profile(ProfileSettings *p)
 {
 	secret_free(p->aws_access_key_id);
 	secret_free(p->aws_secret_access_key);
@@ -142,7 +142,7 @@ strip_space(char *s)
 {
 	while (isspace((unsigned char) *s))
 		s++;
-	return strip_trailing_space(s);
+	return aws_files_strip_space(s);
 }
 
 /*
@@ -177,8 +177,8 @@ read_profile(const char *path, const char *profile, bool config_file,
 {
 	bool		missing;
 	size_t		content_len;
-	char	   *content = read_small_file(path, MAX_PROFILE_FILE, &missing,
-										  &content_len, detail);
+	char	   *content = aws_files_read(path, MAX_PROFILE_FILE, &missing,
+										 &content_len, detail);
 	char	   *line;
 	char	   *save = NULL;
 	bool		in_profile = false;
@@ -241,7 +241,7 @@ read_profile(const char *path, const char *profile, bool config_file,
 
 /* the home directory of the server's operating system user */
 const char *
-home_directory(void)
+aws_files_home_directory(void)
 {
 	const char *home = getenv("HOME");
 	struct passwd *pw;
@@ -257,14 +257,14 @@ home_directory(void)
  * Returns false, with the reason in detail, if a file cannot be read.
  */
 bool
-load_profile(const char *profile, const char *credentials_path,
-			 const char *config_path, ProfileSettings *p, StringInfo detail)
+aws_files_load_profile(const char *profile, const char *credentials_path,
+					   const char *config_path, ProfileSettings *p, StringInfo detail)
 {
 	memset(p, 0, sizeof(*p));
 	if (!read_profile(credentials_path, profile, false, p, detail) ||
 		!read_profile(config_path, profile, true, p, detail))
 	{
-		free_profile(p);
+		aws_files_free_profile(p);
 		return false;
 	}
 	return true;

@@ -23,13 +23,13 @@ typedef struct ProfileSettings
 	char	   *role_session_name;
 } ProfileSettings;
 
-extern char *read_small_file(const char *path, size_t max_len, bool *missing,
-							 size_t *len, StringInfo detail);
-extern char *strip_trailing_space(char *s);
-extern const char *home_directory(void);
-extern bool load_profile(const char *profile, const char *credentials_path,
-						 const char *config_path, ProfileSettings *p,
-						 StringInfo detail);
-extern void free_profile(ProfileSettings *p);
+extern char *aws_files_read(const char *path, size_t max_len, bool *missing,
+							size_t *len, StringInfo detail);
+extern char *aws_files_strip_space(char *s);
+extern const char *aws_files_home_directory(void);
+extern bool aws_files_load_profile(const char *profile, const char *credentials_path,
+								   const char *config_path, ProfileSettings *p,
+								   StringInfo detail);
+extern void aws_files_free_profile(ProfileSettings *p);
 
 #endif							/* SQS_INGEST_AWS_FILES_H */

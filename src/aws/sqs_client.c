@@ -578,7 +578,8 @@ retry_in_query_protocol(SqsClient *client, SqsRequest *request)
 	if (client->wire == WIRE_JSON)
 	{
 		ereport(LOG,
-				(errmsg("SQS endpoint %s does not speak the AWS JSON protocol: switching to the Query protocol",
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("SQS endpoint %s does not speak the AWS JSON protocol: switching to the Query protocol",
 						client->config.endpoint),
 				 errdetail("It answered %s with HTTP status %ld.",
 						   sqs_actions[request->action].name, request->http.http_status),
@@ -691,5 +692,5 @@ sqs_report_error(const SqsError *error, int elevel)
 					   error->http_status) :
 			 error->http_status ?
 			 errdetail("HTTP status %ld.", error->http_status) : 0,
-			 error->hint ? errhint("%s", error->hint) : 0));
+			 error->hint ? errhint("%s", _(error->hint)) : 0));
 }

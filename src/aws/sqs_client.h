@@ -53,7 +53,8 @@ typedef struct SqsError
 	char	   *aws_type;		/* AWS error code, or NULL */
 	char	   *message;
 	long		http_status;	/* 0 if no response */
-	const char *hint;
+	const char *hint;			/* a sentence marked with gettext_noop:
+								 * translate it where it is reported */
 } SqsError;
 
 /* a completed request */

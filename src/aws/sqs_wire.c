@@ -254,7 +254,7 @@ classify_aws_error(SqsError *error)
 	{
 		error->transient = false;
 		error->sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
-		error->hint = "Check sqs_ingest.queue_url and sqs_ingest.region: the queue must exist in that region and account.";
+		error->hint = gettext_noop("Check sqs_ingest.queue_url and sqs_ingest.region: the queue must exist in that region and account.");
 	}
 	else if (strstr(type, "Signature") || strstr(type, "ClientToken") ||
 			 strstr(type, "UnrecognizedClient") ||
@@ -263,13 +263,13 @@ classify_aws_error(SqsError *error)
 	{
 		error->transient = false;
 		error->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-		error->hint = "Check the credentials (sqs_ingest.stats shows their source: the settings or the AWS credential chain) and sqs_ingest.region.";
+		error->hint = gettext_noop("Check the credentials (sqs_ingest.stats shows their source: the settings or the AWS credential chain) and sqs_ingest.region.");
 	}
 	else if (strstr(type, "AccessDenied"))
 	{
 		error->transient = false;
 		error->sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		error->hint = "Grant the credentials sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue.";
+		error->hint = gettext_noop("Grant the credentials sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue.");
 	}
 	else if (strstr(type, "Throttl") || strstr(type, "RequestThrottled") ||
 			 strstr(type, "OverLimit") || strstr(type, "ServiceUnavailable") ||
@@ -278,7 +278,7 @@ classify_aws_error(SqsError *error)
 		error->transient = true;
 		error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
 		if (strstr(type, "Throttl") || strstr(type, "OverLimit"))
-			error->hint = "Lower sqs_ingest.max_inflight or raise the account's SQS quotas.";
+			error->hint = gettext_noop("Lower sqs_ingest.max_inflight or raise the account's SQS quotas.");
 	}
 	else if (error->transient)
 		error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
@@ -314,21 +314,21 @@ sqs_wire_error(SqsRequest *request)
 				error->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
 				error->message = psprintf("TLS verification of the endpoint failed: %s",
 										  error->message);
-				error->hint = "If a private CA issued the endpoint's certificate, set sqs_ingest.ca_file to a PEM file of its CA certificates; verification cannot be turned off.";
+				error->hint = gettext_noop("If a private CA issued the endpoint's certificate, set sqs_ingest.ca_file to a PEM file of its CA certificates; verification cannot be turned off.");
 				break;
 			case CURLE_SSL_CACERT_BADFILE:
 				error->transient = false;
 				error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
 				error->message = psprintf("could not load the CA certificates: %s",
 										  error->message);
-				error->hint = "Set sqs_ingest.ca_file to a PEM file of CA certificates, or to an empty string for the system's.";
+				error->hint = gettext_noop("Set sqs_ingest.ca_file to a PEM file of CA certificates, or to an empty string for the system's.");
 				break;
 			case CURLE_UNSUPPORTED_PROTOCOL:
 			case CURLE_URL_MALFORMAT:
 			case CURLE_SSL_CERTPROBLEM:
 				error->transient = false;
 				error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
-				error->hint = "Check sqs_ingest.queue_url and sqs_ingest.endpoint; TLS peers are always verified.";
+				error->hint = gettext_noop("Check sqs_ingest.queue_url and sqs_ingest.endpoint; TLS peers are always verified.");
 				break;
 			default:
 				error->transient = true;
@@ -366,7 +366,7 @@ protocol_error(SqsRequest *request, const char *what)
 	error->http_status = request->http.http_status;
 	error->sqlerrcode = ERRCODE_PROTOCOL_VIOLATION;
 	error->message = psprintf("unexpected response: %s", what);
-	error->hint = "Check that sqs_ingest.queue_url and sqs_ingest.endpoint point at Amazon SQS or a faithful emulator.";
+	error->hint = gettext_noop("Check that sqs_ingest.queue_url and sqs_ingest.endpoint point at Amazon SQS or a faithful emulator.");
 	return error;
 }
 

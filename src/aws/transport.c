@@ -43,12 +43,14 @@
  *
  * The blocking calls to the credential services (credential_http.c) share
  * the hardening, the form encoding and the check of a URL's scheme.
+ * libcurl is initialised here too, with allocators that wipe what they free.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -113,6 +115,66 @@ struct Transport
 	int			max_occurred;
 	MemoryContextCallback cleanup;
 };
+
+/* ---------------------------------------------------------------------
+ * libcurl's heap: every block wiped when freed
+ * ---------------------------------------------------------------------
+ */
+
+static void
+wiping_free(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	explicit_bzero(ptr, malloc_usable_size(ptr));
+	free(ptr);
+}
+
+static void *
+wiping_realloc(void *ptr, size_t size)
+{
+	void	   *moved;
+	size_t		old_size;
+
+	if (ptr == NULL)
+		return malloc(size);
+	old_size = malloc_usable_size(ptr);
+	if (size <= old_size)
+		return ptr;
+	moved = malloc(size);
+	if (moved == NULL)
+		return NULL;
+	memcpy(moved, ptr, old_size);
+	wiping_free(ptr);
+	return moved;
+}
+
+static char *
+wiping_strdup(const char *str)
+{
+	size_t		len = strlen(str) + 1;
+	char	   *copy = malloc(len);
+
+	if (copy)
+		memcpy(copy, str, len);
+	return copy;
+}
+
+/*
+ * Initialise libcurl, once a process, with allocators that wipe what they
+ * free: libcurl keeps copies of the credentials (user name, password, the
+ * signed Authorization and X-Amz-Security-Token headers) that no option
+ * clears.
+ */
+void
+transport_global_init(void)
+{
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free,
+							 wiping_realloc, wiping_strdup, calloc) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not initialise libcurl")));
+}
 
 /* ---------------------------------------------------------------------
  * what every libcurl handle gets
@@ -621,7 +683,7 @@ transport_next_done(Transport *transport)
  */
 
 static uint32
-wait_events_for(int curl_what)
+socket_wait_events(int curl_what)
 {
 	switch (curl_what)
 	{
@@ -690,7 +752,7 @@ update_wait_set(Transport *transport)
 				break;
 			}
 			ModifyWaitEvent(transport->wait_set, sock->pos,
-							wait_events_for(sock->curl_what), NULL);
+							socket_wait_events(sock->curl_what), NULL);
 			sock->changed = false;
 		}
 	}
@@ -714,7 +776,7 @@ update_wait_set(Transport *transport)
 		if (sock->curl_what == CURL_POLL_REMOVE)
 			continue;			/* idle: added back when libcurl uses it */
 		sock->pos = AddWaitEventToSet(transport->wait_set,
-									  wait_events_for(sock->curl_what),
+									  socket_wait_events(sock->curl_what),
 									  sock->fd, NULL, NULL);
 	}
 	transport->sockets_dirty = false;

@@ -48,6 +48,7 @@ typedef struct Transport Transport;
 /* called as a request leaves the requests in flight, arg as given */
 typedef void (*TransportCompleted) (TransportRequest *request, void *arg);
 
+extern void transport_global_init(void);
 extern int	transport_http_prefix(const char *url, bool any_case);
 extern void transport_harden(CURL *easy, const char *ca_file,
 							 long connect_timeout_ms);

@@ -228,7 +228,7 @@ refusal_context(void *arg)
 
 /* is sqs_ingest installed in this database (pipelines being version 1.1)? */
 static bool
-catalog_exists(void)
+pipelines_table_exists(void)
 {
 	Oid			schema = get_namespace_oid("sqs_ingest", true);
 
@@ -247,7 +247,7 @@ sync_with_catalog(void)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "sqs_ingest: reading the pipelines");
-	if (catalog_exists())
+	if (pipelines_table_exists())
 		defs = catalog_list();
 
 	foreach(lc, running)

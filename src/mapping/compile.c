@@ -77,16 +77,6 @@ jsonb_string(const JsonbValue *v)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-/* a mistake in a column's rule */
-void
-mapping_rule_error(const MappingColumn *col, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid mapping for column \"%s\"", col->name),
-			 errdetail("%s", detail)));
-}
-
 /*
  * Does a type's input function run nothing but built-in code?  True of a
  * base or enum type whose input function is built in, and of arrays of
@@ -158,11 +148,11 @@ resolve_column(MappingColumn *col, Form_pg_attribute att, const char *relname)
 {
 	col->name = pstrdup(NameStr(att->attname));
 	if (att->attgenerated != '\0')
-		mapping_rule_error(col, psprintf("Column \"%s\" of %s is a generated column.",
-								 col->name, relname));
+		mapping_rule_error(col, "Column \"%s\" of %s is a generated column.",
+						   col->name, relname);
 	if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
-		mapping_rule_error(col, psprintf("Column \"%s\" of %s is an identity column GENERATED ALWAYS.",
-								 col->name, relname));
+		mapping_rule_error(col, "Column \"%s\" of %s is an identity column GENERATED ALWAYS.",
+						   col->name, relname);
 	col->attnum = att->attnum;
 	col->typid = att->atttypid;
 	col->basetypmod = att->atttypmod;
@@ -229,20 +219,23 @@ jsonpath_input_function(void *arg)
 	return DirectFunctionCall1(jsonpath_in, CStringGetDatum((char *) arg));
 }
 
-/* parse an SQL/JSON path, an error naming the column if it is not one */
+/*
+ * parse an SQL/JSON path: a column's rule's (an error names the column),
+ * or with col NULL the explode option's
+ */
 static JsonPath *
-compile_path(const MappingColumn *col, char *text, const char *what)
+compile_path(const MappingColumn *col, char *text)
 {
 	Datum		path;
 	char	   *error = mapping_call_builtin(jsonpath_input_function, text, &path);
 
 	if (error && col)
-		mapping_rule_error(col, psprintf("\"%s\" is not an SQL/JSON path: %s", text, error));
+		mapping_rule_error(col, "\"%s\" is not an SQL/JSON path: %s", text, error);
 	if (error)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: \"%s\" is not an SQL/JSON path", what, text),
-				 errdetail("%s", error)));
+				 errmsg("invalid explode option: \"%s\" is not an SQL/JSON path", text),
+				 errdetail_internal("%s", error)));
 	return DatumGetJsonPathP(path);
 }
 
@@ -298,7 +291,7 @@ compile_source(CompiledMapping *mapping, MappingColumn *col, MappingRule *rule,
 	if (rule->what != NULL)
 		mapping_rule_error(col, "A rule has one of \"path\", \"message\", \"message_attribute\".");
 	if (v->type != jbvString || v->val.string.len == 0)
-		mapping_rule_error(col, psprintf("\"%s\" must be a non-empty string.", key));
+		mapping_rule_error(col, "\"%s\" must be a non-empty string.", key);
 
 	if (strcmp(key, "path") == 0)
 	{
@@ -306,7 +299,7 @@ compile_source(CompiledMapping *mapping, MappingColumn *col, MappingRule *rule,
 
 		rule->source = SOURCE_PATH;
 		rule->what = jsonb_string(v);
-		rule->path = compile_path(col, rule->what, NULL);
+		rule->path = compile_path(col, rule->what);
 		keys = member_chain(rule->path);
 		/* elements of explode are jsonb anyway */
 		if (keys != NIL && mapping->explode == NULL)
@@ -374,8 +367,8 @@ compile_rule(CompiledMapping *mapping, MappingColumn *col, const JsonbValue *v,
 		else if (strcmp(key, "else") == 0)
 			rule->otherwise = compile_rule(mapping, col, value, false);
 		else
-			mapping_rule_error(col, psprintf("Unknown key \"%s\"; a rule has path, message, message_attribute, transform, type, required, else.",
-									 key));
+			mapping_rule_error(col, "Unknown key \"%s\"; a rule has path, message, message_attribute, transform, type, required, else.",
+							   key);
 	}
 	if (rule->what == NULL)
 		mapping_rule_error(col, "A rule has one of \"path\", \"message\", \"message_attribute\".");
@@ -412,7 +405,7 @@ same_name_rule(CompiledMapping *mapping, MappingColumn *col)
 
 	rule->source = SOURCE_PATH;
 	rule->what = path.data;
-	rule->path = compile_path(col, path.data, NULL);
+	rule->path = compile_path(col, path.data);
 	if (mapping->explode == NULL)
 	{
 		rule->node = capture_child(mapping->captures.root, col->name);
@@ -456,7 +449,7 @@ compile_options(CompiledMapping *mapping, Jsonb *options)
 					 errmsg("invalid explode option"),
 					 errdetail("explode is an SQL/JSON path such as \"$.Records[*]\".")));
 		mapping->explode_text = jsonb_string(v);
-		mapping->explode = compile_path(NULL, mapping->explode_text, "explode option");
+		mapping->explode = compile_path(NULL, mapping->explode_text);
 	}
 	v = getKeyJsonValueFromContainer(&options->root, "recovery_key", strlen("recovery_key"), NULL);
 	if (v && v->type != jbvNull)

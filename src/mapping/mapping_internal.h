@@ -74,23 +74,30 @@ typedef struct MappingValue
 #define TRANSFORM_NEEDS_RECOVERY_KEY	0x02	/* a key to encrypt to */
 
 /*
- * A transform a rule may name.  check returns why the column cannot take
- * the transform's values (a detail of the mapping error), or NULL.  apply
- * returns why the message is a dead letter, or NULL; it either changes the
- * value, which the column's conversion then takes, or makes the column's
- * Datum itself and sets *done.
+ * A transform a rule may name.  check raises the mapping error
+ * (mapping_rule_error) when the column cannot take the transform's values.
+ * apply returns why the message is a dead letter, or NULL; it either
+ * changes the value, which the column's conversion then takes, or makes the
+ * column's Datum itself and sets *done.
  */
 struct MappingTransform
 {
 	const char *name;
 	int			needs;			/* TRANSFORM_NEEDS_* */
-	char	   *(*check) (const MappingColumn *col);
+	void		(*check) (const MappingColumn *col);
 	char	   *(*apply) (const CompiledMapping *mapping, const MappingColumn *col,
 						  MappingValue *v, Datum *result, bool *done);
 };
 
-/* compile.c */
-pg_noreturn extern void mapping_rule_error(const MappingColumn *col, const char *detail);
+/*
+ * A mistake in a column's rule: the detail is a whole sentence, given as a
+ * format and its arguments so that it is translated like any errdetail.
+ */
+#define mapping_rule_error(col, ...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
+			 errmsg("invalid mapping for column \"%s\"", (col)->name), \
+			 errdetail(__VA_ARGS__)))
 
 /* transforms.c */
 extern const MappingTransform *mapping_transform_compile(const MappingColumn *col,

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * openpgp.c
- *	  OpenPGP encryption of single values to an RSA public key, and their
- *	  decryption with the matching secret key (RFC 4880), through OpenSSL.
+ *	  OpenPGP (RFC 4880) through OpenSSL: packets, ASCII armor and keys,
+ *	  and the encryption of single values to an RSA public key.  Their
+ *	  decryption with the matching secret key is in openpgp_decrypt.c.
  *
  * The encrypt transform stores each value as a standard OpenPGP message
  * that pgcrypto's pgp_pub_decrypt_bytea() and gpg --decrypt read: a
@@ -37,76 +38,7 @@
 #include "utils/memutils.h"
 
 #include "compat.h"
-#include "openpgp.h"
-
-/* packet tags */
-#define TAG_PKESK			1
-#define TAG_SIGNATURE		2
-#define TAG_SECRET_KEY		5
-#define TAG_PUBLIC_KEY		6
-#define TAG_SECRET_SUBKEY	7
-#define TAG_COMPRESSED		8
-#define TAG_LITERAL			11
-#define TAG_PUBLIC_SUBKEY	14
-#define TAG_SEIPD			18
-#define TAG_MDC				19
-
-/* public-key algorithms */
-#define ALGO_RSA			1
-#define ALGO_RSA_ENCRYPT	2
-#define ALGO_RSA_SIGN		3
-
-/* symmetric algorithms */
-#define SYM_AES128			7
-#define SYM_AES192			8
-#define SYM_AES256			9
-
-/* key flags that allow encryption (communications, storage) */
-#define KEY_FLAGS_ENCRYPT	0x0c
-
-#define SHA1_LEN			20
-#define MDC_LEN				(2 + SHA1_LEN)
-#define AES_BLOCK			16
-#define SESSION_KEY_LEN		32
-
-/* what is being read, for the errors */
-typedef enum PgpInput
-{
-	INPUT_PUBLIC_KEY,
-	INPUT_SECRET_KEY,
-	INPUT_MESSAGE
-} PgpInput;
-
-typedef struct PgpReader
-{
-	const uint8 *p;
-	const uint8 *end;
-	PgpInput	input;
-	const char *source;			/* public keys: where the key came from */
-} PgpReader;
-
-typedef struct PgpPacket
-{
-	int			tag;
-	const uint8 *body;
-	size_t		len;
-} PgpPacket;
-
-/* a key packet, public or secret, primary or subkey */
-typedef struct KeyPacket
-{
-	int			tag;
-	int			algo;
-	bool		has_flags;		/* a self-signature says what it is for */
-	uint8		flags;
-	uint8		key_id[OPENPGP_KEY_ID_LEN];
-	/* RSA keys only */
-	const uint8 *n;
-	int			n_len;
-	const uint8 *e;
-	int			e_len;
-	PgpReader	secret;			/* secret keys: what follows the public part */
-} KeyPacket;
+#include "openpgp_internal.h"
 
 struct OpenPgpKey
 {
@@ -122,8 +54,8 @@ static EVP_MD *sha1_md = NULL;
  * detail: a whole sentence marked with gettext_noop, translated here (or
  * one already translated, which translating again leaves as it is)
  */
-pg_noreturn static void
-malformed(const PgpReader *r, const char *detail)
+pg_noreturn void
+pgp_malformed(const PgpReader *r, const char *detail)
 {
 	switch (r->input)
 	{
@@ -152,8 +84,8 @@ malformed(const PgpReader *r, const char *detail)
 }
 
 /* detail: a whole sentence marked with gettext_noop, translated here */
-pg_noreturn static void
-openssl_failure(const char *detail)
+pg_noreturn void
+pgp_openssl_failure(const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -194,8 +126,8 @@ algorithm_name(int algo)
 	}
 }
 
-static bool
-is_rsa_encryption(int algo)
+bool
+pgp_is_rsa_encryption(int algo)
 {
 	return algo == ALGO_RSA || algo == ALGO_RSA_ENCRYPT;
 }
@@ -204,19 +136,19 @@ static const EVP_MD *
 sha1(void)
 {
 	if (sha1_md == NULL && (sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL)
-		openssl_failure(gettext_noop("SHA-1 is not available."));
+		pgp_openssl_failure(gettext_noop("SHA-1 is not available."));
 	return sha1_md;
 }
 
-static void
-digest_sha1(const uint8 *data, size_t len, uint8 *out)
+void
+pgp_digest_sha1(const uint8 *data, size_t len, uint8 *out)
 {
 	if (!EVP_Digest(data, len, out, NULL, sha1(), NULL))
-		openssl_failure(gettext_noop("SHA-1 failed."));
+		pgp_openssl_failure(gettext_noop("SHA-1 failed."));
 }
 
-static void
-key_id_hex(const uint8 *key_id, char *out)
+void
+pgp_key_id_hex(const uint8 *key_id, char *out)
 {
 	static const char hexdigits[] = "0123456789ABCDEF";
 
@@ -234,53 +166,53 @@ key_id_hex(const uint8 *key_id, char *out)
  * ---------------------------------------------------------------------
  */
 
-static void
-need(const PgpReader *r, size_t n)
+void
+pgp_need(const PgpReader *r, size_t n)
 {
 	if (r->p > r->end || (size_t) (r->end - r->p) < n)
-		malformed(r, gettext_noop("The data ends in the middle of a packet."));
+		pgp_malformed(r, gettext_noop("The data ends in the middle of a packet."));
 }
 
-static void
-skip(PgpReader *r, size_t n)
+void
+pgp_skip(PgpReader *r, size_t n)
 {
-	need(r, n);
+	pgp_need(r, n);
 	r->p += n;
 }
 
-static uint8
-get_u8(PgpReader *r)
+uint8
+pgp_get_u8(PgpReader *r)
 {
-	need(r, 1);
+	pgp_need(r, 1);
 	return *r->p++;
 }
 
-static uint32
-get_be(PgpReader *r, int n)
+uint32
+pgp_get_be(PgpReader *r, int n)
 {
 	uint32		v = 0;
 
-	need(r, n);
+	pgp_need(r, n);
 	for (int i = 0; i < n; i++)
 		v = (v << 8) | *r->p++;
 	return v;
 }
 
 /* a multiprecision integer: its bytes, without the bit count */
-static const uint8 *
-get_mpi(PgpReader *r, int *len)
+const uint8 *
+pgp_get_mpi(PgpReader *r, int *len)
 {
-	int			bits = get_be(r, 2);
+	int			bits = pgp_get_be(r, 2);
 	const uint8 *bytes = r->p;
 
 	*len = (bits + 7) / 8;
-	skip(r, *len);
+	pgp_skip(r, *len);
 	return bytes;
 }
 
 /* a reader over a packet's body */
-static PgpReader
-body_reader(const PgpReader *r, const PgpPacket *pkt)
+PgpReader
+pgp_body_reader(const PgpReader *r, const PgpPacket *pkt)
 {
 	PgpReader	body = *r;
 
@@ -290,31 +222,31 @@ body_reader(const PgpReader *r, const PgpPacket *pkt)
 }
 
 /* the next packet, old or new format; false at the end of the data */
-static bool
-next_packet(PgpReader *r, PgpPacket *pkt)
+bool
+pgp_next_packet(PgpReader *r, PgpPacket *pkt)
 {
 	uint8		h;
 	size_t		len;
 
 	if (r->p >= r->end)
 		return false;
-	h = get_u8(r);
+	h = pgp_get_u8(r);
 	if ((h & 0x80) == 0)
-		malformed(r, gettext_noop("A packet header is invalid."));
+		pgp_malformed(r, gettext_noop("A packet header is invalid."));
 	if (h & 0x40)
 	{
 		uint8		l1;
 
 		pkt->tag = h & 0x3f;
-		l1 = get_u8(r);
+		l1 = pgp_get_u8(r);
 		if (l1 < 192)
 			len = l1;
 		else if (l1 < 224)
-			len = ((l1 - 192) << 8) + get_u8(r) + 192;
+			len = ((l1 - 192) << 8) + pgp_get_u8(r) + 192;
 		else if (l1 == 255)
-			len = get_be(r, 4);
+			len = pgp_get_be(r, 4);
 		else
-			malformed(r, gettext_noop("Packets of partial body lengths are not supported."));
+			pgp_malformed(r, gettext_noop("Packets of partial body lengths are not supported."));
 	}
 	else
 	{
@@ -322,20 +254,20 @@ next_packet(PgpReader *r, PgpPacket *pkt)
 		switch (h & 3)
 		{
 			case 0:
-				len = get_u8(r);
+				len = pgp_get_u8(r);
 				break;
 			case 1:
-				len = get_be(r, 2);
+				len = pgp_get_be(r, 2);
 				break;
 			case 2:
-				len = get_be(r, 4);
+				len = pgp_get_be(r, 4);
 				break;
 			default:
 				len = r->end - r->p;
 				break;
 		}
 	}
-	need(r, len);
+	pgp_need(r, len);
 	pkt->body = r->p;
 	pkt->len = len;
 	r->p += len;
@@ -417,8 +349,8 @@ base64_decode(const char *src, int len, uint8 *dst)
  * checksum verified when present.  The result is palloc'd; it is the
  * caller's to wipe.
  */
-static uint8 *
-dearmor(const PgpReader *r, const char *text, int len, int *out_len)
+uint8 *
+pgp_dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 {
 	const char *p = text;
 	const char *end = text + len;
@@ -437,7 +369,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		p = nl ? nl + 1 : end;
 	}
 	if (p >= end)
-		malformed(r, gettext_noop("There is no \"-----BEGIN PGP\" line."));
+		pgp_malformed(r, gettext_noop("There is no \"-----BEGIN PGP\" line."));
 	while (p < end)
 	{
 		const char *nl = memchr(p, '\n', end - p);
@@ -464,7 +396,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		p = nl ? nl + 1 : end;
 	}
 	if (p >= end)
-		malformed(r, gettext_noop("There is no \"-----END PGP\" line."));
+		pgp_malformed(r, gettext_noop("There is no \"-----END PGP\" line."));
 
 	data = palloc(b64_len / 4 * 3 + 3);
 	data_len = base64_decode(b64, b64_len, data);
@@ -473,7 +405,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 	if (data_len <= 0)
 	{
 		pfree(data);
-		malformed(r, gettext_noop("The armored data is not base64."));
+		pgp_malformed(r, gettext_noop("The armored data is not base64."));
 	}
 	if (crc_text)
 	{
@@ -484,7 +416,7 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 		{
 			explicit_bzero(data, data_len);
 			pfree(data);
-			malformed(r, gettext_noop("The armor checksum does not match the data."));
+			pgp_malformed(r, gettext_noop("The armor checksum does not match the data."));
 		}
 	}
 	*out_len = data_len;
@@ -504,21 +436,21 @@ dearmor(const PgpReader *r, const char *text, int len, int *out_len)
 static void
 read_key_packet(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 {
-	PgpReader	body = body_reader(r, pkt);
+	PgpReader	body = pgp_body_reader(r, pkt);
 	int			version;
 
 	memset(key, 0, sizeof(*key));
 	key->tag = pkt->tag;
-	version = get_u8(&body);
+	version = pgp_get_u8(&body);
 	if (version != 4)
-		malformed(r, psprintf(_("A key is of version %d; only version 4 keys are supported."),
+		pgp_malformed(r, psprintf(_("A key is of version %d; only version 4 keys are supported."),
 							  version));
-	(void) get_be(&body, 4);	/* creation time */
-	key->algo = get_u8(&body);
-	if (!is_rsa_encryption(key->algo) && key->algo != ALGO_RSA_SIGN)
+	(void) pgp_get_be(&body, 4);	/* creation time */
+	key->algo = pgp_get_u8(&body);
+	if (!pgp_is_rsa_encryption(key->algo) && key->algo != ALGO_RSA_SIGN)
 		return;
-	key->n = get_mpi(&body, &key->n_len);
-	key->e = get_mpi(&body, &key->e_len);
+	key->n = pgp_get_mpi(&body, &key->n_len);
+	key->e = pgp_get_mpi(&body, &key->e_len);
 
 	/* the key id: low 64 bits of SHA-1(0x99, length, public part) */
 	{
@@ -530,7 +462,7 @@ read_key_packet(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 		hashed[1] = (public_len >> 8) & 0xff;
 		hashed[2] = public_len & 0xff;
 		memcpy(hashed + 3, pkt->body, public_len);
-		digest_sha1(hashed, public_len + 3, digest);
+		pgp_digest_sha1(hashed, public_len + 3, digest);
 		memcpy(key->key_id, digest + SHA1_LEN - OPENPGP_KEY_ID_LEN, OPENPGP_KEY_ID_LEN);
 		pfree(hashed);
 	}
@@ -541,48 +473,48 @@ read_key_packet(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 static void
 read_key_flags(const PgpReader *r, const PgpPacket *pkt, KeyPacket *key)
 {
-	PgpReader	body = body_reader(r, pkt);
+	PgpReader	body = pgp_body_reader(r, pkt);
 	PgpReader	hashed;
 	int			hashed_len;
 
-	if (get_u8(&body) != 4)
+	if (pgp_get_u8(&body) != 4)
 		return;
-	(void) get_be(&body, 3);	/* type, public-key and hash algorithms */
-	hashed_len = get_be(&body, 2);
-	need(&body, hashed_len);
+	(void) pgp_get_be(&body, 3);	/* type, public-key and hash algorithms */
+	hashed_len = pgp_get_be(&body, 2);
+	pgp_need(&body, hashed_len);
 	hashed = body;
 	hashed.end = body.p + hashed_len;
 	while (hashed.p < hashed.end)
 	{
-		uint32		len = get_u8(&hashed);
+		uint32		len = pgp_get_u8(&hashed);
 		int			type;
 
 		if (len >= 192 && len < 255)
-			len = ((len - 192) << 8) + get_u8(&hashed) + 192;
+			len = ((len - 192) << 8) + pgp_get_u8(&hashed) + 192;
 		else if (len == 255)
-			len = get_be(&hashed, 4);
+			len = pgp_get_be(&hashed, 4);
 		if (len == 0)
-			malformed(r, gettext_noop("A signature subpacket is empty."));
-		need(&hashed, len);
+			pgp_malformed(r, gettext_noop("A signature subpacket is empty."));
+		pgp_need(&hashed, len);
 		type = hashed.p[0] & 0x7f;
 		if (type == 27 && len >= 2)
 		{
 			key->has_flags = true;
 			key->flags = hashed.p[1];
 		}
-		skip(&hashed, len);
+		pgp_skip(&hashed, len);
 	}
 }
 
 /* the key packets of a transferable key, with their self-signatures' flags */
-static List *
-read_keys(PgpReader *r)
+List *
+pgp_read_keys(PgpReader *r)
 {
 	List	   *keys = NIL;
 	PgpPacket	pkt;
 	KeyPacket  *last = NULL;
 
-	while (next_packet(r, &pkt))
+	while (pgp_next_packet(r, &pkt))
 	{
 		switch (pkt.tag)
 		{
@@ -627,16 +559,16 @@ choose_encryption_key(const PgpReader *r, List *keys)
 	ListCell   *lc;
 
 	if (keys == NIL)
-		malformed(r, gettext_noop("It holds no key."));
+		pgp_malformed(r, gettext_noop("It holds no key."));
 	primary = linitial(keys);
 	if (primary->tag != TAG_PUBLIC_KEY)
-		malformed(r, gettext_noop("It does not start with a public key."));
+		pgp_malformed(r, gettext_noop("It does not start with a public key."));
 	for_each_from(lc, keys, 1)
 	{
 		KeyPacket  *key = lfirst(lc);
 
 		if (key->tag == TAG_PUBLIC_KEY)
-			malformed(r, gettext_noop("It holds more than one key."));
+			pgp_malformed(r, gettext_noop("It holds more than one key."));
 		if (key->has_flags ? (key->flags & KEY_FLAGS_ENCRYPT) != 0 :
 			key->algo != ALGO_RSA_SIGN)
 			chosen = key;
@@ -646,8 +578,8 @@ choose_encryption_key(const PgpReader *r, List *keys)
 		 list_length(keys) == 1))
 		chosen = primary;
 	if (chosen == NULL)
-		malformed(r, gettext_noop("It holds no key for encryption."));
-	if (!is_rsa_encryption(chosen->algo))
+		pgp_malformed(r, gettext_noop("It holds no key for encryption."));
+	if (!pgp_is_rsa_encryption(chosen->algo))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("recovery key in %s uses %s (algorithm %d), which sqs_ingest cannot encrypt to",
@@ -658,8 +590,8 @@ choose_encryption_key(const PgpReader *r, List *keys)
 }
 
 /* a BIGNUM from big-endian bytes; NULL if OpenSSL failed */
-static BIGNUM *
-bn(const uint8 *bytes, int len)
+BIGNUM *
+pgp_bn(const uint8 *bytes, int len)
 {
 	return BN_bin2bn(bytes, len, NULL);
 }
@@ -695,10 +627,10 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 
 	r.input = INPUT_PUBLIC_KEY;
 	r.source = source;
-	data = dearmor(&r, armored, len, &data_len);
+	data = pgp_dearmor(&r, armored, len, &data_len);
 	r.p = data;
 	r.end = data + data_len;
-	chosen = choose_encryption_key(&r, read_keys(&r));
+	chosen = choose_encryption_key(&r, pgp_read_keys(&r));
 	if (chosen->n_len < 128)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -712,8 +644,8 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	memcpy(key->key_id, chosen->key_id, OPENPGP_KEY_ID_LEN);
 	key->modulus_len = chosen->n_len;
 
-	n = bn(chosen->n, chosen->n_len);
-	e = bn(chosen->e, chosen->e_len);
+	n = pgp_bn(chosen->n, chosen->n_len);
+	e = pgp_bn(chosen->e, chosen->e_len);
 	bld = OSSL_PARAM_BLD_new();
 	fromdata = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
 	if (n && e && bld && fromdata &&
@@ -729,13 +661,13 @@ openpgp_public_key_parse(const char *armored, int len, const char *source)
 	BN_free(n);
 	BN_free(e);
 	if (key->pkey == NULL)
-		malformed(&r, gettext_noop("OpenSSL does not accept its RSA key."));
+		pgp_malformed(&r, gettext_noop("OpenSSL does not accept its RSA key."));
 	key->ctx = EVP_PKEY_CTX_new(key->pkey, NULL);
 	if (key->ctx == NULL || EVP_PKEY_encrypt_init(key->ctx) <= 0 ||
 		EVP_PKEY_CTX_set_rsa_padding(key->ctx, RSA_PKCS1_PADDING) <= 0)
 	{
 		free_public_key(key);
-		openssl_failure(gettext_noop("An RSA encryption context could not be set up."));
+		pgp_openssl_failure(gettext_noop("An RSA encryption context could not be set up."));
 	}
 	callback = palloc(sizeof(MemoryContextCallback));
 	callback->func = free_public_key;
@@ -760,7 +692,7 @@ aes_cfb(int sym_algo)
 
 	Assert(i >= 0 && i < 3);
 	if (ciphers[i] == NULL && (ciphers[i] = EVP_CIPHER_fetch(NULL, names[i], NULL)) == NULL)
-		openssl_failure(gettext_noop("AES in CFB mode is not available."));
+		pgp_openssl_failure(gettext_noop("AES in CFB mode is not available."));
 	return ciphers[i];
 }
 
@@ -768,8 +700,8 @@ aes_cfb(int sym_algo)
  * OpenPGP's CFB mode for integrity protected data: plain CFB with a zero
  * IV, in place.
  */
-static void
-aes_cfb_crypt(int sym_algo, const uint8 *key, uint8 *data, int len, bool encrypt)
+void
+pgp_aes_cfb_crypt(int sym_algo, const uint8 *key, uint8 *data, int len, bool encrypt)
 {
 	static const uint8 zero_iv[AES_BLOCK] = {0};
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -782,7 +714,7 @@ aes_cfb_crypt(int sym_algo, const uint8 *key, uint8 *data, int len, bool encrypt
 		out_len == len;
 	EVP_CIPHER_CTX_free(ctx);	/* wipes the key schedule */
 	if (!ok)
-		openssl_failure(gettext_noop("AES encryption failed."));
+		pgp_openssl_failure(gettext_noop("AES encryption failed."));
 }
 
 /*
@@ -811,7 +743,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	/* the session key, with its algorithm and checksum */
 	session[0] = SYM_AES256;
 	if (RAND_bytes(session + 1, SESSION_KEY_LEN) != 1)
-		openssl_failure(gettext_noop("No random session key could be made."));
+		pgp_openssl_failure(gettext_noop("No random session key could be made."));
 	for (int i = 0; i < SESSION_KEY_LEN; i++)
 		checksum += session[1 + i];
 	session[1 + SESSION_KEY_LEN] = checksum >> 8;
@@ -819,7 +751,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	if (EVP_PKEY_encrypt(key->ctx, rsa_out, &rsa_len, session, sizeof(session)) <= 0)
 	{
 		explicit_bzero(session, sizeof(session));
-		openssl_failure(gettext_noop("RSA encryption failed."));
+		pgp_openssl_failure(gettext_noop("RSA encryption failed."));
 	}
 	mpi = rsa_out;
 	while (rsa_len > 1 && *mpi == 0)
@@ -855,7 +787,7 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	if (RAND_bytes(out, AES_BLOCK) != 1)
 	{
 		explicit_bzero(session, sizeof(session));
-		openssl_failure(gettext_noop("No random prefix could be made."));
+		pgp_openssl_failure(gettext_noop("No random prefix could be made."));
 	}
 	out[AES_BLOCK] = out[AES_BLOCK - 2];
 	out[AES_BLOCK + 1] = out[AES_BLOCK - 1];
@@ -870,327 +802,12 @@ openpgp_encrypt(const OpenPgpKey *key, const char *data, int len)
 	/* the modification detection code hashes everything up to itself */
 	*out++ = 0xc0 | TAG_MDC;
 	*out++ = SHA1_LEN;
-	digest_sha1(plain, out - plain, out);
+	pgp_digest_sha1(plain, out - plain, out);
 	out += SHA1_LEN;
 	Assert(out - plain == (ptrdiff_t) plain_len);
 
-	aes_cfb_crypt(SYM_AES256, session + 1, plain, plain_len, true);
+	pgp_aes_cfb_crypt(SYM_AES256, session + 1, plain, plain_len, true);
 	explicit_bzero(session, sizeof(session));
 	SET_VARSIZE(result, (char *) out - (char *) result);
 	return result;
-}
-
-
-/* ---------------------------------------------------------------------
- * Decryption
- * ---------------------------------------------------------------------
- */
-
-/* what openpgp_decrypt() must wipe, whatever happens */
-typedef struct DecryptState
-{
-	uint8	   *key_data;		/* a dearmored copy of the secret key */
-	int			key_data_len;
-	BIGNUM	   *bns[8];
-	EVP_PKEY   *pkey;
-	EVP_PKEY_CTX *ctx;
-	uint8	   *session;
-	size_t		session_len;
-	uint8	   *plain;
-	size_t		plain_len;
-} DecryptState;
-
-static void
-wipe_state(DecryptState *s)
-{
-	if (s->key_data)
-		explicit_bzero(s->key_data, s->key_data_len);
-	for (int i = 0; i < (int) lengthof(s->bns); i++)
-		BN_clear_free(s->bns[i]);
-	EVP_PKEY_CTX_free(s->ctx);
-	EVP_PKEY_free(s->pkey);		/* clears the private components */
-	if (s->session)
-		explicit_bzero(s->session, s->session_len);
-	if (s->plain)
-		explicit_bzero(s->plain, s->plain_len);
-}
-
-/*
- * An RSA private key from a secret key packet without passphrase: d, p,
- * q and u = p^-1 mod q, with their checksum.
- */
-static void
-secret_rsa_key(DecryptState *s, KeyPacket *key, const char *hex)
-{
-	PgpReader  *r = &key->secret;
-	const uint8 *start;
-	int			usage = get_u8(r);
-	const uint8 *mpis[4];
-	int			lens[4];
-	uint16		sum = 0;
-	BN_CTX	   *bnctx;
-	OSSL_PARAM_BLD *bld;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *fromdata;
-	bool		ok;
-
-	if (usage != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("secret key %s is protected by a passphrase", hex),
-				 errdetail("sqs_ingest_recover() takes a secret key exported without a passphrase."),
-				 errhint("Export a copy without passphrase on the machine that keeps the key, or decrypt with gpg --decrypt there.")));
-	start = r->p;
-	for (int i = 0; i < 4; i++)
-		mpis[i] = get_mpi(r, &lens[i]);
-	for (const uint8 *b = start; b < r->p; b++)
-		sum += *b;
-	if (get_be(r, 2) != sum)
-		malformed(r, gettext_noop("The checksum of a secret key does not match."));
-
-	/* n, e, d, q, p; OpenSSL's coefficient is its second factor's inverse */
-	s->bns[0] = bn(key->n, key->n_len);
-	s->bns[1] = bn(key->e, key->e_len);
-	s->bns[2] = BN_secure_new();
-	s->bns[3] = BN_secure_new();
-	s->bns[4] = BN_secure_new();
-	s->bns[5] = BN_secure_new();
-	s->bns[6] = BN_secure_new();
-	s->bns[7] = BN_secure_new();
-	bnctx = BN_CTX_secure_new();
-	ok = s->bns[0] && s->bns[1] && s->bns[7] && bnctx &&
-		BN_bin2bn(mpis[0], lens[0], s->bns[2]) &&	/* d */
-		BN_bin2bn(mpis[1], lens[1], s->bns[4]) &&	/* p */
-		BN_bin2bn(mpis[2], lens[2], s->bns[3]) &&	/* q */
-		BN_bin2bn(mpis[3], lens[3], s->bns[7]) &&	/* u = p^-1 mod q */
-		BN_sub(s->bns[5], s->bns[3], BN_value_one()) &&
-		BN_mod(s->bns[5], s->bns[2], s->bns[5], bnctx) &&	/* d mod (q-1) */
-		BN_sub(s->bns[6], s->bns[4], BN_value_one()) &&
-		BN_mod(s->bns[6], s->bns[2], s->bns[6], bnctx);	/* d mod (p-1) */
-	BN_CTX_free(bnctx);
-	bld = OSSL_PARAM_BLD_new();
-	fromdata = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	if (ok && bld && fromdata &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, s->bns[0]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, s->bns[1]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, s->bns[2]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, s->bns[3]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, s->bns[4]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, s->bns[5]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, s->bns[6]) &&
-		OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, s->bns[7]))
-		params = OSSL_PARAM_BLD_to_param(bld);
-	ok = params && EVP_PKEY_fromdata_init(fromdata) > 0 &&
-		EVP_PKEY_fromdata(fromdata, &s->pkey, EVP_PKEY_KEYPAIR, params) > 0;
-	OSSL_PARAM_free(params);	/* wipes the secure block of secret numbers */
-	OSSL_PARAM_BLD_free(bld);
-	EVP_PKEY_CTX_free(fromdata);
-	if (!ok)
-		malformed(r, gettext_noop("OpenSSL does not accept its RSA key."));
-}
-
-/* the session key of a PKESK packet, decrypted with the secret key */
-static void
-decrypt_session_key(DecryptState *s, const PgpReader *r, const uint8 *mpi, int mpi_len,
-					int *sym_algo)
-{
-	uint16		sum = 0;
-	size_t		len;
-	int			key_len;
-
-	s->ctx = EVP_PKEY_CTX_new(s->pkey, NULL);
-	if (s->ctx == NULL || EVP_PKEY_decrypt_init(s->ctx) <= 0 ||
-		EVP_PKEY_CTX_set_rsa_padding(s->ctx, RSA_PKCS1_PADDING) <= 0 ||
-		EVP_PKEY_decrypt(s->ctx, NULL, &len, mpi, mpi_len) <= 0)
-		openssl_failure(gettext_noop("An RSA decryption context could not be set up."));
-	s->session = palloc(len);
-	s->session_len = len;
-	if (EVP_PKEY_decrypt(s->ctx, s->session, &len, mpi, mpi_len) <= 0)
-		len = 0;
-	*sym_algo = len > 0 ? s->session[0] : 0;
-	key_len = *sym_algo == SYM_AES128 ? 16 : *sym_algo == SYM_AES192 ? 24 :
-		*sym_algo == SYM_AES256 ? 32 : -1;
-	if (key_len < 0 || len != (size_t) key_len + 3)
-		malformed(r, gettext_noop("Its session key does not decrypt with the secret key given."));
-	for (int i = 0; i < key_len; i++)
-		sum += s->session[1 + i];
-	if (((s->session[1 + key_len] << 8) | s->session[2 + key_len]) != sum)
-		malformed(r, gettext_noop("Its session key does not decrypt with the secret key given."));
-}
-
-/* decrypt integrity protected data and check it; the literal data's value */
-static char *
-decrypt_data(DecryptState *s, const PgpReader *r, const PgpPacket *seipd, int sym_algo,
-			 int *len)
-{
-	PgpReader	body = body_reader(r, seipd);
-	PgpReader	inner;
-	PgpPacket	literal;
-	uint8		digest[SHA1_LEN];
-	char	   *value;
-
-	if (get_u8(&body) != 1)
-		malformed(r, gettext_noop("Its encrypted data packet is not of version 1."));
-	s->plain_len = body.end - body.p;
-	if (s->plain_len < AES_BLOCK + 2 + MDC_LEN)
-		malformed(r, gettext_noop("Its encrypted data is too short."));
-	s->plain = palloc(s->plain_len);
-	memcpy(s->plain, body.p, s->plain_len);
-	aes_cfb_crypt(sym_algo, s->session + 1, s->plain, s->plain_len, false);
-
-	digest_sha1(s->plain, s->plain_len - SHA1_LEN, digest);
-	if (s->plain[AES_BLOCK - 2] != s->plain[AES_BLOCK] ||
-		s->plain[AES_BLOCK - 1] != s->plain[AES_BLOCK + 1] ||
-		s->plain[s->plain_len - MDC_LEN] != (0xc0 | TAG_MDC) ||
-		s->plain[s->plain_len - MDC_LEN + 1] != SHA1_LEN ||
-		memcmp(digest, s->plain + s->plain_len - SHA1_LEN, SHA1_LEN) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("ciphertext fails its integrity check"),
-				 errdetail("The value was altered, or was not encrypted to this key.")));
-
-	inner = *r;
-	inner.p = s->plain + AES_BLOCK + 2;
-	inner.end = s->plain + s->plain_len - MDC_LEN;
-	if (!next_packet(&inner, &literal) || literal.tag != TAG_LITERAL)
-		malformed(r, literal.tag == TAG_COMPRESSED ?
-				  gettext_noop("Its data is compressed, which sqs_ingest does not read.") :
-				  gettext_noop("Its encrypted data holds no literal data packet."));
-	body = body_reader(r, &literal);
-	(void) get_u8(&body);		/* format */
-	skip(&body, get_u8(&body)); /* file name */
-	(void) get_be(&body, 4);	/* date */
-	*len = body.end - body.p;
-	value = palloc(*len + 1);
-	memcpy(value, body.p, *len);
-	value[*len] = '\0';
-	return value;
-}
-
-static char *
-decrypt(DecryptState *s, const char *message, int message_len,
-		const char *secret_key, int secret_key_len, int *len, char **key_id)
-{
-	PgpReader	kr = {0};
-	PgpReader	mr = {0};
-	PgpPacket	pkt;
-	List	   *keys;
-	KeyPacket  *key = NULL;
-	const uint8 *mpi = NULL;
-	int			mpi_len = 0;
-	PgpPacket	seipd = {0};
-	uint8		wanted[OPENPGP_KEY_ID_LEN];
-	char		hex[2 * OPENPGP_KEY_ID_LEN + 1];
-	int			sym_algo;
-	bool		seen_pkesk = false;
-	ListCell   *lc;
-
-	kr.input = INPUT_SECRET_KEY;
-	if (secret_key_len >= 15 && strncmp(secret_key, "-----BEGIN PGP ", 15) == 0)
-	{
-		s->key_data = dearmor(&kr, secret_key, secret_key_len, &s->key_data_len);
-		kr.p = s->key_data;
-		kr.end = s->key_data + s->key_data_len;
-	}
-	else
-	{
-		kr.p = (const uint8 *) secret_key;
-		kr.end = kr.p + secret_key_len;
-	}
-	keys = read_keys(&kr);
-
-	/* the session key packet addressed to a key of the secret key */
-	mr.input = INPUT_MESSAGE;
-	mr.p = (const uint8 *) message;
-	mr.end = mr.p + message_len;
-	while (next_packet(&mr, &pkt))
-	{
-		if (pkt.tag == TAG_PKESK && mpi == NULL)
-		{
-			PgpReader	body = body_reader(&mr, &pkt);
-
-			if (get_u8(&body) != 3)
-				malformed(&mr, gettext_noop("Its session key packet is not of version 3."));
-			need(&body, OPENPGP_KEY_ID_LEN);
-			memcpy(wanted, body.p, OPENPGP_KEY_ID_LEN);
-			body.p += OPENPGP_KEY_ID_LEN;
-			seen_pkesk = true;
-			if (!is_rsa_encryption(get_u8(&body)))
-				continue;
-			foreach(lc, keys)
-			{
-				KeyPacket  *candidate = lfirst(lc);
-
-				if ((candidate->tag == TAG_SECRET_KEY || candidate->tag == TAG_SECRET_SUBKEY) &&
-					candidate->n != NULL &&
-					memcmp(candidate->key_id, wanted, OPENPGP_KEY_ID_LEN) == 0)
-					key = candidate;
-			}
-			if (key)
-				mpi = get_mpi(&body, &mpi_len);
-		}
-		else if (pkt.tag == TAG_SEIPD)
-			seipd = pkt;
-	}
-	if (!seen_pkesk || seipd.body == NULL)
-		malformed(&mr, gettext_noop("It needs a public-key encrypted session key and integrity protected data."));
-	key_id_hex(wanted, hex);
-	if (key == NULL)
-	{
-		StringInfoData held;
-
-		initStringInfo(&held);
-		foreach(lc, keys)
-		{
-			KeyPacket  *candidate = lfirst(lc);
-			char		candidate_hex[2 * OPENPGP_KEY_ID_LEN + 1];
-
-			if ((candidate->tag != TAG_SECRET_KEY && candidate->tag != TAG_SECRET_SUBKEY) ||
-				candidate->n == NULL)
-				continue;
-			key_id_hex(candidate->key_id, candidate_hex);
-			appendStringInfo(&held, "%s%s", held.len ? ", " : "", candidate_hex);
-		}
-		if (held.len == 0)
-			malformed(&kr, gettext_noop("It holds no RSA secret key."));
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("value was encrypted to key %s, which the secret key given does not hold", hex),
-				 errdetail("The secret key given holds RSA keys %s.", held.data),
-				 errhint("Each value decrypts with the secret key it was encrypted to: find the key of that id.")));
-	}
-
-	secret_rsa_key(s, key, hex);
-	decrypt_session_key(s, &mr, mpi, mpi_len, &sym_algo);
-	*key_id = pstrdup(hex);
-	return decrypt_data(s, &mr, &seipd, sym_algo, len);
-}
-
-/*
- * Decrypt a message that openpgp_encrypt() made, with the secret key (binary
- * as dearmor() gives it, or ASCII-armored).  Returns the value (*len bytes,
- * NUL-terminated) and, in *key_id, the id of the key it was encrypted to.
- * Every copy of secret material made here is wiped before returning.
- */
-char *
-openpgp_decrypt(const char *message, int message_len,
-				const char *secret_key, int secret_key_len,
-				int *len, char **key_id)
-{
-	DecryptState state = {0};
-	char	   *volatile value = NULL;
-
-	PG_TRY();
-	{
-		value = decrypt(&state, message, message_len, secret_key, secret_key_len,
-						len, key_id);
-	}
-	PG_CATCH();
-	{
-		wipe_state(&state);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	wipe_state(&state);
-	return value;
 }

@@ -9,8 +9,6 @@
 #ifndef SQS_INGEST_OPENPGP_H
 #define SQS_INGEST_OPENPGP_H
 
-#include "c.h"
-
 /* the longest value encrypted: a longer one is a dead letter */
 #define OPENPGP_MAX_PLAINTEXT (64 * 1024)
 

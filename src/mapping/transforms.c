@@ -43,16 +43,15 @@ quoted(const MappingValue *v)
 }
 
 /* mask: the HMAC-SHA256 (or SHA-256) of the value, 64 hex characters */
-static char *
+static void
 mask_check(const MappingColumn *col)
 {
 	if (!is_text_like(col))
-		return psprintf("A mask is text; the column is %s.",
-						format_type_be(col->typid));
+		mapping_rule_error(col, "A mask is text; the column is %s.",
+						   format_type_be(col->typid));
 	if (col->max_chars >= 0 && col->max_chars < MASK_HEX_LEN)
-		return psprintf("A mask is %d characters; the column allows %d.",
-						MASK_HEX_LEN, col->max_chars);
-	return NULL;
+		mapping_rule_error(col, "A mask is %d characters; the column allows %d.",
+						   MASK_HEX_LEN, col->max_chars);
 }
 
 static char *
@@ -75,14 +74,13 @@ mask_apply(const CompiledMapping *mapping, const MappingColumn *col,
  * version_number: M.m.p as M * 10^6 + m * 10^3 + p, into a number column;
  * a text column keeps the version as written
  */
-static char *
+static void
 version_number_check(const MappingColumn *col)
 {
 	if (col->conversion != CONV_INT4 && col->conversion != CONV_INT8 &&
 		col->conversion != CONV_NUMERIC && !is_text_like(col))
-		return psprintf("A version number goes into an integer, bigint, numeric or text column; the column is %s.",
-						format_type_be(col->typid));
-	return NULL;
+		mapping_rule_error(col, "A version number goes into an integer, bigint, numeric or text column; the column is %s.",
+						   format_type_be(col->typid));
 }
 
 static char *
@@ -110,13 +108,12 @@ version_number_apply(const CompiledMapping *mapping, const MappingColumn *col,
 }
 
 /* encrypt: an OpenPGP message to the recovery key, into bytea */
-static char *
+static void
 encrypt_check(const MappingColumn *col)
 {
 	if (col->basetypid != BYTEAOID)
-		return psprintf("An encrypted value is an OpenPGP message, bytea; the column is %s.",
-						format_type_be(col->typid));
-	return NULL;
+		mapping_rule_error(col, "An encrypted value is an OpenPGP message, bytea; the column is %s.",
+						   format_type_be(col->typid));
 }
 
 static char *
@@ -160,25 +157,21 @@ mapping_transform_compile(const MappingColumn *col, const JsonbValue *v)
 	for (size_t i = 0; i < lengthof(transforms); i++)
 	{
 		const MappingTransform *transform = &transforms[i];
-		char	   *detail;
 
 		if (v->type != jbvString ||
 			(int) strlen(transform->name) != v->val.string.len ||
 			strncmp(transform->name, v->val.string.val, v->val.string.len) != 0)
 			continue;
-		if ((detail = transform->check(col)) != NULL)
-			mapping_rule_error(col, detail);
+		transform->check(col);
 		return transform;
 	}
 
 	initStringInfo(&names);
-	appendStringInfoString(&names, "\"transform\" is ");
 	for (size_t i = 0; i < lengthof(transforms); i++)
 		appendStringInfo(&names, "%s\"%s\"",
 						 i == 0 ? "" : i == lengthof(transforms) - 1 ? " or " : ", ",
 						 transforms[i].name);
-	appendStringInfoChar(&names, '.');
-	mapping_rule_error(col, names.data);
+	mapping_rule_error(col, "\"transform\" is %s.", names.data);
 }
 
 /*
