@@ -400,9 +400,9 @@ probe_refused_deletes(Pipeline *pipeline)
 /*
  * Send again the failed delete calls whose backoff is over, then start
  * calls for queued receipt handles whose commit is on disk, as slots
- * allow.  A commit the WAL writer has not flushed after a short while is
- * flushed here: by then the receives are in flight, so the wait costs no
- * throughput.
+ * allow.  A commit the WAL writer has not flushed after a short while, or
+ * at once when deletes are behind (receiving then waits for them), is
+ * flushed here: the receives are in flight meanwhile.
  */
 static void
 issue_deletes(Pipeline *pipeline)
@@ -447,10 +447,16 @@ issue_deletes(Pipeline *pipeline)
 
 		if (head->durable_at > flushed)
 		{
-			if (!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
+			/*
+			 * While deletes are behind, receiving waits for them: a wait for
+			 * the WAL writer would leave the process idle.  One flush serves
+			 * every commit queued.
+			 */
+			if (!deletes_behind(pipeline) &&
+				!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
 											DELETE_FLUSH_WAIT_MS))
 				break;
-			XLogFlush(head->durable_at);
+			XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
 			flushed = GetFlushRecPtr(NULL);
 		}
 		deletable = deletable_upto(pipeline, flushed);
