@@ -1366,7 +1366,8 @@ wait_once(SqsClient *client, long timeout_ms)
 		nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
 								   client->max_occurred, wait_event_for(client));
 	}
-	if (nevents == 0)
+	/* a look without waiting leaves libcurl's timer, not due yet, alone */
+	if (nevents == 0 && timeout_ms > 0)
 	{
 		client->timer_ms = -1;
 		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
@@ -1731,15 +1732,17 @@ result_of(SqsRequest *request)
 
 /*
  * Return the next completed request, parsed in the current memory context,
- * waiting at most timeout_ms (-1: no limit) for one.  Returns NULL on
- * timeout, or when the latch was set so that the caller can look at its
- * flags (configuration reload).  Interrupts are serviced while waiting.
+ * waiting at most timeout_ms (-1: no limit) for one; 0 looks once at what
+ * came in without waiting.  Returns NULL on timeout, or when the latch was
+ * set so that the caller can look at its flags (configuration reload).
+ * Interrupts are serviced while waiting.
  */
 SqsResult *
 sqs_next_result(SqsClient *client, long timeout_ms)
 {
 	TimestampTz deadline = timeout_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	bool		looked = false;
 	SqsRequest *request;
 
 	do
@@ -1753,9 +1756,11 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 			if (timeout_ms >= 0)
 			{
 				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-				if (remaining <= 0)
+				if (remaining <= 0 && (timeout_ms > 0 || looked))
 					return NULL;
+				remaining = Max(remaining, 0);
 			}
+			looked = true;
 			if (wait_once(client, remaining) && dlist_is_empty(&client->done))
 				return NULL;
 		}
