@@ -181,14 +181,15 @@ held_deletes(Pipeline *pipeline)
 /*
  * Receives pause while this many stored messages wait to be deleted, so
  * that memory, and what a drain holds when deletes get no answer, stay
- * bounded when deletes fall behind.
+ * bounded when deletes fall behind: two batches, and what the delete calls
+ * in flight carry (a round trip's worth at most).
  */
 static bool
 deletes_behind(Pipeline *pipeline)
 {
 	return held_deletes(pipeline) >=
-		Max(2 * pipeline->options.batch_size,
-			DELETE_BATCH_MAX * pipeline->config->max_inflight);
+		2 * pipeline->options.batch_size +
+		DELETE_BATCH_MAX * pipeline->config->max_inflight;
 }
 
 /*
@@ -266,11 +267,11 @@ issue_receives(Pipeline *pipeline)
 			want = (int) Min(left, RECEIVE_BATCH_MAX);
 		}
 		/*
-		 * Do not let unstored messages pile up beyond two batches: the one
-		 * being stored and the next.
+		 * Do not let unstored messages pile up beyond two batches (the one
+		 * being stored and the next) and what the receives in flight bring.
 		 */
 		if (pipeline->nbatch + pipeline->nstored + pipeline->reserved >=
-			2 * options->batch_size)
+			2 * options->batch_size + RECEIVE_BATCH_MAX * pipeline->config->max_inflight)
 			break;
 		/* nor past a full batch's bytes: what is in flight goes to the next */
 		if (batch_full(pipeline))
