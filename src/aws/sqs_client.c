@@ -174,6 +174,7 @@ struct SqsClient
 	TimestampTz checked_at;		/* start of the last look at the sockets:
 								 * what they have to read came in since */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
+	TimestampTz timer_set_at;	/* when libcurl set it */
 	WaitEventSet *wait_set;
 	WaitEvent  *occurred;
 	int			max_occurred;
@@ -532,6 +533,7 @@ set_timer(CURLM *multi, long timeout_ms, void *userp)
 	SqsClient  *client = userp;
 
 	client->timer_ms = timeout_ms;
+	client->timer_set_at = GetCurrentTimestamp();
 	return 0;
 }
 
@@ -1311,6 +1313,23 @@ wait_event_for(SqsClient *client)
 }
 
 /*
+ * Milliseconds until libcurl's timer is due, rounded up: 0 if it is, -1 if
+ * none is set.  Fired early, it would do nothing, and libcurl, whose timer
+ * would not have changed, would not set it again.
+ */
+static long
+timer_left_ms(SqsClient *client)
+{
+	int64		left_us;
+
+	if (client->timer_ms <= 0)
+		return client->timer_ms;
+	left_us = client->timer_ms * INT64CONST(1000) -
+		(GetCurrentTimestamp() - client->timer_set_at);
+	return left_us <= 0 ? 0 : (long) ((left_us + 999) / 1000);
+}
+
+/*
  * Wait once, at most timeout_ms, for sockets, libcurl's timer or the latch,
  * and let libcurl act on what happened.  Returns true if the latch was set.
  */
@@ -1321,11 +1340,13 @@ wait_once(SqsClient *client, long timeout_ms)
 	bool		latch_set = false;
 	TimestampTz answered_after = client->checked_at;
 	TimestampTz deadline;
+	long		timer_left;
 
 	credit_undriven_time(client);
 
-	/* libcurl asked to be called at once */
-	if (client->timer_ms == 0)
+	/* libcurl asked to be called at once, or its timer is due */
+	timer_left = timer_left_ms(client);
+	if (timer_left == 0)
 	{
 		client->timer_ms = -1;
 		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
@@ -1336,8 +1357,8 @@ wait_once(SqsClient *client, long timeout_ms)
 	}
 
 	update_wait_set(client);
-	if (client->timer_ms > 0 && (timeout_ms < 0 || client->timer_ms < timeout_ms))
-		timeout_ms = client->timer_ms;
+	if (timer_left > 0 && (timeout_ms < 0 || timer_left < timeout_ms))
+		timeout_ms = timer_left;
 	deadline = next_deadline(client);
 	if (deadline != 0)
 	{
@@ -1366,8 +1387,11 @@ wait_once(SqsClient *client, long timeout_ms)
 		nevents = WaitEventSetWait(client->wait_set, timeout_ms, client->occurred,
 								   client->max_occurred, wait_event_for(client));
 	}
-	/* a look without waiting leaves libcurl's timer, not due yet, alone */
-	if (nevents == 0 && timeout_ms > 0)
+	/*
+	 * A wait that ends before libcurl's timer is due (the caller's timeout,
+	 * a look without waiting) leaves it set, for the same moment.
+	 */
+	if (nevents == 0 && timeout_ms > 0 && timer_left_ms(client) <= 0)
 	{
 		client->timer_ms = -1;
 		socket_action(client, CURL_SOCKET_TIMEOUT, 0);
