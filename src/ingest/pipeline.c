@@ -194,13 +194,14 @@ deletes_behind(Pipeline *pipeline)
 
 /*
  * No receive starts while deletes are behind, refused, or (in a drain)
- * given up, nor once a receive failed for good.
+ * given up, nor once a receive failed for good or the owner finishes.
  */
 static bool
 receiving_paused(Pipeline *pipeline)
 {
 	return deletes_behind(pipeline) || pipeline->delete_refusals > 0 ||
-		pipeline->delete_error != NULL || pipeline->error != NULL;
+		pipeline->delete_error != NULL || pipeline->error != NULL ||
+		pipeline->receiving_stopped;
 }
 
 void

@@ -76,6 +76,8 @@ typedef struct Pipeline
 	int64		receives_ok;	/* receives answered without error */
 	bool		saw_empty;
 	SqsError   *error;			/* a receive failed for good */
+	bool		receiving_stopped;	/* the owner finishes: no receive starts,
+									 * not even during its last stores */
 
 	/*
 	 * Receives started whose result has not been taken yet (a completed
