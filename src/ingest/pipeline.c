@@ -1061,10 +1061,11 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 /*
  * Called by the sink now and then while a batch is stored, at most every
  * STORE_LOOK_INTERVAL_MS: the answers that came in are taken (a receive's
- * messages into the next batch), and receives, and the deletes of commits
- * already flushed, are started, all without waiting, so that requests stay
- * in flight while the process stores.  A receive failing for good ends the
- * pipeline after the store (pipeline_wait()).
+ * messages into the next batch, until it is full: the rest wait for the
+ * batch after), and receives, and the deletes of commits already flushed,
+ * are started, all without waiting, so that requests stay in flight while
+ * the process stores.  A receive failing for good ends the pipeline after
+ * the store (pipeline_wait()).
  */
 static void
 look_during_store(void *arg)
@@ -1077,7 +1078,8 @@ look_during_store(void *arg)
 									STORE_LOOK_INTERVAL_MS))
 		return;
 	old = MemoryContextSwitchTo(pipeline->batch_context);
-	while ((result = sqs_next_result(pipeline->client, 0)) != NULL)
+	while (!batch_full(pipeline) &&
+		   (result = sqs_next_result(pipeline->client, 0)) != NULL)
 		handle_result(pipeline, result);
 	issue_deletes(pipeline);
 	issue_receives(pipeline);
