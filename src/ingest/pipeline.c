@@ -181,15 +181,14 @@ held_deletes(Pipeline *pipeline)
 /*
  * Receives pause while this many stored messages wait to be deleted, so
  * that memory, and what a drain holds when deletes get no answer, stay
- * bounded when deletes fall behind: two batches, and what the delete calls
- * in flight carry (a round trip's worth at most).
+ * bounded when deletes fall behind.
  */
 static bool
 deletes_behind(Pipeline *pipeline)
 {
 	return held_deletes(pipeline) >=
-		2 * pipeline->options.batch_size +
-		DELETE_BATCH_MAX * pipeline->config->max_inflight;
+		Max(2 * pipeline->options.batch_size,
+			DELETE_BATCH_MAX * pipeline->config->max_inflight);
 }
 
 /*
@@ -268,11 +267,15 @@ issue_receives(Pipeline *pipeline)
 			want = (int) Min(left, RECEIVE_BATCH_MAX);
 		}
 		/*
-		 * Do not let unstored messages pile up beyond two batches (the one
-		 * being stored and the next) and what the receives in flight bring.
+		 * Do not let unstored messages pile up beyond two batches, the one
+		 * being stored and the next, or beyond a batch and what the receives
+		 * in flight bring if that is more (so that they can all be in flight
+		 * during a store).
 		 */
 		if (pipeline->nbatch + pipeline->nstored + pipeline->reserved >=
-			2 * options->batch_size + RECEIVE_BATCH_MAX * pipeline->config->max_inflight)
+			options->batch_size +
+			Max(options->batch_size,
+				RECEIVE_BATCH_MAX * pipeline->config->max_inflight))
 			break;
 		/* nor past a full batch's bytes: what is in flight goes to the next */
 		if (batch_full(pipeline))
