@@ -30,6 +30,13 @@
 # of each sqs_ingest_drain() call; 0: the whole backlog in one call), TLS=0
 # to skip the TLS front, MAX_SECONDS (per contender, default 600).
 #
+# ONLY="ceiling worker1 worker-encrypted drain" runs only the contenders
+# named (ceiling, worker1, worker2, worker4, worker-encrypted, drain, seed,
+# seed-batched; the sweep's points too), MODES="direct" only those
+# endpoints (default "direct delay tls"), and PG_LOG=FILE keeps a copy of
+# the cluster's log: to look at one change quickly, e.g.
+#   SMOKE=1 N=50000 MODES=direct SWEEP_INFLIGHT=32 ONLY="ceiling worker1" bench/run.sh
+#
 # Runs as root; the cluster runs as the OS user postgres in a temporary
 # directory; the stand-in and the TLS front listen on free loopback ports.
 # Replaces bench/results/ with this run's <stamp>.md, .jsonl, .meta.json and
@@ -44,7 +51,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # the command as given: the knobs set in the environment, defaults left out
 COMMAND="bench/run.sh"
-for v in TLS DRAIN_CHUNK REPEAT INFLIGHT DELAY_MS SWEEP_INFLIGHT SWEEP_N SEED_DELAY_N SEED_N N SMOKE; do
+for v in ONLY MODES TLS DRAIN_CHUNK REPEAT INFLIGHT DELAY_MS SWEEP_INFLIGHT SWEEP_N SEED_DELAY_N SEED_N N SMOKE; do
 	if [ -n "${!v+x}" ]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -146,6 +153,9 @@ endpoint_args() {
 	fi
 }
 
+# is the contender named in ONLY (or ONLY unset)?
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
 # Each run_* takes K (in flight) N ROLE [WORKERS] and appends one record.
 run_ceiling() {
 	local k=$1 n=$2 role=$3 url s0 out ca=()
@@ -236,8 +246,10 @@ MODE=direct; DELAY=0; endpoint_args
 run_ceiling 8 "$(min "$N" 5000)" warmup
 : >"$RECORDS"
 
-MODES="direct delay"
-if [ "$TLS" = 1 ]; then MODES="$MODES tls"; fi
+if [ -z "${MODES:-}" ]; then
+	MODES="direct delay"
+	if [ "$TLS" = 1 ]; then MODES="$MODES tls"; fi
+fi
 for REP in $(seq 1 "$REPEAT"); do
 	for MODE in $MODES; do
 		DELAY=0
@@ -246,28 +258,31 @@ for REP in $(seq 1 "$REPEAT"); do
 		endpoint_args
 		log "== run $REP of $REPEAT, $MODE (endpoint $ENDPOINT, delay ${DELAY} ms)"
 		if [ "$MODE" = direct ]; then
-			run_ceiling "$INFLIGHT" "$N" headline
-			for w in 1 2 4; do run_worker "$INFLIGHT" "$N" headline "$w"; done
-			run_worker_encrypted "$INFLIGHT" "$N" headline
-			run_drain "$INFLIGHT" "$N" headline
-			run_seed single "$N" "$SEED_N"
-			run_seed batched "$N" "$SEED_N"
+			if wanted ceiling; then run_ceiling "$INFLIGHT" "$N" headline; fi
+			for w in 1 2 4; do
+				if wanted "worker$w"; then run_worker "$INFLIGHT" "$N" headline "$w"; fi
+			done
+			if wanted worker-encrypted; then run_worker_encrypted "$INFLIGHT" "$N" headline; fi
+			if wanted drain; then run_drain "$INFLIGHT" "$N" headline; fi
+			if wanted seed; then run_seed single "$N" "$SEED_N"; fi
+			if wanted seed-batched; then run_seed batched "$N" "$SEED_N"; fi
 		else
-			run_drain "$INFLIGHT" "$SWEEP_N" headline
+			if wanted drain; then run_drain "$INFLIGHT" "$SWEEP_N" headline; fi
 			if [ "$MODE" = delay ]; then
-				run_seed single "$SWEEP_N" "$SEED_DELAY_N"
-				run_seed batched "$SWEEP_N" "$SEED_DELAY_N"
+				if wanted seed; then run_seed single "$SWEEP_N" "$SEED_DELAY_N"; fi
+				if wanted seed-batched; then run_seed batched "$SWEEP_N" "$SEED_DELAY_N"; fi
 			fi
 		fi
 		for k in $SWEEP_INFLIGHT; do
 			# the direct headline already is this point
 			if [ "$MODE" = direct ] && [ "$k" = "$INFLIGHT" ] && [ "$SWEEP_N" = "$N" ]; then continue; fi
-			run_ceiling "$k" "$SWEEP_N" sweep
-			run_worker "$k" "$SWEEP_N" sweep 1
+			if wanted ceiling; then run_ceiling "$k" "$SWEEP_N" sweep; fi
+			if wanted worker1; then run_worker "$k" "$SWEEP_N" sweep 1; fi
 		done
 	done
 done
 standin_delay 0
+if [ -n "${PG_LOG:-}" ]; then cp "$BENCH_TMP/postgres.log" "$PG_LOG"; fi
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none")
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"

@@ -633,15 +633,17 @@ result_of(SqsRequest *request)
 
 /*
  * Return the next completed request, parsed in the current memory context,
- * waiting at most timeout_ms (-1: no limit) for one.  Returns NULL on
- * timeout, or when the latch was set so that the caller can look at its
- * flags (configuration reload).  Interrupts are serviced while waiting.
+ * waiting at most timeout_ms (-1: no limit) for one; 0 looks once at what
+ * came in without waiting.  Returns NULL on timeout, or when the latch was
+ * set so that the caller can look at its flags (configuration reload).
+ * Interrupts are serviced while waiting.
  */
 SqsResult *
 sqs_next_result(SqsClient *client, long timeout_ms)
 {
 	TimestampTz deadline = timeout_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	bool		looked = false;
 	SqsRequest *request;
 
 	do
@@ -655,9 +657,11 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 			if (timeout_ms >= 0)
 			{
 				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-				if (remaining <= 0)
+				if (remaining <= 0 && (timeout_ms > 0 || looked))
 					return NULL;
+				remaining = Max(remaining, 0);
 			}
+			looked = true;
 			if (transport_wait(client->transport, remaining, wait_event_for(client)) &&
 				!transport_has_done(client->transport))
 				return NULL;

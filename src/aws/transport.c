@@ -110,6 +110,7 @@ struct Transport
 	TimestampTz checked_at;		/* start of the last look at the sockets:
 								 * what they have to read came in since */
 	long		timer_ms;		/* libcurl's timeout, -1 = none */
+	TimestampTz timer_set_at;	/* when libcurl set it */
 	WaitEventSet *wait_set;
 	WaitEvent  *occurred;
 	int			max_occurred;
@@ -470,6 +471,7 @@ set_timer(CURLM *multi, long timeout_ms, void *userp)
 	Transport  *transport = userp;
 
 	transport->timer_ms = timeout_ms;
+	transport->timer_set_at = GetCurrentTimestamp();
 	return 0;
 }
 
@@ -920,6 +922,23 @@ socket_action(Transport *transport, curl_socket_t fd, int mask)
 				 errmsg("libcurl failed: %s", curl_multi_strerror(mrc))));
 }
 /*
+ * Milliseconds until libcurl's timer is due, rounded up: 0 if it is, -1 if
+ * none is set.  Fired early, it would do nothing, and libcurl, whose timer
+ * would not have changed, would not set it again.
+ */
+static long
+timer_left_ms(Transport *transport)
+{
+	int64		left_us;
+
+	if (transport->timer_ms <= 0)
+		return transport->timer_ms;
+	left_us = transport->timer_ms * INT64CONST(1000) -
+		(GetCurrentTimestamp() - transport->timer_set_at);
+	return left_us <= 0 ? 0 : (long) ((left_us + 999) / 1000);
+}
+
+/*
  * Wait once, at most timeout_ms, for sockets, libcurl's timer or the latch,
  * and let libcurl act on what happened.  Returns true if the latch was set.
  */
@@ -930,11 +949,13 @@ transport_wait(Transport *transport, long timeout_ms, uint32 wait_event)
 	bool		latch_set = false;
 	TimestampTz answered_after = transport->checked_at;
 	TimestampTz deadline;
+	long		timer_left;
 
 	credit_undriven_time(transport);
 
-	/* libcurl asked to be called at once */
-	if (transport->timer_ms == 0)
+	/* libcurl asked to be called at once, or its timer is due */
+	timer_left = timer_left_ms(transport);
+	if (timer_left == 0)
 	{
 		transport->timer_ms = -1;
 		socket_action(transport, CURL_SOCKET_TIMEOUT, 0);
@@ -945,8 +966,8 @@ transport_wait(Transport *transport, long timeout_ms, uint32 wait_event)
 	}
 
 	update_wait_set(transport);
-	if (transport->timer_ms > 0 && (timeout_ms < 0 || transport->timer_ms < timeout_ms))
-		timeout_ms = transport->timer_ms;
+	if (timer_left > 0 && (timeout_ms < 0 || timer_left < timeout_ms))
+		timeout_ms = timer_left;
 	deadline = next_deadline(transport);
 	if (deadline != 0)
 	{
@@ -975,7 +996,12 @@ transport_wait(Transport *transport, long timeout_ms, uint32 wait_event)
 		nevents = WaitEventSetWait(transport->wait_set, timeout_ms, transport->occurred,
 								   transport->max_occurred, wait_event);
 	}
-	if (nevents == 0)
+
+	/*
+	 * A wait that ends before libcurl's timer is due (the caller's timeout,
+	 * a look without waiting) leaves it set, for the same moment.
+	 */
+	if (nevents == 0 && timeout_ms > 0 && timer_left_ms(transport) <= 0)
 	{
 		transport->timer_ms = -1;
 		socket_action(transport, CURL_SOCKET_TIMEOUT, 0);

@@ -10,13 +10,20 @@
  * a message leaves SQS only once its row, dead letter or ledger entry is
  * durable.
  *
+ * A store hands its batch over and looks at the network now and then
+ * (look_during_store(), called by the sink between the messages it maps and
+ * between its parts): answers are taken in, receives' messages filling the
+ * next batch, and receives and the deletes of flushed commits are started,
+ * never waiting, so that the network stays busy while the process stores.
+ * No transaction waits on the network: a look only takes what already came.
+ *
  * A message received but not yet stored is hidden from other consumers for
  * the visibility timeout only.  Once a quarter of it has passed, the
  * pipeline sets it again to the whole timeout (ChangeMessageVisibilityBatch)
  * and waits for SQS to confirm before the batch goes to a store, since a
- * store keeps the process from talking to SQS; for the same reason, the
- * deletes of stored messages that have used that quarter too are sent and
- * answered before the next store begins.  A store waits for a lock at
+ * store's inserts keep the process from talking to SQS; for the same
+ * reason, the deletes of stored messages that have used that quarter too
+ * are sent and answered before the next store begins.  A store waits for a lock at
  * most another quarter (pipeline_store_lock_timeout_ms()), so that a message
  * is always stored and deleted before SQS could hand it to anyone else.
  *
@@ -73,6 +80,12 @@
 #define DELETE_FLUSH_POLL_MS 10
 
 /*
+ * How often a store looks at the network: answers taken in, receives and
+ * deletes started (look_during_store()).
+ */
+#define STORE_LOOK_INTERVAL_MS 1
+
+/*
  * Backoff of a failed request: the first retry after about a second,
  * doubling with each failure, at most RETRY_BACKOFF_MAX_MS for a receive
  * or a delete (the AWS SDKs' figures).
@@ -122,6 +135,9 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
 	stats_set_credential_source(slot, sqs_credential_source(config));
 	pipeline->client = sqs_client_create(config);
 	pipeline->batch_context = AllocSetContextCreate(CurrentMemoryContext,
+													"sqs_ingest batch",
+													ALLOCSET_DEFAULT_SIZES);
+	pipeline->store_context = AllocSetContextCreate(CurrentMemoryContext,
 													"sqs_ingest batch",
 													ALLOCSET_DEFAULT_SIZES);
 	pipeline->delete_context = AllocSetContextCreate(CurrentMemoryContext,
@@ -177,13 +193,14 @@ deletes_behind(Pipeline *pipeline)
 
 /*
  * No receive starts while deletes are behind, refused, or (in a drain)
- * given up.
+ * given up, nor once a receive failed for good or the owner finishes.
  */
 static bool
 receiving_paused(Pipeline *pipeline)
 {
 	return deletes_behind(pipeline) || pipeline->delete_refusals > 0 ||
-		pipeline->delete_error != NULL;
+		pipeline->delete_error != NULL || pipeline->error != NULL ||
+		pipeline->receiving_stopped;
 }
 
 void
@@ -191,6 +208,7 @@ pipeline_destroy(Pipeline *pipeline)
 {
 	sqs_client_destroy(pipeline->client);
 	MemoryContextDelete(pipeline->batch_context);
+	MemoryContextDelete(pipeline->store_context);
 	MemoryContextDelete(pipeline->delete_context);
 	pfree(pipeline);
 }
@@ -248,8 +266,16 @@ issue_receives(Pipeline *pipeline)
 				break;
 			want = (int) Min(left, RECEIVE_BATCH_MAX);
 		}
-		/* do not let unstored messages pile up beyond two batches */
-		if (pipeline->nbatch + pipeline->reserved >= 2 * options->batch_size)
+		/*
+		 * Do not let unstored messages pile up beyond two batches, the one
+		 * being stored and the next, or beyond a batch and what the receives
+		 * in flight bring if that is more (so that they can all be in flight
+		 * during a store).
+		 */
+		if (pipeline->nbatch + pipeline->nstored + pipeline->reserved >=
+			options->batch_size +
+			Max(options->batch_size,
+				RECEIVE_BATCH_MAX * pipeline->config->max_inflight))
 			break;
 		/* nor past a full batch's bytes: what is in flight goes to the next */
 		if (batch_full(pipeline))
@@ -400,9 +426,9 @@ probe_refused_deletes(Pipeline *pipeline)
 /*
  * Send again the failed delete calls whose backoff is over, then start
  * calls for queued receipt handles whose commit is on disk, as slots
- * allow.  A commit the WAL writer has not flushed after a short while is
- * flushed here: by then the receives are in flight, so the wait costs no
- * throughput.
+ * allow.  A commit the WAL writer has not flushed after a short while, or
+ * at once when deletes are behind (receiving then waits for them), is
+ * flushed here: the receives are in flight meanwhile.
  */
 static void
 issue_deletes(Pipeline *pipeline)
@@ -447,10 +473,16 @@ issue_deletes(Pipeline *pipeline)
 
 		if (head->durable_at > flushed)
 		{
-			if (!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
+			/*
+			 * While deletes are behind, receiving waits for them: a wait for
+			 * the WAL writer would leave the process idle.  One flush serves
+			 * every commit queued.
+			 */
+			if (!deletes_behind(pipeline) &&
+				!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
 											DELETE_FLUSH_WAIT_MS))
 				break;
-			XLogFlush(head->durable_at);
+			XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
 			flushed = GetFlushRecPtr(NULL);
 		}
 		deletable = deletable_upto(pipeline, flushed);
@@ -887,6 +919,46 @@ finished_receiving(Pipeline *pipeline)
 }
 
 /*
+ * Take an answer in: a receive's messages join the batch (a receive that
+ * failed is tried again, or its error becomes the pipeline's), a delete's
+ * or an extension's outcome is counted.
+ */
+static void
+handle_result(Pipeline *pipeline, SqsResult *result)
+{
+	switch (result->action)
+	{
+		case SQS_RECEIVE:
+			pipeline->receives_pending--;
+			if (result->error && retry_receive(pipeline, result))
+				break;
+			pipeline->reserved -= result->requested;
+			if (result->error)
+			{
+				pipeline->error = result->error;
+				break;
+			}
+			pipeline->receives_ok++;
+			if (result->nskipped > 0)
+				skipped_messages(pipeline, result->nskipped);
+			if (result->nmessages == 0 && result->nskipped == 0)
+				pipeline->saw_empty = true;
+			pipeline->received += result->nmessages;
+			stats_count_received(pipeline->slot, result->nmessages);
+			append_messages(pipeline, result);
+			break;
+		case SQS_DELETE_BATCH:
+			handle_delete_result(pipeline, result);
+			break;
+		case SQS_CHANGE_VISIBILITY_BATCH:
+			handle_extension_result(pipeline, result);
+			break;
+		case SQS_GET_ATTRIBUTES:
+			break;
+	}
+}
+
+/*
  * Drive the client until there is something for the caller to do: a batch
  * to store, the drain's end, a failed receive, or (after timeout_ms, or
  * when the latch is set) nothing at all.
@@ -896,6 +968,10 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 {
 	TimestampTz deadline = timeout_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	/* a receive failed for good while the last batch was stored */
+	if (pipeline->error)
+		return PIPELINE_FAILED;
 
 	for (;;)
 	{
@@ -977,53 +1053,73 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 			return PIPELINE_IDLE;
 		}
 
-		switch (result->action)
-		{
-			case SQS_RECEIVE:
-				pipeline->receives_pending--;
-				if (result->error && retry_receive(pipeline, result))
-					break;
-				pipeline->reserved -= result->requested;
-				if (result->error)
-				{
-					pipeline->error = result->error;
-					return PIPELINE_FAILED;
-				}
-				pipeline->receives_ok++;
-				if (result->nskipped > 0)
-					skipped_messages(pipeline, result->nskipped);
-				if (result->nmessages == 0 && result->nskipped == 0)
-					pipeline->saw_empty = true;
-				pipeline->received += result->nmessages;
-				stats_count_received(pipeline->slot, result->nmessages);
-				append_messages(pipeline, result);
-				break;
-			case SQS_DELETE_BATCH:
-				handle_delete_result(pipeline, result);
-				break;
-			case SQS_CHANGE_VISIBILITY_BATCH:
-				handle_extension_result(pipeline, result);
-				break;
-			case SQS_GET_ATTRIBUTES:
-				break;
-		}
+		handle_result(pipeline, result);
+		if (pipeline->error)
+			return PIPELINE_FAILED;
 		if (pipeline->nbatch == 0)
 			MemoryContextReset(pipeline->batch_context);
 	}
 }
 
 /*
- * Store the current batch in the caller's transaction.  The caller commits
- * and then calls pipeline_queue_batch_deletes().
+ * Called by the sink now and then while a batch is stored, at most every
+ * STORE_LOOK_INTERVAL_MS: the answers that came in are taken (a receive's
+ * messages into the next batch, until it is full: the rest wait for the
+ * batch after), and receives, and the deletes of commits already flushed,
+ * are started, all without waiting, so that requests stay in flight while
+ * the process stores.  A receive failing for good ends the pipeline after
+ * the store (pipeline_wait()).
+ */
+static void
+look_during_store(void *arg)
+{
+	Pipeline   *pipeline = arg;
+	MemoryContext old;
+	SqsResult  *result;
+
+	if (!TimestampDifferenceExceeds(pipeline->looked_at, GetCurrentTimestamp(),
+									STORE_LOOK_INTERVAL_MS))
+		return;
+	old = MemoryContextSwitchTo(pipeline->batch_context);
+	while (!batch_full(pipeline) &&
+		   (result = sqs_next_result(pipeline->client, 0)) != NULL)
+		handle_result(pipeline, result);
+	issue_deletes(pipeline);
+	issue_receives(pipeline);
+	MemoryContextSwitchTo(old);
+	pipeline->looked_at = GetCurrentTimestamp();
+}
+
+/*
+ * Store the current batch in the caller's transaction.  The batch is handed
+ * over first, with its memory, so that what comes in during the store fills
+ * the next one.  The caller commits and then calls
+ * pipeline_queue_batch_deletes().
  */
 void
 pipeline_store(Pipeline *pipeline, BatchCounts *counts)
 {
-	MemoryContext old = MemoryContextSwitchTo(pipeline->batch_context);
+	MemoryContext filled = pipeline->batch_context;
+	MemoryContext old;
 
+	Assert(pipeline->nstored == 0);
+	pipeline->batch_context = pipeline->store_context;
+	pipeline->store_context = filled;
+	pipeline->stored = pipeline->batch;
+	pipeline->stored_visible_since = pipeline->visible_since;
+	pipeline->nstored = pipeline->nbatch;
+	pipeline->batch = NULL;
+	pipeline->visible_since = NULL;
+	pipeline->nbatch = 0;
+	pipeline->batch_capacity = 0;
+	pipeline->nbatch_bytes = 0;
+	pipeline->looked_at = GetCurrentTimestamp();
+
+	old = MemoryContextSwitchTo(pipeline->store_context);
 	stats_set_state(pipeline->slot, INGEST_STORING);
-	sink_store_batch(pipeline->sink, pipeline->batch, pipeline->nbatch,
-					 pipeline->config->queue_url, counts);
+	sink_store_batch(pipeline->sink, pipeline->stored, pipeline->nstored,
+					 pipeline->config->queue_url, counts,
+					 look_during_store, pipeline);
 	stats_count_batch(pipeline->slot, counts);
 	MemoryContextSwitchTo(old);
 }
@@ -1065,30 +1161,28 @@ queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
 void
 pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at)
 {
-	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nbatch, 1));
+	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nstored, 1));
 
-	for (int i = 0; i < pipeline->nbatch; i++)
+	for (int i = 0; i < pipeline->nstored; i++)
 	{
-		handles[i] = pipeline->batch[i].receipt_handle;
+		handles[i] = pipeline->stored[i].receipt_handle;
 		pipeline->deletes_urgent_at =
 			Min(pipeline->deletes_urgent_at,
-				TimestampTzPlusMilliseconds(pipeline->visible_since[i],
+				TimestampTzPlusMilliseconds(pipeline->stored_visible_since[i],
 											extend_after_ms(pipeline)));
 	}
-	queue_deletes(pipeline, handles, pipeline->nbatch, durable_at);
+	queue_deletes(pipeline, handles, pipeline->nstored, durable_at);
 	pfree(handles);
 }
 
-/* forget the current batch and the memory of the results behind it */
+/* forget the batch stored and the memory of the results behind it */
 void
 pipeline_reset_batch(Pipeline *pipeline)
 {
-	pipeline->batch = NULL;
-	pipeline->visible_since = NULL;
-	pipeline->nbatch = 0;
-	pipeline->batch_capacity = 0;
-	pipeline->nbatch_bytes = 0;
-	MemoryContextReset(pipeline->batch_context);
+	pipeline->stored = NULL;
+	pipeline->stored_visible_since = NULL;
+	pipeline->nstored = 0;
+	MemoryContextReset(pipeline->store_context);
 }
 
 /*

@@ -60,11 +60,24 @@ typedef struct Pipeline
 	TimestampTz batch_started;
 	TimestampTz extension_due;	/* earliest visibility extension due */
 
+	/*
+	 * The batch being stored, handed over from the one above when its store
+	 * began, in a memory context of its own: receives answered during the
+	 * store fill the next batch meanwhile.
+	 */
+	MemoryContext store_context;
+	SqsMessage *stored;
+	TimestampTz *stored_visible_since;
+	int			nstored;
+	TimestampTz looked_at;		/* last look at the network during a store */
+
 	int			reserved;		/* messages asked for by receives in flight */
 	int64		received;
 	int64		receives_ok;	/* receives answered without error */
 	bool		saw_empty;
-	SqsError   *error;
+	SqsError   *error;			/* a receive failed for good */
+	bool		receiving_stopped;	/* the owner finishes: no receive starts,
+									 * not even during its last stores */
 
 	/*
 	 * Receives started whose result has not been taken yet (a completed

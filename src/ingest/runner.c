@@ -280,6 +280,8 @@ runner_finish(IngestRunner *runner)
 
 	if (pipeline == NULL)
 		return;
+	/* what its last stores take in is stored; nothing more is asked for */
+	pipeline->receiving_stopped = true;
 	if (pipeline->nbatch > 0)
 		store_and_queue_deletes(runner);
 	pipeline_flush_deletes(pipeline);

@@ -819,10 +819,12 @@ distinct_messages(SqsMessage *messages, int count, SqsMessage ***distinct)
  * each mapped to its rows or a dead-letter reason: as many as fit in
  * sqs_ingest.max_batch_bytes of the current memory context (at least one),
  * so that rows made by explode or copied from large bodies are stored a
- * part at a time.  batch->count says how many were taken.
+ * part at a time.  batch->count says how many were taken.  look(look_arg)
+ * is called after each message, for the caller's network.
  */
 static void
-build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages, int count)
+build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages, int count,
+			SinkLook look, void *look_arg)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * count);
 	Size		max_bytes = (Size) config_max_batch_bytes() * 1024;
@@ -857,6 +859,7 @@ build_batch(Batch *batch, const CompiledMapping *mapping, SqsMessage **messages,
 			item->error = mapping_map(mapping, &message, &batch->rows);
 		}
 		item->nrows = batch->rows.nrows - item->first_row;
+		look(look_arg);
 	}
 	batch->ids = make_array(TEXTOID, ids, NULL, batch->count);
 }
@@ -1008,7 +1011,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
  */
 static int
 store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
-		   const char *queue_url, BatchCounts *counts)
+		   const char *queue_url, BatchCounts *counts, SinkLook look, void *look_arg)
 {
 	const CompiledMapping *mapping;
 	Batch		batch;
@@ -1035,7 +1038,7 @@ store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
 	/* input functions may run the target's code (domain checks) */
 	role = sink_store_role(pipeline, mapping->relid);
 	security_enter(&scope, role);
-	build_batch(&batch, mapping, messages, count);
+	build_batch(&batch, mapping, messages, count, look, look_arg);
 	security_leave(&scope);
 	batch.role = role;
 
@@ -1061,11 +1064,14 @@ store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
 /*
  * Store a batch of a pipeline in the current transaction, a part at a time
  * (build_batch()).  The caller commits, then deletes every message of the
- * batch from SQS (stored, dead-lettered or duplicate alike).
+ * batch from SQS (stored, dead-lettered or duplicate alike).  look(look_arg)
+ * is called after each message mapped and each part stored: the caller's
+ * network goes on meanwhile (see pipeline.c).
  */
 void
 sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
-				 const char *queue_url, BatchCounts *counts)
+				 const char *queue_url, BatchCounts *counts,
+				 SinkLook look, void *look_arg)
 {
 	SqsMessage **distinct;
 	int			ndistinct;
@@ -1078,8 +1084,11 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 	ndistinct = distinct_messages(messages, count, &distinct);
 	counts->duplicates = count - ndistinct;
 	for (int stored = 0; stored < ndistinct;)
+	{
 		stored += store_part(pipeline, distinct + stored, ndistinct - stored,
-							 queue_url, counts);
+							 queue_url, counts, look, look_arg);
+		look(look_arg);
+	}
 	pfree(distinct);
 }
 

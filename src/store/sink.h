@@ -22,6 +22,9 @@ typedef struct BatchCounts
 	int64		dead_lettered;
 } BatchCounts;
 
+/* called now and then during a store, to keep the caller's network going */
+typedef void (*SinkLook) (void *arg);
+
 /*
  * What a batch is stored by: of a pipeline's definition, its name, target
  * and mapping
@@ -53,6 +56,7 @@ extern void sink_check_bookkeeping(const SinkPipeline *pipeline,
 extern Oid	sink_store_role(const SinkPipeline *pipeline, Oid relid);
 extern int64 sink_prune_ledger(int retention_minutes);
 extern void sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
-							 const char *queue_url, BatchCounts *counts);
+							 const char *queue_url, BatchCounts *counts,
+							 SinkLook look, void *look_arg);
 
 #endif							/* SQS_INGEST_SINK_H */
