@@ -6,7 +6,7 @@ OBJS = \
 	src/secrets.o \
 	src/ingest/drain.o \
 	src/ingest/launcher.o \
-	src/ingest/pipeline.o \
+	src/ingest/flow.o \
 	src/ingest/runner.o \
 	src/ingest/standby.o \
 	src/ingest/stats.o \
@@ -38,7 +38,7 @@ OBJS = \
 	src/mapping/mask.o \
 	src/mapping/openpgp.o \
 	src/mapping/openpgp_decrypt.o \
-	src/mapping/record.o \
+	src/mapping/codecs.o \
 	src/mapping/recovery.o \
 	src/mapping/transforms.o
 

@@ -33,7 +33,7 @@
 #include "launcher.h"
 #include "mapping.h"
 #include "mask.h"
-#include "record.h"
+#include "codecs.h"
 #include "security.h"
 #include "sink.h"
 #include "sqs_client.h"
@@ -237,7 +237,7 @@ Datum
 sqs_ingest_preview(PG_FUNCTION_ARGS)
 {
 	text	   *body = PG_GETARG_TEXT_PP(0);
-	SinkPipeline *sink;
+	SinkTarget *sink;
 	MappingMessage message = {0};
 	TupleDesc	tupdesc;
 	Datum	   *values;
@@ -251,10 +251,10 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	message.message_id = "preview";
 	message.body = VARDATA_ANY(body);
 	message.body_len = VARSIZE_ANY_EXHDR(body);
-	message.sent_timestamp_ms = record_unix_ms(PG_GETARG_TIMESTAMPTZ(1));
+	message.sent_timestamp_ms = codec_unix_ms(PG_GETARG_TIMESTAMPTZ(1));
 	message.receive_count = 1;
 
-	sink = sink_pipeline(config_default_definition());
+	sink = sink_target_create(config_default_definition());
 	PG_TRY();
 	{
 		const CompiledMapping *mapping = sink_check(sink, AccessShareLock);
@@ -265,7 +265,7 @@ sqs_ingest_preview(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		sink_free_pipeline(sink);
+		sink_target_free(sink);
 	}
 	PG_END_TRY();
 	return result_tuple(fcinfo, values, nulls);
@@ -383,7 +383,7 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 	message.message_id = "preview";
 	message.body = VARDATA_ANY(body);
 	message.body_len = VARSIZE_ANY_EXHDR(body);
-	message.sent_timestamp_ms = record_unix_ms(PG_ARGISNULL(4) ?
+	message.sent_timestamp_ms = codec_unix_ms(PG_ARGISNULL(4) ?
 											   GetCurrentTransactionStartTimestamp() :
 											   PG_GETARG_TIMESTAMPTZ(4));
 	message.receive_count = 1;
@@ -424,7 +424,7 @@ sqs_ingest_version_number(PG_FUNCTION_ARGS)
 	text	   *version = PG_GETARG_TEXT_PP(0);
 	int64		result;
 
-	if (!record_parse_app_version(VARDATA_ANY(version), VARSIZE_ANY_EXHDR(version),
+	if (!codec_parse_app_version(VARDATA_ANY(version), VARSIZE_ANY_EXHDR(version),
 								  &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),

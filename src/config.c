@@ -30,7 +30,7 @@
 #include "recovery.h"
 #include "secrets.h"
 #include "security.h"
-#include "sqs_ingest.h"
+#include "setting_values.h"
 
 /*
  * The settings, read here only: other modules take their values from the

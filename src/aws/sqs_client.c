@@ -32,7 +32,7 @@
 #include "compat.h"
 #include "secrets.h"
 #include "sqs_client.h"
-#include "sqs_ingest.h"
+#include "setting_values.h"
 #include "sqs_wire.h"
 #include "transport.h"
 #include "wait_events.h"

@@ -57,7 +57,7 @@
 #include "runner.h"
 #include "secrets.h"
 #include "security.h"
-#include "sqs_ingest.h"
+#include "setting_values.h"
 #include "stats.h"
 #include "subxact.h"
 #include "wait_events.h"
@@ -146,7 +146,7 @@ static char *known_query_only_queue = NULL;
 static void
 check_before_start(const PipelineDefinition *def)
 {
-	SinkPipeline *sink;
+	SinkTarget *sink;
 
 	PreventCommandDuringRecovery("sqs_ingest_drain()");
 	PreventCommandIfReadOnly("sqs_ingest_drain()");
@@ -169,7 +169,7 @@ check_before_start(const PipelineDefinition *def)
 		sqs_config_free(config);
 		config_release(&resolved);
 	}
-	sink = sink_pipeline(def);
+	sink = sink_target_create(def);
 
 	/*
 	 * No lock is kept: the caller's transaction must not hold anything the
@@ -183,7 +183,7 @@ check_before_start(const PipelineDefinition *def)
 	}
 	PG_FINALLY();
 	{
-		sink_free_pipeline(sink);
+		sink_target_free(sink);
 	}
 	PG_END_TRY();
 }
@@ -476,7 +476,7 @@ run_drain(DrainState *state, const PipelineDefinition *def, IngestRunner *runner
 {
 	ResolvedPipeline resolved;
 	SqsConfig  *config;
-	PipelineOptions options;
+	FlowOptions options;
 
 	config_resolve(def, &resolved);
 	config = sqs_config_from_definition(&resolved);
@@ -486,14 +486,14 @@ run_drain(DrainState *state, const PipelineDefinition *def, IngestRunner *runner
 
 	options.stop_when_empty = true;
 	options.max_messages = state->max_messages;
-	/* the caller learns of deletes failed for good: see pipeline.c */
+	/* the caller learns of deletes failed for good: see flow.c */
 	options.end_on_failed_deletes = true;
 	recall_protocol(state, config);
 	runner_start(runner, config, &options);
 
 	while (!stop_requested(state))
 	{
-		if (runner_step(runner, -1) == PIPELINE_DONE)
+		if (runner_step(runner, -1) == FLOW_DONE)
 			break;
 	}
 	runner_finish(runner);
@@ -588,7 +588,7 @@ sqs_ingest_drain_main(Datum main_arg)
 
 		config_use_session(settings);
 		def = drain_pipeline(state);
-		runner.sink = sink_pipeline(def);
+		runner.sink = sink_target_create(def);
 		runner.slot = stats_drain_slot(runner.sink->name);
 		run_drain(state, def, &runner);
 

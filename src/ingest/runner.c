@@ -39,10 +39,10 @@
  * The runner's options of a resolved pipeline, with the given long-poll
  * wait (the workers' and the drain's differ).
  */
-PipelineOptions
+FlowOptions
 runner_options_from_definition(const ResolvedPipeline *resolved, int wait_time_seconds)
 {
-	PipelineOptions options = {0};
+	FlowOptions options = {0};
 
 	options.wait_time_seconds = wait_time_seconds;
 	options.stop_when_empty = false;
@@ -62,7 +62,7 @@ runner_options_from_definition(const ResolvedPipeline *resolved, int wait_time_s
  * visibility timeout, or SQS hands it to another consumer meanwhile.
  */
 static void
-bound_options(PipelineOptions *options, const SqsConfig *config)
+bound_options(FlowOptions *options, const SqsConfig *config)
 {
 	options->batch_timeout_ms = Min(options->batch_timeout_ms,
 									config->visibility_timeout * 1000 / 3);
@@ -85,7 +85,7 @@ runner_in_transaction(void (*fn) (void *), void *arg, const char *activity)
 
 /*
  * Bound every lock wait of the current transaction: while a store waits,
- * nothing extends the visibility of its messages (see pipeline.c).  An
+ * nothing extends the visibility of its messages (see flow.c).  An
  * error raised by the timeout fails the batch, whose messages stay in SQS.
  */
 static void
@@ -93,7 +93,7 @@ bound_lock_waits(const SqsConfig *config)
 {
 	char		value[32];
 
-	snprintf(value, sizeof(value), "%d", pipeline_store_lock_timeout_ms(config));
+	snprintf(value, sizeof(value), "%d", flow_store_lock_timeout_ms(config));
 	(void) set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
@@ -127,14 +127,14 @@ check_target(void *arg)
  */
 void
 runner_start(IngestRunner *runner, const SqsConfig *config,
-			 const PipelineOptions *options)
+			 const FlowOptions *options)
 {
 	MemoryContext old;
-	PipelineOptions bounded = *options;
+	FlowOptions bounded = *options;
 	TargetCheck check = {runner, config};
 	SqsConfig  *copy;
 
-	Assert(runner->pipeline == NULL);
+	Assert(runner->flow == NULL);
 	runner->checked = false;
 	runner_in_transaction(check_target, &check, "sqs_ingest: checking the target table");
 	runner->checked = true;
@@ -148,7 +148,7 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 	PG_TRY();
 	{
 		/* resolves the credentials: may fail */
-		runner->pipeline = pipeline_create(copy, &bounded, runner->slot);
+		runner->flow = flow_create(copy, &bounded, runner->slot);
 	}
 	PG_CATCH();
 	{
@@ -160,7 +160,7 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	runner->pipeline->sink = runner->sink;
+	runner->flow->sink = runner->sink;
 	MemoryContextSwitchTo(old);
 	runner->storing = false;
 	runner->batches = 0;
@@ -169,10 +169,10 @@ runner_start(IngestRunner *runner, const SqsConfig *config,
 
 /* new tuning for a running pipeline (a reload that keeps the connection) */
 void
-runner_set_options(IngestRunner *runner, const PipelineOptions *options)
+runner_set_options(IngestRunner *runner, const FlowOptions *options)
 {
-	runner->pipeline->options = *options;
-	bound_options(&runner->pipeline->options, runner->pipeline->config);
+	runner->flow->options = *options;
+	bound_options(&runner->flow->options, runner->flow->config);
 }
 
 static void
@@ -183,7 +183,7 @@ store_batch(void *arg)
 
 	/*
 	 * The commit need not wait for its WAL flush: the batch's deletes do
-	 * (see pipeline.c), so a crash before the flush leaves the messages in
+	 * (see flow.c), so a crash before the flush leaves the messages in
 	 * SQS, to be stored again.  Meanwhile the runner goes on receiving.
 	 * Synchronous replication is left alone: a standby must have the rows
 	 * before SQS forgets them.
@@ -191,10 +191,10 @@ store_batch(void *arg)
 	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	bound_lock_waits(runner->pipeline->config);
+	bound_lock_waits(runner->flow->config);
 
 	/* the target's own code runs as ingest_role_for_target() (sink.c) */
-	pipeline_store(runner->pipeline, &counts);
+	flow_store(runner->flow, &counts);
 
 	runner->totals.received += counts.received;
 	runner->totals.inserted += counts.inserted;
@@ -206,20 +206,20 @@ store_batch(void *arg)
 static void
 store_and_queue_deletes(IngestRunner *runner)
 {
-	Pipeline   *pipeline = runner->pipeline;
+	MessageFlow   *flow = runner->flow;
 	int			count;
 	BatchCounts before = runner->totals;
 	TimestampTz start = GetCurrentTimestamp();
 
 	/* the store must begin with enough of its messages' visibility left */
-	pipeline_prepare_store(pipeline);
-	count = pipeline->nbatch;
+	flow_prepare_store(flow);
+	count = flow->nbatch;
 	runner->storing = true;
 	runner_in_transaction(store_batch, runner, "sqs_ingest: storing a batch");
 	runner->storing = false;
 	runner->batches++;
-	pipeline_queue_batch_deletes(pipeline, XactLastCommitEnd);
-	pipeline_reset_batch(pipeline);
+	flow_queue_batch_deletes(flow, XactLastCommitEnd);
+	flow_reset_batch(flow);
 	elog(DEBUG1, "sqs_ingest stored %d messages (%lld new) in %ld ms",
 		 count, (long long) (runner->totals.inserted - before.inserted),
 		 (long) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()));
@@ -231,36 +231,36 @@ store_and_queue_deletes(IngestRunner *runner)
  * storing what was received before it.  Returns what happened, so that the
  * owner can tell a stored batch, the drain's end and an idle wake-up apart.
  */
-PipelineEvent
+FlowEvent
 runner_step(IngestRunner *runner, long timeout_ms)
 {
-	Pipeline   *pipeline = runner->pipeline;
-	PipelineEvent event;
+	MessageFlow   *flow = runner->flow;
+	FlowEvent event;
 
 	CHECK_FOR_INTERRUPTS();
 	stats_set_state(runner->slot, INGEST_POLLING);
-	event = pipeline_wait(pipeline, timeout_ms);
+	event = flow_wait(flow, timeout_ms);
 	switch (event)
 	{
-		case PIPELINE_BATCH_READY:
+		case FLOW_BATCH_READY:
 			store_and_queue_deletes(runner);
 			break;
-		case PIPELINE_FAILED:
+		case FLOW_FAILED:
 			{
 				/* the error lives with the batch: keep a copy */
-				SqsError   *error = sqs_copy_error(runner->context, pipeline->error);
+				SqsError   *error = sqs_copy_error(runner->context, flow->error);
 
-				if (pipeline->nbatch > 0)
+				if (flow->nbatch > 0)
 				{
 					store_and_queue_deletes(runner);
-					pipeline_flush_deletes(pipeline);
+					flow_flush_deletes(flow);
 				}
 				/* the pipeline counted it in the stats */
 				sqs_report_error(error, ERROR);
 			}
 			break;
-		case PIPELINE_IDLE:
-		case PIPELINE_DONE:
+		case FLOW_IDLE:
+		case FLOW_DONE:
 			break;
 	}
 	return event;
@@ -274,29 +274,29 @@ runner_step(IngestRunner *runner, long timeout_ms)
 void
 runner_finish(IngestRunner *runner)
 {
-	Pipeline   *pipeline = runner->pipeline;
+	MessageFlow   *flow = runner->flow;
 	SqsError   *delete_error = NULL;
 	int64		undeleted;
 
-	if (pipeline == NULL)
+	if (flow == NULL)
 		return;
 	/* what its last stores take in is stored; nothing more is asked for */
-	pipeline->receiving_stopped = true;
-	if (pipeline->nbatch > 0)
+	flow->receiving_stopped = true;
+	if (flow->nbatch > 0)
 		store_and_queue_deletes(runner);
-	pipeline_flush_deletes(pipeline);
+	flow_flush_deletes(flow);
 	/* receives still in flight may have brought more */
-	if (pipeline->nbatch > 0)
+	if (flow->nbatch > 0)
 	{
 		store_and_queue_deletes(runner);
-		pipeline_flush_deletes(pipeline);
+		flow_flush_deletes(flow);
 	}
-	if (pipeline->delete_error)
-		delete_error = sqs_copy_error(CurrentMemoryContext, pipeline->delete_error);
-	undeleted = pipeline->delete_failures;
+	if (flow->delete_error)
+		delete_error = sqs_copy_error(CurrentMemoryContext, flow->delete_error);
+	undeleted = flow->delete_failures;
 	runner_abandon(runner);
 	if (delete_error)
-		pipeline_report_undeleted(delete_error, undeleted, runner->totals.received);
+		flow_report_undeleted(delete_error, undeleted, runner->totals.received);
 }
 
 /*
@@ -306,10 +306,10 @@ runner_finish(IngestRunner *runner)
 void
 runner_abandon(IngestRunner *runner)
 {
-	if (runner->pipeline == NULL)
+	if (runner->flow == NULL)
 		return;
-	sqs_config_free(runner->pipeline->config);
-	runner->pipeline = NULL;
+	sqs_config_free(runner->flow->config);
+	runner->flow = NULL;
 	runner->storing = false;
 	/* releases the client and every message not stored */
 	MemoryContextDelete(runner->context);

@@ -11,7 +11,7 @@
 #define SQS_INGEST_RUNNER_H
 
 #include "config.h"
-#include "pipeline.h"
+#include "flow.h"
 #include "sink.h"
 #include "stats.h"
 
@@ -19,11 +19,11 @@ typedef struct IngestRunner
 {
 	/* set by the owner before runner_start() */
 	IngestSlot *slot;			/* shared statistics, or NULL */
-	SinkPipeline *sink;			/* what batches are stored by */
+	SinkTarget *sink;			/* what batches are stored by */
 
 	/* the runner's own */
-	MemoryContext context;		/* holds the pipeline and its configuration */
-	Pipeline   *pipeline;		/* NULL when not started */
+	MemoryContext context;		/* holds the flow and its configuration */
+	MessageFlow *flow;			/* NULL when not started */
 	bool		checked;		/* the last runner_start() got past the
 								 * checks of the store */
 	bool		storing;		/* in a batch's transaction */
@@ -31,12 +31,12 @@ typedef struct IngestRunner
 	BatchCounts totals;			/* what they held */
 } IngestRunner;
 
-extern PipelineOptions runner_options_from_definition(const ResolvedPipeline *resolved,
+extern FlowOptions runner_options_from_definition(const ResolvedPipeline *resolved,
 													  int wait_time_seconds);
 extern void runner_start(IngestRunner *runner, const SqsConfig *config,
-						 const PipelineOptions *options);
-extern void runner_set_options(IngestRunner *runner, const PipelineOptions *options);
-extern PipelineEvent runner_step(IngestRunner *runner, long timeout_ms);
+						 const FlowOptions *options);
+extern void runner_set_options(IngestRunner *runner, const FlowOptions *options);
+extern FlowEvent runner_step(IngestRunner *runner, long timeout_ms);
 extern void runner_finish(IngestRunner *runner);
 extern void runner_abandon(IngestRunner *runner);
 extern void runner_in_transaction(void (*fn) (void *), void *arg,

@@ -188,7 +188,7 @@ ensure_runner(WorkerState *ws)
 {
 	ResolvedPipeline resolved;
 	SqsConfig  *config;
-	PipelineOptions options;
+	FlowOptions options;
 
 	/*
 	 * The settings as they are now, within the caps a reload may have
@@ -205,12 +205,12 @@ ensure_runner(WorkerState *ws)
 		config_free_definition(def);
 	}
 	options = runner_options_from_definition(&resolved, resolved.wait_time_seconds);
-	ws->starting = ws->runner.pipeline == NULL;
+	ws->starting = ws->runner.flow == NULL;
 	config = sqs_config_from_definition(&resolved);
 	config_release(&resolved);
 	PG_TRY();
 	{
-		if (ws->runner.pipeline && same_config(ws->runner.pipeline->config, config))
+		if (ws->runner.flow && same_config(ws->runner.flow->config, config))
 			runner_set_options(&ws->runner, &options);
 		else
 		{
@@ -271,7 +271,7 @@ run(WorkerState *ws)
 
 	for (;;)
 	{
-		PipelineEvent event;
+		FlowEvent event;
 
 		CHECK_FOR_INTERRUPTS();
 		reload_if_asked(ws);
@@ -287,8 +287,8 @@ run(WorkerState *ws)
 		/* come back now and then for the ledger pruning */
 		event = runner_step(&ws->runner, 10 * 1000L);
 		/* SQS answers again; a database failure waits for a stored batch */
-		if (event == PIPELINE_BATCH_READY ||
-			(ws->runner.pipeline->receives_ok > 0 && !ws->failed_storing))
+		if (event == FLOW_BATCH_READY ||
+			(ws->runner.flow->receives_ok > 0 && !ws->failed_storing))
 			note_recovery(ws);
 	}
 }
@@ -326,7 +326,7 @@ back_off(WorkerState *ws, ErrorData *error, bool starting, bool local)
 
 	if (local)
 		cap_ms = Min(LOCAL_RETRY_CAP_MS, cap_ms);
-	delay_ms = exponential ? pipeline_backoff_ms(ws->failures, cap_ms) : cap_ms;
+	delay_ms = exponential ? flow_backoff_ms(ws->failures, cap_ms) : cap_ms;
 
 	if (ws->logged_errcode != error->sqlerrcode)
 	{
@@ -469,7 +469,7 @@ sqs_ingest_worker_main(Datum main_arg)
 	worker_connect(&ws);
 	ws.runner.slot = stats_worker_slot(ws.index);
 	def = config_default_definition();
-	ws.runner.sink = sink_pipeline(def);
+	ws.runner.sink = sink_target_create(def);
 	config_free_definition(def);
 	worker_loop(&ws);
 }
@@ -518,7 +518,7 @@ sqs_ingest_pipeline_worker_main(Datum main_arg)
 	refusal = queue_refusal(ws.def, catalog_list(), false);
 	if (refusal != PIPELINE_MAY_READ)
 		queue_report_refusal(ws.def, refusal, ERROR);
-	ws.runner.sink = sink_pipeline(ws.def);
+	ws.runner.sink = sink_target_create(ws.def);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 

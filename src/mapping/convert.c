@@ -22,7 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "mapping_internal.h"
-#include "record.h"
+#include "codecs.h"
 
 static char *
 text_datum(const MappingColumn *col, const MappingValue *v, Datum *result)
@@ -222,7 +222,7 @@ mapping_convert(const CompiledMapping *mapping, const MappingColumn *col,
 			return NULL;
 		/* otherwise as text, dates in ISO form whatever DateStyle says */
 		if (v->datum_type == DATEOID)
-			v->str = record_iso_date(DatumGetDateADT(v->datum));
+			v->str = codec_iso_date(DatumGetDateADT(v->datum));
 		else
 		{
 			getTypeOutputInfo(v->datum_type, &outfunc, &isvarlena);
@@ -262,7 +262,7 @@ mapping_convert(const CompiledMapping *mapping, const MappingColumn *col,
 			{
 				DateADT		date;
 
-				if (v->kind == JV_STRING && record_parse_iso_date(v->str, v->len, &date))
+				if (v->kind == JV_STRING && codec_parse_iso_date(v->str, v->len, &date))
 				{
 					*result = DateADTGetDatum(date);
 					return NULL;

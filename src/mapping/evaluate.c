@@ -30,7 +30,7 @@
 
 #include "config.h"
 #include "mapping_internal.h"
-#include "record.h"
+#include "codecs.h"
 
 const char *const mapping_kind_names[] = {
 	"absent", "null", "a string", "a number", "a boolean", "an object",
@@ -264,7 +264,7 @@ message_value(const MapContext *cx, const MappingRule *rule, MappingValue *v)
 		case FIELD_SENT_DATE:
 			/* unknown, or beyond what PostgreSQL can store: null */
 			if (m->sent_timestamp_ms < 0 ||
-				!record_unix_ms_in_range(m->sent_timestamp_ms))
+				!codec_unix_ms_in_range(m->sent_timestamp_ms))
 			{
 				v->kind = JV_NULL;
 				break;
@@ -272,12 +272,12 @@ message_value(const MapContext *cx, const MappingRule *rule, MappingValue *v)
 			if (rule->field == FIELD_SENT_DATE)
 			{
 				v->kind = JV_DATUM;
-				v->datum = DateADTGetDatum(record_date_of_unix_ms(m->sent_timestamp_ms));
+				v->datum = DateADTGetDatum(codec_date_of_unix_ms(m->sent_timestamp_ms));
 				v->datum_type = DATEOID;
 				break;
 			}
 			v->kind = JV_DATUM;
-			v->datum = TimestampTzGetDatum(record_timestamptz(m->sent_timestamp_ms));
+			v->datum = TimestampTzGetDatum(codec_timestamptz(m->sent_timestamp_ms));
 			v->datum_type = TIMESTAMPTZOID;
 			break;
 		case FIELD_RECEIVE_COUNT:

@@ -22,7 +22,7 @@
 #include "config.h"
 #include "mask.h"
 #include "secrets.h"
-#include "sqs_ingest.h"
+#include "setting_values.h"
 
 /*
  * What masks values.  There is one per process, rebuilt when the key

@@ -24,7 +24,7 @@
 #include "mapping_internal.h"
 #include "mask.h"
 #include "openpgp.h"
-#include "record.h"
+#include "codecs.h"
 #include "recovery.h"
 
 static bool
@@ -94,7 +94,7 @@ version_number_apply(const CompiledMapping *mapping, const MappingColumn *col,
 						col->name, v->rule->what, mapping_kind_names[v->kind]);
 	if (is_text_like(col))
 		return NULL;
-	if (!record_parse_app_version(v->str, v->len, &number))
+	if (!codec_parse_app_version(v->str, v->len, &number))
 		return psprintf("column \"%s\": %s %s is not a version of the form M.m or M.m.p with parts 0 to 999",
 						col->name, v->rule->what, quoted(v));
 	if (col->conversion == CONV_INT4)

@@ -40,7 +40,7 @@
 #include "mapping.h"
 #include "queue_grants.h"
 #include "security.h"
-#include "sqs_ingest.h"
+#include "setting_values.h"
 #include "transport.h"
 
 PG_FUNCTION_INFO_V1(sqs_ingest_create_pipeline);

@@ -55,7 +55,7 @@
 #include "compat.h"
 #include "config.h"
 #include "mapping.h"
-#include "record.h"
+#include "codecs.h"
 #include "security.h"
 #include "sink.h"
 #include "subxact.h"
@@ -89,31 +89,31 @@ static bool dead_letter_plan_has_pipeline = false;
 static void
 check_target_privilege(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
 {
-	const SinkPipeline *pipeline = arg;
+	const SinkTarget *sink = arg;
 
 	if (!OidIsValid(relid))
 		return;
-	if (!OidIsValid(pipeline->owner))
+	if (!OidIsValid(sink->owner))
 		security_check_target_privilege(relid, rv->relname);
-	else if (pg_class_aclcheck(relid, pipeline->owner, ACL_INSERT) != ACLCHECK_OK)
+	else if (pg_class_aclcheck(relid, sink->owner, ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", rv->relname),
 				 errdetail("Pipeline \"%s\" inserts with the rights of its owner, %s, who may not insert there.",
-						   pipeline->name, GetUserNameFromId(pipeline->owner, true) ?
-						   GetUserNameFromId(pipeline->owner, true) : "(dropped)")));
+						   sink->name, GetUserNameFromId(sink->owner, true) ?
+						   GetUserNameFromId(sink->owner, true) : "(dropped)")));
 }
 
 /*
  * A relcache invalidation of a pipeline's target (or of every relation)
  * makes its compiled mapping stale; the next batch compiles it again.
  */
-static SinkPipeline *registered_pipelines = NULL;
+static SinkTarget *registered_targets = NULL;
 
 static void
 invalidate_mappings(Datum arg, Oid relid)
 {
-	for (SinkPipeline *p = registered_pipelines; p; p = p->next)
+	for (SinkTarget *p = registered_targets; p; p = p->next)
 		if (p->compiled && (relid == InvalidOid || relid == p->compiled->relid))
 			p->stale = true;
 }
@@ -139,15 +139,15 @@ same_jsonb(const Jsonb *a, const Jsonb *b)
  * options, owner.  Rows of a pipeline with an owner go in with the owner's
  * rights.
  */
-SinkPipeline *
-sink_pipeline(const PipelineDefinition *def)
+SinkTarget *
+sink_target_create(const PipelineDefinition *def)
 {
 	static bool callback_registered = false;
 	MemoryContext context = AllocSetContextCreate(TopMemoryContext,
 												  "sqs_ingest pipeline",
 												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(context);
-	SinkPipeline *p = palloc0(sizeof(SinkPipeline));
+	SinkTarget *p = palloc0(sizeof(SinkTarget));
 
 	p->context = context;
 	p->name = pstrdup(def->name);
@@ -162,8 +162,8 @@ sink_pipeline(const PipelineDefinition *def)
 		CacheRegisterRelcacheCallback(invalidate_mappings, (Datum) 0);
 		callback_registered = true;
 	}
-	p->next = registered_pipelines;
-	registered_pipelines = p;
+	p->next = registered_targets;
+	registered_targets = p;
 	return p;
 }
 
@@ -173,39 +173,39 @@ sink_pipeline(const PipelineDefinition *def)
  * and compiles the mapping again if either changed.
  */
 void
-sink_redefine(SinkPipeline *pipeline, const PipelineDefinition *def)
+sink_redefine(SinkTarget *sink, const PipelineDefinition *def)
 {
-	MemoryContext old = MemoryContextSwitchTo(pipeline->context);
+	MemoryContext old = MemoryContextSwitchTo(sink->context);
 
-	pfree(pipeline->target);
-	pipeline->target = pstrdup(def->target);
-	if (pipeline->mapping)
-		pfree(pipeline->mapping);
-	pipeline->mapping = copy_jsonb(def->mapping);
-	if (pipeline->options)
-		pfree(pipeline->options);
-	pipeline->options = copy_jsonb(def->options);
-	pipeline->owner = def->owner;
+	pfree(sink->target);
+	sink->target = pstrdup(def->target);
+	if (sink->mapping)
+		pfree(sink->mapping);
+	sink->mapping = copy_jsonb(def->mapping);
+	if (sink->options)
+		pfree(sink->options);
+	sink->options = copy_jsonb(def->options);
+	sink->owner = def->owner;
 	MemoryContextSwitchTo(old);
 }
 
 /* forget a pipeline and its compiled mapping */
 void
-sink_free_pipeline(SinkPipeline *pipeline)
+sink_target_free(SinkTarget *sink)
 {
-	SinkPipeline **link = &registered_pipelines;
+	SinkTarget **link = &registered_targets;
 
-	while (*link && *link != pipeline)
+	while (*link && *link != sink)
 		link = &(*link)->next;
 	if (*link)
-		*link = pipeline->next;
-	MemoryContextDelete(pipeline->context);
+		*link = sink->next;
+	MemoryContextDelete(sink->context);
 }
 
 static void
-target_missing(const SinkPipeline *pipeline, const char *relname)
+target_missing(const SinkTarget *sink, const char *relname)
 {
-	if (strcmp(pipeline->name, DEFAULT_PIPELINE) == 0)
+	if (strcmp(sink->name, DEFAULT_PIPELINE) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("sqs_ingest target table %s does not exist", relname),
@@ -213,7 +213,7 @@ target_missing(const SinkPipeline *pipeline, const char *relname)
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_TABLE),
 			 errmsg("target table %s of pipeline \"%s\" does not exist",
-					relname, pipeline->name),
+					relname, sink->name),
 			 errhint("Create the table; the pipeline starts when it exists.")));
 }
 
@@ -226,7 +226,7 @@ target_missing(const SinkPipeline *pipeline, const char *relname)
  * Errors say what to fix.
  */
 const CompiledMapping *
-sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
+sink_prepare_target(SinkTarget *sink, LOCKMODE lockmode)
 {
 	List	   *names;
 	Oid			relid;
@@ -234,30 +234,30 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
 	MemoryContext old;
 
 	/* not stringToQualifiedNameList(): its arguments changed in 16 */
-	names = textToQualifiedNameList(cstring_to_text(pipeline->target));
+	names = textToQualifiedNameList(cstring_to_text(sink->target));
 	if (list_length(names) == 1)
 		names = lcons(makeString("public"), names);
 	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), lockmode,
-									 RVR_MISSING_OK, check_target_privilege, pipeline);
+									 RVR_MISSING_OK, check_target_privilege, sink);
 	if (!OidIsValid(relid))
-		target_missing(pipeline, pipeline->target);
-	mapping = config_pipeline_mapping(pipeline->name, pipeline->mapping, relid);
-	if (pipeline->compiled && !pipeline->stale && pipeline->compiled->relid == relid &&
-		same_jsonb(pipeline->compiled_from, mapping))
-		return pipeline->compiled;
+		target_missing(sink, sink->target);
+	mapping = config_pipeline_mapping(sink->name, sink->mapping, relid);
+	if (sink->compiled && !sink->stale && sink->compiled->relid == relid &&
+		same_jsonb(sink->compiled_from, mapping))
+		return sink->compiled;
 
-	if (pipeline->compiled_context)
-		MemoryContextDelete(pipeline->compiled_context);
-	pipeline->compiled = NULL;
-	pipeline->compiled_context = AllocSetContextCreate(pipeline->context,
+	if (sink->compiled_context)
+		MemoryContextDelete(sink->compiled_context);
+	sink->compiled = NULL;
+	sink->compiled_context = AllocSetContextCreate(sink->context,
 													   "sqs_ingest mapping",
 													   ALLOCSET_DEFAULT_SIZES);
-	pipeline->stale = false;
-	old = MemoryContextSwitchTo(pipeline->compiled_context);
-	pipeline->compiled_from = copy_jsonb(mapping);
-	pipeline->compiled = mapping_compile(relid, mapping, pipeline->options);
+	sink->stale = false;
+	old = MemoryContextSwitchTo(sink->compiled_context);
+	sink->compiled_from = copy_jsonb(mapping);
+	sink->compiled = mapping_compile(relid, mapping, sink->options);
 	MemoryContextSwitchTo(old);
-	return pipeline->compiled;
+	return sink->compiled;
 }
 
 /*
@@ -268,13 +268,13 @@ sink_prepare_target(SinkPipeline *pipeline, LOCKMODE lockmode)
  * the compiled mapping.
  */
 const CompiledMapping *
-sink_check(SinkPipeline *pipeline, LOCKMODE lockmode)
+sink_check(SinkTarget *sink, LOCKMODE lockmode)
 {
-	const CompiledMapping *mapping = sink_prepare_target(pipeline, lockmode);
+	const CompiledMapping *mapping = sink_prepare_target(sink, lockmode);
 
-	if (mapping->uses_mask && OidIsValid(pipeline->owner))
-		security_check_mask_privilege(pipeline->owner, pipeline->name);
-	mapping_prepare(pipeline->compiled);
+	if (mapping->uses_mask && OidIsValid(sink->owner))
+		security_check_mask_privilege(sink->owner, sink->name);
+	mapping_prepare(sink->compiled);
 	return mapping;
 }
 
@@ -337,7 +337,7 @@ check_bookkeeping_table(Oid schema, const char *relname, const char *const *colu
  * queue with each attempt.
  */
 void
-sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapping)
+sink_check_bookkeeping(const SinkTarget *sink, const CompiledMapping *mapping)
 {
 	static const char *const processed_columns[] = {"message_id", "processed_at", NULL};
 	static const char *const dead_letter_columns[] = {
@@ -368,14 +368,14 @@ sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapp
 	check_bookkeeping_table(schema, "processed", processed_columns, user);
 	check_bookkeeping_table(schema, "dead_letters", dead_letter_columns, user);
 
-	role = sink_store_role(pipeline, mapping->relid);
+	role = sink_store_role(sink, mapping->relid);
 	target_schema = get_rel_namespace(mapping->relid);
 	if (compat_namespace_aclcheck(target_schema, role, ACL_USAGE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for schema %s", get_namespace_name(target_schema)),
 				 errdetail("The rows of pipeline \"%s\" are inserted into %s as role \"%s\".",
-						   pipeline->name, mapping->qualified_name,
+						   sink->name, mapping->qualified_name,
 						   GetUserNameFromId(role, false)),
 				 errhint("GRANT USAGE ON SCHEMA %s TO %s;",
 						 quote_identifier(get_namespace_name(target_schema)),
@@ -384,9 +384,9 @@ sink_check_bookkeeping(const SinkPipeline *pipeline, const CompiledMapping *mapp
 
 /* the role the target table's code runs as, for this pipeline */
 Oid
-sink_store_role(const SinkPipeline *pipeline, Oid relid)
+sink_store_role(const SinkTarget *sink, Oid relid)
 {
-	return OidIsValid(pipeline->owner) ? pipeline->owner : ingest_role_for_target(relid);
+	return OidIsValid(sink->owner) ? sink->owner : ingest_role_for_target(relid);
 }
 
 static SPIPlanPtr
@@ -709,7 +709,7 @@ sent_or_received_ms(const SqsMessage *m)
 {
 	if (m->sent_timestamp_ms >= 0)
 		return m->sent_timestamp_ms;
-	return record_unix_ms(m->received_at);
+	return codec_unix_ms(m->received_at);
 }
 
 /*
@@ -955,7 +955,7 @@ store_carefully(Batch *batch, bool *is_new, BatchCounts *counts)
 
 static void
 insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
-					const char *pipeline)
+					const char *pipeline_name)
 {
 	int			n = 0;
 	Datum	   *message_id = palloc(sizeof(Datum) * batch->count);
@@ -980,9 +980,9 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
 		error[n] = CStringGetTextDatum(batch->items[i].error);
 		received_at[n] = TimestampTzGetDatum(m->received_at);
 		sent_at_null[n] = m->sent_timestamp_ms < 0 ||
-			!record_unix_ms_in_range(m->sent_timestamp_ms);
+			!codec_unix_ms_in_range(m->sent_timestamp_ms);
 		sent_at[n] = TimestampTzGetDatum(sent_at_null[n] ? 0 :
-										 record_timestamptz(m->sent_timestamp_ms));
+										 codec_timestamptz(m->sent_timestamp_ms));
 		/* the decoder says -1 when SQS did not say or said nonsense */
 		receive_count_null[n] = m->receive_count < 0;
 		receive_count[n] = Int32GetDatum(Max(m->receive_count, 0));
@@ -998,7 +998,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
 	params[4] = make_array(TIMESTAMPTZOID, sent_at, sent_at_null, n);
 	params[5] = make_array(INT4OID, receive_count, receive_count_null, n);
 	params[6] = CStringGetTextDatum(queue_url);
-	params[7] = CStringGetTextDatum(pipeline);
+	params[7] = CStringGetTextDatum(pipeline_name);
 	rc = SPI_execute_plan(dead_letter_plan, params, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dead letter insert failed: %s", SPI_result_code_string(rc));
@@ -1010,7 +1010,7 @@ insert_dead_letters(Batch *batch, const bool *is_new, const char *queue_url,
  * with its SPI connection.
  */
 static int
-store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
+store_part(SinkTarget *sink, SqsMessage **messages, int count,
 		   const char *queue_url, BatchCounts *counts, SinkLook look, void *look_arg)
 {
 	const CompiledMapping *mapping;
@@ -1033,10 +1033,10 @@ store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
 	if ((rc = SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0)) != SPI_OK_UTILITY)
 		elog(ERROR, "SET CONSTRAINTS failed: %s", SPI_result_code_string(rc));
 
-	mapping = sink_check(pipeline, RowExclusiveLock);
+	mapping = sink_check(sink, RowExclusiveLock);
 	prepare_plans(mapping);
 	/* input functions may run the target's code (domain checks) */
-	role = sink_store_role(pipeline, mapping->relid);
+	role = sink_store_role(sink, mapping->relid);
 	security_enter(&scope, role);
 	build_batch(&batch, mapping, messages, count, look, look_arg);
 	security_leave(&scope);
@@ -1051,7 +1051,7 @@ store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
 	else
 		store_carefully(&batch, is_new, counts);
 
-	insert_dead_letters(&batch, is_new, queue_url, pipeline->name);
+	insert_dead_letters(&batch, is_new, queue_url, sink->name);
 	for (int i = 0; i < batch.count; i++)
 		if (is_new[i] && batch.items[i].error)
 			counts->dead_lettered++;
@@ -1066,10 +1066,10 @@ store_part(SinkPipeline *pipeline, SqsMessage **messages, int count,
  * (build_batch()).  The caller commits, then deletes every message of the
  * batch from SQS (stored, dead-lettered or duplicate alike).  look(look_arg)
  * is called after each message mapped and each part stored: the caller's
- * network goes on meanwhile (see pipeline.c).
+ * network goes on meanwhile (see flow.c).
  */
 void
-sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
+sink_store_batch(SinkTarget *sink, SqsMessage *messages, int count,
 				 const char *queue_url, BatchCounts *counts,
 				 SinkLook look, void *look_arg)
 {
@@ -1085,7 +1085,7 @@ sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
 	counts->duplicates = count - ndistinct;
 	for (int stored = 0; stored < ndistinct;)
 	{
-		stored += store_part(pipeline, distinct + stored, ndistinct - stored,
+		stored += store_part(sink, distinct + stored, ndistinct - stored,
 							 queue_url, counts, look, look_arg);
 		look(look_arg);
 	}

@@ -29,7 +29,7 @@ typedef void (*SinkLook) (void *arg);
  * What a batch is stored by: of a pipeline's definition, its name, target
  * and mapping
  */
-typedef struct SinkPipeline
+typedef struct SinkTarget
 {
 	char	   *name;
 	char	   *target;			/* table name */
@@ -42,20 +42,20 @@ typedef struct SinkPipeline
 	CompiledMapping *compiled;
 	Jsonb	   *compiled_from;	/* the mapping compiled, or NULL */
 	bool		stale;
-	struct SinkPipeline *next;	/* of the process's pipelines */
-} SinkPipeline;
+	struct SinkTarget *next;	/* of the process's pipelines */
+} SinkTarget;
 
-extern SinkPipeline *sink_pipeline(const PipelineDefinition *def);
-extern void sink_redefine(SinkPipeline *pipeline, const PipelineDefinition *def);
-extern void sink_free_pipeline(SinkPipeline *pipeline);
-extern const CompiledMapping *sink_prepare_target(SinkPipeline *pipeline,
+extern SinkTarget *sink_target_create(const PipelineDefinition *def);
+extern void sink_redefine(SinkTarget *sink, const PipelineDefinition *def);
+extern void sink_target_free(SinkTarget *sink);
+extern const CompiledMapping *sink_prepare_target(SinkTarget *sink,
 												  LOCKMODE lockmode);
-extern const CompiledMapping *sink_check(SinkPipeline *pipeline, LOCKMODE lockmode);
-extern void sink_check_bookkeeping(const SinkPipeline *pipeline,
+extern const CompiledMapping *sink_check(SinkTarget *sink, LOCKMODE lockmode);
+extern void sink_check_bookkeeping(const SinkTarget *sink,
 								   const CompiledMapping *mapping);
-extern Oid	sink_store_role(const SinkPipeline *pipeline, Oid relid);
+extern Oid	sink_store_role(const SinkTarget *sink, Oid relid);
 extern int64 sink_prune_ledger(int retention_minutes);
-extern void sink_store_batch(SinkPipeline *pipeline, SqsMessage *messages, int count,
+extern void sink_store_batch(SinkTarget *sink, SqsMessage *messages, int count,
 							 const char *queue_url, BatchCounts *counts,
 							 SinkLook look, void *look_arg);
 

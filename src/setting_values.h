@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * sqs_ingest.h
+ * setting_values.h
  *	  The values of sqs_ingest.* settings that several modules share.
  *
  * The settings themselves are defined and read in config.c alone; the
@@ -10,8 +10,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef SQS_INGEST_H
-#define SQS_INGEST_H
+#ifndef SQS_INGEST_SETTING_VALUES_H
+#define SQS_INGEST_SETTING_VALUES_H
 
 /* mask algorithms (sqs_ingest.mask_algorithm) */
 typedef enum MaskAlgorithm
@@ -38,4 +38,4 @@ typedef enum DeleteAfter
 /* hard cap on concurrent HTTP requests of one process */
 #define SQS_INGEST_MAX_INFLIGHT_CAP 128
 
-#endif							/* SQS_INGEST_H */
+#endif							/* SQS_INGEST_SETTING_VALUES_H */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * record.c
+ * codecs.c
  *	  Encodings of values the login events carry.
  *
  *-------------------------------------------------------------------------
@@ -12,7 +12,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 
-#include "record.h"
+#include "codecs.h"
 
 /*
  * Encode "M.m.p" or "M.m" (each part 0..999, one to three digits) as
@@ -20,7 +20,7 @@
  * injective on versions compared part by part, unlike stripping the dots.
  */
 bool
-record_parse_app_version(const char *str, int len, int64 *result)
+codec_parse_app_version(const char *str, int len, int64 *result)
 {
 	int64		parts[3] = {0, 0, 0};
 	int			nparts = 0;
@@ -54,7 +54,7 @@ record_parse_app_version(const char *str, int len, int64 *result)
 
 /* parse a strict ISO date YYYY-MM-DD into a DateADT */
 bool
-record_parse_iso_date(const char *str, int len, DateADT *result)
+codec_parse_iso_date(const char *str, int len, DateADT *result)
 {
 	int			year,
 				month,
@@ -77,14 +77,14 @@ record_parse_iso_date(const char *str, int len, DateADT *result)
 
 /* SQS speaks Unix milliseconds; PostgreSQL microseconds since 2000 */
 int64
-record_unix_ms(TimestampTz ts)
+codec_unix_ms(TimestampTz ts)
 {
 	return ts / 1000 +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }
 
 TimestampTz
-record_timestamptz(int64 unix_ms)
+codec_timestamptz(int64 unix_ms)
 {
 	return (unix_ms -
 			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
@@ -92,19 +92,19 @@ record_timestamptz(int64 unix_ms)
 
 /*
  * Is a Unix timestamp in milliseconds within the range of timestamptz?  If
- * so, record_timestamptz() cannot overflow, and the date of it (midnight)
+ * so, codec_timestamptz() cannot overflow, and the date of it (midnight)
  * fits date, timestamp and timestamptz columns alike.
  */
 bool
-record_unix_ms_in_range(int64 unix_ms)
+codec_unix_ms_in_range(int64 unix_ms)
 {
-	return unix_ms >= record_unix_ms(MIN_TIMESTAMP) &&
-		unix_ms < record_unix_ms(END_TIMESTAMP);
+	return unix_ms >= codec_unix_ms(MIN_TIMESTAMP) &&
+		unix_ms < codec_unix_ms(END_TIMESTAMP);
 }
 
 /* the UTC date of a Unix timestamp in milliseconds */
 DateADT
-record_date_of_unix_ms(int64 ms)
+codec_date_of_unix_ms(int64 ms)
 {
 	int64		days = ms / (SECS_PER_DAY * INT64CONST(1000));
 
@@ -115,7 +115,7 @@ record_date_of_unix_ms(int64 ms)
 
 /* a date in ISO form YYYY-MM-DD, whatever DateStyle says */
 char *
-record_iso_date(DateADT date)
+codec_iso_date(DateADT date)
 {
 	int			year,
 				month,

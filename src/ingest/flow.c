@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * pipeline.c
+ * flow.c
  *	  Keep receives in flight, gather their messages into batches, and send
  *	  the deletes of stored batches, on one SQS client.
  *
- * The pipeline never opens a transaction: pipeline_wait() only talks to
- * SQS, and pipeline_store() runs in whatever transaction the caller has
+ * The flow never opens a transaction: flow_wait() only talks to
+ * SQS, and flow_store() runs in whatever transaction the caller has
  * open.  The caller commits, and only then queues the batch's deletes, so
  * a message leaves SQS only once its row, dead letter or ledger entry is
  * durable.
@@ -19,12 +19,12 @@
  *
  * A message received but not yet stored is hidden from other consumers for
  * the visibility timeout only.  Once a quarter of it has passed, the
- * pipeline sets it again to the whole timeout (ChangeMessageVisibilityBatch)
+ * flow sets it again to the whole timeout (ChangeMessageVisibilityBatch)
  * and waits for SQS to confirm before the batch goes to a store, since a
  * store's inserts keep the process from talking to SQS; for the same
  * reason, the deletes of stored messages that have used that quarter too
  * are sent and answered before the next store begins.  A store waits for a lock at
- * most another quarter (pipeline_store_lock_timeout_ms()), so that a message
+ * most another quarter (flow_store_lock_timeout_ms()), so that a message
  * is always stored and deleted before SQS could hand it to anyone else.
  *
  * With sqs_ingest.delete_after = standby_flush, a delete also waits until
@@ -57,8 +57,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "pipeline.h"
-#include "sqs_ingest.h"
+#include "flow.h"
+#include "setting_values.h"
 #include "standby.h"
 #include "stats.h"
 
@@ -73,7 +73,7 @@
 
 /*
  * How long a delete waits for the WAL writer to flush the commit that
- * stored its message before the pipeline flushes it itself, and how often
+ * stored its message before the flow flushes it itself, and how often
  * it looks meanwhile.
  */
 #define DELETE_FLUSH_WAIT_MS 50
@@ -123,34 +123,34 @@ typedef struct PendingDelete
 	TimestampTz queued_at;
 } PendingDelete;
 
-Pipeline *
-pipeline_create(SqsConfig *config, const PipelineOptions *options,
+MessageFlow *
+flow_create(SqsConfig *config, const FlowOptions *options,
 				struct IngestSlot *slot)
 {
-	Pipeline   *pipeline = palloc0(sizeof(Pipeline));
+	MessageFlow   *flow = palloc0(sizeof(MessageFlow));
 
-	pipeline->config = config;
-	pipeline->options = *options;
-	pipeline->slot = slot;
+	flow->config = config;
+	flow->options = *options;
+	flow->slot = slot;
 	stats_set_credential_source(slot, sqs_credential_source(config));
-	pipeline->client = sqs_client_create(config);
-	pipeline->batch_context = AllocSetContextCreate(CurrentMemoryContext,
+	flow->client = sqs_client_create(config);
+	flow->batch_context = AllocSetContextCreate(CurrentMemoryContext,
 													"sqs_ingest batch",
 													ALLOCSET_DEFAULT_SIZES);
-	pipeline->store_context = AllocSetContextCreate(CurrentMemoryContext,
+	flow->store_context = AllocSetContextCreate(CurrentMemoryContext,
 													"sqs_ingest batch",
 													ALLOCSET_DEFAULT_SIZES);
-	pipeline->delete_context = AllocSetContextCreate(CurrentMemoryContext,
+	flow->delete_context = AllocSetContextCreate(CurrentMemoryContext,
 													 "sqs_ingest deletes",
 													 ALLOCSET_DEFAULT_SIZES);
-	if (pipeline->options.max_attempts < 1)
-		pipeline->options.max_attempts = 1;
-	pipeline->retries = MemoryContextAlloc(pipeline->delete_context,
+	if (flow->options.max_attempts < 1)
+		flow->options.max_attempts = 1;
+	flow->retries = MemoryContextAlloc(flow->delete_context,
 										   sizeof(ReceiveRetry) * Max(config->max_inflight, 1));
-	pipeline->deletes_urgent_at = DT_NOEND;
-	pipeline->delete_calls = MemoryContextAllocZero(pipeline->delete_context,
+	flow->deletes_urgent_at = DT_NOEND;
+	flow->delete_calls = MemoryContextAllocZero(flow->delete_context,
 													sizeof(DeleteCall) * Max(config->max_inflight, 1));
-	return pipeline;
+	return flow;
 }
 
 /*
@@ -159,7 +159,7 @@ pipeline_create(SqsConfig *config, const PipelineOptions *options,
  * upper half so that workers and receive slots do not retry in step.
  */
 long
-pipeline_backoff_ms(int failures, long cap_ms)
+flow_backoff_ms(int failures, long cap_ms)
 {
 	int			shift = Min(Max(failures, 1) - 1, 20);
 	long		delay_ms = Min((long) BACKOFF_INITIAL_MS << shift, cap_ms);
@@ -169,12 +169,12 @@ pipeline_backoff_ms(int failures, long cap_ms)
 
 /* stored messages not deleted yet: queued, or in a delete call */
 static int
-held_deletes(Pipeline *pipeline)
+held_deletes(MessageFlow *flow)
 {
-	int			held = pipeline->ndelete_queue;
+	int			held = flow->ndelete_queue;
 
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
-		held += pipeline->delete_calls[i].count;
+	for (int i = 0; i < flow->config->max_inflight; i++)
+		held += flow->delete_calls[i].count;
 	return held;
 }
 
@@ -184,11 +184,11 @@ held_deletes(Pipeline *pipeline)
  * bounded when deletes fall behind.
  */
 static bool
-deletes_behind(Pipeline *pipeline)
+deletes_behind(MessageFlow *flow)
 {
-	return held_deletes(pipeline) >=
-		Max(2 * pipeline->options.batch_size,
-			DELETE_BATCH_MAX * pipeline->config->max_inflight);
+	return held_deletes(flow) >=
+		Max(2 * flow->options.batch_size,
+			DELETE_BATCH_MAX * flow->config->max_inflight);
 }
 
 /*
@@ -196,29 +196,29 @@ deletes_behind(Pipeline *pipeline)
  * given up, nor once a receive failed for good or the owner finishes.
  */
 static bool
-receiving_paused(Pipeline *pipeline)
+receiving_paused(MessageFlow *flow)
 {
-	return deletes_behind(pipeline) || pipeline->delete_refusals > 0 ||
-		pipeline->delete_error != NULL || pipeline->error != NULL ||
-		pipeline->receiving_stopped;
+	return deletes_behind(flow) || flow->delete_refusals > 0 ||
+		flow->delete_error != NULL || flow->error != NULL ||
+		flow->receiving_stopped;
 }
 
 void
-pipeline_destroy(Pipeline *pipeline)
+flow_destroy(MessageFlow *flow)
 {
-	sqs_client_destroy(pipeline->client);
-	MemoryContextDelete(pipeline->batch_context);
-	MemoryContextDelete(pipeline->store_context);
-	MemoryContextDelete(pipeline->delete_context);
-	pfree(pipeline);
+	sqs_client_destroy(flow->client);
+	MemoryContextDelete(flow->batch_context);
+	MemoryContextDelete(flow->store_context);
+	MemoryContextDelete(flow->delete_context);
+	pfree(flow);
 }
 
 /* is the batch ready to be stored, by count or by the bytes of its bodies? */
 static bool
-batch_full(Pipeline *pipeline)
+batch_full(MessageFlow *flow)
 {
-	return pipeline->nbatch >= pipeline->options.batch_size ||
-		pipeline->nbatch_bytes >= pipeline->options.batch_bytes;
+	return flow->nbatch >= flow->options.batch_size ||
+		flow->nbatch_bytes >= flow->options.batch_bytes;
 }
 
 /*
@@ -226,41 +226,41 @@ batch_full(Pipeline *pipeline)
  * the limits allow.
  */
 static void
-issue_receives(Pipeline *pipeline)
+issue_receives(MessageFlow *flow)
 {
-	const PipelineOptions *options = &pipeline->options;
+	const FlowOptions *options = &flow->options;
 	TimestampTz now;
 
-	if (receiving_paused(pipeline))
+	if (receiving_paused(flow))
 		return;
 
 	now = GetCurrentTimestamp();
-	for (int i = 0; i < pipeline->nretries;)
+	for (int i = 0; i < flow->nretries;)
 	{
-		ReceiveRetry *retry = &pipeline->retries[i];
+		ReceiveRetry *retry = &flow->retries[i];
 
 		if (retry->due > now)
 		{
 			i++;
 			continue;
 		}
-		/* its messages are still counted in pipeline->reserved */
-		sqs_start_receive(pipeline->client, retry->max_messages,
+		/* its messages are still counted in flow->reserved */
+		sqs_start_receive(flow->client, retry->max_messages,
 						  options->wait_time_seconds, retry->attempt);
-		pipeline->receives_pending++;
-		*retry = pipeline->retries[--pipeline->nretries];
+		flow->receives_pending++;
+		*retry = flow->retries[--flow->nretries];
 	}
 
-	while (pipeline->receives_pending + pipeline->nretries <
-		   pipeline->config->max_inflight)
+	while (flow->receives_pending + flow->nretries <
+		   flow->config->max_inflight)
 	{
 		int			want = RECEIVE_BATCH_MAX;
 
-		if (options->stop_when_empty && pipeline->saw_empty)
+		if (options->stop_when_empty && flow->saw_empty)
 			break;
 		if (options->max_messages >= 0)
 		{
-			int64		left = options->max_messages - pipeline->received - pipeline->reserved;
+			int64		left = options->max_messages - flow->received - flow->reserved;
 
 			if (left <= 0)
 				break;
@@ -272,18 +272,18 @@ issue_receives(Pipeline *pipeline)
 		 * in flight bring if that is more (so that they can all be in flight
 		 * during a store).
 		 */
-		if (pipeline->nbatch + pipeline->nstored + pipeline->reserved >=
+		if (flow->nbatch + flow->nstored + flow->reserved >=
 			options->batch_size +
 			Max(options->batch_size,
-				RECEIVE_BATCH_MAX * pipeline->config->max_inflight))
+				RECEIVE_BATCH_MAX * flow->config->max_inflight))
 			break;
 		/* nor past a full batch's bytes: what is in flight goes to the next */
-		if (batch_full(pipeline))
+		if (batch_full(flow))
 			break;
-		sqs_start_receive(pipeline->client, want, options->wait_time_seconds,
+		sqs_start_receive(flow->client, want, options->wait_time_seconds,
 						  1 /* first attempt */ );
-		pipeline->receives_pending++;
-		pipeline->reserved += want;
+		flow->receives_pending++;
+		flow->reserved += want;
 	}
 }
 
@@ -293,81 +293,81 @@ issue_receives(Pipeline *pipeline)
  * so that no failover loses a message SQS has forgotten.
  */
 static XLogRecPtr
-deletable_upto(Pipeline *pipeline, XLogRecPtr flushed)
+deletable_upto(MessageFlow *flow, XLogRecPtr flushed)
 {
-	if (pipeline->options.delete_after == DELETE_AFTER_STANDBY_FLUSH)
+	if (flow->options.delete_after == DELETE_AFTER_STANDBY_FLUSH)
 		return Min(flushed, standby_flushed_upto());
 	return flushed;
 }
 
 /* does the head of the delete queue wait for a flush, here or on a standby? */
 static bool
-deletes_wait_for_flush(Pipeline *pipeline)
+deletes_wait_for_flush(MessageFlow *flow)
 {
-	return pipeline->ndelete_queue > 0 &&
-		pipeline->delete_queue[0].durable_at >
-		deletable_upto(pipeline, GetFlushRecPtr(NULL));
+	return flow->ndelete_queue > 0 &&
+		flow->delete_queue[0].durable_at >
+		deletable_upto(flow, GetFlushRecPtr(NULL));
 }
 
 /* a free slot for a delete call, or -1 if max_inflight are taken */
 static int
-free_delete_call(Pipeline *pipeline)
+free_delete_call(MessageFlow *flow)
 {
-	if (pipeline->ndelete_calls >= pipeline->config->max_inflight)
+	if (flow->ndelete_calls >= flow->config->max_inflight)
 		return -1;
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
-		if (pipeline->delete_calls[i].count == 0)
+	for (int i = 0; i < flow->config->max_inflight; i++)
+		if (flow->delete_calls[i].count == 0)
 			return i;
 	return -1;
 }
 
 /* end a delete call for good: its handles and its slot are freed */
 static void
-release_delete_call(Pipeline *pipeline, DeleteCall *call)
+release_delete_call(MessageFlow *flow, DeleteCall *call)
 {
 	for (int i = 0; i < call->count; i++)
 		pfree(call->handles[i]);
 	call->count = 0;
-	pipeline->ndelete_calls--;
+	flow->ndelete_calls--;
 }
 
 /* (again) send the delete call in the given slot */
 static void
-send_delete_call(Pipeline *pipeline, int slot)
+send_delete_call(MessageFlow *flow, int slot)
 {
-	DeleteCall *call = &pipeline->delete_calls[slot];
+	DeleteCall *call = &flow->delete_calls[slot];
 
 	call->waiting = false;
 	call->sent_at = GetCurrentTimestamp();
-	sqs_start_delete(pipeline->client, call->handles, call->count, slot);
+	sqs_start_delete(flow->client, call->handles, call->count, slot);
 }
 
 /* is a delete call on the wire? */
 static bool
-delete_call_in_flight(Pipeline *pipeline)
+delete_call_in_flight(MessageFlow *flow)
 {
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
-		if (pipeline->delete_calls[i].count > 0 && !pipeline->delete_calls[i].waiting)
+	for (int i = 0; i < flow->config->max_inflight; i++)
+		if (flow->delete_calls[i].count > 0 && !flow->delete_calls[i].waiting)
 			return true;
 	return false;
 }
 
 /* remove the first count receipt handles (taken or freed) from the queue */
 static void
-consume_delete_queue(Pipeline *pipeline, int count)
+consume_delete_queue(MessageFlow *flow, int count)
 {
 	if (count == 0)
 		return;
-	pipeline->ndelete_queue -= count;
-	if (pipeline->ndelete_queue > 0)
-		memmove(pipeline->delete_queue, pipeline->delete_queue + count,
-				sizeof(PendingDelete) * pipeline->ndelete_queue);
+	flow->ndelete_queue -= count;
+	if (flow->ndelete_queue > 0)
+		memmove(flow->delete_queue, flow->delete_queue + count,
+				sizeof(PendingDelete) * flow->ndelete_queue);
 	else
 	{
 		/* the queue's array can go too */
-		pfree(pipeline->delete_queue);
-		pipeline->delete_queue = NULL;
-		pipeline->delete_queue_capacity = 0;
+		pfree(flow->delete_queue);
+		flow->delete_queue = NULL;
+		flow->delete_queue_capacity = 0;
 	}
 }
 
@@ -377,27 +377,27 @@ consume_delete_queue(Pipeline *pipeline, int count)
  * to be skipped as duplicates and deleted then.
  */
 static void
-give_up_held_deletes(Pipeline *pipeline)
+give_up_held_deletes(MessageFlow *flow)
 {
-	int			failed = pipeline->ndelete_queue;
+	int			failed = flow->ndelete_queue;
 
-	for (int i = 0; i < pipeline->ndelete_queue; i++)
-		pfree(pipeline->delete_queue[i].receipt_handle);
-	consume_delete_queue(pipeline, pipeline->ndelete_queue);
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	for (int i = 0; i < flow->ndelete_queue; i++)
+		pfree(flow->delete_queue[i].receipt_handle);
+	consume_delete_queue(flow, flow->ndelete_queue);
+	for (int i = 0; i < flow->config->max_inflight; i++)
 	{
-		DeleteCall *call = &pipeline->delete_calls[i];
+		DeleteCall *call = &flow->delete_calls[i];
 
 		if (call->count > 0 && call->waiting)
 		{
 			failed += call->count;
-			release_delete_call(pipeline, call);
+			release_delete_call(flow, call);
 		}
 	}
 	if (failed == 0)
 		return;
-	pipeline->delete_failures += failed;
-	stats_count_deletes(pipeline->slot, 0, failed);
+	flow->delete_failures += failed;
+	stats_count_deletes(flow->slot, 0, failed);
 }
 
 /*
@@ -405,19 +405,19 @@ give_up_held_deletes(Pipeline *pipeline)
  * is over, and nothing else until it is answered.
  */
 static void
-probe_refused_deletes(Pipeline *pipeline)
+probe_refused_deletes(MessageFlow *flow)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (delete_call_in_flight(pipeline))
+	if (delete_call_in_flight(flow))
 		return;
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	for (int i = 0; i < flow->config->max_inflight; i++)
 	{
-		DeleteCall *call = &pipeline->delete_calls[i];
+		DeleteCall *call = &flow->delete_calls[i];
 
 		if (call->count > 0 && call->due <= now)
 		{
-			send_delete_call(pipeline, i);
+			send_delete_call(flow, i);
 			return;
 		}
 	}
@@ -431,7 +431,7 @@ probe_refused_deletes(Pipeline *pipeline)
  * flushed here: the receives are in flight meanwhile.
  */
 static void
-issue_deletes(Pipeline *pipeline)
+issue_deletes(MessageFlow *flow)
 {
 	XLogRecPtr	flushed;
 	XLogRecPtr	deletable;
@@ -439,36 +439,36 @@ issue_deletes(Pipeline *pipeline)
 	int			start = 0;
 	int			slot;
 
-	if (pipeline->delete_error)
+	if (flow->delete_error)
 	{
 		/* a drain whose deletes failed for good sends no more */
-		give_up_held_deletes(pipeline);
+		give_up_held_deletes(flow);
 		return;
 	}
-	if (pipeline->delete_refusals > 0 && pipeline->ndelete_calls > 0)
+	if (flow->delete_refusals > 0 && flow->ndelete_calls > 0)
 	{
-		probe_refused_deletes(pipeline);
+		probe_refused_deletes(flow);
 		return;
 	}
 	/* the refused calls are gone (given up): a queued one goes instead */
-	if (pipeline->delete_refusals > 0 && pipeline->refused_until > now)
+	if (flow->delete_refusals > 0 && flow->refused_until > now)
 		return;
 
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	for (int i = 0; i < flow->config->max_inflight; i++)
 	{
-		DeleteCall *call = &pipeline->delete_calls[i];
+		DeleteCall *call = &flow->delete_calls[i];
 
 		if (call->count > 0 && call->waiting && call->due <= now)
-			send_delete_call(pipeline, i);
+			send_delete_call(flow, i);
 	}
 
 	flushed = GetFlushRecPtr(NULL);
 
-	while (pipeline->ndelete_queue - start > 0 &&
-		   (slot = free_delete_call(pipeline)) >= 0)
+	while (flow->ndelete_queue - start > 0 &&
+		   (slot = free_delete_call(flow)) >= 0)
 	{
-		PendingDelete *head = &pipeline->delete_queue[start];
-		DeleteCall *call = &pipeline->delete_calls[slot];
+		PendingDelete *head = &flow->delete_queue[start];
+		DeleteCall *call = &flow->delete_calls[slot];
 		int			n = 0;
 
 		if (head->durable_at > flushed)
@@ -478,29 +478,29 @@ issue_deletes(Pipeline *pipeline)
 			 * the WAL writer would leave the process idle.  One flush serves
 			 * every commit queued.
 			 */
-			if (!deletes_behind(pipeline) &&
+			if (!deletes_behind(flow) &&
 				!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
 											DELETE_FLUSH_WAIT_MS))
 				break;
-			XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
+			XLogFlush(flow->delete_queue[flow->ndelete_queue - 1].durable_at);
 			flushed = GetFlushRecPtr(NULL);
 		}
-		deletable = deletable_upto(pipeline, flushed);
+		deletable = deletable_upto(flow, flushed);
 		if (head->durable_at > deletable)
 			break;
 		/* the call takes the handles over from the queue */
-		while (n < DELETE_BATCH_MAX && start < pipeline->ndelete_queue &&
-			   pipeline->delete_queue[start].durable_at <= deletable)
-			call->handles[n++] = pipeline->delete_queue[start++].receipt_handle;
+		while (n < DELETE_BATCH_MAX && start < flow->ndelete_queue &&
+			   flow->delete_queue[start].durable_at <= deletable)
+			call->handles[n++] = flow->delete_queue[start++].receipt_handle;
 		call->count = n;
 		call->attempt = 1;
-		pipeline->ndelete_calls++;
-		send_delete_call(pipeline, slot);
+		flow->ndelete_calls++;
+		send_delete_call(flow, slot);
 		/* while SQS refuses deletes, one call finds out if it still does */
-		if (pipeline->delete_refusals > 0)
+		if (flow->delete_refusals > 0)
 			break;
 	}
-	consume_delete_queue(pipeline, start);
+	consume_delete_queue(flow, start);
 }
 
 /*
@@ -509,23 +509,23 @@ issue_deletes(Pipeline *pipeline)
  * (unless receiving is paused, which would leave it waiting anyway).
  */
 static TimestampTz
-next_retry_due(Pipeline *pipeline, bool with_receives)
+next_retry_due(MessageFlow *flow, bool with_receives)
 {
 	TimestampTz due = 0;
 
-	if (with_receives && !receiving_paused(pipeline))
-		for (int i = 0; i < pipeline->nretries; i++)
-			if (due == 0 || pipeline->retries[i].due < due)
-				due = pipeline->retries[i].due;
+	if (with_receives && !receiving_paused(flow))
+		for (int i = 0; i < flow->nretries; i++)
+			if (due == 0 || flow->retries[i].due < due)
+				due = flow->retries[i].due;
 	/* refused deletes go again one at a time (probe_refused_deletes) */
-	if (pipeline->delete_refusals > 0 && delete_call_in_flight(pipeline))
+	if (flow->delete_refusals > 0 && delete_call_in_flight(flow))
 		return due;
-	if (pipeline->delete_refusals > 0 && pipeline->ndelete_calls == 0 &&
-		pipeline->ndelete_queue > 0 && (due == 0 || pipeline->refused_until < due))
-		due = pipeline->refused_until;
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	if (flow->delete_refusals > 0 && flow->ndelete_calls == 0 &&
+		flow->ndelete_queue > 0 && (due == 0 || flow->refused_until < due))
+		due = flow->refused_until;
+	for (int i = 0; i < flow->config->max_inflight; i++)
 	{
-		DeleteCall *call = &pipeline->delete_calls[i];
+		DeleteCall *call = &flow->delete_calls[i];
 
 		if (call->count > 0 && call->waiting && (due == 0 || call->due < due))
 			due = call->due;
@@ -545,32 +545,32 @@ ms_until(TimestampTz due)
  * after a backoff if it failed transiently (throttling, 5xx, timeout,
  * connection) and has attempts left, at once with half as many messages
  * if the response was too large for the cap.  Any other failure is the
- * pipeline's: returns false.
+ * flow's: returns false.
  */
 static bool
-retry_receive(Pipeline *pipeline, SqsResult *result)
+retry_receive(MessageFlow *flow, SqsResult *result)
 {
 	SqsError   *error = result->error;
 	int			attempt = result->tag;	/* receives are tagged so */
 	ReceiveRetry *retry;
 
-	stats_record_error(pipeline->slot, error->message, true);
+	stats_record_error(flow->slot, error->message, true);
 	/* it was pending: its place is free for the retry */
-	Assert(pipeline->receives_pending + pipeline->nretries < pipeline->config->max_inflight);
+	Assert(flow->receives_pending + flow->nretries < flow->config->max_inflight);
 	if (error->too_large && result->requested > 1)
 	{
-		retry = &pipeline->retries[pipeline->nretries++];
+		retry = &flow->retries[flow->nretries++];
 		retry->due = 0;
 		retry->attempt = attempt;
 		retry->max_messages = result->requested / 2;
-		pipeline->reserved -= result->requested - retry->max_messages;
+		flow->reserved -= result->requested - retry->max_messages;
 	}
 	else if (error->transient && !error->too_large &&
-			 attempt < pipeline->options.max_attempts)
+			 attempt < flow->options.max_attempts)
 	{
-		retry = &pipeline->retries[pipeline->nretries++];
+		retry = &flow->retries[flow->nretries++];
 		retry->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 pipeline_backoff_ms(attempt,
+												 flow_backoff_ms(attempt,
 																	 RETRY_BACKOFF_MAX_MS));
 		retry->attempt = attempt + 1;
 		retry->max_messages = result->requested;
@@ -591,16 +591,16 @@ retry_receive(Pipeline *pipeline, SqsResult *result)
  * its dead-letter queue.
  */
 static void
-skipped_messages(Pipeline *pipeline, int nskipped)
+skipped_messages(MessageFlow *flow, int nskipped)
 {
 	char	   *message = psprintf(ngettext("SQS returned %d message whose ReceiptHandle is longer than %d characters",
 											"SQS returned %d messages whose ReceiptHandle is longer than %d characters",
 											nskipped),
 								   nskipped, SQS_MAX_RECEIPT_HANDLE_CHARS);
 
-	stats_record_error(pipeline->slot, message, true);
+	stats_record_error(flow->slot, message, true);
 	/* translated above, for the stats too */
-	ereport(pipeline->options.delete_log_level,
+	ereport(flow->options.delete_log_level,
 			(errcode(ERRCODE_PROTOCOL_VIOLATION),
 			 errmsg_internal("%s", message),
 			 errdetail_plural("It cannot be deleted, so it was left in the queue, neither stored nor dead-lettered; the queue's redrive policy decides what becomes of it.",
@@ -610,9 +610,9 @@ skipped_messages(Pipeline *pipeline, int nskipped)
 
 /* how long a received message waits before its visibility is extended */
 static long
-extend_after_ms(Pipeline *pipeline)
+extend_after_ms(MessageFlow *flow)
 {
-	return pipeline->config->visibility_timeout * 1000L / 4;
+	return flow->config->visibility_timeout * 1000L / 4;
 }
 
 /*
@@ -623,47 +623,47 @@ extend_after_ms(Pipeline *pipeline)
  * go out well before SQS could deliver its messages again.
  */
 int
-pipeline_store_lock_timeout_ms(const SqsConfig *config)
+flow_store_lock_timeout_ms(const SqsConfig *config)
 {
 	return Max(config->visibility_timeout * 1000 / 4, 1000);
 }
 
 static void
-append_messages(Pipeline *pipeline, SqsResult *result)
+append_messages(MessageFlow *flow, SqsResult *result)
 {
 	if (result->nmessages == 0)
 		return;
-	if (pipeline->nbatch + result->nmessages > pipeline->batch_capacity)
+	if (flow->nbatch + result->nmessages > flow->batch_capacity)
 	{
-		int			capacity = Max(pipeline->batch_capacity * 2,
-								   pipeline->nbatch + result->nmessages);
+		int			capacity = Max(flow->batch_capacity * 2,
+								   flow->nbatch + result->nmessages);
 
 		capacity = Max(capacity, 64);
-		pipeline->batch = pipeline->batch ?
-			repalloc(pipeline->batch, sizeof(SqsMessage) * capacity) :
-			MemoryContextAlloc(pipeline->batch_context, sizeof(SqsMessage) * capacity);
-		pipeline->visible_since = pipeline->visible_since ?
-			repalloc(pipeline->visible_since, sizeof(TimestampTz) * capacity) :
-			MemoryContextAlloc(pipeline->batch_context, sizeof(TimestampTz) * capacity);
-		pipeline->batch_capacity = capacity;
+		flow->batch = flow->batch ?
+			repalloc(flow->batch, sizeof(SqsMessage) * capacity) :
+			MemoryContextAlloc(flow->batch_context, sizeof(SqsMessage) * capacity);
+		flow->visible_since = flow->visible_since ?
+			repalloc(flow->visible_since, sizeof(TimestampTz) * capacity) :
+			MemoryContextAlloc(flow->batch_context, sizeof(TimestampTz) * capacity);
+		flow->batch_capacity = capacity;
 	}
-	if (pipeline->nbatch == 0)
+	if (flow->nbatch == 0)
 	{
-		pipeline->batch_started = GetCurrentTimestamp();
-		pipeline->extension_due = DT_NOEND;
+		flow->batch_started = GetCurrentTimestamp();
+		flow->extension_due = DT_NOEND;
 	}
-	memcpy(pipeline->batch + pipeline->nbatch, result->messages,
+	memcpy(flow->batch + flow->nbatch, result->messages,
 		   sizeof(SqsMessage) * result->nmessages);
 	for (int i = 0; i < result->nmessages; i++)
 	{
 		TimestampTz since = result->messages[i].received_at;
 
-		pipeline->nbatch_bytes += result->messages[i].body_len;
-		pipeline->visible_since[pipeline->nbatch + i] = since;
-		pipeline->extension_due = Min(pipeline->extension_due,
-									  TimestampTzPlusMilliseconds(since, extend_after_ms(pipeline)));
+		flow->nbatch_bytes += result->messages[i].body_len;
+		flow->visible_since[flow->nbatch + i] = since;
+		flow->extension_due = Min(flow->extension_due,
+									  TimestampTzPlusMilliseconds(since, extend_after_ms(flow)));
 	}
-	pipeline->nbatch += result->nmessages;
+	flow->nbatch += result->nmessages;
 }
 
 /*
@@ -671,63 +671,65 @@ append_messages(Pipeline *pipeline, SqsResult *result)
  * it, and return when the next extension is due (DT_NOEND: none).
  */
 static TimestampTz
-extend_visibility(Pipeline *pipeline)
+extend_visibility(MessageFlow *flow)
 {
 	TimestampTz now;
-	long		after_ms = extend_after_ms(pipeline);
+	long		after_ms = extend_after_ms(flow);
 	char	   *handles[CHANGE_VISIBILITY_BATCH_MAX];
 	int			n = 0;
 
-	if (pipeline->nbatch == 0)
+	if (flow->nbatch == 0)
 		return DT_NOEND;
 	now = GetCurrentTimestamp();
-	if (pipeline->extension_due > now)
-		return pipeline->extension_due;
+	if (flow->extension_due > now)
+		return flow->extension_due;
 
-	pipeline->extension_due = DT_NOEND;
-	for (int i = 0; i < pipeline->nbatch; i++)
+	flow->extension_due = DT_NOEND;
+	for (int i = 0; i < flow->nbatch; i++)
 	{
-		TimestampTz due = TimestampTzPlusMilliseconds(pipeline->visible_since[i], after_ms);
+		TimestampTz due = TimestampTzPlusMilliseconds(flow->visible_since[i], after_ms);
 
 		if (due > now)
 		{
-			pipeline->extension_due = Min(pipeline->extension_due, due);
+			flow->extension_due = Min(flow->extension_due, due);
 			continue;
 		}
-		handles[n++] = pipeline->batch[i].receipt_handle;
-		pipeline->visible_since[i] = now;
+		handles[n++] = flow->batch[i].receipt_handle;
+		flow->visible_since[i] = now;
 		if (n == CHANGE_VISIBILITY_BATCH_MAX)
 		{
-			sqs_start_change_visibility(pipeline->client, handles, n,
-										pipeline->config->visibility_timeout);
-			pipeline->extension_due = Min(pipeline->extension_due,
+			sqs_start_change_visibility(flow->client, handles, n,
+										flow->config->visibility_timeout);
+			flow->extension_due = Min(flow->extension_due,
 										  TimestampTzPlusMilliseconds(now, after_ms));
 			n = 0;
 		}
 	}
 	if (n > 0)
 	{
-		sqs_start_change_visibility(pipeline->client, handles, n,
-									pipeline->config->visibility_timeout);
-		pipeline->extension_due = Min(pipeline->extension_due,
+		sqs_start_change_visibility(flow->client, handles, n,
+									flow->config->visibility_timeout);
+		flow->extension_due = Min(flow->extension_due,
 									  TimestampTzPlusMilliseconds(now, after_ms));
 	}
-	return pipeline->extension_due;
+	return flow->extension_due;
 }
 
 static void
-handle_extension_result(Pipeline *pipeline, SqsResult *result)
+handle_extension_result(MessageFlow *flow, SqsResult *result)
 {
 	int			failed = result->error ? result->requested : result->nfailed;
 
 	if (failed == 0)
 		return;
-	ereport(pipeline->options.delete_log_level,
-			(result->error ? errcode(result->error->sqlerrcode) : 0,
-			 errmsg("could not extend the visibility of %d received messages: %s",
-					failed,
-					result->error ? result->error->message :
-					result->failure ? result->failure : "unknown error"),
+	ereport(flow->options.delete_log_level,
+			(errcode(result->error ? result->error->sqlerrcode :
+					 ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg_plural("could not extend the visibility of %d received message: %s",
+						   "could not extend the visibility of %d received messages: %s",
+						   failed, failed,
+						   result->error ? result->error->message :
+						   result->failure ? result->failure : "unknown error"),
 			 errdetail("SQS may deliver them again before they are stored; they will then be skipped as duplicates.")));
 }
 
@@ -745,7 +747,7 @@ delete_failure_hint(const SqsError *error)
 {
 	if (error->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
 		return _("Grant the credentials sqs:DeleteMessage on the queue.");
-	return error->hint;
+	return error->hint ? _(error->hint) : NULL;
 }
 
 /*
@@ -756,30 +758,30 @@ delete_failure_hint(const SqsError *error)
  * logged once.
  */
 static void
-hold_refused_call(Pipeline *pipeline, DeleteCall *call, const SqsError *error)
+hold_refused_call(MessageFlow *flow, DeleteCall *call, const SqsError *error)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long		delay_ms;
 	int			held;
 
 	call->waiting = true;
-	call->due = pipeline->refused_until;
-	if (pipeline->delete_refusals > 0 && call->sent_at < pipeline->refused_at)
+	call->due = flow->refused_until;
+	if (flow->delete_refusals > 0 && call->sent_at < flow->refused_at)
 		return;
 
-	pipeline->delete_refusals++;
-	delay_ms = pipeline_backoff_ms(pipeline->delete_refusals, REFUSED_BACKOFF_MAX_MS);
-	pipeline->refused_at = now;
-	pipeline->refused_until = TimestampTzPlusMilliseconds(now, delay_ms);
-	for (int i = 0; i < pipeline->config->max_inflight; i++)
+	flow->delete_refusals++;
+	delay_ms = flow_backoff_ms(flow->delete_refusals, REFUSED_BACKOFF_MAX_MS);
+	flow->refused_at = now;
+	flow->refused_until = TimestampTzPlusMilliseconds(now, delay_ms);
+	for (int i = 0; i < flow->config->max_inflight; i++)
 	{
-		DeleteCall *held_call = &pipeline->delete_calls[i];
+		DeleteCall *held_call = &flow->delete_calls[i];
 
 		if (held_call->count > 0 && held_call->waiting)
-			held_call->due = Max(held_call->due, pipeline->refused_until);
+			held_call->due = Max(held_call->due, flow->refused_until);
 	}
-	held = held_deletes(pipeline);
-	ereport(pipeline->options.delete_log_level,
+	held = held_deletes(flow);
+	ereport(flow->options.delete_log_level,
 			(errcode(error->sqlerrcode),
 			 errmsg("SQS refused to delete stored messages: %s", error->message),
 			 errdetail_plural("Receiving is paused; the delete is tried again in %ld ms. %d stored message waits to be deleted.",
@@ -797,9 +799,9 @@ hold_refused_call(Pipeline *pipeline, DeleteCall *call, const SqsError *error)
  * does, a refusal with what to grant.
  */
 static void
-handle_delete_result(Pipeline *pipeline, SqsResult *result)
+handle_delete_result(MessageFlow *flow, SqsResult *result)
 {
-	DeleteCall *call = &pipeline->delete_calls[result->tag];
+	DeleteCall *call = &flow->delete_calls[result->tag];
 	int			failed = result->error ? result->requested : result->nfailed;
 
 	/* what to do first: the statistics keep only the start of the text */
@@ -810,67 +812,73 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
 									delete_failure_hint(result->error),
 									result->error->message);
 
-		stats_record_error(pipeline->slot, text, true);
+		stats_record_error(flow->slot, text, true);
 		pfree(text);
 	}
 	else if (result->error)
-		stats_record_error(pipeline->slot, result->error->message, true);
+		stats_record_error(flow->slot, result->error->message, true);
 	if (result->error && delete_refused(result->error) &&
-		!pipeline->options.end_on_failed_deletes && !pipeline->finishing)
+		!flow->options.end_on_failed_deletes && !flow->finishing)
 	{
-		hold_refused_call(pipeline, call, result->error);
+		hold_refused_call(flow, call, result->error);
 		return;
 	}
 	if (result->error && result->error->transient &&
-		call->attempt < pipeline->options.max_attempts &&
-		pipeline->delete_error == NULL)
+		call->attempt < flow->options.max_attempts &&
+		flow->delete_error == NULL)
 	{
 		call->waiting = true;
 		call->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												pipeline_backoff_ms(call->attempt,
+												flow_backoff_ms(call->attempt,
 																	RETRY_BACKOFF_MAX_MS));
 		call->attempt++;
 		elog(DEBUG1, "sqs_ingest: SQS DeleteMessageBatch failed (attempt %d), retrying: %s",
 			 call->attempt - 1, result->error->message);
 		return;
 	}
-	release_delete_call(pipeline, call);
-	if (result->error == NULL && pipeline->delete_refusals > 0)
+	release_delete_call(flow, call);
+	if (result->error == NULL && flow->delete_refusals > 0)
 	{
-		ereport(pipeline->options.delete_log_level,
-				(errmsg("SQS accepts deletes again after %d refusals: receiving resumes",
-						pipeline->delete_refusals)));
-		pipeline->delete_refusals = 0;
+		ereport(flow->options.delete_log_level,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_plural("SQS accepts deletes again after %d refusal: receiving resumes",
+							   "SQS accepts deletes again after %d refusals: receiving resumes",
+							   flow->delete_refusals, flow->delete_refusals)));
+		flow->delete_refusals = 0;
 	}
 
 	/*
 	 * A drain ends once deletes are refused or go unanswered through their
 	 * attempts; a garbled answer to one call stays that call's.
 	 */
-	if (result->error && pipeline->options.end_on_failed_deletes &&
-		pipeline->delete_error == NULL &&
+	if (result->error && flow->options.end_on_failed_deletes &&
+		flow->delete_error == NULL &&
 		(result->error->transient || delete_refused(result->error)))
-		pipeline->delete_error = sqs_copy_error(pipeline->delete_context,
+		flow->delete_error = sqs_copy_error(flow->delete_context,
 												result->error);
 
-	pipeline->deleted += result->requested - failed;
-	pipeline->delete_failures += failed;
-	stats_count_deletes(pipeline->slot, result->requested - failed, failed);
+	flow->deleted += result->requested - failed;
+	flow->delete_failures += failed;
+	stats_count_deletes(flow->slot, result->requested - failed, failed);
 	if (failed == 0)
 		return;
 
 	/* the messages come back after the visibility timeout, as duplicates */
 	if (result->error)
-		ereport(pipeline->options.delete_log_level,
+		ereport(flow->options.delete_log_level,
 				(errcode(result->error->sqlerrcode),
-				 errmsg("could not delete %d stored messages from SQS: %s",
-						failed, result->error->message),
+				 errmsg_plural("could not delete %d stored message from SQS: %s",
+							   "could not delete %d stored messages from SQS: %s",
+							   failed, failed, result->error->message),
 				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
 	else
-		ereport(pipeline->options.delete_log_level,
-				(errmsg("could not delete %d of %d stored messages from SQS: %s",
-						failed, result->requested,
-						result->failure ? result->failure : "unknown error"),
+		ereport(flow->options.delete_log_level,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg_plural("could not delete %d of %d stored message from SQS: %s",
+							   "could not delete %d of %d stored messages from SQS: %s",
+							   result->requested,
+							   failed, result->requested,
+							   result->failure ? result->failure : "unknown error"),
 				 errdetail("They were stored; when SQS delivers them again they will be skipped as duplicates and deleted.")));
 }
 
@@ -879,79 +887,79 @@ handle_delete_result(Pipeline *pipeline, SqsResult *result)
  * out before the next store?  Then the WAL they wait for is flushed now.
  */
 static bool
-deletes_urgent(Pipeline *pipeline)
+deletes_urgent(MessageFlow *flow)
 {
 	/* refused deletes will not go out by waiting for them */
-	if (pipeline->delete_refusals > 0)
+	if (flow->delete_refusals > 0)
 		return false;
-	if (pipeline->ndelete_queue == 0 &&
-		pipeline->ndelete_calls == 0)
+	if (flow->ndelete_queue == 0 &&
+		flow->ndelete_calls == 0)
 	{
-		pipeline->deletes_urgent_at = DT_NOEND;
+		flow->deletes_urgent_at = DT_NOEND;
 		return false;
 	}
-	if (pipeline->deletes_urgent_at > GetCurrentTimestamp())
+	if (flow->deletes_urgent_at > GetCurrentTimestamp())
 		return false;
-	if (pipeline->ndelete_queue > 0)
+	if (flow->ndelete_queue > 0)
 	{
-		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
-		issue_deletes(pipeline);
+		XLogFlush(flow->delete_queue[flow->ndelete_queue - 1].durable_at);
+		issue_deletes(flow);
 	}
 	/* deletes held back for the standbys cannot go first: they hold up nothing */
-	return pipeline->ndelete_calls > 0 || !deletes_wait_for_flush(pipeline);
+	return flow->ndelete_calls > 0 || !deletes_wait_for_flush(flow);
 }
 
 /* has the drain received all it will? */
 static bool
-finished_receiving(Pipeline *pipeline)
+finished_receiving(MessageFlow *flow)
 {
-	const PipelineOptions *options = &pipeline->options;
+	const FlowOptions *options = &flow->options;
 
-	if (!options->stop_when_empty || pipeline->receives_pending > 0)
+	if (!options->stop_when_empty || flow->receives_pending > 0)
 		return false;
 	/* failed receives waiting to go again are not sent once deletes fail */
-	if (pipeline->delete_error)
+	if (flow->delete_error)
 		return true;
-	if (pipeline->nretries > 0)
+	if (flow->nretries > 0)
 		return false;
-	return pipeline->saw_empty ||
-		(options->max_messages >= 0 && pipeline->received >= options->max_messages);
+	return flow->saw_empty ||
+		(options->max_messages >= 0 && flow->received >= options->max_messages);
 }
 
 /*
  * Take an answer in: a receive's messages join the batch (a receive that
- * failed is tried again, or its error becomes the pipeline's), a delete's
+ * failed is tried again, or its error becomes the flow's), a delete's
  * or an extension's outcome is counted.
  */
 static void
-handle_result(Pipeline *pipeline, SqsResult *result)
+handle_result(MessageFlow *flow, SqsResult *result)
 {
 	switch (result->action)
 	{
 		case SQS_RECEIVE:
-			pipeline->receives_pending--;
-			if (result->error && retry_receive(pipeline, result))
+			flow->receives_pending--;
+			if (result->error && retry_receive(flow, result))
 				break;
-			pipeline->reserved -= result->requested;
+			flow->reserved -= result->requested;
 			if (result->error)
 			{
-				pipeline->error = result->error;
+				flow->error = result->error;
 				break;
 			}
-			pipeline->receives_ok++;
+			flow->receives_ok++;
 			if (result->nskipped > 0)
-				skipped_messages(pipeline, result->nskipped);
+				skipped_messages(flow, result->nskipped);
 			if (result->nmessages == 0 && result->nskipped == 0)
-				pipeline->saw_empty = true;
-			pipeline->received += result->nmessages;
-			stats_count_received(pipeline->slot, result->nmessages);
-			append_messages(pipeline, result);
+				flow->saw_empty = true;
+			flow->received += result->nmessages;
+			stats_count_received(flow->slot, result->nmessages);
+			append_messages(flow, result);
 			break;
 		case SQS_DELETE_BATCH:
-			handle_delete_result(pipeline, result);
+			handle_delete_result(flow, result);
 			break;
 		case SQS_CHANGE_VISIBILITY_BATCH:
-			handle_extension_result(pipeline, result);
+			handle_extension_result(flow, result);
 			break;
 		case SQS_GET_ATTRIBUTES:
 			break;
@@ -963,15 +971,15 @@ handle_result(Pipeline *pipeline, SqsResult *result)
  * to store, the drain's end, a failed receive, or (after timeout_ms, or
  * when the latch is set) nothing at all.
  */
-PipelineEvent
-pipeline_wait(Pipeline *pipeline, long timeout_ms)
+FlowEvent
+flow_wait(MessageFlow *flow, long timeout_ms)
 {
 	TimestampTz deadline = timeout_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
 	/* a receive failed for good while the last batch was stored */
-	if (pipeline->error)
-		return PIPELINE_FAILED;
+	if (flow->error)
+		return FLOW_FAILED;
 
 	for (;;)
 	{
@@ -981,33 +989,33 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 		TimestampTz extension_due;
 		bool		extending;
 
-		issue_deletes(pipeline);
-		issue_receives(pipeline);
-		extension_due = extend_visibility(pipeline);
+		issue_deletes(flow);
+		issue_receives(flow);
+		extension_due = extend_visibility(flow);
 
 		/*
 		 * A store holds the process: extensions, and deletes whose messages
 		 * could come back during the store, must be answered first.
 		 */
-		extending = sqs_inflight(pipeline->client, SQS_CHANGE_VISIBILITY_BATCH) > 0 ||
-			deletes_urgent(pipeline);
+		extending = sqs_inflight(flow->client, SQS_CHANGE_VISIBILITY_BATCH) > 0 ||
+			deletes_urgent(flow);
 
 		if (!extending)
 		{
-			if (batch_full(pipeline))
-				return PIPELINE_BATCH_READY;
-			if (finished_receiving(pipeline))
-				return pipeline->nbatch > 0 ? PIPELINE_BATCH_READY : PIPELINE_DONE;
+			if (batch_full(flow))
+				return FLOW_BATCH_READY;
+			if (finished_receiving(flow))
+				return flow->nbatch > 0 ? FLOW_BATCH_READY : FLOW_DONE;
 		}
 
-		if (pipeline->nbatch > 0 && !extending)
+		if (flow->nbatch > 0 && !extending)
 		{
-			TimestampTz due = TimestampTzPlusMilliseconds(pipeline->batch_started,
-														  pipeline->options.batch_timeout_ms);
+			TimestampTz due = TimestampTzPlusMilliseconds(flow->batch_started,
+														  flow->options.batch_timeout_ms);
 
 			wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
 			if (wait_ms <= 0)
-				return PIPELINE_BATCH_READY;
+				return FLOW_BATCH_READY;
 		}
 		if (extension_due != DT_NOEND)
 		{
@@ -1021,43 +1029,43 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
 			if (left <= 0)
-				return PIPELINE_IDLE;
+				return FLOW_IDLE;
 			wait_ms = wait_ms < 0 ? left : Min(wait_ms, left);
 		}
-		if (deletes_wait_for_flush(pipeline))
+		if (deletes_wait_for_flush(flow))
 			wait_ms = wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
-		if (next_retry_due(pipeline, true) != 0)
+		if (next_retry_due(flow, true) != 0)
 		{
-			long		until_retry = ms_until(next_retry_due(pipeline, true));
+			long		until_retry = ms_until(next_retry_due(flow, true));
 
 			wait_ms = wait_ms < 0 ? until_retry : Min(wait_ms, until_retry);
 		}
 
 		/* while every receive waits out a backoff, the stats say so */
-		stats_set_state(pipeline->slot,
-						(pipeline->receives_pending == 0 && pipeline->nretries > 0) ||
-						pipeline->delete_refusals > 0 ?
+		stats_set_state(flow->slot,
+						(flow->receives_pending == 0 && flow->nretries > 0) ||
+						flow->delete_refusals > 0 ?
 						INGEST_BACKING_OFF : INGEST_POLLING);
 
 		/* results, and the bodies they point into, belong to the batch */
-		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client, wait_ms);
+		old = MemoryContextSwitchTo(flow->batch_context);
+		result = sqs_next_result(flow->client, wait_ms);
 		MemoryContextSwitchTo(old);
 
 		if (result == NULL)
 		{
 			/* a filling batch, a delete or a retry may be due: the loop decides */
-			if (pipeline->nbatch > 0 || deletes_wait_for_flush(pipeline) ||
-				next_retry_due(pipeline, true) != 0)
+			if (flow->nbatch > 0 || deletes_wait_for_flush(flow) ||
+				next_retry_due(flow, true) != 0)
 				continue;
-			return PIPELINE_IDLE;
+			return FLOW_IDLE;
 		}
 
-		handle_result(pipeline, result);
-		if (pipeline->error)
-			return PIPELINE_FAILED;
-		if (pipeline->nbatch == 0)
-			MemoryContextReset(pipeline->batch_context);
+		handle_result(flow, result);
+		if (flow->error)
+			return FLOW_FAILED;
+		if (flow->nbatch == 0)
+			MemoryContextReset(flow->batch_context);
 	}
 }
 
@@ -1067,60 +1075,60 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
  * messages into the next batch, until it is full: the rest wait for the
  * batch after), and receives, and the deletes of commits already flushed,
  * are started, all without waiting, so that requests stay in flight while
- * the process stores.  A receive failing for good ends the pipeline after
- * the store (pipeline_wait()).
+ * the process stores.  A receive failing for good ends the flow after
+ * the store (flow_wait()).
  */
 static void
 look_during_store(void *arg)
 {
-	Pipeline   *pipeline = arg;
+	MessageFlow   *flow = arg;
 	MemoryContext old;
 	SqsResult  *result;
 
-	if (!TimestampDifferenceExceeds(pipeline->looked_at, GetCurrentTimestamp(),
+	if (!TimestampDifferenceExceeds(flow->looked_at, GetCurrentTimestamp(),
 									STORE_LOOK_INTERVAL_MS))
 		return;
-	old = MemoryContextSwitchTo(pipeline->batch_context);
-	while (!batch_full(pipeline) &&
-		   (result = sqs_next_result(pipeline->client, 0)) != NULL)
-		handle_result(pipeline, result);
-	issue_deletes(pipeline);
-	issue_receives(pipeline);
+	old = MemoryContextSwitchTo(flow->batch_context);
+	while (!batch_full(flow) &&
+		   (result = sqs_next_result(flow->client, 0)) != NULL)
+		handle_result(flow, result);
+	issue_deletes(flow);
+	issue_receives(flow);
 	MemoryContextSwitchTo(old);
-	pipeline->looked_at = GetCurrentTimestamp();
+	flow->looked_at = GetCurrentTimestamp();
 }
 
 /*
  * Store the current batch in the caller's transaction.  The batch is handed
  * over first, with its memory, so that what comes in during the store fills
  * the next one.  The caller commits and then calls
- * pipeline_queue_batch_deletes().
+ * flow_queue_batch_deletes().
  */
 void
-pipeline_store(Pipeline *pipeline, BatchCounts *counts)
+flow_store(MessageFlow *flow, BatchCounts *counts)
 {
-	MemoryContext filled = pipeline->batch_context;
+	MemoryContext filled = flow->batch_context;
 	MemoryContext old;
 
-	Assert(pipeline->nstored == 0);
-	pipeline->batch_context = pipeline->store_context;
-	pipeline->store_context = filled;
-	pipeline->stored = pipeline->batch;
-	pipeline->stored_visible_since = pipeline->visible_since;
-	pipeline->nstored = pipeline->nbatch;
-	pipeline->batch = NULL;
-	pipeline->visible_since = NULL;
-	pipeline->nbatch = 0;
-	pipeline->batch_capacity = 0;
-	pipeline->nbatch_bytes = 0;
-	pipeline->looked_at = GetCurrentTimestamp();
+	Assert(flow->nstored == 0);
+	flow->batch_context = flow->store_context;
+	flow->store_context = filled;
+	flow->stored = flow->batch;
+	flow->stored_visible_since = flow->visible_since;
+	flow->nstored = flow->nbatch;
+	flow->batch = NULL;
+	flow->visible_since = NULL;
+	flow->nbatch = 0;
+	flow->batch_capacity = 0;
+	flow->nbatch_bytes = 0;
+	flow->looked_at = GetCurrentTimestamp();
 
-	old = MemoryContextSwitchTo(pipeline->store_context);
-	stats_set_state(pipeline->slot, INGEST_STORING);
-	sink_store_batch(pipeline->sink, pipeline->stored, pipeline->nstored,
-					 pipeline->config->queue_url, counts,
-					 look_during_store, pipeline);
-	stats_count_batch(pipeline->slot, counts);
+	old = MemoryContextSwitchTo(flow->store_context);
+	stats_set_state(flow->slot, INGEST_STORING);
+	sink_store_batch(flow->sink, flow->stored, flow->nstored,
+					 flow->config->queue_url, counts,
+					 look_during_store, flow);
+	stats_count_batch(flow->slot, counts);
 	MemoryContextSwitchTo(old);
 }
 
@@ -1129,28 +1137,28 @@ pipeline_store(Pipeline *pipeline, BatchCounts *counts)
  * (the end of the commit that stored them).  The handles are copied.
  */
 static void
-queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
+queue_deletes(MessageFlow *flow, char **receipt_handles, int count,
 			  XLogRecPtr durable_at)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (count == 0)
 		return;
-	if (pipeline->ndelete_queue + count > pipeline->delete_queue_capacity)
+	if (flow->ndelete_queue + count > flow->delete_queue_capacity)
 	{
-		int			capacity = Max(pipeline->delete_queue_capacity * 2,
-								   pipeline->ndelete_queue + count);
+		int			capacity = Max(flow->delete_queue_capacity * 2,
+								   flow->ndelete_queue + count);
 
-		pipeline->delete_queue = pipeline->delete_queue ?
-			repalloc(pipeline->delete_queue, sizeof(PendingDelete) * capacity) :
-			MemoryContextAlloc(pipeline->delete_context, sizeof(PendingDelete) * capacity);
-		pipeline->delete_queue_capacity = capacity;
+		flow->delete_queue = flow->delete_queue ?
+			repalloc(flow->delete_queue, sizeof(PendingDelete) * capacity) :
+			MemoryContextAlloc(flow->delete_context, sizeof(PendingDelete) * capacity);
+		flow->delete_queue_capacity = capacity;
 	}
 	for (int i = 0; i < count; i++)
 	{
-		PendingDelete *entry = &pipeline->delete_queue[pipeline->ndelete_queue++];
+		PendingDelete *entry = &flow->delete_queue[flow->ndelete_queue++];
 
-		entry->receipt_handle = MemoryContextStrdup(pipeline->delete_context,
+		entry->receipt_handle = MemoryContextStrdup(flow->delete_context,
 													receipt_handles[i]);
 		entry->durable_at = durable_at;
 		entry->queued_at = now;
@@ -1159,30 +1167,30 @@ queue_deletes(Pipeline *pipeline, char **receipt_handles, int count,
 
 /* queue the deletes of the batch just committed */
 void
-pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at)
+flow_queue_batch_deletes(MessageFlow *flow, XLogRecPtr durable_at)
 {
-	char	  **handles = palloc(sizeof(char *) * Max(pipeline->nstored, 1));
+	char	  **handles = palloc(sizeof(char *) * Max(flow->nstored, 1));
 
-	for (int i = 0; i < pipeline->nstored; i++)
+	for (int i = 0; i < flow->nstored; i++)
 	{
-		handles[i] = pipeline->stored[i].receipt_handle;
-		pipeline->deletes_urgent_at =
-			Min(pipeline->deletes_urgent_at,
-				TimestampTzPlusMilliseconds(pipeline->stored_visible_since[i],
-											extend_after_ms(pipeline)));
+		handles[i] = flow->stored[i].receipt_handle;
+		flow->deletes_urgent_at =
+			Min(flow->deletes_urgent_at,
+				TimestampTzPlusMilliseconds(flow->stored_visible_since[i],
+											extend_after_ms(flow)));
 	}
-	queue_deletes(pipeline, handles, pipeline->nstored, durable_at);
+	queue_deletes(flow, handles, flow->nstored, durable_at);
 	pfree(handles);
 }
 
 /* forget the batch stored and the memory of the results behind it */
 void
-pipeline_reset_batch(Pipeline *pipeline)
+flow_reset_batch(MessageFlow *flow)
 {
-	pipeline->stored = NULL;
-	pipeline->stored_visible_since = NULL;
-	pipeline->nstored = 0;
-	MemoryContextReset(pipeline->store_context);
+	flow->stored = NULL;
+	flow->stored_visible_since = NULL;
+	flow->nstored = 0;
+	MemoryContextReset(flow->store_context);
 }
 
 /*
@@ -1193,29 +1201,29 @@ pipeline_reset_batch(Pipeline *pipeline)
  * again, and the ledger skips them as duplicates.
  */
 static long
-standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
+standby_wait_in_flush(MessageFlow *flow, long wait_ms)
 {
 	PendingDelete *last;
 	XLogRecPtr	deletable;
 	int			keep = 0;
 	int			dropped;
 
-	if (!deletes_wait_for_flush(pipeline))
+	if (!deletes_wait_for_flush(flow))
 		return wait_ms;
-	last = &pipeline->delete_queue[pipeline->ndelete_queue - 1];
+	last = &flow->delete_queue[flow->ndelete_queue - 1];
 	if (!TimestampDifferenceExceeds(last->queued_at, GetCurrentTimestamp(),
-									pipeline->config->visibility_timeout * 1000))
+									flow->config->visibility_timeout * 1000))
 		return wait_ms < 0 ? DELETE_FLUSH_POLL_MS : Min(wait_ms, DELETE_FLUSH_POLL_MS);
 
 	/* the queue is in commit order: what still waits is its tail */
-	deletable = deletable_upto(pipeline, GetFlushRecPtr(NULL));
-	while (keep < pipeline->ndelete_queue &&
-		   pipeline->delete_queue[keep].durable_at <= deletable)
+	deletable = deletable_upto(flow, GetFlushRecPtr(NULL));
+	while (keep < flow->ndelete_queue &&
+		   flow->delete_queue[keep].durable_at <= deletable)
 		keep++;
-	dropped = pipeline->ndelete_queue - keep;
-	for (int i = keep; i < pipeline->ndelete_queue; i++)
-		pfree(pipeline->delete_queue[i].receipt_handle);
-	pipeline->ndelete_queue = keep;
+	dropped = flow->ndelete_queue - keep;
+	for (int i = keep; i < flow->ndelete_queue; i++)
+		pfree(flow->delete_queue[i].receipt_handle);
+	flow->ndelete_queue = keep;
 	ereport(WARNING,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg_plural("%d stored message was not deleted from SQS: no standby flushed its commit within the visibility timeout",
@@ -1226,84 +1234,84 @@ standby_wait_in_flush(Pipeline *pipeline, long wait_ms)
 }
 
 /*
- * A result taken outside pipeline_wait(), while the pipeline finishes or
+ * A result taken outside flow_wait(), while the flow finishes or
  * prepares a store: a receive still in flight brings its messages to the
  * batch, failed or not it asks for nothing more.
  */
 static void
-take_result(Pipeline *pipeline, SqsResult *result)
+take_result(MessageFlow *flow, SqsResult *result)
 {
 	if (result->action == SQS_DELETE_BATCH)
-		handle_delete_result(pipeline, result);
+		handle_delete_result(flow, result);
 	else if (result->action == SQS_CHANGE_VISIBILITY_BATCH)
-		handle_extension_result(pipeline, result);
+		handle_extension_result(flow, result);
 	else if (result->action == SQS_RECEIVE)
 	{
-		pipeline->receives_pending--;
-		pipeline->reserved -= result->requested;
+		flow->receives_pending--;
+		flow->reserved -= result->requested;
 		if (result->error == NULL)
 		{
-			pipeline->received += result->nmessages;
-			stats_count_received(pipeline->slot, result->nmessages);
-			append_messages(pipeline, result);
+			flow->received += result->nmessages;
+			stats_count_received(flow->slot, result->nmessages);
+			append_messages(flow, result);
 		}
 	}
 }
 
 /*
- * Before a store that pipeline_wait() did not ask for (the batch left when
- * the pipeline finishes, or stored before a failed receive's error): the
+ * Before a store that flow_wait() did not ask for (the batch left when
+ * the flow finishes, or stored before a failed receive's error): the
  * messages that have used a quarter of their visibility are extended, and
- * SQS has confirmed, before the store begins, as pipeline_wait() does.
+ * SQS has confirmed, before the store begins, as flow_wait() does.
  */
 void
-pipeline_prepare_store(Pipeline *pipeline)
+flow_prepare_store(MessageFlow *flow)
 {
 	for (;;)
 	{
 		SqsResult  *result;
 		MemoryContext old;
 
-		(void) extend_visibility(pipeline);
-		if (sqs_inflight(pipeline->client, SQS_CHANGE_VISIBILITY_BATCH) == 0)
+		(void) extend_visibility(flow);
+		if (sqs_inflight(flow->client, SQS_CHANGE_VISIBILITY_BATCH) == 0)
 			return;
-		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client, -1);
+		old = MemoryContextSwitchTo(flow->batch_context);
+		result = sqs_next_result(flow->client, -1);
 		MemoryContextSwitchTo(old);
 		if (result != NULL)
-			take_result(pipeline, result);
+			take_result(flow, result);
 	}
 }
 
 /*
  * Wait until every queued delete has been sent and answered, before the
- * pipeline goes.  Deletes SQS refuses are not waited for: they are given
+ * flow goes.  Deletes SQS refuses are not waited for: they are given
  * up.
  */
 void
-pipeline_flush_deletes(Pipeline *pipeline)
+flow_flush_deletes(MessageFlow *flow)
 {
-	stats_set_state(pipeline->slot, INGEST_DELETING);
-	pipeline->finishing = true;
-	if (pipeline->delete_refusals > 0)
-		give_up_held_deletes(pipeline);
-	if (pipeline->ndelete_queue > 0)
-		XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
-	while (pipeline->ndelete_queue > 0 || pipeline->ndelete_calls > 0)
+	stats_set_state(flow->slot, INGEST_DELETING);
+	flow->finishing = true;
+	if (flow->delete_refusals > 0)
+		give_up_held_deletes(flow);
+	if (flow->ndelete_queue > 0)
+		XLogFlush(flow->delete_queue[flow->ndelete_queue - 1].durable_at);
+	while (flow->ndelete_queue > 0 || flow->ndelete_calls > 0)
 	{
 		SqsResult  *result;
 		MemoryContext old;
 		TimestampTz due;
 
-		issue_deletes(pipeline);
-		due = next_retry_due(pipeline, false);
-		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client,
-								 standby_wait_in_flush(pipeline, due ? ms_until(due) : -1));
+		issue_deletes(flow);
+		due = next_retry_due(flow, false);
+		old = MemoryContextSwitchTo(flow->batch_context);
+		result = sqs_next_result(flow->client,
+								 standby_wait_in_flush(flow, due ? ms_until(due) : -1));
 		MemoryContextSwitchTo(old);
 		/* a receive still in flight: its messages are kept for a batch */
 		if (result != NULL)
-			take_result(pipeline, result);
+			take_result(flow, result);
 	}
 }
 
@@ -1312,7 +1320,7 @@ pipeline_flush_deletes(Pipeline *pipeline)
  * not deleted, of stored received and committed.
  */
 void
-pipeline_report_undeleted(const SqsError *error, int64 count, int64 stored)
+flow_report_undeleted(const SqsError *error, int64 count, int64 stored)
 {
 	const char *hint = delete_failure_hint(error);
 

@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
- * pipeline.h
- *	  The receive -> store -> delete pipeline shared by the background
+ * flow.h
+ *	  The message flow, receive -> store -> delete, shared by the background
  *	  worker and sqs_ingest_drain().
  *
  *-------------------------------------------------------------------------
  */
-#ifndef SQS_INGEST_PIPELINE_H
-#define SQS_INGEST_PIPELINE_H
+#ifndef SQS_INGEST_FLOW_H
+#define SQS_INGEST_FLOW_H
 
 #include "access/xlogdefs.h"
 #include "sink.h"
@@ -15,7 +15,7 @@
 
 struct IngestSlot;
 
-typedef struct PipelineOptions
+typedef struct FlowOptions
 {
 	int			wait_time_seconds;	/* long poll of each receive */
 	bool		stop_when_empty;	/* finish once a receive comes back empty */
@@ -30,22 +30,22 @@ typedef struct PipelineOptions
 	bool		end_on_failed_deletes;	/* a drain: a delete call given up for
 										 * good stops receiving, and
 										 * runner_finish() raises an error */
-} PipelineOptions;
+} FlowOptions;
 
-typedef enum PipelineEvent
+typedef enum FlowEvent
 {
-	PIPELINE_BATCH_READY,		/* store the batch now */
-	PIPELINE_IDLE,				/* timeout or latch: look at your flags */
-	PIPELINE_DONE,				/* stop_when_empty and nothing left */
-	PIPELINE_FAILED				/* a receive failed for good: see
-								 * pipeline->error */
-} PipelineEvent;
+	FLOW_BATCH_READY,		/* store the batch now */
+	FLOW_IDLE,				/* timeout or latch: look at your flags */
+	FLOW_DONE,				/* stop_when_empty and nothing left */
+	FLOW_FAILED				/* a receive failed for good: see
+								 * flow->error */
+} FlowEvent;
 
-typedef struct Pipeline
+typedef struct MessageFlow
 {
 	SqsConfig  *config;
-	PipelineOptions options;
-	SinkPipeline *sink;			/* what batches are stored by */
+	FlowOptions options;
+	SinkTarget *sink;			/* what batches are stored by */
 	SqsClient  *client;
 	struct IngestSlot *slot;	/* shared statistics, or NULL */
 
@@ -122,21 +122,21 @@ typedef struct Pipeline
 
 	/* with end_on_failed_deletes, the failure of the call given up */
 	SqsError   *delete_error;
-	bool		finishing;		/* flushing deletes before the pipeline goes */
-} Pipeline;
+	bool		finishing;		/* flushing deletes before the flow goes */
+} MessageFlow;
 
-extern Pipeline *pipeline_create(SqsConfig *config, const PipelineOptions *options,
+extern MessageFlow *flow_create(SqsConfig *config, const FlowOptions *options,
 								 struct IngestSlot *slot);
-extern void pipeline_destroy(Pipeline *pipeline);
-extern PipelineEvent pipeline_wait(Pipeline *pipeline, long timeout_ms);
-extern void pipeline_prepare_store(Pipeline *pipeline);
-extern void pipeline_store(Pipeline *pipeline, BatchCounts *counts);
-extern void pipeline_queue_batch_deletes(Pipeline *pipeline, XLogRecPtr durable_at);
-extern void pipeline_reset_batch(Pipeline *pipeline);
-extern void pipeline_flush_deletes(Pipeline *pipeline);
-extern void pipeline_report_undeleted(const SqsError *error, int64 count,
+extern void flow_destroy(MessageFlow *flow);
+extern FlowEvent flow_wait(MessageFlow *flow, long timeout_ms);
+extern void flow_prepare_store(MessageFlow *flow);
+extern void flow_store(MessageFlow *flow, BatchCounts *counts);
+extern void flow_queue_batch_deletes(MessageFlow *flow, XLogRecPtr durable_at);
+extern void flow_reset_batch(MessageFlow *flow);
+extern void flow_flush_deletes(MessageFlow *flow);
+extern void flow_report_undeleted(const SqsError *error, int64 count,
 									  int64 stored);
-extern long pipeline_backoff_ms(int failures, long cap_ms);
-extern int	pipeline_store_lock_timeout_ms(const SqsConfig *config);
+extern long flow_backoff_ms(int failures, long cap_ms);
+extern int	flow_store_lock_timeout_ms(const SqsConfig *config);
 
-#endif							/* SQS_INGEST_PIPELINE_H */
+#endif							/* SQS_INGEST_FLOW_H */
