@@ -21,10 +21,11 @@ MODES = [("direct", "Straight to the stand-in"), ("delay", "Every response held 
 LABELS = {"ceiling": "bare client (C, libcurl + SigV4, no database)",
           "worker": "sqs_ingest, %s worker%s", "drain": "sqs_ingest_drain()",
           "worker-encrypted": "sqs_ingest, 1 worker, ip and device_id encrypted too (RSA 2048)",
+          "node": "Node.js peer: sqs-consumer + pg, one INSERT per batch, no ledger",
           "seed": "seed design: Python, one message at a time",
           "seed-batched": "seed design, batched (--batched)"}
 ORDER = [("ceiling", None), ("worker", 1), ("worker-encrypted", 1), ("worker", 2), ("worker", 4), ("drain", None),
-         ("seed", None), ("seed-batched", None)]
+         ("node", None), ("seed", None), ("seed-batched", None)]
 
 
 def parse_out(o):
@@ -251,19 +252,27 @@ How to read it:
   machine, in the same run. The machine (2 cores) is shared with other engineers' test runs:
   compare ratios within one run, not absolute figures across runs. With repeats, a figure is the
   median and its range; a ratio is taken within each repeat, then summarised.
-- msgs/s: messages received, stored and deleted per second. The bare client and the seed design count
-  from their first request to their last delete; the workers from the start of their processes until
+- msgs/s: messages received, stored and deleted per second. The bare client, the Node peer and the
+  seed design count from their first request to their last delete; the workers from the start of their processes until
   all N rows are committed and every message deleted (the clock polls every 20 ms); the drain from the
   start of `SELECT * FROM sqs_ingest_drain()` until it returns (its time includes starting its
   background worker and the final 1 s long poll that finds the queue empty).
 - CPU µs per message, from /proc/PID/stat (utime+stime) before and after, divided by the messages:
-  "its process(es)": the bare client (getrusage), the worker processes (summed for 2 and 4), the seed
-  design's Python process; "rest of the cluster": for workers, the whole restarted cluster (postmaster,
+  "its process(es)": the bare client (getrusage), the worker processes (summed for 2 and 4), the Node
+  peer's process (all its threads), the seed design's Python process; "rest of the cluster": for workers, the whole restarted cluster (postmaster,
   its exited children, the live ones) minus the workers — the checkpointer, WAL writer, the measuring
   poller's backend (a query every 20 ms), start-up; for the drain, the whole cluster over the call
-  (its background worker does the work); for the seed, the whole cluster (its backend). "stand-in":
+  (its background worker does the work); for the Node peer and the seed, the whole cluster (their
+  backends). "stand-in":
   the stand-in's CPU over the contender's run, and "busy" that over the contender's seconds: well
   under 100%% means it never set the pace.
+- The Node peer (bench/node_peer/peer.js, versions pinned in its package-lock.json): as many
+  sqs-consumer Consumers as requests in flight (`@aws-sdk/client-sqs`, AWS JSON 1.0), each with
+  batchSize 10 and a handleMessageBatch that stores the batch in one multi-row INSERT through a shared
+  pg Pool (10 connections, pg's default; one autocommit transaction per batch), then DeleteMessageBatch
+  by sqs-consumer. It masks and maps as the seed design does (rows equal the extension's) and keeps
+  no ledger: a redelivered message would be stored twice. Straight to the stand-in (N messages) and
+  with the delay (%(node_delay_n)s), not through TLS.
 - "+%(delay)d ms": the stand-in holds every response %(delay)d ms before writing it, a stand-in for the
   round trip to AWS. TLS: stunnel4 in front of the stand-in with a certificate from a CA generated
   for the run, trusted by the extension through `sqs_ingest.ca_file` and by the bare client through
@@ -280,8 +289,9 @@ def render(run, meta):
            "- load: `%s` before, `%s` after (shared machine)" % (meta["uptime_before"], meta["uptime_after"]),
            "- commit: %s" % meta.get("commit", "?"),
            "- messages per contender: N = %d straight to the stand-in (seed design: first %d; %d with the "
-           "delay); %d per in-flight point; repeats: %d" % (
-               meta["n"], meta["seed_n"], meta["seed_delay_n"], meta["sweep_n"], meta["repeat"]), ""]
+           "delay; Node peer: %s with the delay); %d per in-flight point; repeats: %d" % (
+               meta["n"], meta["seed_n"], meta["seed_delay_n"], meta.get("node_delay_n", "–"), meta["sweep_n"],
+               meta["repeat"]), ""]
     for mode, title in MODES:
         t = mode_table(run, mode, meta)
         if t:
@@ -297,7 +307,7 @@ def render(run, meta):
                 "in the table: two OpenPGP encryptions (an RSA public-key operation and AES each) "
                 "beside the two masks per message; plain is the 1-worker row of the same repeat.", "",
                 enc, ""]
-    out += ["## Method", "", NOTES % {"delay": meta["delay_ms"]}]
+    out += ["## Method", "", NOTES % {"delay": meta["delay_ms"], "node_delay_n": meta.get("node_delay_n", "–")}]
     return "\n".join(out)
 
 

@@ -16,14 +16,19 @@
 # delete, no database), the sqs_ingest worker with 1, 2 and 4 workers, 1
 # worker with the login events' ip and device_id also encrypted to an RSA
 # 2048 recovery key (test/keys/recovery.pub.asc; straight only),
-# sqs_ingest_drain(), and the seed design (bench/seed_etl.py, one message at
-# a time and batched). Straight to the stand-in, each at INFLIGHT (32) in
-# flight; then the bare client and 1 worker at SWEEP_INFLIGHT (32 64 128) in
-# every mode, the drain at INFLIGHT in every mode, the seed design with the
-# delay.
+# sqs_ingest_drain(), the Node peer (bench/node_peer/peer.js: sqs-consumer +
+# pg, INFLIGHT pollers, one multi-row INSERT per batch, no ledger; its npm
+# packages installed once per run with `npm ci --prefer-offline` into
+# bench/node_peer/node_modules, skipped if npm is missing) and the seed
+# design (bench/seed_etl.py, one message at a time and batched). Straight to
+# the stand-in, each at INFLIGHT (32) in flight; then the bare client and 1
+# worker at SWEEP_INFLIGHT (32 64 128) in every mode, the drain at INFLIGHT
+# in every mode, the Node peer and the seed design with the delay (not
+# through TLS).
 #
 # Knobs (environment): N, SEED_N (seed design direct; default min(N, 5000)),
-# SEED_DELAY_N (with the delay; default min(N, 500)), SWEEP_N (messages per
+# SEED_DELAY_N (with the delay; default min(N, 500)), NODE_DELAY_N (the Node
+# peer with the delay; default min(N, 20000)), SWEEP_N (messages per
 # sweep point; default N), SWEEP_INFLIGHT ("32 64 128"), DELAY_MS (20),
 # INFLIGHT (32), REPEAT (how many times the whole set runs; default 1: the
 # report gives the median and the range of repeats), DRAIN_CHUNK (max_messages
@@ -31,8 +36,8 @@
 # to skip the TLS front, MAX_SECONDS (per contender, default 600).
 #
 # ONLY="ceiling worker1 worker-encrypted drain" runs only the contenders
-# named (ceiling, worker1, worker2, worker4, worker-encrypted, drain, seed,
-# seed-batched; the sweep's points too), MODES="direct" only those
+# named (ceiling, worker1, worker2, worker4, worker-encrypted, drain, node,
+# seed, seed-batched; the sweep's points too), MODES="direct" only those
 # endpoints (default "direct delay tls"), and PG_LOG=FILE keeps a copy of
 # the cluster's log: to look at one change quickly, e.g.
 #   SMOKE=1 N=50000 MODES=direct SWEEP_INFLIGHT=32 ONLY="ceiling worker1" bench/run.sh
@@ -51,13 +56,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # the command as given: the knobs set in the environment, defaults left out
 COMMAND="bench/run.sh"
-for v in ONLY MODES TLS DRAIN_CHUNK REPEAT INFLIGHT DELAY_MS SWEEP_INFLIGHT SWEEP_N SEED_DELAY_N SEED_N N SMOKE; do
+for v in ONLY MODES TLS DRAIN_CHUNK REPEAT INFLIGHT DELAY_MS SWEEP_INFLIGHT SWEEP_N NODE_DELAY_N SEED_DELAY_N SEED_N N SMOKE; do
 	if [ -n "${!v+x}" ]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
 if [ "${SMOKE:-0}" = 1 ]; then N=${N:-2000}; else N=${N:-100000}; fi
 min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
-for v in N SEED_N SEED_DELAY_N SWEEP_N INFLIGHT REPEAT; do
+for v in N SEED_N SEED_DELAY_N NODE_DELAY_N SWEEP_N INFLIGHT REPEAT; do
 	if [ -n "${!v+x}" ] && ! { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; }; then
 		die "$v must be a positive integer"
 	fi
@@ -67,6 +72,7 @@ if [ -n "${DRAIN_CHUNK+x}" ] && ! [[ $DRAIN_CHUNK =~ ^[0-9]+$ ]]; then
 fi
 SEED_N=${SEED_N:-$(min "$N" 5000)}
 SEED_DELAY_N=${SEED_DELAY_N:-$(min "$N" 500)}
+NODE_DELAY_N=${NODE_DELAY_N:-$(min "$N" 20000)}
 SWEEP_N=${SWEEP_N:-$N}
 SWEEP_INFLIGHT=${SWEEP_INFLIGHT:-32 64 128}
 DELAY_MS=${DELAY_MS:-20}
@@ -188,6 +194,7 @@ run_worker() {
 		"$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["cluster_cpu_s"])' "$out")" "$out"
 	pg_set --restart "sqs_ingest.workers=0"
 	finish_queue "$url" "$n"
+	if [ "$NODE_PEER" = 1 ] && [ "$contender" = worker ] && [ "$w" = 1 ]; then WORKER_ROWS[$n]=$(rows_digest); fi
 }
 
 # One worker again, the login events' ip and device_id encrypted as well as
@@ -225,6 +232,37 @@ run_drain() {
 	finish_queue "$url" "$n"
 }
 
+# A digest of user_logins' rows but create_date (the UTC date of each
+# queue's SentTimestamps): the stand-in generates the same events for every
+# queue of N messages, so every contender's rows must give the same digest.
+rows_digest() {
+	PSQL -c "SELECT md5(string_agg(r, E'\n' ORDER BY r)) FROM (SELECT (user_id, device_type,
+		masked_ip, masked_device_id, locale, app_version)::text AS r FROM public.user_logins) s"
+}
+# 1 worker's digest by N, for the Node peer's rows to be compared with
+declare -A WORKER_ROWS=()
+
+# The Node peer (bench/node_peer/peer.js), K pollers, straight to the
+# stand-in or with the delay; like the seed design its CPU is its own process
+# and the rest of the cluster is the whole cluster over its run. The queue
+# holds the N messages it processes: the table must hold N rows after (a
+# redelivered message would be stored twice: it has no ledger).
+run_node_peer() {
+	local k=$1 n=$2 url s0 c0 out
+	url=$(new_queue node "$n")
+	reset_tables 0
+	s0=$(proc_cpu "$STANDIN_PID"); c0=$(cluster_cpu)
+	out=$(node "$ROOT/bench/node_peer/peer.js" --queue-url "$url" --endpoint "$ENDPOINT" --dsn "$DSN" \
+		--pollers "$k" --expect "$n" --max-seconds "$MAX_SECONDS") || die "the Node peer failed"
+	emit node "" "$k" headline "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
+		"$(cpu_delta "$c0" "$(cluster_cpu)")" "$out"
+	finish_queue "$url" "$n"
+	if [ -n "${WORKER_ROWS[$n]:-}" ]; then
+		[ "$(rows_digest)" = "${WORKER_ROWS[$n]}" ] || die "the Node peer's rows differ from 1 worker's for the same $n events"
+		log "the Node peer's $n rows equal 1 worker's"
+	fi
+}
+
 # run_seed single|batched N_QUEUE N_PROCESSED: the queue keeps what the
 # seed design did not process
 run_seed() {
@@ -239,6 +277,19 @@ run_seed() {
 		"$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" "$(cpu_delta "$c0" "$(cluster_cpu)")" "$out"
 	standin_drop "$url"
 }
+
+# the Node peer's packages, pinned by bench/node_peer/package-lock.json
+NODE_PEER=0
+if wanted node; then
+	if ! command -v npm >/dev/null; then
+		log "npm is missing: the Node peer is skipped"
+	else
+		log "npm ci --prefix bench/node_peer"
+		npm ci --prefix "$ROOT/bench/node_peer" --prefer-offline --no-audit --no-fund >"$BENCH_TMP/npm.log" 2>&1 ||
+			{ tail -n 20 "$BENCH_TMP/npm.log" >&2; die "npm ci of bench/node_peer failed"; }
+		NODE_PEER=1
+	fi
+fi
 
 # warm the stand-in, the TLS front and the page cache up before anything is timed
 log "warm-up"
@@ -264,11 +315,13 @@ for REP in $(seq 1 "$REPEAT"); do
 			done
 			if wanted worker-encrypted; then run_worker_encrypted "$INFLIGHT" "$N" headline; fi
 			if wanted drain; then run_drain "$INFLIGHT" "$N" headline; fi
+			if [ "$NODE_PEER" = 1 ]; then run_node_peer "$INFLIGHT" "$N"; fi
 			if wanted seed; then run_seed single "$N" "$SEED_N"; fi
 			if wanted seed-batched; then run_seed batched "$N" "$SEED_N"; fi
 		else
 			if wanted drain; then run_drain "$INFLIGHT" "$SWEEP_N" headline; fi
 			if [ "$MODE" = delay ]; then
+				if [ "$NODE_PEER" = 1 ]; then run_node_peer "$INFLIGHT" "$NODE_DELAY_N"; fi
 				if wanted seed; then run_seed single "$SWEEP_N" "$SEED_DELAY_N"; fi
 				if wanted seed-batched; then run_seed batched "$SWEEP_N" "$SEED_DELAY_N"; fi
 			fi
@@ -292,7 +345,7 @@ json.dump({"stamp": "$STAMP", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "comma
            "machine": sys.argv[3], "uptime_before": sys.argv[4].strip(), "uptime_after": sys.argv[5].strip(),
            "machine_short": "$(nproc) cores, $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
            "commit": "$COMMIT", "smoke": $([ "${SMOKE:-0}" = 1 ] && echo True || echo False),
-           "n": $N, "seed_n": $SEED_N, "seed_delay_n": $SEED_DELAY_N, "sweep_n": $SWEEP_N,
+           "n": $N, "seed_n": $SEED_N, "seed_delay_n": $SEED_DELAY_N, "node_delay_n": $NODE_DELAY_N, "sweep_n": $SWEEP_N,
            "sweep_inflight": [int(k) for k in "$SWEEP_INFLIGHT".split()], "inflight": $INFLIGHT,
            "delay_ms": $DELAY_MS, "drain_chunk": $DRAIN_CHUNK, "repeat": $REPEAT,
            "tls": $([ "$TLS" = 1 ] && echo True || echo False)},
