@@ -157,40 +157,6 @@ security_warn_superuser_target(Oid relid)
 			 errhint("Set sqs_ingest.role to a role that is not a superuser, or give the table an owner that is not one.")));
 }
 
-/*
- * Who may point sqs_ingest at another queue or endpoint in a session: a
- * drain signs its requests with the server's credentials (and sends the
- * session token) to that address, so only a superuser, even where GRANT
- * SET ON PARAMETER let another role set the parameter.  Setting the value
- * already in force is allowed, so that a drain's worker can take over its
- * caller's settings.
- */
-static bool
-check_redirect(const char *current, const char *newval, GucSource source)
-{
-	if (source < PGC_S_CLIENT || superuser() ||
-		strcmp(current ? current : "", newval ? newval : "") == 0)
-		return true;
-	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
-	GUC_check_errmsg("only a superuser may point sqs_ingest at another queue or endpoint");
-	GUC_check_errdetail("Requests are signed with the server's AWS credentials and carry its session token.");
-	return false;
-}
-
-/* check hook of sqs_ingest.queue_url */
-bool
-security_check_queue_url(char **newval, void **extra, GucSource source)
-{
-	return check_redirect(config_queue_url(), *newval, source);
-}
-
-/* check hook of sqs_ingest.endpoint */
-bool
-security_check_endpoint(char **newval, void **extra, GucSource source)
-{
-	return check_redirect(config_endpoint(), *newval, source);
-}
-
 /* scheme://host[:port] of a URL, palloc'd */
 static char *
 url_origin(const char *url)

@@ -9,8 +9,6 @@
 #ifndef SQS_INGEST_SECURITY_H
 #define SQS_INGEST_SECURITY_H
 
-#include "utils/guc.h"
-
 /* what security_enter() changed, for security_leave() to restore */
 typedef struct SecurityScope
 {
@@ -27,8 +25,6 @@ extern void security_enter(SecurityScope *scope, Oid role);
 extern void security_leave(SecurityScope *scope);
 extern void security_check_target_privilege(Oid relid, const char *relname);
 extern void security_warn_superuser_target(Oid relid);
-extern bool security_check_queue_url(char **newval, void **extra, GucSource source);
-extern bool security_check_endpoint(char **newval, void **extra, GucSource source);
 extern void security_check_pipeline_endpoint(const char *queue_url,
 											 const char *endpoint);
 extern void security_check_mask_privilege(Oid role, const char *pipeline);
