@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * security.c
- *	  Who the target table's code runs as, and statements immune to
- *	  search_path.
+ *	  Who the target table's code runs as, statements immune to
+ *	  search_path, and the extension's own tables read as their owner.
  *
  * Inserting into the target table runs code its owner controls: triggers,
  * rules, defaults, CHECK constraints, domain checks, index expressions,
@@ -19,9 +19,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
@@ -123,6 +125,39 @@ security_leave(SecurityScope *scope)
 {
 	security_unpin_search_path(scope->guc_nest_level);
 	SetUserIdAndSecContext(scope->saved_userid, scope->saved_sec_context);
+}
+
+/* sqs_ingest.pipelines, whose owner owns the extension's tables */
+Oid
+catalog_relid(void)
+{
+	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "sqs_ingest.pipelines is missing");
+	return relid;
+}
+
+/*
+ * Become the catalog's owner, search_path pinned, for SPI statements on
+ * the extension's tables (sqs_ingest.pipelines, sqs_ingest.queue_grants),
+ * which are granted to no one.
+ */
+void
+catalog_begin(CatalogAccess *access)
+{
+	Oid			owner = security_relation_owner(catalog_relid());
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	security_enter(&access->scope, owner);
+}
+
+void
+catalog_end(CatalogAccess *access)
+{
+	security_leave(&access->scope);
+	SPI_finish();
 }
 
 /*
