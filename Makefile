@@ -4,6 +4,7 @@ OBJS = \
 	sqs_ingest.o \
 	src/config.o \
 	src/secrets.o \
+	src/subxact.o \
 	src/ingest/drain.o \
 	src/ingest/launcher.o \
 	src/ingest/flow.o \
@@ -28,7 +29,6 @@ OBJS = \
 	src/store/recovery_log.o \
 	src/store/security.o \
 	src/store/sink.o \
-	src/store/subxact.o \
 	src/mapping/calls.o \
 	src/mapping/compile.o \
 	src/mapping/convert.o \

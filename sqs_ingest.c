@@ -165,7 +165,8 @@ sqs_ingest_mask(PG_FUNCTION_ARGS)
 	text	   *value = PG_GETARG_TEXT_PP(0);
 	char		hex[MASK_HEX_LEN + 1];
 
-	mask_value(mask_prepare(), VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), hex);
+	mask_value(mask_prepare((MaskAlgorithm) config_mask_algorithm()),
+			   VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), hex);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, MASK_HEX_LEN));
 }
 
@@ -378,7 +379,8 @@ sqs_ingest_preview_mapping(PG_FUNCTION_ARGS)
 	/* nor a way around EXECUTE on the mask */
 	if (mapping->uses_mask)
 		security_check_mask_privilege(GetUserId(), NULL);
-	mapping_prepare(mapping);
+	mapping_prepare(mapping, (MaskAlgorithm) config_mask_algorithm(),
+					config_max_rows_per_message());
 
 	message.message_id = "preview";
 	message.body = VARDATA_ANY(body);

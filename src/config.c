@@ -23,13 +23,13 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "config.h"
 #include "mapping.h"
 #include "recovery.h"
 #include "secrets.h"
-#include "security.h"
 #include "setting_values.h"
 
 /*
@@ -103,6 +103,40 @@ INACTIVE_SHOW_HOOK(sqs_ingest_max_pipeline_workers, "%d")
 INACTIVE_SHOW_HOOK(sqs_ingest_database, "%s")
 
 /*
+ * Who may point sqs_ingest at another queue or endpoint in a session: a
+ * drain signs its requests with the server's credentials (and sends the
+ * session token) to that address, so only a superuser, even where GRANT
+ * SET ON PARAMETER let another role set the parameter.  Setting the value
+ * already in force is allowed, so that a drain's worker can take over its
+ * caller's settings.
+ */
+static bool
+check_redirect(const char *current, const char *newval, GucSource source)
+{
+	if (source < PGC_S_CLIENT || superuser() ||
+		strcmp(current ? current : "", newval ? newval : "") == 0)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("only a superuser may point sqs_ingest at another queue or endpoint");
+	GUC_check_errdetail("Requests are signed with the server's AWS credentials and carry its session token.");
+	return false;
+}
+
+/* check hook of sqs_ingest.queue_url */
+static bool
+check_queue_url(char **newval, void **extra, GucSource source)
+{
+	return check_redirect(sqs_ingest_queue_url, *newval, source);
+}
+
+/* check hook of sqs_ingest.endpoint */
+static bool
+check_endpoint(char **newval, void **extra, GucSource source)
+{
+	return check_redirect(sqs_ingest_endpoint, *newval, source);
+}
+
+/*
  * Define the sqs_ingest.* settings (from _PG_init).  preloaded: from
  * shared_preload_libraries, where alone the workers' settings do anything.
  */
@@ -115,11 +149,11 @@ config_define_settings(bool preloaded)
 	DefineCustomStringVariable("sqs_ingest.queue_url",
 							   gettext_noop("URL of the SQS queue to ingest from."),
 							   NULL, &sqs_ingest_queue_url, "",
-							   PGC_SUSET, 0, security_check_queue_url, NULL, NULL);
+							   PGC_SUSET, 0, check_queue_url, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.endpoint",
 							   gettext_noop("SQS API endpoint; empty means scheme://host[:port] of the queue URL."),
 							   NULL, &sqs_ingest_endpoint, "",
-							   PGC_SUSET, 0, security_check_endpoint, NULL, NULL);
+							   PGC_SUSET, 0, check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("sqs_ingest.region",
 							   gettext_noop("AWS region requests are signed for."),
 							   NULL, &sqs_ingest_region, "us-east-1",

@@ -11,30 +11,6 @@
 
 #include "definition.h"
 
-/*
- * Every value a run of a pipeline takes from its definition or from the
- * settings, taken at one moment.  Strings are palloc'd.
- */
-typedef struct ResolvedPipeline
-{
-	char	   *name;			/* DEFAULT_PIPELINE: the settings' pipeline */
-	char	   *queue_url;		/* "" if none is set */
-	char	   *endpoint;		/* "": the origin of the queue URL */
-	char	   *region;			/* "": us-east-1 */
-	char	   *ca_file;		/* "": the system's bundle */
-	int			protocol;		/* SqsProtocol */
-	int			visibility_timeout;
-	int			wait_time_seconds;	/* of the continuous workers */
-	int			drain_wait_time_seconds;
-	int			batch_size;
-	int			max_inflight;
-	int			max_batch_bytes;	/* kB */
-	int			batch_timeout_ms;
-	int			connect_timeout_ms;
-	int			request_timeout_ms;
-	int			delete_after;	/* DeleteAfter */
-} ResolvedPipeline;
-
 /* the strings of SessionSettings */
 typedef enum SessionString
 {

@@ -11,7 +11,7 @@
 
 #include "datatype/timestamp.h"
 
-#include "config.h"
+#include "definition.h"
 #include "sqs_decode.h"
 
 /* everything a request needs, copied from a resolved pipeline when a client starts */

@@ -28,7 +28,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "config.h"
 #include "mapping_internal.h"
 #include "codecs.h"
 
@@ -375,8 +374,8 @@ static int
 mapping_max_rows(const CompiledMapping *mapping)
 {
 	if (mapping->max_rows > 0)
-		return Min(mapping->max_rows, config_max_rows_per_message());
-	return config_max_rows_per_message();
+		return Min(mapping->max_rows, mapping->max_rows_cap);
+	return mapping->max_rows_cap;
 }
 
 /* evaluate one row's columns into rows, in the current memory context */

@@ -80,6 +80,8 @@ typedef struct CompiledMapping
 	JsonPath   *explode;		/* one row per element found, or NULL */
 	char	   *explode_text;
 	int			max_rows;		/* option max_rows_per_message, or 0 */
+	int			max_rows_cap;	/* sqs_ingest.max_rows_per_message, given to
+								 * mapping_prepare() */
 	bool		uses_mask;
 	const MaskHandle *mask;		/* made ready by mapping_prepare() */
 	const char *encrypts;		/* the first column encrypted, or NULL */
@@ -133,7 +135,8 @@ typedef struct MappedRows
 	"app_version integer, create_date date);"
 
 extern CompiledMapping *mapping_compile(Oid relid, Jsonb *mapping, Jsonb *options);
-extern void mapping_prepare(CompiledMapping *mapping);
+extern void mapping_prepare(CompiledMapping *mapping, MaskAlgorithm mask_algorithm,
+							int max_rows_per_message);
 extern Jsonb *mapping_login(Oid relid);
 extern void mapping_rows_init(MappedRows *rows, int ncolumns);
 extern char *mapping_map(const CompiledMapping *mapping, const MappingMessage *message,

@@ -19,7 +19,6 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
-#include "config.h"
 #include "mask.h"
 #include "secrets.h"
 #include "setting_values.h"
@@ -64,8 +63,10 @@ release_mac(void)
 }
 
 /*
- * Check the masking configuration, make the process's mask match it, and
- * return it.  The handle stays valid; the next call may change its key.
+ * Check the masking configuration (the algorithm of
+ * sqs_ingest.mask_algorithm, which the caller reads, and the mask key),
+ * make the process's mask match it, and return it.  The handle stays
+ * valid; the next call may change its key.
  *
  * Called before each batch, so that a reload of sqs_ingest.mask_key takes
  * effect at the next batch.  Refuses to run HMAC without a key: an unkeyed
@@ -73,9 +74,8 @@ release_mac(void)
  * why the unkeyed algorithm must be chosen explicitly.
  */
 const MaskHandle *
-mask_prepare(void)
+mask_prepare(MaskAlgorithm algorithm)
 {
-	MaskAlgorithm algorithm = (MaskAlgorithm) config_mask_algorithm();
 	char	   *key;
 
 	if (algorithm == MASK_SHA256)

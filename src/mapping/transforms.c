@@ -193,16 +193,20 @@ mapping_check_recovery_key(const CompiledMapping *mapping)
 }
 
 /*
- * Make ready the keys a compiled mapping's transforms take from settings:
- * the mask key, which the mapping then holds, and the recovery key of the
- * setting.  Before each batch, so that a reload takes effect at the next
- * one.
+ * Make ready what a compiled mapping takes from settings: the mask (of
+ * sqs_ingest.mask_algorithm and the mask key), which the mapping then
+ * holds, the recovery key of the setting, and the cap of
+ * sqs_ingest.max_rows_per_message.  The caller reads the settings (the
+ * mapping reads none).  Before each batch, so that a reload takes effect
+ * at the next one.
  */
 void
-mapping_prepare(CompiledMapping *mapping)
+mapping_prepare(CompiledMapping *mapping, MaskAlgorithm mask_algorithm,
+				int max_rows_per_message)
 {
+	mapping->max_rows_cap = max_rows_per_message;
 	if (mapping->uses_mask)
-		mapping->mask = mask_prepare();
+		mapping->mask = mask_prepare(mask_algorithm);
 	if (mapping->encrypts != NULL && mapping->recovery_key == NULL)
 		(void) recovery_key_prepare();
 }

@@ -221,45 +221,6 @@ check_option_caps(Jsonb *given)
 	}
 }
 
-static Oid
-catalog_relid(void)
-{
-	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "sqs_ingest.pipelines is missing");
-	return relid;
-}
-
-/* the owner of sqs_ingest.pipelines, who reads and writes it */
-static Oid
-catalog_owner(void)
-{
-	return security_relation_owner(catalog_relid());
-}
-
-/*
- * Become the catalog's owner, search_path pinned, for SPI statements on
- * the extension's tables (sqs_ingest.pipelines, sqs_ingest.queue_grants),
- * which are granted to no one.
- */
-void
-catalog_begin(CatalogAccess *access)
-{
-	Oid			owner = catalog_owner();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	security_enter(&access->scope, owner);
-}
-
-void
-catalog_end(CatalogAccess *access)
-{
-	security_leave(&access->scope);
-	SPI_finish();
-}
-
 static PipelineDefinition *
 definition_from_tuple(HeapTuple tuple, TupleDesc tupdesc)
 {

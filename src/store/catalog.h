@@ -16,16 +16,7 @@
 #include "utils/jsonb.h"
 
 #include "definition.h"
-#include "security.h"
 
-/* SPI access to the extension's tables as their owner */
-typedef struct CatalogAccess
-{
-	SecurityScope scope;
-} CatalogAccess;
-
-extern void catalog_begin(CatalogAccess *access);
-extern void catalog_end(CatalogAccess *access);
 extern void catalog_parse_options(Jsonb *options, PipelineSettings *settings);
 extern PipelineDefinition *catalog_get(const char *name);
 extern List *catalog_list(void);

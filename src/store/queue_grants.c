@@ -43,6 +43,7 @@
 
 #include "config.h"
 #include "queue_grants.h"
+#include "security.h"
 #include "transport.h"
 
 PG_FUNCTION_INFO_V1(sqs_ingest_grant_queue);

@@ -11,7 +11,7 @@
 
 #include "nodes/pg_list.h"
 
-#include "catalog.h"
+#include "definition.h"
 
 /* why a pipeline may not be defined or run on its queue */
 typedef enum PipelineRefusal

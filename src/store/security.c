@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * security.c
- *	  Who the target table's code runs as, and statements immune to
- *	  search_path.
+ *	  Who the target table's code runs as, statements immune to
+ *	  search_path, and the extension's own tables read as their owner.
  *
  * Inserting into the target table runs code its owner controls: triggers,
  * rules, defaults, CHECK constraints, domain checks, index expressions,
@@ -19,9 +19,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
@@ -125,6 +127,39 @@ security_leave(SecurityScope *scope)
 	SetUserIdAndSecContext(scope->saved_userid, scope->saved_sec_context);
 }
 
+/* sqs_ingest.pipelines, whose owner owns the extension's tables */
+Oid
+catalog_relid(void)
+{
+	Oid			relid = get_relname_relid("pipelines", get_namespace_oid("sqs_ingest", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "sqs_ingest.pipelines is missing");
+	return relid;
+}
+
+/*
+ * Become the catalog's owner, search_path pinned, for SPI statements on
+ * the extension's tables (sqs_ingest.pipelines, sqs_ingest.queue_grants),
+ * which are granted to no one.
+ */
+void
+catalog_begin(CatalogAccess *access)
+{
+	Oid			owner = security_relation_owner(catalog_relid());
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	security_enter(&access->scope, owner);
+}
+
+void
+catalog_end(CatalogAccess *access)
+{
+	security_leave(&access->scope);
+	SPI_finish();
+}
+
 /*
  * Refuse to touch the target table unless the current user may insert
  * into it: whoever asks sqs_ingest to write into a table must be allowed
@@ -155,40 +190,6 @@ security_warn_superuser_target(Oid relid)
 					get_rel_name(relid), GetUserNameFromId(role, false)),
 			 errdetail("The table's triggers, defaults, constraints and index expressions run with that role's rights."),
 			 errhint("Set sqs_ingest.role to a role that is not a superuser, or give the table an owner that is not one.")));
-}
-
-/*
- * Who may point sqs_ingest at another queue or endpoint in a session: a
- * drain signs its requests with the server's credentials (and sends the
- * session token) to that address, so only a superuser, even where GRANT
- * SET ON PARAMETER let another role set the parameter.  Setting the value
- * already in force is allowed, so that a drain's worker can take over its
- * caller's settings.
- */
-static bool
-check_redirect(const char *current, const char *newval, GucSource source)
-{
-	if (source < PGC_S_CLIENT || superuser() ||
-		strcmp(current ? current : "", newval ? newval : "") == 0)
-		return true;
-	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
-	GUC_check_errmsg("only a superuser may point sqs_ingest at another queue or endpoint");
-	GUC_check_errdetail("Requests are signed with the server's AWS credentials and carry its session token.");
-	return false;
-}
-
-/* check hook of sqs_ingest.queue_url */
-bool
-security_check_queue_url(char **newval, void **extra, GucSource source)
-{
-	return check_redirect(config_queue_url(), *newval, source);
-}
-
-/* check hook of sqs_ingest.endpoint */
-bool
-security_check_endpoint(char **newval, void **extra, GucSource source)
-{
-	return check_redirect(config_endpoint(), *newval, source);
 }
 
 /* scheme://host[:port] of a URL, palloc'd */

@@ -274,7 +274,8 @@ sink_check(SinkTarget *sink, LOCKMODE lockmode)
 
 	if (mapping->uses_mask && OidIsValid(sink->owner))
 		security_check_mask_privilege(sink->owner, sink->name);
-	mapping_prepare(sink->compiled);
+	mapping_prepare(sink->compiled, (MaskAlgorithm) config_mask_algorithm(),
+					config_max_rows_per_message());
 	return mapping;
 }
 
