@@ -183,28 +183,12 @@ held_deletes(Pipeline *pipeline)
  * that memory, and what a drain holds when deletes get no answer, stay
  * bounded when deletes fall behind.
  */
-static int
-held_deletes_cap(Pipeline *pipeline)
-{
-	return Max(2 * pipeline->options.batch_size,
-			   DELETE_BATCH_MAX * pipeline->config->max_inflight);
-}
-
 static bool
 deletes_behind(Pipeline *pipeline)
 {
-	return held_deletes(pipeline) >= held_deletes_cap(pipeline);
-}
-
-/*
- * Would the deletes be behind once another full batch is committed?  Then
- * they must not wait for the WAL writer: receiving would pause meanwhile.
- */
-static bool
-deletes_behind_after_next_batch(Pipeline *pipeline)
-{
-	return held_deletes(pipeline) + pipeline->options.batch_size >=
-		held_deletes_cap(pipeline);
+	return held_deletes(pipeline) >=
+		Max(2 * pipeline->options.batch_size,
+			DELETE_BATCH_MAX * pipeline->config->max_inflight);
 }
 
 /*
@@ -443,9 +427,8 @@ probe_refused_deletes(Pipeline *pipeline)
  * Send again the failed delete calls whose backoff is over, then start
  * calls for queued receipt handles whose commit is on disk, as slots
  * allow.  A commit the WAL writer has not flushed after a short while, or
- * at once when deletes are behind or would be after the next batch
- * (receiving then waits for them), is flushed here: the receives are in
- * flight meanwhile.
+ * at once when deletes are behind (receiving then waits for them), is
+ * flushed here: the receives are in flight meanwhile.
  */
 static void
 issue_deletes(Pipeline *pipeline)
@@ -491,12 +474,11 @@ issue_deletes(Pipeline *pipeline)
 		if (head->durable_at > flushed)
 		{
 			/*
-			 * While deletes are behind, or would be after the next batch,
-			 * receiving waits (or is about to wait) for them: a wait for the
-			 * WAL writer would leave the process idle.  One flush serves
+			 * While deletes are behind, receiving waits for them: a wait for
+			 * the WAL writer would leave the process idle.  One flush serves
 			 * every commit queued.
 			 */
-			if (!deletes_behind_after_next_batch(pipeline) &&
+			if (!deletes_behind(pipeline) &&
 				!TimestampDifferenceExceeds(head->queued_at, GetCurrentTimestamp(),
 											DELETE_FLUSH_WAIT_MS))
 				break;
