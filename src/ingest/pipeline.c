@@ -183,12 +183,17 @@ held_deletes(Pipeline *pipeline)
  * that memory, and what a drain holds when deletes get no answer, stay
  * bounded when deletes fall behind.
  */
+static int
+held_deletes_cap(Pipeline *pipeline)
+{
+	return Max(2 * pipeline->options.batch_size,
+			   DELETE_BATCH_MAX * pipeline->config->max_inflight);
+}
+
 static bool
 deletes_behind(Pipeline *pipeline)
 {
-	return held_deletes(pipeline) >=
-		Max(2 * pipeline->options.batch_size,
-			DELETE_BATCH_MAX * pipeline->config->max_inflight);
+	return held_deletes(pipeline) >= held_deletes_cap(pipeline);
 }
 
 /*
@@ -1041,8 +1046,29 @@ pipeline_wait(Pipeline *pipeline, long timeout_ms)
 
 		/* results, and the bodies they point into, belong to the batch */
 		old = MemoryContextSwitchTo(pipeline->batch_context);
-		result = sqs_next_result(pipeline->client, wait_ms);
+		result = sqs_next_result(pipeline->client, 0);
 		MemoryContextSwitchTo(old);
+
+		/*
+		 * Nothing came, and the next batch's commit would put the deletes
+		 * behind (receiving would pause): the process flushes the WAL now,
+		 * in time it would spend waiting, rather than after the WAL writer.
+		 */
+		if (result == NULL && pipeline->ndelete_queue > 0 &&
+			pipeline->delete_queue[0].durable_at > GetFlushRecPtr(NULL) &&
+			held_deletes(pipeline) + pipeline->options.batch_size >=
+			held_deletes_cap(pipeline))
+		{
+			XLogFlush(pipeline->delete_queue[pipeline->ndelete_queue - 1].durable_at);
+			issue_deletes(pipeline);
+			continue;
+		}
+		if (result == NULL && wait_ms != 0)
+		{
+			old = MemoryContextSwitchTo(pipeline->batch_context);
+			result = sqs_next_result(pipeline->client, wait_ms);
+			MemoryContextSwitchTo(old);
+		}
 
 		if (result == NULL)
 		{
