@@ -183,12 +183,17 @@ held_deletes(MessageFlow *flow)
  * that memory, and what a drain holds when deletes get no answer, stay
  * bounded when deletes fall behind.
  */
+static int
+held_deletes_cap(MessageFlow *flow)
+{
+	return Max(2 * flow->options.batch_size,
+			   DELETE_BATCH_MAX * flow->config->max_inflight);
+}
+
 static bool
 deletes_behind(MessageFlow *flow)
 {
-	return held_deletes(flow) >=
-		Max(2 * flow->options.batch_size,
-			DELETE_BATCH_MAX * flow->config->max_inflight);
+	return held_deletes(flow) >= held_deletes_cap(flow);
 }
 
 /*
@@ -1049,8 +1054,29 @@ flow_wait(MessageFlow *flow, long timeout_ms)
 
 		/* results, and the bodies they point into, belong to the batch */
 		old = MemoryContextSwitchTo(flow->batch_context);
-		result = sqs_next_result(flow->client, wait_ms);
+		result = sqs_next_result(flow->client, 0);
 		MemoryContextSwitchTo(old);
+
+		/*
+		 * Nothing came, and the next batch's commit would put the deletes
+		 * behind (receiving would pause): the process flushes the WAL now,
+		 * in time it would spend waiting, rather than after the WAL writer.
+		 */
+		if (result == NULL && flow->ndelete_queue > 0 &&
+			flow->delete_queue[0].durable_at > GetFlushRecPtr(NULL) &&
+			held_deletes(flow) + flow->options.batch_size >=
+			held_deletes_cap(flow))
+		{
+			XLogFlush(flow->delete_queue[flow->ndelete_queue - 1].durable_at);
+			issue_deletes(flow);
+			continue;
+		}
+		if (result == NULL && wait_ms != 0)
+		{
+			old = MemoryContextSwitchTo(flow->batch_context);
+			result = sqs_next_result(flow->client, wait_ms);
+			MemoryContextSwitchTo(old);
+		}
 
 		if (result == NULL)
 		{
