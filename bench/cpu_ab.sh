@@ -43,15 +43,8 @@ for r in $(seq 1 "$ROUNDS"); do
 		make -C "$d" install >"$BENCH_TMP/make.log" 2>&1 || die "$d does not install"
 		url=$(standin_queue "ab-$r-$i" "$N")
 		PSQL -c "TRUNCATE user_logins; TRUNCATE sqs_ingest.processed; TRUNCATE sqs_ingest.dead_letters"
-		pg_set --restart "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=http://127.0.0.1:$STANDIN_PORT" \
-			"sqs_ingest.max_inflight=$INFLIGHT" "sqs_ingest.workers=1"
-		wpid=""
-		for _ in $(seq 1 100); do
-			wpid=$(PSQL -c "SELECT pid FROM sqs_ingest_stats() WHERE kind = 'worker' AND pid <> 0 LIMIT 1")
-			[ -n "$wpid" ] && break
-			sleep 0.05
-		done
-		[ -n "$wpid" ] || die "no worker started"
+		start_one_worker "$url" "$INFLIGHT"
+		wpid=$WORKER_PID
 		w0=$(proc_cpu "$wpid")
 		t0=$(date +%s.%N)
 		for _ in $(seq 1 3000); do

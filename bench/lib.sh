@@ -281,6 +281,20 @@ start_cluster() {
 	log "cluster on $BENCH_TMP port $PGPORT_BENCH (preload sqs_ingest: $preload)"
 }
 
+# Restart the cluster with one worker reading queue URL $1 from the stand-in
+# at $2 requests in flight; WORKER_PID is set to its PID once it has one.
+start_one_worker() {
+	pg_set --restart "sqs_ingest.queue_url=$1" "sqs_ingest.endpoint=http://127.0.0.1:$STANDIN_PORT" \
+		"sqs_ingest.max_inflight=$2" "sqs_ingest.workers=1"
+	WORKER_PID=""
+	for _ in $(seq 1 100); do
+		WORKER_PID=$(PSQL -c "SELECT pid FROM sqs_ingest_stats() WHERE kind = 'worker' AND pid <> 0 LIMIT 1")
+		[ -n "$WORKER_PID" ] && break
+		sleep 0.05
+	done
+	[ -n "$WORKER_PID" ] || die "no worker started"
+}
+
 pg_ctl_do() {
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$BENCH_TMP/postgres.log" -w -t 60 "$@" \
 		>/dev/null || die "pg_ctl $* failed"

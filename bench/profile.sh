@@ -38,15 +38,8 @@ mkdir -p "$ROOT/bench/results"
 
 # the worker: started on a full queue, recorded until the queue is empty
 url=$(standin_queue profile-worker "$PROFILE_N")
-pg_set --restart "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=http://127.0.0.1:$STANDIN_PORT" \
-	"sqs_ingest.max_inflight=$INFLIGHT" "sqs_ingest.workers=1"
-wpid=""
-for _ in $(seq 1 100); do
-	wpid=$(PSQL -c "SELECT pid FROM sqs_ingest_stats() WHERE kind = 'worker' AND pid <> 0 LIMIT 1")
-	[ -n "$wpid" ] && break
-	sleep 0.05
-done
-[ -n "$wpid" ] || die "no worker started"
+start_one_worker "$url" "$INFLIGHT"
+wpid=$WORKER_PID
 s0=$(proc_cpu "$STANDIN_PID"); w0=$(proc_cpu "$wpid"); t0=$(date +%s.%N)
 perf record -F "$FREQ" --call-graph dwarf,16384 -p "$wpid" -o "$BENCH_TMP/worker.perf" >"$BENCH_TMP/perf-worker.log" 2>&1 &
 perf_pid=$!
