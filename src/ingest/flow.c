@@ -127,7 +127,7 @@ MessageFlow *
 flow_create(SqsConfig *config, const FlowOptions *options,
 				struct IngestSlot *slot)
 {
-	MessageFlow   *flow = palloc0(sizeof(MessageFlow));
+	MessageFlow *flow = palloc0(sizeof(MessageFlow));
 
 	flow->config = config;
 	flow->options = *options;
@@ -135,14 +135,14 @@ flow_create(SqsConfig *config, const FlowOptions *options,
 	stats_set_credential_source(slot, sqs_credential_source(config));
 	flow->client = sqs_client_create(config);
 	flow->batch_context = AllocSetContextCreate(CurrentMemoryContext,
-													"sqs_ingest batch",
-													ALLOCSET_DEFAULT_SIZES);
+												"sqs_ingest batch",
+												ALLOCSET_DEFAULT_SIZES);
 	flow->store_context = AllocSetContextCreate(CurrentMemoryContext,
-													"sqs_ingest batch",
-													ALLOCSET_DEFAULT_SIZES);
+												"sqs_ingest batch being stored",
+												ALLOCSET_DEFAULT_SIZES);
 	flow->delete_context = AllocSetContextCreate(CurrentMemoryContext,
-													 "sqs_ingest deletes",
-													 ALLOCSET_DEFAULT_SIZES);
+												 "sqs_ingest deletes",
+												 ALLOCSET_DEFAULT_SIZES);
 	if (flow->options.max_attempts < 1)
 		flow->options.max_attempts = 1;
 	flow->retries = MemoryContextAlloc(flow->delete_context,
@@ -1107,7 +1107,7 @@ flow_wait(MessageFlow *flow, long timeout_ms)
 static void
 look_during_store(void *arg)
 {
-	MessageFlow   *flow = arg;
+	MessageFlow *flow = arg;
 	MemoryContext old;
 	SqsResult  *result;
 

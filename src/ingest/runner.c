@@ -206,7 +206,7 @@ store_batch(void *arg)
 static void
 store_and_queue_deletes(IngestRunner *runner)
 {
-	MessageFlow   *flow = runner->flow;
+	MessageFlow *flow = runner->flow;
 	int			count;
 	BatchCounts before = runner->totals;
 	TimestampTz start = GetCurrentTimestamp();
@@ -234,7 +234,7 @@ store_and_queue_deletes(IngestRunner *runner)
 FlowEvent
 runner_step(IngestRunner *runner, long timeout_ms)
 {
-	MessageFlow   *flow = runner->flow;
+	MessageFlow *flow = runner->flow;
 	FlowEvent event;
 
 	CHECK_FOR_INTERRUPTS();
@@ -274,7 +274,7 @@ runner_step(IngestRunner *runner, long timeout_ms)
 void
 runner_finish(IngestRunner *runner)
 {
-	MessageFlow   *flow = runner->flow;
+	MessageFlow *flow = runner->flow;
 	SqsError   *delete_error = NULL;
 	int64		undeleted;
 
