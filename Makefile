@@ -17,6 +17,7 @@ OBJS = \
 	src/aws/aws_xml.o \
 	src/aws/credential_http.o \
 	src/aws/redact.o \
+	src/aws/sigv4.o \
 	src/aws/sqs_client.o \
 	src/aws/sqs_decode.o \
 	src/aws/sqs_decode_xml.o \

@@ -333,7 +333,7 @@ sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentia
 {
 	CredentialRequest request = {0};
 	char	   *url = sts_endpoint(scope->region, detail);
-	char	   *token_header = NULL;
+	SigV4Credentials signing;
 	SourceResult result;
 
 	if (url == NULL)
@@ -347,16 +347,15 @@ sts_credentials(const AwsChainScope *scope, const char *form, const AwsCredentia
 	request.timeout_ms = STS_TIMEOUT_MS;
 	if (signer)
 	{
-		request.sigv4 = psprintf("aws:amz:%s:sts", scope->region);
-		request.username = signer->access_key_id;
-		request.password = signer->secret_access_key;
-		if (signer->session_token)
-			request.headers[2] = token_header =
-				secret_header_line("X-Amz-Security-Token", signer->session_token);
+		signing.access_key_id = signer->access_key_id;
+		signing.secret_access_key = signer->secret_access_key;
+		signing.session_token = signer->session_token;
+		request.signing = &signing;
+		request.region = scope->region;
+		request.service = "sts";
 	}
 	result = service_credentials(&request, credential_parse_sts_xml, "STS",
 								 source, out, detail);
-	secret_free(token_header);
 	pfree(url);
 	return result;
 }

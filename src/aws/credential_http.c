@@ -86,30 +86,46 @@ credential_http(const CredentialRequest *request, long *status,
 	CURLcode	rc;
 	bool		ok = true;
 	bool		out_of_descriptors = false;
+	const char *body = request->body ? request->body : "";
 
 	resetStringInfo(response);
 	enlargeStringInfo(response, CREDENTIAL_MAX_RESPONSE + 1);
 	buf.data = response;
 	buf.too_big = false;
 
-	easy = curl_easy_init();
-	if (easy == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl handle")));
 	for (int i = 0; i < CREDENTIAL_MAX_HEADERS && request->headers[i]; i++)
 	{
 		struct curl_slist *next = curl_slist_append(headers, request->headers[i]);
 
 		if (next == NULL)
 		{
-			curl_slist_free_all(headers);
-			curl_easy_cleanup(easy);
+			transport_free_headers(headers);
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 		}
 		headers = next;
+	}
+	if (request->signing)
+	{
+		SigV4Signer *signer = sigv4_signer_create(request->url, request->region,
+												  request->service);
+		struct curl_slist *signed_headers;
+
+		signed_headers = sigv4_sign(signer, request->method, headers, body,
+									strlen(body), request->signing, time(NULL));
+		sigv4_signer_free(signer);
+		curl_slist_free_all(headers);
+		headers = signed_headers;
+	}
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+	{
+		transport_free_headers(headers);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
 	}
 
 	curl_easy_setopt(easy, CURLOPT_URL, request->url);
@@ -121,8 +137,6 @@ credential_http(const CredentialRequest *request, long *status,
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	if (strcmp(request->method, "POST") == 0)
 	{
-		const char *body = request->body ? request->body : "";
-
 		curl_easy_setopt(easy, CURLOPT_POST, 1L);
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
@@ -133,12 +147,6 @@ credential_http(const CredentialRequest *request, long *status,
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	if (request->sigv4)
-	{
-		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, request->sigv4);
-		curl_easy_setopt(easy, CURLOPT_USERNAME, request->username);
-		curl_easy_setopt(easy, CURLOPT_PASSWORD, request->password);
 	}
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_capped);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &buf);
@@ -165,7 +173,7 @@ credential_http(const CredentialRequest *request, long *status,
 							 error[0] ? error : curl_easy_strerror(rc));
 	}
 	curl_easy_cleanup(easy);
-	curl_slist_free_all(headers);
+	transport_free_headers(headers);
 	CHECK_FOR_INTERRUPTS();
 	return ok;
 }

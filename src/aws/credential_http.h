@@ -11,6 +11,8 @@
 
 #include "lib/stringinfo.h"
 
+#include "sigv4.h"
+
 #define CREDENTIAL_MAX_HEADERS 4
 
 /* one call to a credential service */
@@ -23,10 +25,10 @@ typedef struct CredentialRequest
 	long		timeout_ms;		/* whole call; connecting gets at most 1 s */
 	bool		direct;			/* link-local or loopback: never via a proxy */
 	const char *ca_file;		/* CA bundle replacing the system's, or NULL */
-	/* SigV4 signing (STS AssumeRole), or all NULL */
-	const char *sigv4;
-	const char *username;
-	const char *password;
+	/* SigV4 signing (STS AssumeRole): the credentials, or NULL */
+	const SigV4Credentials *signing;
+	const char *region;
+	const char *service;
 } CredentialRequest;
 
 /* what a credential service answered, every field palloc'd or NULL */

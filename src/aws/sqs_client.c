@@ -4,7 +4,7 @@
  *	  Asynchronous Amazon SQS client: what the pipeline sees of SQS.  A
  *	  client holds a configuration snapshot, starts requests of the SQS
  *	  actions (sqs_wire.c builds them, in AWS JSON 1.0 or the Query
- *	  protocol), signs them with libcurl's SigV4, sends them through a
+ *	  protocol), signs them (sigv4.c), sends them through a
  *	  transport (transport.c: a libcurl multi handle waited on through a
  *	  WaitEventSet) and hands back each completed request as a result.
  *
@@ -31,6 +31,7 @@
 #include "aws_credentials.h"
 #include "compat.h"
 #include "secrets.h"
+#include "sigv4.h"
 #include "sqs_client.h"
 #include "setting_values.h"
 #include "sqs_wire.h"
@@ -49,7 +50,7 @@ struct SqsClient
 	int			wire;			/* protocol new requests go out in */
 	bool		probing;		/* auto: JSON, until the endpoint shows it
 								 * does not speak it */
-	char	   *sigv4;
+	SigV4Signer *signer;
 
 	int			ninflight[SQS_NUM_ACTIONS];	/* requests in flight */
 	bool		destroyed;
@@ -271,7 +272,7 @@ sqs_client_create(const SqsConfig *config)
 
 	client->context = context;
 	client->config = *sqs_config_copy(config);
-	client->sigv4 = psprintf("aws:amz:%s:sqs", config->region);
+	client->signer = sigv4_signer_create(config->endpoint, config->region, "sqs");
 
 	client->cleanup.func = client_context_gone;
 	client->cleanup.arg = client;
@@ -307,78 +308,40 @@ sqs_client_destroy(SqsClient *client)
  * ---------------------------------------------------------------------
  */
 
-/*
- * A request's own header list: the action's, plus the session token of the
- * credentials it is signed with.  NULL when there is no token.
- */
-static struct curl_slist *
-headers_with_token(const struct curl_slist *base, const char *session_token)
-{
-	struct curl_slist *headers = NULL;
-	char	   *line;
-	bool		failed = false;
-
-	if (session_token == NULL)
-		return NULL;
-	for (const struct curl_slist *h = base; h && !failed; h = h->next)
-	{
-		struct curl_slist *next = curl_slist_append(headers, h->data);
-
-		failed = (next == NULL);
-		if (next)
-			headers = next;
-	}
-	line = secret_header_line("X-Amz-Security-Token", session_token);
-	if (!failed)
-	{
-		struct curl_slist *next = curl_slist_append(headers, line);
-
-		failed = (next == NULL);
-		if (next)
-			headers = next;
-	}
-	explicit_bzero(line, strlen(line));
-	pfree(line);
-	if (failed)
-	{
-		transport_free_headers(headers);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	}
-	return headers;
-}
-
 /* hand a request to libcurl: a new easy handle, in the request's protocol */
 static void
 launch_request(SqsClient *client, SqsRequest *request)
 {
 	CURL	   *easy;
 	CURLMcode	mrc;
-	const char *access_key_id = client->config.access_key_id;
-	const char *secret_access_key = client->config.secret_access_key;
-	const char *session_token = client->config.session_token;
+	SigV4Credentials credentials = {
+		client->config.access_key_id,
+		client->config.secret_access_key,
+		client->config.session_token
+	};
 
 	/*
 	 * Without credential settings, each request takes the chain's current
-	 * credentials (refreshed as they near expiry); libcurl copies the key
-	 * pair and the request owns its header list, so a refresh never touches
-	 * a request in flight.
+	 * credentials (refreshed as they near expiry); it is signed now and owns
+	 * its header list, so a refresh never touches a request in flight.
 	 */
-	if (access_key_id == NULL)
+	if (credentials.access_key_id == NULL)
 	{
 		AwsChainScope scope = {client->config.region, client->config.ca_file};
 		const AwsCredentials *creds = aws_credentials_current(&scope);
 
-		access_key_id = creds->access_key_id;
-		secret_access_key = creds->secret_access_key;
-		session_token = creds->session_token;
+		credentials.access_key_id = creds->access_key_id;
+		credentials.secret_access_key = creds->secret_access_key;
+		credentials.session_token = creds->session_token;
 	}
 
-	/* a request sent again (in the Query protocol) gets its headers anew */
+	/* a request sent again (in the Query protocol) is signed anew */
 	transport_free_headers(request->http.headers);
-	request->http.headers = headers_with_token(client->headers[request->wire][request->action],
-											   session_token);
+	request->http.headers = NULL;
+	request->http.headers = sigv4_sign(client->signer, "POST",
+										client->headers[request->wire][request->action],
+										request->body, strlen(request->body),
+										&credentials, time(NULL));
 
 	easy = curl_easy_init();
 	if (easy == NULL)
@@ -393,15 +356,10 @@ launch_request(SqsClient *client, SqsRequest *request)
 	curl_easy_setopt(easy, CURLOPT_URL, client->config.endpoint);
 	transport_harden(easy, client->config.ca_file,
 					 (long) client->config.connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
-					 request->http.headers ? request->http.headers :
-					 client->headers[request->wire][request->action]);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request->http.headers);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(request->body));
-	curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, client->sigv4);
-	curl_easy_setopt(easy, CURLOPT_USERNAME, access_key_id);
-	curl_easy_setopt(easy, CURLOPT_PASSWORD, secret_access_key);
 
 	mrc = transport_start(client->transport, &request->http);
 	if (mrc != CURLM_OK)

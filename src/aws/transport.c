@@ -226,19 +226,30 @@ transport_harden(CURL *easy, const char *ca_file, long connect_timeout_ms)
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, SQS_INGEST_USER_AGENT);
 }
 
-/* append a form-encoded (RFC 3986 percent-encoded) value */
+/*
+ * Append len bytes RFC 3986 percent-encoded: all but the unreserved
+ * characters, as forms and SigV4's canonical URIs and queries want them.
+ */
 void
-transport_form_value(StringInfo buf, const char *value)
+transport_form_bytes(StringInfo buf, const char *bytes, size_t len)
 {
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	for (const unsigned char *p = (const unsigned char *) bytes;
+		 p < (const unsigned char *) bytes + len; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
 			*p == '~')
-			appendStringInfoChar(buf, (char) *p);
+			appendStringInfoCharMacro(buf, (char) *p);
 		else
 			appendStringInfo(buf, "%%%02X", *p);
 	}
+}
+
+/* append a form-encoded value */
+void
+transport_form_value(StringInfo buf, const char *value)
+{
+	transport_form_bytes(buf, value, strlen(value));
 }
 
 /* append name=value to an application/x-www-form-urlencoded body */

@@ -52,6 +52,7 @@ extern void transport_global_init(void);
 extern int	transport_http_prefix(const char *url, bool any_case);
 extern void transport_harden(CURL *easy, const char *ca_file,
 							 long connect_timeout_ms);
+extern void transport_form_bytes(StringInfo buf, const char *bytes, size_t len);
 extern void transport_form_value(StringInfo buf, const char *value);
 extern void transport_form_append(StringInfo form, const char *name,
 								  const char *value);
