@@ -16,7 +16,8 @@
  * The signer sets the Host header it signs, rather than count on libcurl
  * to build the same one.  The canonical URI encodes each segment of the
  * path as the URL writes it once more, as AWS asks of every service but
- * S3; a query in the URL is decoded and encoded again, sorted.
+ * S3, without empty segments, as AWS's own signers do; a query in the URL
+ * is decoded and encoded again, sorted.
  *
  * The signing key and the copy of the secret it came from are wiped when
  * replaced and when the signer's memory goes, on error too.
@@ -174,27 +175,34 @@ host_header(const char *scheme, const char *host, const char *port)
 	return psprintf("%s:%s", host, port);
 }
 
-/* each segment of the path as written, encoded once more */
+/*
+ * The path as AWS's signers normalise it (empty segments dropped, a final
+ * "/" kept), each segment as written encoded once more.
+ */
 static char *
 canonical_uri(const char *path)
 {
 	StringInfoData buf;
 	const char *segment = path;
+	size_t		len = strlen(path);
+	bool		final_slash = len > 0 && path[len - 1] == '/';
 
 	initStringInfo(&buf);
-	if (*segment == '/')
-		segment++;
-	for (;;)
+	while (*segment)
 	{
-		const char *end = strchr(segment, '/');
-		size_t		len = end ? (size_t) (end - segment) : strlen(segment);
+		size_t		n = strcspn(segment, "/");
 
-		appendStringInfoChar(&buf, '/');
-		transport_form_bytes(&buf, segment, len);
-		if (end == NULL)
-			break;
-		segment = end + 1;
+		if (n > 0)
+		{
+			appendStringInfoChar(&buf, '/');
+			transport_form_bytes(&buf, segment, n);
+		}
+		segment += n;
+		if (*segment == '/')
+			segment++;
 	}
+	if (buf.len == 0 || final_slash)
+		appendStringInfoChar(&buf, '/');
 	return buf.data;
 }
 
