@@ -286,11 +286,13 @@ class Sha256 {
  * Re-sign the request with @smithy/signature-v4 from what came over the wire:
  * method, path and query as sent, the headers the request lists as signed
  * with their values, the body, its X-Amz-Date. uriEscapePath is the rule of
- * every service but S3: the path as sent is encoded once more ("%" becomes
- * "%25"). The payload hash is the body's, or the X-Amz-Content-SHA256 header's
- * when that is signed; the signer adds none of its own (applyChecksum), and
- * the session token is signed only when the request lists it. Returns
- * {signature, signedHeaders} as that signer writes them.
+ * every service but S3: empty, "." and ".." segments go, and the path as
+ * sent is encoded once more ("%" becomes "%25"). The payload hash is the
+ * body's, or the X-Amz-Content-SHA256 header's when that is signed; the
+ * signer adds none of its own (applyChecksum), and the session token is
+ * signed only when the request lists it. That signer never signs a Date
+ * header (it dates requests with X-Amz-Date only): a request listing one is
+ * refused. Returns {signature, signedHeaders} as that signer writes them.
  */
 async function awsSignature(req, body, opts, own) {
   const signed = new Set(own.signed);
