@@ -162,7 +162,7 @@ function stsCredentials(res, action, kind) {
     `</ResponseMetadata></${action}Response>`);
 }
 
-function sts(req, res, body) {
+async function sts(req, res, body) {
   if (failing.sts === true) return stsError(res, 500, 'InternalFailure', 'stand-in failure');
   if (failing.sts && misbehave(res, failing.sts, 'webid')) return undefined;
   const form = new URLSearchParams(body.toString('utf8'));
@@ -178,7 +178,7 @@ function sts(req, res, body) {
     return stsCredentials(res, action, 'webid');
   }
   if (action === 'AssumeRole') {
-    const v = sigv4.verify(req, body, Object.assign({ service: 'sts' }, keys));
+    const v = await sigv4.verify(req, body, Object.assign({ service: 'sts' }, keys));
     if (!v.ok) return stsError(res, 403, v.code, v.message);
     stats.assume_role += 1;
     return stsCredentials(res, action, 'assumed');

@@ -1,9 +1,17 @@
 'use strict';
 // AWS Signature Version 4 for SQS (JSON and Query protocols alike): sign() for the test
-// client, verify() for the emulator front. Only what SQS needs: header-based
-// signatures (no presigned URLs), unsigned-payload not accepted.
+// client, verify() for the emulator front and the STS stand-in. Only what SQS needs:
+// header-based signatures (no presigned URLs), unsigned-payload not accepted.
+//
+// verify() checks each request twice: with the code below, which names what is wrong
+// the way AWS does, then by re-signing the request with AWS's own signer,
+// @smithy/signature-v4 (the one the AWS SDK for JavaScript signs with). The code
+// below and the extension's signer were written by one project from one reading of
+// the spec; a misreading they share passes the first check but not the second.
+// The second check is always on: no option turns it off.
 
 const crypto = require('crypto');
+const { SignatureV4 } = require('@smithy/signature-v4');
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const MAX_SKEW_MS = 15 * 60 * 1000; // AWS rejects requests dated more than 15 minutes off
@@ -35,22 +43,32 @@ function safeDecode(s) {
   }
 }
 
-// Path as AWS normalises it for every service but S3: each segment decoded
-// then encoded once.
+// The path with its escapes made canonical: each segment decoded, then
+// encoded once.
 function normalizedPath(path) {
   if (!path) return '/';
   return path.split('/').map((seg) => uriEncode(safeDecode(seg), false)).join('/');
 }
 
-function canonicalQuery(query) {
-  if (!query) return '';
-  const pairs = query.split('&').filter((p) => p.length > 0).map((p) => {
+// The canonical path of every service but S3: the path as sent, encoded once
+// more ("%" becomes "%25").
+function awsPath(path) {
+  return uriEncode(path || '/', true);
+}
+
+// The query string's parameters, decoded: [name, value] pairs in the order sent.
+function queryParams(query) {
+  if (!query) return [];
+  return query.split('&').filter((p) => p.length > 0).map((p) => {
     const i = p.indexOf('=');
     const k = i < 0 ? p : p.slice(0, i);
     const v = i < 0 ? '' : p.slice(i + 1);
-    return [uriEncode(safeDecode(k.replace(/\+/g, ' ')), false),
-      uriEncode(safeDecode(v.replace(/\+/g, ' ')), false)];
+    return [safeDecode(k.replace(/\+/g, ' ')), safeDecode(v.replace(/\+/g, ' '))];
   });
+}
+
+function canonicalQuery(query) {
+  const pairs = queryParams(query).map(([k, v]) => [uriEncode(k, false), uriEncode(v, false)]);
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return pairs.map(([k, v]) => `${k}=${v}`).join('&');
 }
@@ -60,23 +78,28 @@ function splitUrl(url) {
   return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
 }
 
+// Call add(lower-case name, value) for each header as received, in order.
+function eachHeader(rawHeaders, headers, add) {
+  if (Array.isArray(rawHeaders)) {
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      add(String(rawHeaders[i]).toLowerCase(), String(rawHeaders[i + 1]));
+    }
+  } else if (headers) {
+    for (const [k, v] of Object.entries(headers)) {
+      if (Array.isArray(v)) v.forEach((x) => add(k.toLowerCase(), String(x)));
+      else if (v !== undefined) add(k.toLowerCase(), String(v));
+    }
+  }
+}
+
 // Lower-case name -> canonical value. Repeated headers are joined with ','
 // and runs of blanks collapse to one, as the SigV4 spec requires.
 function headerMap(rawHeaders, headers) {
   const map = new Map();
-  const add = (name, value) => {
-    const k = String(name).toLowerCase();
-    const v = String(value).trim().replace(/\s+/g, ' ');
+  eachHeader(rawHeaders, headers, (k, value) => {
+    const v = value.trim().replace(/\s+/g, ' ');
     map.set(k, map.has(k) ? `${map.get(k)},${v}` : v);
-  };
-  if (Array.isArray(rawHeaders)) {
-    for (let i = 0; i + 1 < rawHeaders.length; i += 2) add(rawHeaders[i], rawHeaders[i + 1]);
-  } else if (headers) {
-    for (const [k, v] of Object.entries(headers)) {
-      if (Array.isArray(v)) v.forEach((x) => add(k, x));
-      else if (v !== undefined) add(k, v);
-    }
-  }
+  });
   return map;
 }
 
@@ -129,7 +152,7 @@ function sign(opts) {
   const hmap = headerMap(null, headers);
   const signed = [...hmap.keys()].filter((h) => h !== 'authorization' && h !== 'content-length').sort();
   const scope = `${date}/${region}/${service}/aws4_request`;
-  const canonical = canonicalRequest(opts.method || 'POST', normalizedPath(u.pathname),
+  const canonical = canonicalRequest(opts.method || 'POST', awsPath(u.pathname),
     u.search ? u.search.slice(1) : '', hmap, signed, sha256Hex(body));
   const signature = crypto.createHmac('sha256', signingKey(opts.secretAccessKey, date, region, service))
     .update(stringToSign(amzDate, scope, canonical)).digest('hex');
@@ -142,16 +165,8 @@ function fail(code, message) {
   return { ok: false, code, message };
 }
 
-/*
- * Check the signature of an incoming request. req needs method, url and
- * rawHeaders (or headers); body is the raw body Buffer. opts: {accessKeyId,
- * secretAccessKey, region, service, sessionToken (then required; a list
- * accepts any of its tokens), now}.
- * Returns {ok: true, accessKeyId} or {ok: false, code, message} where code is
- * the AWS error code (MissingAuthenticationToken, IncompleteSignature,
- * InvalidClientTokenId, SignatureDoesNotMatch).
- */
-function verify(req, body, opts) {
+// The first check of verify(): on success, also what the second one needs.
+function verifyOwn(req, body, opts) {
   const region = opts.region || 'us-east-1';
   const service = opts.service || 'sqs';
   const hmap = headerMap(req.rawHeaders, req.headers);
@@ -231,16 +246,18 @@ function verify(req, body, opts) {
   const key = signingKey(opts.secretAccessKey, credDate, region, service);
   const scope = cred.slice(1).join('/');
   const given = Buffer.from(params.Signature, 'utf8');
-  // The path as sent (what curl signs) or AWS-normalised (what SDKs sign).
-  const paths = [rawPath || '/'];
-  const norm = normalizedPath(rawPath);
-  if (norm !== paths[0]) paths.push(norm);
+  // The path as sent (what curl signs), each segment decoded and encoded
+  // again, or the path as sent encoded once more (AWS's rule for every
+  // service but S3): the second check decides between them.
+  const paths = new Set([rawPath || '/', normalizedPath(rawPath), awsPath(rawPath)]);
   for (const path of paths) {
     const canonical = canonicalRequest(req.method || 'POST', path, query, hmap, signed, payloadHash);
     const expect = Buffer.from(crypto.createHmac('sha256', key)
       .update(stringToSign(amzDate, scope, canonical)).digest('hex'), 'utf8');
     if (expect.length === given.length && crypto.timingSafeEqual(expect, given)) {
-      return { ok: true, accessKeyId: akid };
+      return {
+        ok: true, accessKeyId: akid, when, signed, signature: params.Signature, rawPath, query,
+      };
     }
   }
   return fail('SignatureDoesNotMatch',
@@ -248,4 +265,100 @@ function verify(req, body, opts) {
     'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.');
 }
 
-module.exports = { sign, verify, sha256Hex, uriEncode };
+// SHA-256 and HMAC-SHA256 in the shape @smithy/signature-v4 takes (new
+// Sha256(key?), update(bytes), async digest()), over node's crypto as the AWS
+// SDK's own Node hash is.
+class Sha256 {
+  constructor(key) {
+    this.hash = key === undefined ? crypto.createHash('sha256') : crypto.createHmac('sha256', key);
+  }
+
+  update(data) {
+    this.hash.update(data);
+  }
+
+  async digest() {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+/*
+ * Re-sign the request with @smithy/signature-v4 from what came over the wire:
+ * method, path and query as sent, the headers the request lists as signed
+ * with their values, the body, its X-Amz-Date. uriEscapePath is the rule of
+ * every service but S3: empty, "." and ".." segments go, and the path as
+ * sent is encoded once more ("%" becomes "%25"). The payload hash is the
+ * body's, or the X-Amz-Content-SHA256 header's when that is signed; the
+ * signer adds none of its own (applyChecksum), and the session token is
+ * signed only when the request lists it. That signer never signs a Date
+ * header (it dates requests with X-Amz-Date only): a request listing one is
+ * refused. Returns {signature, signedHeaders} as that signer writes them.
+ */
+async function awsSignature(req, body, opts, own) {
+  const signed = new Set(own.signed);
+  // no prototype: a header or parameter named like an Object property is data
+  const headers = Object.create(null);
+  eachHeader(req.rawHeaders, req.headers, (name, latin1) => {
+    if (!signed.has(name)) return;
+    // node hands header bytes over as latin1; the signer hashes text as UTF-8
+    const value = Buffer.from(latin1, 'latin1').toString('utf8');
+    headers[name] = Object.hasOwn(headers, name) ? `${headers[name]},${value}` : value;
+  });
+  const query = Object.create(null);
+  for (const [k, v] of queryParams(own.query)) {
+    if (!Object.hasOwn(query, k)) query[k] = v;
+    else query[k] = [].concat(query[k], v);
+  }
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: own.accessKeyId, secretAccessKey: opts.secretAccessKey },
+    region: opts.region || 'us-east-1',
+    service: opts.service || 'sqs',
+    sha256: Sha256,
+    uriEscapePath: true,
+    applyChecksum: false,
+  });
+  const out = await signer.sign({
+    method: req.method || 'POST',
+    path: own.rawPath || '/',
+    query,
+    headers,
+    body: body || Buffer.alloc(0),
+  }, { signingDate: own.when, signableHeaders: signed });
+  const m = /SignedHeaders=([^,]*), Signature=([0-9a-f]+)$/.exec(out.headers.authorization);
+  return { signedHeaders: m[1], signature: m[2] };
+}
+
+/*
+ * Check the signature of an incoming request. req needs method, url and
+ * rawHeaders (or headers); body is the raw body Buffer. opts: {accessKeyId,
+ * secretAccessKey, region, service, sessionToken (then required; a list
+ * accepts any of its tokens), now (the clock the X-Amz-Date is held against;
+ * the current time when not given)}.
+ * Resolves to {ok: true, accessKeyId} or {ok: false, code, message} where
+ * code is the AWS error code (MissingAuthenticationToken, IncompleteSignature,
+ * InvalidClientTokenId, SignatureDoesNotMatch).
+ */
+async function verify(req, body, opts) {
+  const own = verifyOwn(req, body, opts);
+  if (!own.ok) return own;
+  let aws;
+  try {
+    aws = await awsSignature(req, body, opts, own);
+  } catch (err) {
+    return fail('SignatureDoesNotMatch',
+      `The AWS SDK signer (@smithy/signature-v4) could not re-sign this request: ${err && err.message}`);
+  }
+  if (aws.signature !== own.signature) {
+    const lists = own.signed.join(';');
+    return fail('SignatureDoesNotMatch',
+      `The AWS SDK signer (@smithy/signature-v4) computes Signature=${aws.signature} for this ` +
+      `request, not the Signature=${own.signature} it carries` +
+      (aws.signedHeaders !== lists ? ` (it signs ${aws.signedHeaders}, the request lists ${lists})` : '') +
+      '.');
+  }
+  return { ok: true, accessKeyId: own.accessKeyId };
+}
+
+module.exports = {
+  sign, verify, sha256Hex, uriEncode, Sha256,
+};

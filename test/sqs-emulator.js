@@ -232,12 +232,8 @@ function finish(res, action, r, fixCounts, dropNotVisible) {
 
 const tokensSeen = new Set();
 
-const front = withBody((req, res, body) => {
-  if (body === null) {
-    sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
-    return;
-  }
-  const v = sigv4.verify(req, body, creds);
+async function checked(req, res, body) {
+  const v = await sigv4.verify(req, body, creds);
   if (!v.ok) {
     sendError(res, 403, v.code, AUTH_TYPES[v.code], v.message);
     return;
@@ -247,7 +243,17 @@ const front = withBody((req, res, body) => {
     tokensSeen.add(token);
     process.stdout.write(`session token in use: ${token}\n`);
   }
-  handle(req, res, body).catch((err) => {
+  await handle(req, res, body);
+}
+
+// node writes the answers on one connection in the order the requests came,
+// however long each one's check and handling take
+const front = withBody((req, res, body) => {
+  if (body === null) {
+    sendError(res, 413, 'RequestEntityTooLarge', 'RequestEntityTooLarge', 'Request body too large.');
+    return;
+  }
+  checked(req, res, body).catch((err) => {
     if (!res.headersSent) sendError(res, 500, 'InternalError', 'InternalError', String(err && err.message));
     else res.destroy();
   });
