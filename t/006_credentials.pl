@@ -3,7 +3,8 @@
 
 # Where credentials come from: temporary credentials send their session
 # token (X-Amz-Security-Token, signed with the request); with the GUCs
-# empty, the server's AWS_* environment is used, as the AWS SDKs do.
+# empty, the server's AWS_* environment is used, as the AWS SDKs do.  And
+# a signature over an endpoint path that AWS normalises.
 
 use strict;
 use warnings;
@@ -57,5 +58,19 @@ $r = drain($env_node);
 is($r->{inserted}, 4, 'AWS_* of the server environment are used when the GUCs are empty');
 ($visible, $inflight) = queue_depth($url);
 is($visible + $inflight, 0, 'queue empty');
+
+### an endpoint path that the signature normalises
+
+# Requests go to the endpoint's path; AWS's signers (and the emulator's
+# second check, AWS's own) drop empty and dot segments and encode each
+# segment as written once more, so a signature over the path as sent is
+# refused.
+set_gucs($env_node, { 'sqs_ingest.endpoint' => $emu->endpoint . '//a//b/./c%20d/' });
+is(send_generated($url, 3, 603), 3, '3 more events sent');
+$r = drain($env_node);
+is($r->{inserted}, 3,
+	'an endpoint path with empty and dot segments and an escape is signed as AWS signs it');
+($visible, $inflight) = queue_depth($url);
+is($visible + $inflight, 0, 'queue empty again');
 
 done_testing();

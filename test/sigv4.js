@@ -50,10 +50,18 @@ function normalizedPath(path) {
   return path.split('/').map((seg) => uriEncode(safeDecode(seg), false)).join('/');
 }
 
-// The canonical path of every service but S3: the path as sent, encoded once
-// more ("%" becomes "%25").
+// The canonical path of every service but S3, as AWS's signers make it: empty
+// and "." segments dropped, ".." taking the one before with it, a final "/"
+// kept, then the path as sent encoded once more ("%" becomes "%25").
 function awsPath(path) {
-  return uriEncode(path || '/', true);
+  const segments = [];
+  for (const seg of (path || '/').split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') segments.pop();
+    else segments.push(seg);
+  }
+  const trailing = segments.length > 0 && (path || '').endsWith('/') ? '/' : '';
+  return uriEncode('/' + segments.join('/') + trailing, true);
 }
 
 // The query string's parameters, decoded: [name, value] pairs in the order sent.

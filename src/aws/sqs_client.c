@@ -630,6 +630,16 @@ sqs_next_result(SqsClient *client, long timeout_ms)
 	return result_of(request);
 }
 
+/*
+ * Send the requests started since the client last waited, at once (see
+ * transport_send_started()).
+ */
+void
+sqs_send_started(SqsClient *client)
+{
+	transport_send_started(client->transport);
+}
+
 /* a copy of an error that outlives the memory of the result it came with */
 SqsError *
 sqs_copy_error(MemoryContext context, const SqsError *error)

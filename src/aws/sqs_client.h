@@ -97,6 +97,7 @@ extern void sqs_start_change_visibility(SqsClient *client, char **receipt_handle
 extern void sqs_start_get_attributes(SqsClient *client);
 extern int	sqs_inflight(SqsClient *client, SqsAction action);
 extern SqsResult *sqs_next_result(SqsClient *client, long timeout_ms);
+extern void sqs_send_started(SqsClient *client);
 extern SqsError *sqs_copy_error(MemoryContext context, const SqsError *error);
 extern void sqs_report_error(const SqsError *error, int elevel);
 

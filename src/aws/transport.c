@@ -949,6 +949,30 @@ timer_left_ms(Transport *transport)
 	return left_us <= 0 ? 0 : (long) ((left_us + 999) / 1000);
 }
 
+/* let libcurl act on its timer, which is due, and collect what completed */
+static void
+run_due_timer(Transport *transport, TimestampTz answered_after)
+{
+	transport->timer_ms = -1;
+	socket_action(transport, CURL_SOCKET_TIMEOUT, 0);
+	note_answered(transport, answered_after);
+	collect_completed(transport, answered_after);
+}
+
+/*
+ * Send the requests started since libcurl was last driven, without
+ * waiting and without looking at the sockets: libcurl sends a new request
+ * when its timer, set to 0 by curl_multi_add_handle(), is run.  Otherwise
+ * a request started while completed ones are still being handed out, or
+ * just before a store, would wait for the next wait to go out.
+ */
+void
+transport_send_started(Transport *transport)
+{
+	if (timer_left_ms(transport) == 0)
+		run_due_timer(transport, transport->checked_at);
+}
+
 /*
  * Wait once, at most timeout_ms, for sockets, libcurl's timer or the latch,
  * and let libcurl act on what happened.  Returns true if the latch was set.
@@ -968,10 +992,7 @@ transport_wait(Transport *transport, long timeout_ms, uint32 wait_event)
 	timer_left = timer_left_ms(transport);
 	if (timer_left == 0)
 	{
-		transport->timer_ms = -1;
-		socket_action(transport, CURL_SOCKET_TIMEOUT, 0);
-		note_answered(transport, answered_after);
-		collect_completed(transport, answered_after);
+		run_due_timer(transport, answered_after);
 		transport->unwatched_since = GetCurrentTimestamp();
 		return false;
 	}

@@ -63,6 +63,7 @@ extern Transport *transport_create(MemoryContext context, int connections,
 								   TransportCompleted completed, void *arg);
 extern CURLMcode transport_start(Transport *transport, TransportRequest *request);
 extern void transport_free_request(TransportRequest *request);
+extern void transport_send_started(Transport *transport);
 extern bool transport_wait(Transport *transport, long timeout_ms,
 						   uint32 wait_event);
 extern bool transport_idle(Transport *transport);

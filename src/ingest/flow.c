@@ -996,6 +996,7 @@ flow_wait(MessageFlow *flow, long timeout_ms)
 
 		issue_deletes(flow);
 		issue_receives(flow);
+		sqs_send_started(flow->client);
 		extension_due = extend_visibility(flow);
 
 		/*
@@ -1052,25 +1053,27 @@ flow_wait(MessageFlow *flow, long timeout_ms)
 						flow->delete_refusals > 0 ?
 						INGEST_BACKING_OFF : INGEST_POLLING);
 
-		/* results, and the bodies they point into, belong to the batch */
-		old = MemoryContextSwitchTo(flow->batch_context);
-		result = sqs_next_result(flow->client, 0);
-		MemoryContextSwitchTo(old);
-
 		/*
-		 * Nothing came, and the next batch's commit would put the deletes
-		 * behind (receiving would pause): the process flushes the WAL now,
-		 * in time it would spend waiting, rather than after the WAL writer.
+		 * The next batch's commit would put the deletes behind (receiving
+		 * would pause): the process flushes the WAL now rather than wait
+		 * for the WAL writer, even with answers to take in, which keep
+		 * coming when many receives are in flight.
 		 */
-		if (result == NULL && flow->ndelete_queue > 0 &&
+		if (flow->ndelete_queue > 0 &&
 			flow->delete_queue[0].durable_at > GetFlushRecPtr(NULL) &&
 			held_deletes(flow) + flow->options.batch_size >=
 			held_deletes_cap(flow))
 		{
 			XLogFlush(flow->delete_queue[flow->ndelete_queue - 1].durable_at);
 			issue_deletes(flow);
-			continue;
+			sqs_send_started(flow->client);
 		}
+
+		/* results, and the bodies they point into, belong to the batch */
+		old = MemoryContextSwitchTo(flow->batch_context);
+		result = sqs_next_result(flow->client, 0);
+		MemoryContextSwitchTo(old);
+
 		if (result == NULL && wait_ms != 0)
 		{
 			old = MemoryContextSwitchTo(flow->batch_context);
@@ -1120,6 +1123,8 @@ look_during_store(void *arg)
 		handle_result(flow, result);
 	issue_deletes(flow);
 	issue_receives(flow);
+	/* out now, not after the rest of the store */
+	sqs_send_started(flow->client);
 	MemoryContextSwitchTo(old);
 	flow->looked_at = GetCurrentTimestamp();
 }
