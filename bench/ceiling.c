@@ -8,9 +8,13 @@
  *
  * usage: ceiling --queue-url URL [--endpoint URL] [--inflight N]
  *                [--expect N] [--wait S] [--region R] [--max-seconds S]
- *                [--cafile PEM]
+ *                [--cafile PEM] [--unsigned]
  * --cafile: the CA an https endpoint's certificate is verified against (as
  * sqs_ingest.ca_file); verification is always on.
+ * --unsigned: send the requests without SigV4 and without credentials, for
+ * an endpoint that does not check signatures (bench/sqs_standin.c): the
+ * network floor, since libcurl's signer costs most of a message's CPU here
+ * (it derives the key and fetches each digest anew for every request).
  * Credentials: SQS_TEST_ACCESS_KEY_ID / SQS_TEST_SECRET_ACCESS_KEY.
  *
  * Stops when --expect messages were deleted, or (without --expect) once every
@@ -62,6 +66,7 @@ static int	wait_seconds = 1;
 static int	inflight = 8;
 static long expect = -1;
 static int	max_seconds = 600;
+static int	unsigned_requests;
 static int	timed_out;
 
 static long received;
@@ -243,8 +248,11 @@ req_start(CURLM *multi, Req *r, const char *action)
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body.data);
 	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long) r->body.len);
-	curl_easy_setopt(r->easy, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(r->easy, CURLOPT_USERPWD, userpwd);
+	if (!unsigned_requests)
+	{
+		curl_easy_setopt(r->easy, CURLOPT_AWS_SIGV4, sigv4);
+		curl_easy_setopt(r->easy, CURLOPT_USERPWD, userpwd);
+	}
 	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->resp);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
@@ -341,7 +349,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: ceiling --queue-url URL [--endpoint URL] [--inflight N] [--expect N]\n"
 			"               [--wait SECONDS] [--region REGION] [--max-seconds S]\n"
-			"               [--cafile PEM]\n");
+			"               [--cafile PEM] [--unsigned]\n");
 	exit(2);
 }
 
@@ -360,6 +368,11 @@ main(int argc, char **argv)
 	{
 		const char *a = argv[i];
 
+		if (strcmp(a, "--unsigned") == 0)
+		{
+			unsigned_requests = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage();
 		if (strcmp(a, "--queue-url") == 0)
@@ -529,9 +542,9 @@ main(int argc, char **argv)
 		double		cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 			ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 
-		printf("ceiling inflight=%d received=%ld deleted=%ld receives=%ld empty=%ld "
+		printf("ceiling signed=%d inflight=%d received=%ld deleted=%ld receives=%ld empty=%ld "
 			   "errors=%ld seconds=%.3f msgs_per_s=%.1f cpu_s=%.3f maxrss_kb=%ld\n",
-			   inflight, received, deleted, receives_sent, empty_receives, errors,
+			   !unsigned_requests, inflight, received, deleted, receives_sent, empty_receives, errors,
 			   secs, secs > 0 ? deleted / secs : 0.0, cpu, ru.ru_maxrss);
 	}
 	curl_multi_cleanup(multi);

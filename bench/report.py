@@ -19,13 +19,16 @@ import tempfile
 MODES = [("direct", "Straight to the stand-in"), ("delay", "Every response held %(delay)d ms"),
          ("tls", "Through the TLS front (stunnel4)")]
 LABELS = {"ceiling": "bare client (C, libcurl + SigV4, no database)",
+          "ceiling-unsigned": "bare client, unsigned: the network floor, no SigV4",
           "worker": "sqs_ingest, %s worker%s", "drain": "sqs_ingest_drain()",
+          "drain-bounded": "sqs_ingest_drain(N), max_messages = the backlog: no final empty poll",
           "worker-encrypted": "sqs_ingest, 1 worker, ip and device_id encrypted too (RSA 2048)",
           "node": "Node.js peer: sqs-consumer + pg, one INSERT per batch, no ledger",
           "seed": "seed design: Python, one message at a time",
           "seed-batched": "seed design, batched (--batched)"}
-ORDER = [("ceiling", None), ("worker", 1), ("worker-encrypted", 1), ("worker", 2), ("worker", 4), ("drain", None),
-         ("node", None), ("seed", None), ("seed-batched", None)]
+ORDER = [("ceiling", None), ("ceiling-unsigned", None), ("worker", 1), ("worker-encrypted", 1), ("worker", 2),
+         ("worker", 4), ("drain", None), ("drain-bounded", None), ("node", None), ("seed", None),
+         ("seed-batched", None)]
 
 
 def parse_out(o):
@@ -53,7 +56,7 @@ def figures(rec):
     f["seconds"] = o.get("seconds")
     cluster = rec.get("cluster_cpu_s")
     own = rest = None
-    if c == "ceiling":
+    if c in ("ceiling", "ceiling-unsigned"):
         n = o.get("deleted", 0)
         own = o.get("cpu_s")
     elif c in ("worker", "worker-encrypted"):
@@ -61,7 +64,7 @@ def figures(rec):
         own = o.get("cpu_s")
         rest = cluster - own if cluster is not None and own is not None else None
         f["anon_kb"] = o.get("anon_kb")
-    elif c == "drain":
+    elif c in ("drain", "drain-bounded"):
         n = o.get("n", 0)
         # the drain's background worker is part of the cluster: all of it
         rest = cluster
@@ -180,18 +183,34 @@ def goals_table(run, meta):
     w1 = run.stat("direct", "worker", 1, k, "rate")
     w2 = run.stat("direct", "worker", 2, k, "rate")
     cpu = run.ratio(("direct", "worker", 1, k), ("direct", "ceiling", None, k), "own_us")
-    dr = run.ratio(("direct", "drain", None, k), ("direct", "worker", 1, k))
     lines = ["| goal (issue 17) | this run | |", "|---|---|---|",
              "| 1 worker ≥ 45,000 msgs/s | %s | %s |" % (fmt(w1), verdict(w1, lambda v: v >= 45000)),
              "| 2 workers ≥ 75,000 msgs/s | %s | %s |" % (fmt(w2), verdict(w2, lambda v: v >= 75000)),
              "| worker CPU per message ≤ 1.6 × the bare client's | %s | %s |" % (
-                 fmt(cpu, "%.2f ×"), verdict(cpu, lambda v: v <= 1.6)),
-             "| drain ≥ 0.9 × one worker | %s | %s |" % (fmt(dr, "%.2f ×"), verdict(dr, lambda v: v >= 0.9))]
+                 fmt(cpu, "%.2f ×"), verdict(cpu, lambda v: v <= 1.6))]
+    # the unbounded drain and the bounded one, each its own verdict
+    for c, call in (("drain", "`sqs_ingest_drain()`"), ("drain-bounded", "`sqs_ingest_drain(N)`")):
+        dr = run.ratio(("direct", c, None, k), ("direct", "worker", 1, k))
+        lines.append("| drain ≥ 0.9 × one worker: %s | %s | %s |" % (
+            call, fmt(dr, "%.2f ×"), verdict(dr, lambda v: v >= 0.9)))
     for kk in meta["sweep_inflight"]:
         r = run.ratio(("delay", "worker", 1, kk), ("delay", "ceiling", None, kk))
         lines.append("| at %d ms, worker ≥ 0.9 × bare client, %d in flight | %s | %s |" % (
             meta["delay_ms"], kk, fmt(r, "%.2f ×"), verdict(r, lambda v: v >= 0.9)))
     return "\n".join(lines)
+
+
+def unsigned_note(run, meta):
+    """The worker's CPU per message over the unsigned bare client's: how far
+    the worker is from the network floor, signing aside. Not a goal: issue
+    17's goals are against the signed client."""
+    k = meta["inflight"]
+    r = run.ratio(("direct", "worker", 1, k), ("direct", "ceiling-unsigned", None, k), "own_us")
+    if r is None:
+        return None
+    return ("Not a goal: 1 worker's CPU per message ÷ the unsigned bare client's (no SigV4, the network "
+            "floor), straight to the stand-in, %d in flight: %s (the goal above is against the signed "
+            "client)." % (k, fmt(r, "%.2f ×")))
 
 
 def encrypted_table(run, meta):
@@ -248,20 +267,32 @@ NOTES = """\
 How to read it:
 - Every contender moves the same generated login events from a fresh queue of the same native SQS
   stand-in (bench/sqs_standin.c: one epoll thread, AWS JSON 1.0, real MD5s, visibility timeouts,
-  long polling; it accepts SigV4-signed requests WITHOUT verifying the signature), on the same
-  machine, in the same run. The machine (2 cores) is shared with other engineers' test runs:
+  long polling; it accepts signed and unsigned requests alike, WITHOUT verifying a signature), on
+  the same machine, in the same run. The machine (2 cores) is shared with other engineers' test runs:
   compare ratios within one run, not absolute figures across runs. With repeats, a figure is the
   median and its range; a ratio is taken within each repeat, then summarised.
 - msgs/s: messages received, stored and deleted per second. The bare client, the Node peer and the
   seed design count from their first request to their last delete; the workers from the start of their processes until
   all N rows are committed and every message deleted (the clock polls every 20 ms); the drain from the
   start of `SELECT * FROM sqs_ingest_drain()` until it returns (its time includes starting its
-  background worker and the final 1 s long poll that finds the queue empty).
+  background worker and the final 1 s long poll that finds the queue empty). `sqs_ingest_drain(N)`:
+  one call of `SELECT * FROM sqs_ingest_drain(N)` on a queue of exactly N messages, right after the
+  unbounded drain; it returns once it has received N, so it does not pay that empty poll, as a
+  bounded drain (a cron job taking at most M a run) on a queue holding at least M does not. The run
+  checks that each drain leaves its queue empty and the table with N rows, the bounded one in one
+  call. Each drain has its own line in the goals' table.
+- The unsigned bare client (`bench/ceiling.c --unsigned`, straight to the stand-in at %(inflight)d in
+  flight only) is the same client without SigV4 and without credentials: the network floor.
+  libcurl's signer (CURLOPT_AWS_SIGV4) costs most of the signed client's µs per message (it derives
+  the key and has OpenSSL fetch each digest for every request), while the extension signs with its
+  own (src/aws/sigv4.c), so the worker's CPU over the signed client's partly compares signers. Every
+  ratio and goal is still against the signed client, as issue 17 defines them; the worker's CPU over
+  the unsigned client's is the line below the goals' table.
 - CPU µs per message, from /proc/PID/stat (utime+stime) before and after, divided by the messages:
-  "its process(es)": the bare client (getrusage), the worker processes (summed for 2 and 4), the Node
+  "its process(es)": the bare clients (getrusage), the worker processes (summed for 2 and 4), the Node
   peer's process (all its threads), the seed design's Python process; "rest of the cluster": for workers, the whole restarted cluster (postmaster,
   its exited children, the live ones) minus the workers — the checkpointer, WAL writer, the measuring
-  poller's backend (a query every 20 ms), start-up; for the drain, the whole cluster over the call
+  poller's backend (a query every 20 ms), start-up; for both drains, the whole cluster over the call
   (its background worker does the work); for the Node peer and the seed, the whole cluster (their
   backends). "stand-in":
   the stand-in's CPU over the contender's run, and "busy" that over the contender's seconds: well
@@ -299,6 +330,9 @@ def render(run, meta):
     out += ["## Requests in flight (bare client and 1 worker)", "", sweep_table(run, meta), "",
             "![msgs/s vs requests in flight](%s)" % meta["png_name"], "",
             "## Against the goals of issue 17", "", goals_table(run, meta), ""]
+    floor = unsigned_note(run, meta)
+    if floor:
+        out += [floor, ""]
     enc = encrypted_table(run, meta)
     if enc:
         out += ["## Login events encrypted as well as masked (issue 18)", "",
@@ -307,7 +341,8 @@ def render(run, meta):
                 "in the table: two OpenPGP encryptions (an RSA public-key operation and AES each) "
                 "beside the two masks per message; plain is the 1-worker row of the same repeat.", "",
                 enc, ""]
-    out += ["## Method", "", NOTES % {"delay": meta["delay_ms"], "node_delay_n": meta.get("node_delay_n", "–")}]
+    out += ["## Method", "", NOTES % {"delay": meta["delay_ms"], "inflight": meta["inflight"],
+                                     "node_delay_n": meta.get("node_delay_n", "–")}]
     return "\n".join(out)
 
 

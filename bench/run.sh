@@ -13,16 +13,20 @@
 #   tls     the stand-in behind a local TLS front (stunnel4, a CA generated
 #           for the run; the extension trusts it through sqs_ingest.ca_file).
 # Contenders: the bare client (bench/ceiling.c: libcurl + SigV4, receive and
-# delete, no database), the sqs_ingest worker with 1, 2 and 4 workers, 1
-# worker with the login events' ip and device_id also encrypted to an RSA
-# 2048 recovery key (test/keys/recovery.pub.asc; straight only),
-# sqs_ingest_drain(), the Node peer (bench/node_peer/peer.js: sqs-consumer +
+# delete, no database), the same unsigned (ceiling --unsigned: no SigV4, the
+# network floor; straight only, at INFLIGHT; never the reference of a ratio),
+# the sqs_ingest worker with 1, 2 and 4 workers, 1 worker with the login
+# events' ip and device_id also encrypted to an RSA 2048 recovery key
+# (test/keys/recovery.pub.asc; straight only), sqs_ingest_drain(),
+# sqs_ingest_drain(N) (one call with max_messages = the N messages of its
+# queue: it stops at the Nth, without the final empty long poll of
+# sqs_ingest_drain()), the Node peer (bench/node_peer/peer.js: sqs-consumer +
 # pg, INFLIGHT pollers, one multi-row INSERT per batch, no ledger; its npm
 # packages installed once per run with `npm ci --prefer-offline` into
 # bench/node_peer/node_modules, skipped if npm is missing) and the seed
 # design (bench/seed_etl.py, one message at a time and batched). Straight to
 # the stand-in, each at INFLIGHT (32) in flight; then the bare client and 1
-# worker at SWEEP_INFLIGHT (32 64 128) in every mode, the drain at INFLIGHT
+# worker at SWEEP_INFLIGHT (32 64 128) in every mode, both drains at INFLIGHT
 # in every mode, the Node peer and the seed design with the delay (not
 # through TLS).
 #
@@ -36,10 +40,11 @@
 # to skip the TLS front, MAX_SECONDS (per contender, default 600).
 #
 # ONLY="ceiling worker1 worker-encrypted drain" runs only the contenders
-# named (ceiling, worker1, worker2, worker4, worker-encrypted, drain, node,
-# seed, seed-batched; the sweep's points too), MODES="direct" only those
-# endpoints (default "direct delay tls"), and PG_LOG=FILE keeps a copy of
-# the cluster's log: to look at one change quickly, e.g.
+# named (ceiling, ceiling-unsigned, worker1, worker2, worker4,
+# worker-encrypted, drain, drain-bounded, node, seed, seed-batched; the
+# sweep's points too), MODES="direct" only those endpoints (default
+# "direct delay tls"), and PG_LOG=FILE keeps a copy of the cluster's log: to
+# look at one change quickly, e.g.
 #   SMOKE=1 N=50000 MODES=direct SWEEP_INFLIGHT=32 ONLY="ceiling worker1" bench/run.sh
 #
 # Runs as root; the cluster runs as the OS user postgres in a temporary
@@ -163,14 +168,16 @@ endpoint_args() {
 wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # Each run_* takes K (in flight) N ROLE [WORKERS] and appends one record.
+# run_ceiling K N ROLE [ceiling-unsigned]: the latter sends no SigV4
 run_ceiling() {
-	local k=$1 n=$2 role=$3 url s0 out ca=()
-	url=$(new_queue ceiling "$n")
-	if [ -n "$CAFILE" ]; then ca=(--cafile "$CAFILE"); fi
+	local k=$1 n=$2 role=$3 contender=${4:-ceiling} url s0 out opts=()
+	url=$(new_queue "$contender" "$n")
+	if [ -n "$CAFILE" ]; then opts=(--cafile "$CAFILE"); fi
+	if [ "$contender" = ceiling-unsigned ]; then opts+=(--unsigned); fi
 	s0=$(proc_cpu "$STANDIN_PID")
 	out=$("$CEILING" --queue-url "$url" --endpoint "$ENDPOINT/" --inflight "$k" --expect "$n" \
-		--max-seconds "$MAX_SECONDS" "${ca[@]}")
-	emit ceiling "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" "" "$out"
+		--max-seconds "$MAX_SECONDS" "${opts[@]}")
+	emit "$contender" "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" "" "$out"
 	finish_queue "$url"
 }
 
@@ -219,16 +226,24 @@ run_worker_encrypted() {
 # A drain commits batch by batch in a background worker of its own, as the
 # workers do: the whole backlog goes in one call (DRAIN_CHUNK=C splits it
 # into calls of C messages). Its CPU is the whole cluster's over the call.
+# run_drain K N ROLE [drain-bounded]: the latter is one call of
+# sqs_ingest_drain(N), which stops at the Nth message instead of ending on
+# an empty long poll.
 run_drain() {
-	local k=$1 n=$2 role=$3 url s0 c0 out
-	url=$(new_queue drain "$n")
+	local k=$1 n=$2 role=$3 contender=${4:-drain} chunk=$DRAIN_CHUNK url s0 c0 out
+	if [ "$contender" = drain-bounded ]; then chunk=$n; fi
+	url=$(new_queue "$contender" "$n")
 	reset_tables 1
 	pg_set "sqs_ingest.queue_url=$url" "sqs_ingest.endpoint=$ENDPOINT" "sqs_ingest.ca_file=$CAFILE" \
 		"sqs_ingest.max_inflight=$k"
 	s0=$(proc_cpu "$STANDIN_PID"); c0=$(cluster_cpu)
-	out=$($PY "$ROOT/bench/measure.py" drain --dsn "$DSN" --expect "$n" --chunk "$DRAIN_CHUNK")
-	emit drain "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
+	out=$($PY "$ROOT/bench/measure.py" drain --dsn "$DSN" --expect "$n" --chunk "$chunk")
+	emit "$contender" "" "$k" "$role" "$(cpu_delta "$s0" "$(proc_cpu "$STANDIN_PID")")" \
 		"$(cpu_delta "$c0" "$(cluster_cpu)")" "$out"
+	if [ "$contender" = drain-bounded ]; then
+		[ "$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["calls"])' "$out")" = 1 ] ||
+			die "sqs_ingest_drain($n) did not store the $n messages in one call: $out"
+	fi
 	finish_queue "$url" "$n"
 }
 
@@ -310,16 +325,19 @@ for REP in $(seq 1 "$REPEAT"); do
 		log "== run $REP of $REPEAT, $MODE (endpoint $ENDPOINT, delay ${DELAY} ms)"
 		if [ "$MODE" = direct ]; then
 			if wanted ceiling; then run_ceiling "$INFLIGHT" "$N" headline; fi
+			if wanted ceiling-unsigned; then run_ceiling "$INFLIGHT" "$N" headline ceiling-unsigned; fi
 			for w in 1 2 4; do
 				if wanted "worker$w"; then run_worker "$INFLIGHT" "$N" headline "$w"; fi
 			done
 			if wanted worker-encrypted; then run_worker_encrypted "$INFLIGHT" "$N" headline; fi
 			if wanted drain; then run_drain "$INFLIGHT" "$N" headline; fi
+			if wanted drain-bounded; then run_drain "$INFLIGHT" "$N" headline drain-bounded; fi
 			if [ "$NODE_PEER" = 1 ]; then run_node_peer "$INFLIGHT" "$N"; fi
 			if wanted seed; then run_seed single "$N" "$SEED_N"; fi
 			if wanted seed-batched; then run_seed batched "$N" "$SEED_N"; fi
 		else
 			if wanted drain; then run_drain "$INFLIGHT" "$SWEEP_N" headline; fi
+			if wanted drain-bounded; then run_drain "$INFLIGHT" "$SWEEP_N" headline drain-bounded; fi
 			if [ "$MODE" = delay ]; then
 				if [ "$NODE_PEER" = 1 ]; then run_node_peer "$INFLIGHT" "$NODE_DELAY_N"; fi
 				if wanted seed; then run_seed single "$SWEEP_N" "$SEED_DELAY_N"; fi
