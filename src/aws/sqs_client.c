@@ -308,7 +308,7 @@ sqs_client_destroy(SqsClient *client)
  * ---------------------------------------------------------------------
  */
 
-/* hand a request to libcurl: a new easy handle, in the request's protocol */
+/* hand a request to libcurl, in the request's protocol */
 static void
 launch_request(SqsClient *client, SqsRequest *request)
 {
@@ -343,7 +343,7 @@ launch_request(SqsClient *client, SqsRequest *request)
 										request->body, strlen(request->body),
 										&credentials, time(NULL));
 
-	easy = curl_easy_init();
+	easy = transport_easy(client->transport);
 	if (easy == NULL)
 	{
 		free_request(request);

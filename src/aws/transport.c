@@ -114,6 +114,11 @@ struct Transport
 	WaitEventSet *wait_set;
 	WaitEvent  *occurred;
 	int			max_occurred;
+
+	/* easy handles of completed requests, for the next ones */
+	CURL	  **idle_easy;
+	int			nidle_easy;
+	int			max_idle_easy;
 	MemoryContextCallback cleanup;
 };
 
@@ -568,6 +573,8 @@ transport_context_gone(void *arg)
 	while (!dlist_is_empty(&transport->done))
 		transport_free_request(dlist_container(TransportRequest, node,
 											   dlist_pop_head_node(&transport->done)));
+	while (transport->nidle_easy > 0)
+		curl_easy_cleanup(transport->idle_easy[--transport->nidle_easy]);
 	/* closes pooled connections through close_socket(), so before the rest */
 	if (transport->multi)
 		curl_multi_cleanup(transport->multi);
@@ -605,6 +612,8 @@ transport_create(MemoryContext context, int connections,
 	transport->max_occurred = transport->max_sockets + 2;
 	transport->occurred = palloc0(sizeof(WaitEvent) * transport->max_occurred);
 	transport->sockets_dirty = true;
+	transport->max_idle_easy = transport->max_sockets;
+	transport->idle_easy = palloc0(sizeof(CURL *) * transport->max_idle_easy);
 
 	transport->cleanup.func = transport_context_gone;
 	transport->cleanup.arg = transport;
@@ -632,6 +641,21 @@ transport_create(MemoryContext context, int connections,
 
 	MemoryContextSwitchTo(old);
 	return transport;
+}
+
+/*
+ * An easy handle for a new request, NULL if out of memory: one a completed
+ * request left, if any, which saves setting up a new one (libcurl's own
+ * advice).  The caller sets every option its requests use, as on a new
+ * handle: they are the same for every request of a transport but the
+ * header list, the body and what transport_start() sets.
+ */
+CURL *
+transport_easy(Transport *transport)
+{
+	if (transport->nidle_easy > 0)
+		return transport->idle_easy[--transport->nidle_easy];
+	return curl_easy_init();
 }
 
 /*
@@ -802,7 +826,10 @@ complete_request(Transport *transport, TransportRequest *request, CURLcode resul
 	request->curl_result = result;
 	curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
 	curl_multi_remove_handle(transport->multi, request->easy);
-	curl_easy_cleanup(request->easy);
+	if (transport->nidle_easy < transport->max_idle_easy)
+		transport->idle_easy[transport->nidle_easy++] = request->easy;
+	else
+		curl_easy_cleanup(request->easy);
 	request->easy = NULL;
 
 	dlist_delete(&request->node);

@@ -61,6 +61,7 @@ extern void transport_count_sockets(CURL *easy, bool *out_of_descriptors);
 
 extern Transport *transport_create(MemoryContext context, int connections,
 								   TransportCompleted completed, void *arg);
+extern CURL *transport_easy(Transport *transport);
 extern CURLMcode transport_start(Transport *transport, TransportRequest *request);
 extern void transport_free_request(TransportRequest *request);
 extern void transport_send_started(Transport *transport);
