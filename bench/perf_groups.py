@@ -7,7 +7,9 @@ doing, from each sample's call chain.
 
 A sample belongs to the first group below any frame of whose call chain
 matches (so an OpenSSL sample under mask_value() is "HMAC (mask)", one under
-curl's SigV4 signer "SigV4 signing"); samples nothing matches are "other",
+a SigV4 signer "SigV4 signing", and libcurl's work while a batch is stored,
+which the flow looks at between messages, is HTTP, not batch building);
+samples nothing matches are "other",
 split by the leaf's library. Prints the groups' shares and the top leaf
 symbols. Only call chains: frame pointers are what PostgreSQL, libcurl and
 OpenSSL keep on Debian, so a chain can stop short; such a sample falls to
@@ -20,17 +22,17 @@ import sys
 
 GROUPS = [
     ("HMAC (mask)", r"^mask_value$|^mask_prepare$"),
-    ("SigV4 signing (curl)", r"^Curl_output_aws_sigv4$|aws_sigv4"),
+    ("SigV4 signing (libcurl's or sigv4.c)", r"^Curl_output_aws_sigv4$|aws_sigv4|^sigv4_sign$"),
     ("response JSON decode (sqs_decode)", r"^sqs_decode_json|^walk_json$|^receive_value$|^batch_value$"),
     ("body parse + mapping (mapping.c, json_capture.c)", r"^mapping_map$|^map_row$|^capture_parse$|^mapping_rows_init$"),
     ("ledger index (B-tree insert)", r"^_bt_doinsert$|^btinsert$"),
     ("WAL insert / flush / commit", r"^XLogInsert|^XLogFlush$|^issue_xlog_fsync$|^CommitTransaction$|^RecordTransactionCommit$"),
     ("heap insert (rows, ledger)", r"^heap_insert$|^heap_multi_insert$|^heapam_tuple_insert$"),
     ("SPI / executor / planner (insert statements)", r"^SPI_|^_SPI_|^Exec|^standard_Executor|^GetCachedPlan$|^pg_plan_query$"),
+    ("wait loop (WaitEventSet, latches)", r"^WaitEventSetWait|^WaitLatch"),
+    ("HTTP / TLS / sockets (curl, OpenSSL, kernel)", r"^curl_|^Curl_|^transport_|^ossl_|^SSL_|^ssl3_|^tls_"),
     ("batch building, arrays, ledger ids (sink.c)", r"^sink_store_batch$|^build_batch$|^make_column_array$|^make_array$|^construct_md_array$"),
     ("transaction start/end, snapshots, locks", r"^StartTransaction|^AbortTransaction|^CommitTransactionCommand$|^GetSnapshotData$|^LockAcquire|^LockRelease"),
-    ("HTTP / TLS / sockets (curl, OpenSSL, kernel)", r"^curl_|^Curl_|^ossl_|^SSL_|^ssl3_|^tls_"),
-    ("wait loop (WaitEventSet, latches)", r"^WaitEventSetWait|^WaitLatch"),
 ]
 COMPILED = [(name, re.compile(rx)) for name, rx in GROUPS]
 
