@@ -245,8 +245,10 @@ sub start_emulator
 
 Start F<test/aws-standins.js>: one local server playing the EC2 instance
 metadata service, the container credentials endpoint and STS, vending the
-test key pair with session tokens C<imds-N>, C<container-N>, C<webid-N> and
-C<assumed-N>. Options: C<lifetime> (seconds until the vended credentials
+test access key id with session tokens C<imds-N>, C<container-N>, C<webid-N>
+and C<assumed-N>, each with a secret of its own, as AWS's temporary
+credentials come (derived from the token and the test secret: see
+C<secretFor> in F<test/sigv4.js>, which the emulator checks them with). Options: C<lifetime> (seconds until the vended credentials
 expire), C<container_auth> (the authorization token required),
 C<web_identity_token> (the JWT STS accepts). Returns an object with
 C<endpoint>, C<stats> (hash reference of request counts), C<fail(\%what)>

@@ -63,10 +63,12 @@ const imdsTokens = new Set();
 // The next credentials of a source, as the services word them.
 function vend(kind) {
   issued[kind] += 1;
+  const token = `${kind}-${issued[kind]}`;
   return {
     AccessKeyId: keys.accessKeyId,
-    SecretAccessKey: keys.secretAccessKey,
-    Token: `${kind}-${issued[kind]}`,
+    // a new secret with every token, as AWS hands out (sigv4.secretFor)
+    SecretAccessKey: sigv4.secretFor(keys.secretAccessKey, token),
+    Token: token,
     Expiration: new Date(Date.now() + opts.lifetime * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
   };
 }
