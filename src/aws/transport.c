@@ -827,7 +827,15 @@ complete_request(Transport *transport, TransportRequest *request, CURLcode resul
 	curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->http_status);
 	curl_multi_remove_handle(transport->multi, request->easy);
 	if (transport->nidle_easy < transport->max_idle_easy)
+	{
+		/* nothing in an idle handle points into the request, freed soon */
+		curl_easy_setopt(request->easy, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(request->easy, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(request->easy, CURLOPT_WRITEDATA, NULL);
+		curl_easy_setopt(request->easy, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(request->easy, CURLOPT_PRIVATE, NULL);
 		transport->idle_easy[transport->nidle_easy++] = request->easy;
+	}
 	else
 		curl_easy_cleanup(request->easy);
 	request->easy = NULL;
